@@ -1,0 +1,169 @@
+"""The `yomitoki` command line: the indexer's commands.
+
+Each command opens what it needs, calls one library function and turns
+domain errors into `click.ClickException`. The server package adds its own
+commands (`serve`, `ask`, …) to the same group in `server.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from indexer.build import BuildOptions, BuildReport, IndexBuilder
+from indexer.chunking import ChunkSettings
+from indexer.embedders import EmbedderLoadError, load_embedder
+from indexer.generations import IndexDirectory, IndexStateError
+from indexer.keywords import load_keyword_tokenizer
+from indexer.search import MODES, IndexMismatchError, QueryError, Searcher
+from indexer.selection import choose_embedder
+from indexer.store import Filters
+
+EXIT_SKIPPED = 3
+console = Console(stderr=True)
+index_option = click.option(
+    "--index", "index_dir", type=click.Path(path_type=Path), envvar="YOMITOKI_INDEX",
+    default=Path("index"), show_default=True, help="Index directory (env YOMITOKI_INDEX).",
+)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn the library's errors into clean command-line messages."""
+    try:
+        yield
+    except (IndexStateError, IndexMismatchError, EmbedderLoadError, QueryError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="yomitoki")
+def cli() -> None:
+    """yomitoki: search and question answering over Japanese and English documents."""
+
+
+def _progress() -> tuple[Progress, Any]:
+    progress = Progress(
+        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total, rate="")
+        task = progress.tasks[tasks[stage]]
+        elapsed = task.elapsed or 0.0
+        rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
+        progress.update(tasks[stage], completed=done, total=total, rate=rate)
+
+    return progress, update
+
+
+@cli.command("index")
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--model", default=None,
+              help="Embedding model: a bundled name (all-minilm-l6-v2, use-multilingual-v3), a local "
+                   "path or a hub id. Default: the index's model, or chosen by the corpus's language.")
+@click.option("--rebuild", is_flag=True, help="Start over instead of updating incrementally.")
+@click.option("--max-tokens", default=200, show_default=True, help="Chunk size in model tokens.")
+@click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
+                  overlap: int, batch_size: int, follow_symlinks: bool, as_json: bool) -> None:
+    """Index the files under CORPUS (.md, .txt, .html, .jsonl) into --index.
+
+    Re-running it embeds only new or changed documents and drops documents
+    whose files are gone. Exits with 3 when some files were skipped.
+    """
+    with domain_errors():
+        directory = IndexDirectory(index_dir)
+        name = model or choose_embedder(directory, corpus, rebuild=rebuild)
+        embedder = load_embedder(name)
+        options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
+                               batch_size=batch_size, follow_symlinks=follow_symlinks)
+        progress, update = _progress()
+        with progress:
+            report = IndexBuilder(directory, embedder, load_keyword_tokenizer(), options, update).build(corpus)
+    _print_report(report, as_json)
+    if report.failures:
+        sys.exit(EXIT_SKIPPED)
+
+
+def _print_report(report: BuildReport, as_json: bool) -> None:
+    if as_json:
+        payload = {**report.__dict__, "failures": [f.__dict__ for f in report.failures]}
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for failure in report.failures:
+        console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
+    if report.chunks_embedded == 0 and not report.removed:
+        click.echo(f"No changes: {report.unchanged} documents unchanged, nothing embedded "
+                   f"({report.generation}).")
+    else:
+        rate = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
+        click.echo(
+            f"{report.generation}: {report.added} added, {report.changed} changed, "
+            f"{report.removed} removed, {report.unchanged} unchanged; embedded "
+            f"{report.chunks_embedded} chunks ({rate:,.1f}/s); {report.documents} documents, "
+            f"{report.chunks} chunks in {report.seconds:.1f}s."
+        )
+    if report.failures:
+        click.echo(f"{len(report.failures)} file(s) skipped.")
+
+
+@cli.command("info")
+@index_option
+def info_command(index_dir: Path) -> None:
+    """Show the live generation's manifest, counts and sizes on disk."""
+    with domain_errors():
+        directory = IndexDirectory(index_dir)
+        generation = directory.current()
+    sizes = {p.name: p.stat().st_size for p in generation.path.iterdir() if p.is_file()}
+    info = {"index": str(index_dir), "generation": generation.name,
+            "generations": directory.generations(), "sizes": sizes, "manifest": generation.manifest}
+    click.echo(json.dumps(info, ensure_ascii=False, indent=2))
+
+
+@cli.command("search")
+@click.argument("query")
+@index_option
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--source", default=None, help="Only documents whose source path starts with this.")
+@click.option("--language", type=click.Choice(["ja", "en"]), default=None)
+@click.option("--tag", "tags", multiple=True, help="Only documents with any of these tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search_command(query: str, index_dir: Path, mode: str, k: int, source: str | None,
+                   language: str | None, tags: tuple[str, ...], as_json: bool) -> None:
+    """Search the index from the terminal."""
+    with domain_errors():
+        generation = IndexDirectory(index_dir).current()
+        searcher = Searcher(generation, load_embedder(generation.manifest["model"]["name"]))
+        hits = searcher.search(query, mode=mode, k=k,
+                               filters=Filters(source=source, language=language, tags=tags))
+    if as_json:
+        click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
+        return
+    table = Table("#", "score", "title", "source", "text")
+    for rank, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.text.split())[:120]
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.source, snippet)
+    Console().print(table)
+
+
+def main() -> None:
+    cli()

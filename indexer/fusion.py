@@ -1,0 +1,62 @@
+"""Fusing dense and keyword rankings, weighted by how far each can be trusted.
+
+Plain reciprocal rank fusion gives both retrievers equal say. That fails when
+one of them is blind: all-MiniLM-L6-v2 sees Japanese as isolated characters,
+so on Japanese passage retrieval its ranking is mostly noise and equal fusion
+drags a strong keyword ranking down. Here the dense ranking's weight is the
+embedding model's *coverage* of the query (the share of its characters the
+model's vocabulary carries as whole words, see `Embedder.coverage`): near 1 for
+English under MiniLM or for any language under a multilingual model, near 0
+for Japanese under MiniLM. Below a floor the dense ranking is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    method: str = "coverage-weighted-rrf"
+    k: int = 60                  # the RRF constant
+    keyword_weight: float = 1.0
+    coverage_floor: float = 0.5  # dense weight is 0 below this coverage, the coverage above it
+    candidates: int = 100        # how deep each retriever's list goes before fusion
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object] | None) -> FusionSettings:
+        if not data:
+            return cls()
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)  # type: ignore[arg-type]
+
+    def dense_weight(self, coverage: float) -> float:
+        return coverage if coverage >= self.coverage_floor else 0.0
+
+
+def fuse(
+    dense: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    dense_weight: float,
+    settings: FusionSettings,
+) -> list[tuple[int, float]]:
+    """Weighted RRF of two rankings of chunk ids; best first.
+
+    When one side has nothing to say (no keyword terms matched, or the dense
+    weight is zero), the other side's order is returned as it is.
+    """
+    if not keyword:
+        return [(cid, 1.0 / (settings.k + rank)) for rank, (cid, _) in enumerate(dense, 1)]
+    if dense_weight <= 0 or not dense:
+        return [(cid, settings.keyword_weight / (settings.k + rank))
+                for rank, (cid, _) in enumerate(keyword, 1)]
+    scores: dict[int, float] = {}
+    for rank, (cid, _) in enumerate(dense, 1):
+        scores[cid] = scores.get(cid, 0.0) + dense_weight / (settings.k + rank)
+    for rank, (cid, _) in enumerate(keyword, 1):
+        scores[cid] = scores.get(cid, 0.0) + settings.keyword_weight / (settings.k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))

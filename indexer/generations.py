@@ -1,0 +1,207 @@
+"""The on-disk index: a directory of generations and a pointer to the live one.
+
+    INDEX/
+      CURRENT              name of the live generation (replaced atomically)
+      gen-000007/          manifest.json, store.sqlite, vectors.faiss
+      .build.lock          held by the one build allowed at a time
+      .tmp-gen-000008-…/   a build in progress (removed if found stale)
+
+A build writes a complete generation beside the live one, renames it into
+place and then flips CURRENT with an atomic rename, so a reader sees either
+the old generation or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+STORE_FILE = "store.sqlite"
+VECTORS_FILE = "vectors.faiss"
+MANIFEST_FILE = "manifest.json"
+KEEP_GENERATIONS = 3
+
+
+class IndexStateError(Exception):
+    """Base of index problems; the message says what to run."""
+
+
+class IndexNotFoundError(IndexStateError):
+    pass
+
+
+class BuildInProgressError(IndexStateError):
+    pass
+
+
+class CorruptIndexError(IndexStateError):
+    pass
+
+
+@dataclass(frozen=True)
+class Generation:
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / STORE_FILE
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.path / VECTORS_FILE
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexDirectory:
+    """Reading and publishing generations in one index directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def pointer(self) -> Path:
+        return self.path / "CURRENT"
+
+    def current_name(self) -> str | None:
+        try:
+            name = self.pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def current(self) -> Generation:
+        """The live generation; raises IndexNotFoundError with what to run."""
+        name = self.current_name()
+        if name is None:
+            raise IndexNotFoundError(
+                f"no index in {self.path}: build one with `yomitoki index CORPUS --index {self.path}`"
+            )
+        return self.open(name)
+
+    def open(self, name: str) -> Generation:
+        path = self.path / name
+        manifest_path = path / MANIFEST_FILE
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError as exc:
+            raise CorruptIndexError(f"{manifest_path} is missing: rebuild with `yomitoki index … --rebuild`") from exc
+        except json.JSONDecodeError as exc:
+            raise CorruptIndexError(f"{manifest_path} is not valid JSON ({exc})") from exc
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise CorruptIndexError(
+                f"{path} has index format {manifest.get('format_version')!r}, this yomitoki reads "
+                f"{FORMAT_VERSION}: rebuild with `yomitoki index … --rebuild`"
+            )
+        return Generation(name=name, path=path, manifest=manifest)
+
+    def verify(self, generation: Generation) -> list[str]:
+        """Problems found by checking each file against the manifest's checksums."""
+        problems = []
+        for filename, expected in generation.manifest.get("files", {}).items():
+            file = generation.path / filename
+            if not file.exists():
+                problems.append(f"{file}: missing")
+            elif file.stat().st_size != expected["bytes"]:
+                problems.append(f"{file}: {file.stat().st_size} bytes, manifest says {expected['bytes']}")
+            elif file_digest(file) != expected["sha256"]:
+                problems.append(f"{file}: checksum does not match the manifest")
+        return problems
+
+    def generations(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.is_dir() and p.name.startswith("gen-"))
+
+    def next_name(self) -> str:
+        names = self.generations()
+        number = int(names[-1].split("-")[1]) + 1 if names else 1
+        return f"gen-{number:06d}"
+
+    @contextlib.contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """Hold the build lock; a second build at once is refused with a clear message."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = (self.path / ".build.lock").open("a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise BuildInProgressError(
+                    f"another build of {self.path} is running (pid {holder}); wait for it to finish"
+                ) from exc
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    def clean_stale(self) -> list[Path]:
+        """Remove leftovers of interrupted builds; call with the build lock held."""
+        stale = [p for p in self.path.glob(".tmp-*") if p.is_dir()]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        for path in self.path.glob("CURRENT.tmp*"):
+            path.unlink(missing_ok=True)
+        return stale
+
+    def workspace(self, name: str) -> Path:
+        path = self.path / f".tmp-{name}-{os.getpid()}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, workspace: Path, name: str, manifest: dict[str, Any]) -> Generation:
+        """Checksum, fsync, rename into place and flip CURRENT atomically."""
+        files = {}
+        for filename in (STORE_FILE, VECTORS_FILE):
+            file = workspace / filename
+            _fsync(file)
+            files[filename] = {"bytes": file.stat().st_size, "sha256": file_digest(file)}
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "generation": name, "files": files}
+        manifest_path = workspace / MANIFEST_FILE
+        manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        _fsync(manifest_path)
+        final = self.path / name
+        os.rename(workspace, final)
+        pointer_tmp = self.path / f"CURRENT.tmp{os.getpid()}"
+        pointer_tmp.write_text(name + "\n")
+        _fsync(pointer_tmp)
+        os.replace(pointer_tmp, self.pointer)
+        _fsync(self.path)
+        self._prune(keep=name)
+        return Generation(name=name, path=final, manifest=manifest)
+
+    def _prune(self, keep: str) -> None:
+        """Keep the newest few generations; a server still reading an old one keeps its open files."""
+        for name in self.generations()[:-KEEP_GENERATIONS]:
+            if name != keep:
+                shutil.rmtree(self.path / name, ignore_errors=True)

@@ -1,0 +1,159 @@
+"""Markdown structure for the loaders: front matter and text-bearing blocks with heading trails.
+
+Offsets index the raw file content. Each non-blank line is a block (list items, quotes, table
+rows, headings, lines of fenced code), except that consecutive plain lines form one paragraph
+block; a block's start skips its leading markup so that text[start:end] is the visible text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+Block = tuple[int, int, tuple[str, ...]]  # start, end, heading trail
+
+_FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})")
+_HEADING = re.compile(r"[ \t]{0,3}(#{1,6})(?:[ \t]+|$)")
+_HEADING_CLOSE = re.compile(r"[ \t]+#+[ \t]*$")
+_LIST_ITEM = re.compile(r"[ \t]*(?:>[ \t]?)*[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+")
+_QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+")
+_TABLE_ROW = re.compile(r"[ \t]*\|[ \t]*")
+_YAML_ITEM = re.compile(r"[ \t]*-[ \t]+(.*)")
+_NO_TEXT = re.compile(r"[\s\-*_=|:+#>`~]*")  # thematic breaks, table rules, bare markers
+
+
+@dataclass(frozen=True)
+class MarkdownStructure:
+    """What the loader needs from a Markdown file."""
+
+    front_matter: dict[str, object]  # values are strings, or lists of strings for YAML lists
+    blocks: tuple[Block, ...]
+    h1: str  # text of the first level-1 heading, or ''
+
+
+def _lines(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of text[start:], without its line break or trailing space."""
+    pos = start
+    while pos <= len(text):
+        nl = text.find("\n", pos)
+        stop = len(text) if nl < 0 else nl
+        yield pos, pos + len(text[pos:stop].rstrip())
+        if nl < 0:
+            return
+        pos = nl + 1
+
+
+def _unquote(value: str) -> str:
+    """A front matter value without surrounding quotes."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _front_matter(text: str) -> tuple[int, dict[str, object]]:
+    """Where the body starts, and the `key: value` pairs of front matter between '---' lines."""
+    lines = _lines(text)
+    first_start, first_end = next(lines)
+    if text[first_start:first_end] != "---":
+        return 0, {}
+    meta: dict[str, object] = {}
+    items: list[str] | None = None  # the list being read for a key with no inline value
+    for start, end in lines:
+        line = text[start:end]
+        if line in ("---", "..."):
+            body = text.find("\n", end)
+            return (len(text) if body < 0 else body + 1), meta
+        item = _YAML_ITEM.match(line)
+        if item and items is not None:
+            items.append(_unquote(item.group(1)))
+            continue
+        key, sep, value = (part.strip() for part in line.partition(":"))
+        if sep and key:
+            items = None if value else []
+            meta[key] = _unquote(value) if value else items
+    return 0, {}  # never closed: not front matter
+
+
+class _BlockReader:
+    """Reads Markdown line by line into blocks with heading trails."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.path: tuple[str, ...] = ()
+        self.blocks: list[Block] = []
+        self.h1 = ""
+        self.fence = ""
+        self.paragraph: tuple[int, int] | None = None
+
+    def read(self, body_start: int) -> None:
+        for start, end in _lines(self.text, body_start):
+            if self.fence:
+                self.code_line(start, end)
+            else:
+                self.line(start, end)
+        self.flush()
+
+    def line(self, start: int, end: int) -> None:
+        text = self.text
+        if start == end or text[start:end].isspace():
+            self.flush()
+        elif fence := _FENCE.match(text, start, end):
+            self.flush()
+            self.fence = fence.group(1)
+        elif heading := _HEADING.match(text, start, end):
+            self.flush()
+            self.heading(len(heading.group(1)), heading.end(), end)
+        elif _NO_TEXT.fullmatch(text, start, end):
+            self.flush()
+        elif marker := _LIST_ITEM.match(text, start, end) or _QUOTE.match(text, start, end):
+            self.flush()
+            self.add(marker.end(), end)
+        elif row := _TABLE_ROW.match(text, start, end):
+            self.flush()
+            self.add(row.end(), row.end() + len(text[row.end() : end].rstrip("| \t")))
+        elif self.paragraph:
+            self.paragraph = (self.paragraph[0], end)
+        else:
+            self.paragraph = (start, end)
+
+    def code_line(self, start: int, end: int) -> None:
+        line = self.text[start:end].strip()
+        if line.startswith(self.fence) and not line.strip(self.fence[0]):
+            self.fence = ""
+        else:
+            self.add(start, end)
+
+    def heading(self, level: int, start: int, end: int) -> None:
+        close = _HEADING_CLOSE.search(self.text, start, end)
+        end = close.start() if close else end
+        title = self.text[start:end].strip()
+        if not title or _NO_TEXT.fullmatch(title):
+            return
+        self.path = (*self.path[: level - 1], title)
+        self.h1 = self.h1 or (title if level == 1 else "")
+        self.add(start, end)
+
+    def add(self, start: int, end: int) -> None:
+        """Add text[start:end], trimmed of whitespace, as a block (if anything is left)."""
+        text = self.text
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:
+            self.blocks.append((start, end, self.path))
+
+    def flush(self) -> None:
+        if self.paragraph:
+            self.add(*self.paragraph)
+            self.paragraph = None
+
+
+def parse_markdown(text: str) -> MarkdownStructure:
+    """Front matter, text-bearing blocks and first level-1 heading of a Markdown text."""
+    body_start, front = _front_matter(text)
+    reader = _BlockReader(text)
+    reader.read(body_start)
+    return MarkdownStructure(front_matter=front, blocks=tuple(reader.blocks), h1=reader.h1)

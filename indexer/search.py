@@ -1,0 +1,187 @@
+"""Searching one generation: dense, keyword and hybrid, with filters and highlights.
+
+    query ─ normalize ─┬─ embed ─ FAISS top-n ─┐
+                       └─ terms ─ FTS5 top-n ──┴─ fuse ─ hits (+ highlight spans)
+
+Every offset in a hit points into the original, un-normalized document text.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.embedders import Embedder
+from indexer.fusion import FusionSettings, fuse
+from indexer.generations import Generation
+from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
+from indexer.normalize import normalize_query
+from indexer.store import Filters, Store, StoredChunk
+from indexer.vectors import VectorIndex
+
+MODES = ("dense", "keyword", "hybrid")
+
+
+class IndexMismatchError(Exception):
+    """The index was built with another model than the one loaded."""
+
+
+class QueryError(ValueError):
+    """A query that cannot be searched (empty after normalization, unknown mode)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc_id: str
+    chunk_id: int
+    title: str
+    source: str
+    section: tuple[str, ...]
+    text: str                            # the chunk's original text: document.text[start:end]
+    start: int
+    end: int
+    score: float
+    highlights: tuple[tuple[int, int], ...]  # spans in the original document text
+    language: str
+    metadata: dict[str, Any]
+
+
+def check_model(generation: Generation, embedder: Embedder) -> None:
+    """Refuse to search an index with a model other than the one it was built with."""
+    built = generation.manifest.get("model", {})
+    loaded = embedder.describe()
+    for key in ("name", "dimension", "revision"):
+        if built.get(key) != loaded.get(key):
+            raise IndexMismatchError(
+                f"index {generation.path} was built with model {built.get('name')!r} "
+                f"({key} {built.get(key)!r}), but {loaded.get('name')!r} ({key} {loaded.get(key)!r}) "
+                f"is loaded: serve it with `--model {built.get('name')}` or rebuild it with "
+                f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild`"
+            )
+
+
+class Searcher:
+    """Read-only search over one generation; safe to call from several threads."""
+
+    def __init__(self, generation: Generation, embedder: Embedder) -> None:
+        check_model(generation, embedder)
+        self.generation = generation
+        self.embedder = embedder
+        self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
+        self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
+        self.vectors = VectorIndex.load(generation.vectors_path)
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self.generation.store_path, readonly=True)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.embed([normalize_query(query)])[0]
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The k best chunks for a query; `query_vector` may be given if already embedded."""
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        text = normalize_query(query).strip()
+        if not text:
+            raise QueryError("query is empty after normalization")
+        filters = filters or Filters()
+        depth = max(k, self.fusion.candidates)
+        dense: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        weight = 1.0
+        if mode in ("keyword", "hybrid"):
+            keyword = self._keyword(text, depth, filters)
+        if mode == "hybrid":
+            weight = self.fusion.dense_weight(self.embedder.coverage(text))
+        if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
+            vector = query_vector if query_vector is not None else self.embedder.embed([text])[0]
+            dense = self._dense(vector, depth, filters)
+        if mode == "dense":
+            ranked = dense
+        elif mode == "keyword":
+            ranked = keyword
+        else:
+            ranked = fuse(dense, keyword, weight, self.fusion)
+        return self._hits(text, ranked[:k])
+
+    def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
+        allowed = None if filters.empty else self.store.filtered_chunk_ids(filters)
+        return self.vectors.search(vector[None, :], depth, allowed)[0]
+
+    def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
+        match = self.keywords.match_query(text)
+        if match is None:
+            return []
+        return self.store.keyword_search(match, depth, filters, self.grams_weight)
+
+    @property
+    def grams_weight(self) -> float:
+        return float(self.generation.manifest.get("keywords", {}).get("grams_weight", 0.3))
+
+    def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+        chunks = self.store.chunks([cid for cid, _ in ranked])
+        docs = self.store.documents_brief(list({c.doc_id for c in chunks.values()}))
+        originals = self.store.chunk_originals(list(chunks.values()))
+        terms = self._query_terms(query)
+        hits = []
+        for cid, score in ranked:
+            chunk = chunks.get(cid)
+            if chunk is None:
+                continue
+            title, source, language, metadata = docs[chunk.doc_id]
+            hits.append(Hit(
+                doc_id=chunk.doc_id, chunk_id=cid, title=title, source=source,
+                section=chunk.section, text=originals[cid], start=chunk.start, end=chunk.end,
+                score=round(score, 6), highlights=self.highlights(chunk, terms),
+                language=language, metadata=metadata,
+            ))
+        return hits
+
+    def _query_terms(self, query: str) -> frozenset[str]:
+        return frozenset(t.text for t in self.keywords.words(query)) | frozenset(
+            t.text for t in self.keywords.grams(query)
+        )
+
+    def highlights(self, chunk: StoredChunk, terms: frozenset[str]) -> tuple[tuple[int, int], ...]:
+        """Spans of the chunk where query terms occur, merged, in original-text offsets."""
+        if not terms:
+            return ()
+        spans = sorted(
+            (t.start, t.end)
+            for t in [*self.keywords.words(chunk.text), *self.keywords.grams(chunk.text)]
+            if t.text in terms
+        )
+        merged: list[list[int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return tuple(chunk.to_original(s, e) for s, e in merged)

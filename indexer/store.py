@@ -1,0 +1,262 @@
+"""The SQLite side of a generation: documents, chunks and the FTS5 keyword index.
+
+Built with sqlite-utils. Chunk ids are the FAISS ids, never reused (the table
+uses AUTOINCREMENT), so a vector always means the same chunk. The keyword
+index holds text pre-tokenized by `indexer.keywords` in two columns, `words`
+and `grams`, under FTS5's `ascii` tokenizer (which splits on spaces only for
+non-ASCII text), ranked with bm25.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    key: str
+    source: str
+    title: str
+    text: str
+    language: str
+    metadata: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    section: tuple[str, ...]
+    tokens: int
+    offsets: np.ndarray | None  # (2, len(text)) original starts/ends per normalized char, None = 1:1
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a span of the chunk's normalized text to the document's original text."""
+        if end <= start:
+            return (self.start + start, self.start + start) if self.offsets is None else (0, 0)
+        if self.offsets is None:
+            return self.start + start, self.start + end
+        return int(self.offsets[0][start]), int(self.offsets[1][end - 1])
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters, applied before ranking."""
+
+    source: str | None = None     # source path prefix
+    language: str | None = None   # 'ja' or 'en'
+    tags: tuple[str, ...] = ()    # any of these tags
+
+    @property
+    def empty(self) -> bool:
+        return self.source is None and self.language is None and not self.tags
+
+    def where(self) -> tuple[str, list[Any]]:
+        """A SQL condition over `documents d`, with its parameters."""
+        clauses, params = [], []
+        if self.source is not None:
+            clauses.append("substr(d.source, 1, ?) = ?")
+            params += [len(self.source), self.source]
+        if self.language is not None:
+            clauses.append("d.language = ?")
+            params.append(self.language)
+        if self.tags:
+            marks = ",".join("?" * len(self.tags))
+            clauses.append(f"d.id IN (SELECT doc_id FROM doc_tags WHERE tag IN ({marks}))")
+            params += list(self.tags)
+        return (" AND ".join(clauses) or "1"), params
+
+
+class Store:
+    """Documents, chunks and keyword index of one generation."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode = DELETE")
+            self._create()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _create(self) -> None:
+        db = self.db
+        if "documents" in db.table_names():
+            return
+        db["documents"].create(
+            {"id": str, "key": str, "source": str, "title": str, "text": str, "language": str,
+             "metadata": str, "content_hash": str},
+            pk="id",
+        )
+        db["documents"].create_index(["key"], unique=True)
+        db["documents"].create_index(["source"])
+        db["doc_tags"].create({"doc_id": str, "tag": str}, pk=("doc_id", "tag"))
+        db["doc_tags"].create_index(["tag"])
+        db.execute(
+            "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, "
+            "ordinal INTEGER, start INTEGER, end INTEGER, text TEXT, section TEXT, tokens INTEGER, "
+            "offsets BLOB)"
+        )
+        db["chunks"].create_index(["doc_id"])
+        db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(words, grams, tokenize='ascii')")
+        db["meta"].create({"key": str, "value": str}, pk="key")
+        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+
+    # ---- writing ------------------------------------------------------
+    def document_hashes(self) -> dict[str, tuple[str, str]]:
+        """key -> (document id, content hash) of every stored document."""
+        rows = self.db.execute("SELECT key, id, content_hash FROM documents")
+        return {key: (doc_id, digest) for key, doc_id, digest in rows}
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> list[int]:
+        """Remove documents with their chunks and keyword rows; returns the removed chunk ids."""
+        removed: list[int] = []
+        for doc_id in doc_ids:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
+            self.db.conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+            self.db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])
+            self.db.execute("DELETE FROM doc_tags WHERE doc_id = ?", [doc_id])
+            self.db.execute("DELETE FROM documents WHERE id = ?", [doc_id])
+            removed.extend(ids)
+        return removed
+
+    def add_document(self, doc: StoredDocument) -> None:
+        self.db["documents"].insert(
+            {"id": doc.id, "key": doc.key, "source": doc.source, "title": doc.title,
+             "text": doc.text, "language": doc.language,
+             "metadata": json.dumps(doc.metadata, ensure_ascii=False), "content_hash": doc.content_hash}
+        )
+        tags = doc.metadata.get("tags") or []
+        if isinstance(tags, list) and tags:
+            self.db["doc_tags"].insert_all(
+                [{"doc_id": doc.id, "tag": str(t)} for t in dict.fromkeys(tags)]
+            )
+
+    def add_chunks(self, rows: Sequence[dict[str, Any]], fts: Sequence[tuple[str, str]]) -> list[int]:
+        """Insert chunk rows with their (words, grams) keyword text; returns the new ids."""
+        ids = []
+        cursor = self.db.conn.cursor()
+        for row, (words, grams) in zip(rows, fts, strict=True):
+            cursor.execute(
+                "INSERT INTO chunks (doc_id, ordinal, start, end, text, section, tokens, offsets) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [row["doc_id"], row["ordinal"], row["start"], row["end"], row["text"],
+                 json.dumps(list(row["section"]), ensure_ascii=False), row["tokens"], row["offsets"]],
+            )
+            chunk_id = int(cursor.lastrowid or 0)
+            cursor.execute("INSERT INTO chunks_fts (rowid, words, grams) VALUES (?, ?, ?)",
+                           [chunk_id, words, grams])
+            ids.append(chunk_id)
+        return ids
+
+    def commit(self) -> None:
+        self.db.conn.commit()
+
+    # ---- reading ------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"documents": int(docs), "chunks": int(chunks)}
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        row = self.db.execute(
+            "SELECT id, key, source, title, text, language, metadata, content_hash "
+            "FROM documents WHERE id = ?", [doc_id]).fetchone()
+        if row is None:
+            return None
+        return StoredDocument(*row[:6], metadata=json.loads(row[6]), content_hash=row[7])  # type: ignore[misc]
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT id, doc_id, ordinal, start, end, text, section, tokens, offsets "
+            f"FROM chunks WHERE id IN ({marks})", list(ids))
+        return {row[0]: _chunk(row) for row in rows}
+
+    def iter_chunks(self) -> Iterator[StoredChunk]:
+        rows = self.db.execute(
+            "SELECT id, doc_id, ordinal, start, end, text, section, tokens, offsets FROM chunks ORDER BY id")
+        for row in rows:
+            yield _chunk(row)
+
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+        """id -> (title, source, language, metadata) for hits, without the full text."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(
+            f"SELECT id, title, source, language, metadata FROM documents WHERE id IN ({marks})",
+            list(doc_ids))
+        return {r[0]: (r[1], r[2], r[3], json.loads(r[4])) for r in rows}
+
+    def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
+        """The original text of each chunk, sliced from its document in SQL."""
+        out = {}
+        for chunk in chunks:
+            row = self.db.execute(
+                "SELECT substr(text, ?, ?) FROM documents WHERE id = ?",
+                [chunk.start + 1, chunk.end - chunk.start, chunk.doc_id]).fetchone()
+            out[chunk.id] = row[0] if row else ""
+        return out
+
+    def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
+        where, params = filters.where()
+        rows = self.db.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def keyword_search(
+        self, match: str, k: int, filters: Filters, grams_weight: float
+    ) -> list[tuple[int, float]]:
+        """(chunk id, bm25 score) best first; higher is better."""
+        where, params = filters.where()
+        join = "" if filters.empty else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id"
+        sql = (
+            f"SELECT f.rowid, -bm25(chunks_fts, 1.0, ?) AS score FROM chunks_fts f {join} "
+            f"WHERE chunks_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?"
+        )
+        rows = self.db.execute(sql, [grams_weight, match, *params, k])
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def _chunk(row: Sequence[Any]) -> StoredChunk:
+    offsets = None
+    if row[8] is not None:
+        flat = np.frombuffer(row[8], dtype=np.int32)
+        offsets = flat.reshape(2, -1)
+    return StoredChunk(
+        id=row[0], doc_id=row[1], ordinal=row[2], start=row[3], end=row[4], text=row[5],
+        section=tuple(json.loads(row[6] or "[]")), tokens=row[7], offsets=offsets,
+    )
+
+
+def encode_offsets(chunk_text: str, original: str, starts: Sequence[int], ends: Sequence[int]) -> bytes | None:
+    """The offset map of a chunk, or None when its text is the original slice char for char."""
+    if not starts:
+        return None
+    if chunk_text == original[starts[0] : ends[-1]] and all(
+        e - s == 1 for s, e in zip(starts, ends, strict=True)
+    ):
+        return None
+    return np.array([list(starts), list(ends)], dtype=np.int32).tobytes()

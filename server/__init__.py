@@ -1,0 +1,1 @@
+"""yomitoki server: the read path over HTTP (search, documents, answering, models)."""

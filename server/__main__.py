@@ -1,0 +1,5 @@
+"""`python -m server` runs the `yomitoki` command."""
+
+from server.cli import main
+
+main()

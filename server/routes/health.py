@@ -1,0 +1,39 @@
+"""`/health`: ready once the index and the embedding model are loaded."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from litestar import Router, get
+from litestar.di import NamedDependency
+
+from server.services import Services
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    generation: str
+    documents: int
+    chunks: int
+    uptime_s: float
+    models: dict[str, dict[str, object]]
+    index_error: str | None = None
+
+
+@get("/health", summary="Readiness, the served generation and which models are loaded")
+async def health(services: NamedDependency[Services]) -> Health:
+    manifest = services.index.manifest
+    counts = manifest.get("counts", {})
+    models: dict[str, dict[str, object]] = {
+        "embedding": {"name": services.embedder.describe()["name"], "loaded": True}
+    }
+    for role, state in services.extras.get("model_states", {}).items():
+        models[role] = state
+    return Health(status="ok", generation=services.index.generation,
+                  documents=int(counts.get("documents", 0)), chunks=int(counts.get("chunks", 0)),
+                  uptime_s=round(time.monotonic() - services.started, 1), models=models,
+                  index_error=services.index.last_error)
+
+
+router = Router(path="/", route_handlers=[health])

@@ -1,0 +1,68 @@
+"""`/search` (POST for programs, GET for browsers) and `/documents/{id}`."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from indexer.search import Hit
+from indexer.store import Filters
+from server.errors import NotFoundError
+from server.schemas import DocumentOut, HitOut, Mode, Query, SearchRequest, SearchResponse, TopK
+from server.services import Services
+
+
+async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters) -> SearchResponse:
+    started = time.perf_counter()
+
+    def work() -> tuple[str, list[Hit]]:
+        with services.index.lease() as searcher:
+            hits = searcher.search(query, mode=mode, k=k, filters=filters)
+            return searcher.generation.name, hits
+
+    generation, hits = await anyio.to_thread.run_sync(work)
+    took = (time.perf_counter() - started) * 1000
+    return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
+                          took_ms=round(took, 3), hits=[HitOut.from_hit(h) for h in hits])
+
+
+@post("/search", status_code=200, summary="Search the documents (dense, keyword or hybrid)")
+async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[Services]) -> SearchResponse:
+    filters = data.filters.to_filters() if data.filters else Filters()
+    return await run_search(services, data.query, data.mode, data.k, filters)
+
+
+@get("/search", summary="Search with query parameters (for browsers and quick checks)")
+async def search_get(
+    services: NamedDependency[Services],
+    q: FromQuery[Query],
+    mode: FromQuery[Mode] = "hybrid",
+    k: FromQuery[TopK] = 10,
+    source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
+    tag: FromQuery[list[str] | None] = None,
+) -> SearchResponse:
+    filters = Filters(source=source, language=language, tags=tuple(tag or ()))
+    return await run_search(services, q, mode, k, filters)
+
+
+@get("/documents/{doc_id:str}", summary="A document's original text and metadata")
+async def get_document(doc_id: FromPath[str], services: NamedDependency[Services]) -> DocumentOut:
+    def work() -> DocumentOut:
+        with services.index.lease() as searcher:
+            doc = searcher.store.document(doc_id)
+            if doc is None:
+                raise NotFoundError(f"no document with id {doc_id!r}")
+            return DocumentOut(id=doc.id, source=doc.source, title=doc.title, language=doc.language,
+                               text=doc.text, metadata=doc.metadata, generation=searcher.generation.name)
+
+    return await anyio.to_thread.run_sync(partial(work))
+
+
+router = Router(path="/", route_handlers=[search_post, search_get, get_document])

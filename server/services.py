@@ -1,0 +1,20 @@
+"""What handlers depend on, opened once per app in the lifespan."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer.embedders import Embedder
+from server.live_index import LiveIndex
+from server.settings import ServerSettings
+
+
+@dataclass
+class Services:
+    settings: ServerSettings
+    embedder: Embedder
+    index: LiveIndex
+    started: float = field(default_factory=time.monotonic)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (models, batchers)

@@ -1,0 +1,119 @@
+"""Building, incremental re-indexing, atomic publishing and crash safety."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.build import document_id
+from indexer.embedders import Embedder
+from indexer.generations import BuildInProgressError, IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from indexer.search import IndexMismatchError, Searcher, check_model
+from tests.conftest import CORPUS, build, yomitoki
+
+
+@pytest.fixture()
+def small_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in sorted(p.name for p in CORPUS.glob("*.md"))[:6]:
+        shutil.copy(CORPUS / name, corpus / name)
+    return corpus
+
+
+def test_unchanged_corpus_embeds_nothing_and_one_edit_reembeds_one_file(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    index = tmp_path / "index"
+    first = build(small_corpus, index, embedder, keywords)
+    assert first.added == 6 and first.chunks_embedded == first.chunks > 0
+
+    again = build(small_corpus, index, embedder, keywords)
+    assert (again.chunks_embedded, again.added, again.changed, again.unchanged) == (0, 0, 0, 6)
+
+    edited = sorted(small_corpus.glob("*.md"))[2]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nA new closing paragraph.\n", encoding="utf-8")
+    after = build(small_corpus, index, embedder, keywords)
+    directory = IndexDirectory(index)
+    searcher = Searcher(directory.current(), embedder)
+    doc_chunks = [c for c in searcher.store.iter_chunks() if c.doc_id == document_id(edited.name)]
+    searcher.close()
+    assert after.changed == 1 and after.unchanged == 5
+    assert after.chunks_embedded == len(doc_chunks)
+
+    sorted(small_corpus.glob("*.md"))[0].unlink()
+    removed = build(small_corpus, index, embedder, keywords)
+    assert (removed.removed, removed.chunks_embedded, removed.documents) == (1, 0, 5)
+
+
+def test_each_build_is_a_new_generation_and_old_ones_are_pruned(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    index = tmp_path / "index"
+    for _ in range(5):
+        build(small_corpus, index, embedder, keywords)
+    directory = IndexDirectory(index)
+    assert directory.current_name() == "gen-000005"
+    assert directory.generations() == ["gen-000003", "gen-000004", "gen-000005"]
+    assert directory.verify(directory.current()) == []
+
+
+def test_malformed_files_are_reported_and_skipped(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    (small_corpus / "broken.md").write_bytes(b"# Title\n\n\x93\xff not utf-8")
+    (small_corpus / "docs.jsonl").write_text('{"id": "a", "text": "fine"}\nnot json\n', encoding="utf-8")
+    report = build(small_corpus, tmp_path / "index", embedder, keywords)
+    reasons = {f.path: f.reason for f in report.failures}
+    assert any("broken.md" in path for path in reasons), reasons
+    assert any("docs.jsonl" in path and "2" in path for path in reasons), reasons
+    assert report.documents == 7
+
+
+def test_a_second_build_at_once_is_refused(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    directory = IndexDirectory(tmp_path / "index")
+    with directory.build_lock(), pytest.raises(BuildInProgressError, match="another build"):
+        build(small_corpus, directory.path, embedder, keywords)
+
+
+def test_an_index_built_with_another_model_is_refused(corpus_index: IndexDirectory) -> None:
+    from indexer.embedders import load_embedder
+
+    other = load_embedder("use-multilingual-v3")
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        check_model(corpus_index.current(), other)
+
+
+def test_killed_build_leaves_the_previous_generation_loadable(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    index = tmp_path / "index"
+    build(small_corpus, index, embedder, keywords)
+    for source in sorted(CORPUS.glob("*.md")):
+        shutil.copy(source, small_corpus / f"copy-{source.name}")
+    process = subprocess.Popen(yomitoki("index", str(small_corpus), "--index", str(index),
+                                        "--model", "all-minilm-l6-v2", "--rebuild"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(index.glob(".tmp-*")):
+        assert process.poll() is None, "the build finished before it could be interrupted"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    directory = IndexDirectory(index)
+    assert directory.current_name() == "gen-000001"
+    searcher = Searcher(directory.current(), embedder)
+    assert searcher.search("token", k=3)
+    searcher.close()
+    report = build(small_corpus, index, embedder, keywords)
+    assert report.generation == "gen-000002"
+    assert not list(index.glob(".tmp-*"))

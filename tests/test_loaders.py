@@ -1,0 +1,367 @@
+"""Finding and reading corpus files, and the failures a user sees for bad ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from indexer.loaders import (
+    LoadError,
+    LoadFailure,
+    SourceDocument,
+    discover_files,
+    load_corpus,
+    load_file,
+)
+
+MARKDOWN = """\
+---
+title: "Tokenizer guide"
+tags: [Alpha, beta ]
+author: Hanako
+---
+# Tokenization
+
+Intro line one
+wrapped line two.
+
+## Special tokens
+
+- item **one**
+* item two
+> quoted text
+1. numbered
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+```python
+print("code")
+```
+
+### Deep ###
+Deep text
+"""
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+def visible(doc: SourceDocument) -> list[tuple[tuple[str, ...], str]]:
+    return [(s.path, doc.text[s.start : s.end]) for s in doc.sections]
+
+
+def failure_reasons(failures: list[LoadFailure]) -> dict[str, str]:
+    return {f.path: f.reason for f in failures}
+
+
+def test_markdown_sections_slice_the_visible_text(tmp_path: Path) -> None:
+    path = write(tmp_path / "guide.md", MARKDOWN)
+    [doc] = load_file(path, tmp_path)
+    assert doc.text == MARKDOWN
+    assert doc.key == doc.source == "guide.md"
+    assert doc.title == "Tokenizer guide"
+    assert visible(doc) == [
+        (("Tokenization",), "Tokenization"),
+        (("Tokenization",), "Intro line one\nwrapped line two."),
+        (("Tokenization", "Special tokens"), "Special tokens"),
+        (("Tokenization", "Special tokens"), "item **one**"),
+        (("Tokenization", "Special tokens"), "item two"),
+        (("Tokenization", "Special tokens"), "quoted text"),
+        (("Tokenization", "Special tokens"), "numbered"),
+        (("Tokenization", "Special tokens"), "a | b"),
+        (("Tokenization", "Special tokens"), "1 | 2"),
+        (("Tokenization", "Special tokens"), 'print("code")'),
+        (("Tokenization", "Special tokens", "Deep"), "Deep"),
+        (("Tokenization", "Special tokens", "Deep"), "Deep text"),
+    ]
+    assert doc.metadata["tags"] == ["alpha", "beta"]
+    assert doc.metadata["author"] == "Hanako"
+    assert doc.metadata["format"] == "markdown"
+    assert doc.metadata["language"] == "en"
+
+
+@pytest.mark.parametrize(
+    ("content", "title"),
+    [
+        ("# 東京ガイド\n\n本文です。\n", "東京ガイド"),
+        ("Intro paragraph\n\n# Later heading\n", "Later heading"),
+        ("  first line  \nsecond\n", "first line"),
+        ("---\ntags: a, b\n---\n\n- list first\n", "list first"),
+    ],
+)
+def test_markdown_title(tmp_path: Path, content: str, title: str) -> None:
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    assert doc.title == title
+
+
+def test_markdown_heading_levels_truncate_the_path(tmp_path: Path) -> None:
+    content = "# A\n## B\n### C\ntext c\n## D\ntext d\n# E\ntext e\n"
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    paths = {doc.text[s.start : s.end]: s.path for s in doc.sections}
+    assert paths["text c"] == ("A", "B", "C")
+    assert paths["text d"] == ("A", "D")
+    assert paths["text e"] == ("E",)
+
+
+def test_markdown_front_matter_yaml_list_and_crlf(tmp_path: Path) -> None:
+    content = "---\r\ntags:\r\n  - One\r\n  - two\r\n---\r\n# Title\r\n\r\nBody text.\r\n"
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    assert doc.metadata["tags"] == ["one", "two"]
+    assert visible(doc) == [(("Title",), "Title"), (("Title",), "Body text.")]
+
+
+def test_japanese_markdown_offsets_point_into_the_raw_file(tmp_path: Path) -> None:
+    content = "\ufeff# ｶﾞｲﾄﾞ\n\n「これはペンです。」と彼は言った。\n"
+    [doc] = load_file(write(tmp_path / "ja.md", content), tmp_path)
+    assert doc.text == content[1:]  # the BOM is not part of the text
+    assert visible(doc) == [
+        (("ｶﾞｲﾄﾞ",), "ｶﾞｲﾄﾞ"),
+        (("ｶﾞｲﾄﾞ",), "「これはペンです。」と彼は言った。"),
+    ]
+    assert doc.metadata["language"] == "ja"
+
+
+def test_plain_text_paragraphs(tmp_path: Path) -> None:
+    content = "\n  Title line  \nmore\n\n\n Second para. \n   \nThird\n"
+    [doc] = load_file(write(tmp_path / "notes.txt", content), tmp_path)
+    assert doc.title == "Title line"
+    assert [doc.text[s.start : s.end] for s in doc.sections] == [
+        "Title line  \nmore",
+        "Second para.",
+        "Third",
+    ]
+    assert all(s.path == () for s in doc.sections)
+    assert doc.metadata == {"format": "text", "language": "en"}
+
+
+HTML = """<!DOCTYPE html>
+<html><head><title>Page &amp; title</title>
+<style>p { color: red }</style><script>var secret = "hidden";</script></head>
+<body><noscript>enable js</noscript><template><p>template text</p></template>
+<!-- a comment -->
+<h1>Main</h1><p>Hello
+   <b>world</b>.</p>
+<ul><li>one</li><li>two</li></ul>
+<h2>Sub</h2><p>これは
+ペンです。</p>
+<table><tr><th>k</th><td>v</td></tr></table>
+<p>line<br>break</p>
+<script>document.write("no")</script>
+</body></html>"""
+
+
+def test_html_visible_text_without_script_and_style(tmp_path: Path) -> None:
+    [doc] = load_file(write(tmp_path / "page.html", HTML), tmp_path)
+    assert doc.title == "Page & title"
+    assert doc.text == (
+        "Main\n\nHello world.\n\none\ntwo\n\nSub\n\nこれはペンです。\n\nk | v\n\nline\nbreak"
+    )
+    for hidden in ("secret", "color", "enable js", "template text", "comment", "document"):
+        assert hidden not in doc.text
+    assert visible(doc) == [
+        (("Main",), "Main"),
+        (("Main",), "Hello world."),
+        (("Main",), "one"),
+        (("Main",), "two"),
+        (("Main", "Sub"), "Sub"),
+        (("Main", "Sub"), "これはペンです。"),
+        (("Main", "Sub"), "k | v"),
+        (("Main", "Sub"), "line"),
+        (("Main", "Sub"), "break"),
+    ]
+    assert doc.metadata["format"] == "html"
+
+
+@pytest.mark.parametrize(
+    ("html", "title"),
+    [("<h1>Heading</h1><p>x</p>", "Heading"), ("<p>just text</p>", "stem")],
+)
+def test_html_title_fallbacks(tmp_path: Path, html: str, title: str) -> None:
+    [doc] = load_file(write(tmp_path / "stem.htm", html), tmp_path)
+    assert doc.title == title
+
+
+def test_jsonl_documents_and_line_failures(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "text": "First para.\n\nSecond para.", "lang": "x", "tags": "A, b"}),
+        "not json",
+        json.dumps({"id": "a", "text": "duplicate"}),
+        json.dumps({"id": "c"}),
+        "",
+        json.dumps({"id": "d", "text": "   "}),
+        json.dumps([1, 2]),
+        json.dumps({"id": 5, "text": "number id"}),
+        json.dumps({"id": "e", "text": "ok", "metadata": "nope"}),
+        json.dumps({"id": "f", "text": "東京の本。", "title": "Tokyo", "metadata": {"year": 2024}}),
+    ]
+    write(tmp_path / "data" / "docs.jsonl", "\n".join(lines) + "\n")
+    docs, failures = load_corpus(tmp_path)
+    assert [d.key for d in docs] == ["data/docs.jsonl#a", "data/docs.jsonl#f"]
+    first, last = docs
+    assert first.source == "data/docs.jsonl"
+    assert first.title == "First para."
+    assert first.text == "First para.\n\nSecond para."
+    assert [first.text[s.start : s.end] for s in first.sections] == ["First para.", "Second para."]
+    assert first.metadata == {"lang": "x", "tags": ["a", "b"], "format": "jsonl", "language": "en"}
+    assert last.title == "Tokyo"
+    assert last.metadata == {"year": 2024, "format": "jsonl", "language": "ja"}
+    assert failure_reasons(failures) == {
+        "data/docs.jsonl:line 2": "invalid JSON (Expecting value at column 1)",
+        "data/docs.jsonl:line 3": "duplicate id (first used on line 1)",
+        "data/docs.jsonl:line 4": "missing 'text'",
+        "data/docs.jsonl:line 6": "empty 'text'",
+        "data/docs.jsonl:line 7": "expected a JSON object, got list",
+        "data/docs.jsonl:line 8": "'id' must be a string, got int",
+        "data/docs.jsonl:line 9": "'metadata' must be an object, got str",
+    }
+
+
+def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.jsonl", '{"id": "1", "text": "ok"}\n{"id": "2"}\n')
+    assert [d.key for d in load_file(good, tmp_path)] == ["good.jsonl#1"]
+    bad = write(tmp_path / "bad.jsonl", '{"id": "2"}\n')
+    with pytest.raises(LoadError, match="missing 'text'") as info:
+        load_file(bad, tmp_path)
+    assert info.value.path == "bad.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        (
+            "cp1252.md",
+            "caf\xe9 \u201cquoted\u201d".encode("cp1252"),
+            "not valid UTF-8 (byte 0xe9 at offset 3)",
+        ),
+        ("bom.txt", b"\xef\xbb\xbfok \xff", "not valid UTF-8 (byte 0xff at offset 6)"),
+        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        ("empty.md", "", "empty document"),
+        ("blank.txt", " \n\n\t\n", "empty document"),
+        ("front-only.md", "---\ntitle: x\n---\n", "empty document"),
+        ("script-only.html", "<script>x()</script>", "empty document"),
+        ("blank.jsonl", "\n\n", "empty document"),
+    ],
+)
+def test_file_failures(tmp_path: Path, name: str, content: str | bytes, reason: str) -> None:
+    path = write(tmp_path / name, content)
+    with pytest.raises(LoadError) as info:
+        load_file(path, tmp_path)
+    assert (info.value.path, info.value.reason) == (name, reason)
+    docs, failures = load_corpus(tmp_path)
+    assert docs == []
+    assert failures == [LoadFailure(name, reason)]
+
+
+def test_discovery_sorts_skips_hidden_and_unsupported(tmp_path: Path) -> None:
+    for name in ["b.md", "a/z.txt", "a/y.HTML", "c.jsonl", "d.markdown", "e.htm"]:
+        write(tmp_path / name, "x")
+    for name in [".hidden.md", ".git/config.md", "notes.pdf", "image.png", "a/.cache/x.txt"]:
+        write(tmp_path / name, "x")
+    files, failures = discover_files(tmp_path)
+    relative = [p.relative_to(tmp_path).as_posix() for p in files]
+    assert relative == ["a/y.HTML", "a/z.txt", "b.md", "c.jsonl", "d.markdown", "e.htm"]
+    assert failures == []
+
+
+def test_single_file_root(tmp_path: Path) -> None:
+    path = write(tmp_path / "one.md", "# One\n\ntext\n")
+    docs, failures = load_corpus(path)
+    assert [(d.key, d.title) for d in docs] == [("one.md", "One")]
+    assert failures == []
+    files, failures = discover_files(write(tmp_path / "paper.pdf", "x"))
+    assert files == []
+    assert failures[0].reason.startswith("unsupported file type")
+
+
+def test_missing_root_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="no such file or folder"):
+        discover_files(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "reason"),
+    [(10_000_000, None), (100, "larger than 100 bytes limit (200 bytes)")],
+)
+def test_size_limit(tmp_path: Path, max_bytes: int, reason: str | None) -> None:
+    write(tmp_path / "big.txt", "x" * 200)
+    docs, failures = load_corpus(tmp_path, max_bytes=max_bytes)
+    assert failure_reasons(failures) == ({"big.txt": reason} if reason else {})
+    assert len(docs) == (0 if reason else 1)
+
+
+def test_default_size_limit_message(tmp_path: Path) -> None:
+    with (tmp_path / "huge.txt").open("wb") as handle:
+        handle.truncate(10_000_001)
+    files, failures = discover_files(tmp_path)
+    assert files == []
+    assert failures == [LoadFailure("huge.txt", "larger than 10 MB limit (10,000,001 bytes)")]
+
+
+symlinks = pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+
+
+@symlinks
+def test_symlink_outside_root(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "secret.md", "# Secret\n")
+    root = tmp_path / "corpus"
+    write(root / "inside.md", "# Inside\n")
+    (root / "link.md").symlink_to(outside)
+    (root / "linkdir").symlink_to(outside.parent, target_is_directory=True)
+    docs, failures = load_corpus(root)
+    assert [d.key for d in docs] == ["inside.md"]
+    assert failure_reasons(failures) == {
+        "link.md": "symlink outside the corpus root",
+        "linkdir": "symlink outside the corpus root",
+    }
+    docs, failures = load_corpus(root, follow_symlinks=True)
+    assert [d.key for d in docs] == ["inside.md", "link.md", "linkdir/secret.md"]
+    assert failures == []
+
+
+@symlinks
+def test_symlink_inside_root_is_followed(tmp_path: Path) -> None:
+    write(tmp_path / "real" / "doc.md", "# Doc\n")
+    (tmp_path / "alias.md").symlink_to(tmp_path / "real" / "doc.md")
+    docs, failures = load_corpus(tmp_path)
+    assert [d.key for d in docs] == ["alias.md", "real/doc.md"]
+    assert failures == []
+
+
+@symlinks
+@pytest.mark.parametrize("follow_symlinks", [False, True])
+def test_symlink_loops_do_not_hang(tmp_path: Path, follow_symlinks: bool) -> None:
+    write(tmp_path / "sub" / "doc.md", "# Doc\n")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "self").symlink_to(tmp_path / "self")
+    (tmp_path / "ping").symlink_to(tmp_path / "pong")
+    (tmp_path / "pong").symlink_to(tmp_path / "ping")
+    (tmp_path / "broken.md").symlink_to(tmp_path / "nowhere.md")
+    docs, failures = load_corpus(tmp_path, follow_symlinks=follow_symlinks)
+    assert [d.key for d in docs] == ["sub/doc.md"]
+    assert failure_reasons(failures) == {
+        "broken.md": "broken symlink",
+        "ping": "symlink loop",
+        "pong": "symlink loop",
+        "self": "symlink loop",
+        "sub/up": "symlink loop",
+    }
+
+
+def test_corpus_load_keeps_going_past_failures(tmp_path: Path) -> None:
+    write(tmp_path / "a.md", "# A\n\ntext\n")
+    write(tmp_path / "b.md", b"\xff\xfe")
+    write(tmp_path / "c.txt", "C text\n")
+    docs, failures = load_corpus(tmp_path)
+    assert [d.key for d in docs] == ["a.md", "c.txt"]
+    assert failures == [LoadFailure("b.md", "not valid UTF-8 (byte 0xff at offset 0)")]

@@ -1,0 +1,76 @@
+"""Search over the default corpus with the real model, FAISS and SQLite."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from indexer.search import QueryError, Searcher
+from indexer.store import Filters
+from tests.conftest import CORPUS
+
+
+def files_containing(word: str) -> list[str]:
+    return sorted(p.name for p in CORPUS.glob("*.md") if word in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("word", ["銀座", "東京"])
+def test_two_character_japanese_word_in_one_document_comes_first(searcher: Searcher, word: str) -> None:
+    owners = files_containing(word)
+    assert len(owners) == 1, f"the corpus should hold {word} in exactly one file, found {owners}"
+    hits = searcher.search(word, mode="hybrid", k=5)
+    assert hits, f"no hit for {word}"
+    assert hits[0].source == owners[0]
+
+
+def test_half_width_katakana_query_finds_full_width_text(searcher: Searcher) -> None:
+    assert not files_containing("ﾄｰｸﾅｲｻﾞ")
+    owners = set(files_containing("トークナイザ"))
+    hits = searcher.search("ﾄｰｸﾅｲｻﾞ", mode="keyword", k=5)
+    assert hits and hits[0].source in owners
+
+
+@pytest.mark.parametrize("query", ["銀座", "ﾄｰｸﾅｲｻﾞ", "reciprocal rank fusion", "ＮＦＫＣ 正規化"])
+def test_highlights_slice_the_original_file_text(searcher: Searcher, query: str) -> None:
+    hits = searcher.search(query, mode="hybrid", k=5)
+    highlighted = 0
+    for hit in hits:
+        original = (CORPUS / hit.source).read_text(encoding="utf-8")
+        assert original[hit.start : hit.end] == hit.text
+        for start, end in hit.highlights:
+            assert hit.start <= start < end <= hit.end
+            fragment = unicodedata.normalize("NFKC", original[start:end]).lower()
+            assert fragment.strip(), (query, fragment)
+            highlighted += 1
+    assert highlighted, f"no highlight for {query!r}"
+
+
+def test_english_query_finds_the_rrf_document(searcher: Searcher) -> None:
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = searcher.search("reciprocal rank fusion formula with k = 60", mode=mode, k=3)
+        assert any("1 / (k + rank)" in h.text or "rank" in h.text.lower() for h in hits[:1]), mode
+
+
+def test_filters_apply_before_ranking(searcher: Searcher) -> None:
+    hits = searcher.search("tokenization", mode="hybrid", k=20, filters=Filters(language="ja"))
+    assert hits and all(h.language == "ja" for h in hits)
+    hits = searcher.search("tokenization", mode="dense", k=20, filters=Filters(source="en-"))
+    assert hits and all(h.source.startswith("en-") for h in hits)
+    tagged = searcher.search("token", mode="hybrid", k=50, filters=Filters(tags=("tokenization",)))
+    assert all("tokenization" in h.metadata.get("tags", []) for h in tagged)
+
+
+def test_filter_that_matches_nothing_gives_no_hits(searcher: Searcher) -> None:
+    assert searcher.search("token", filters=Filters(source="no/such/dir/")) == []
+
+
+@pytest.mark.parametrize("query,mode", [("   ", "hybrid"), ("\u0000", "dense"), ("token", "fuzzy")])
+def test_bad_queries_raise_clear_errors(searcher: Searcher, query: str, mode: str) -> None:
+    with pytest.raises(QueryError):
+        searcher.search(query, mode=mode)
+
+
+def test_japanese_query_under_english_model_leans_on_keywords(searcher: Searcher) -> None:
+    assert searcher.embedder.coverage("東京で働く") == 0.0
+    assert searcher.embedder.coverage("what is a tokenizer") > 0.9

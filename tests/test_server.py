@@ -1,0 +1,105 @@
+"""The HTTP API through Litestar's TestClient (the lifespan runs) and one real server process."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from indexer.generations import IndexDirectory
+from server.app import create_app
+from server.settings import ServerSettings
+from tests.conftest import CORPUS, RunningServer, yomitoki
+
+
+@pytest.fixture(scope="module")
+def client(corpus_index: IndexDirectory) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path))) as client:
+        yield client
+
+
+def test_search_post_returns_hits_with_offsets_into_the_original(client: TestClient) -> None:
+    response = client.post("/search", json={"query": "銀座", "k": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mode"] == "hybrid" and body["generation"].startswith("gen-")
+    hit = body["hits"][0]
+    original = (CORPUS / hit["source"]).read_text(encoding="utf-8")
+    assert original[hit["start"] : hit["end"]] == hit["text"]
+    assert any(original[s:e] == "銀座" for s, e in hit["highlights"])
+
+
+def test_search_get_for_browsers(client: TestClient) -> None:
+    response = client.get("/search", params={"q": "special tokens", "mode": "keyword", "k": 2})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["hits"]) == 2
+
+
+def test_search_filters(client: TestClient) -> None:
+    body = client.post("/search", json={"query": "token", "filters": {"language": "en"}}).json()
+    assert body["hits"] and all(h["language"] == "en" for h in body["hits"])
+
+
+@pytest.mark.parametrize(
+    "payload,field",
+    [
+        ({"query": ""}, "query"),
+        ({"query": "x" * 2001}, "query"),
+        ({"query": "token", "k": 0}, "k"),
+        ({"query": "token", "k": 101}, "k"),
+        ({"query": "token", "mode": "fuzzy"}, "mode"),
+        ({"query": "token", "filters": {"colour": "red"}}, "colour"),
+        ({"k": 3}, "query"),
+    ],
+)
+def test_bad_search_requests_are_400_with_the_field_named(client: TestClient, payload: dict, field: str) -> None:
+    response = client.post("/search", json=payload)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["status_code"] == 400 and "detail" in body
+    assert field in response.text
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post("/search", content=b'{"query": ', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["status_code"] == 400
+
+
+def test_query_that_normalizes_to_nothing_is_400(client: TestClient) -> None:
+    response = client.post("/search", json={"query": "\u0000\u0001"})
+    assert response.status_code == 400
+    assert "empty" in response.json()["detail"]
+
+
+def test_documents_by_id(client: TestClient) -> None:
+    hit = client.post("/search", json={"query": "東京", "k": 1}).json()["hits"][0]
+    doc = client.get(f"/documents/{hit['doc_id']}").json()
+    assert doc["text"] == (CORPUS / hit["source"]).read_text(encoding="utf-8")
+    missing = client.get("/documents/nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_health_and_schema(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["documents"] >= 40
+    assert health["models"]["embedding"]["loaded"] is True
+    assert client.get("/schema/openapi.json").json()["paths"]["/search"]
+    assert client.get("/schema").status_code == 200
+
+
+def test_missing_index_refuses_to_start_and_says_what_to_run(tmp_path: Path) -> None:
+    result = subprocess.run(yomitoki("serve", "--index", str(tmp_path / "none")),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "yomitoki index" in result.stderr, result.stderr
+
+
+def test_real_server_process_answers_search(live_server: RunningServer) -> None:
+    response = httpx.post(f"{live_server.url}/search", json={"query": "ﾍﾞｸﾄﾙ検索", "k": 3}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["hits"]
