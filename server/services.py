@@ -8,6 +8,7 @@ from typing import Any
 
 from indexer.embedders import Embedder
 from server.live_index import LiveIndex
+from server.model_registry import ModelRegistry
 from server.settings import ServerSettings
 
 
@@ -16,5 +17,6 @@ class Services:
     settings: ServerSettings
     embedder: Embedder
     index: LiveIndex
+    models: ModelRegistry = field(default_factory=ModelRegistry)  # lazily loaded extra models
     started: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (models, batchers)

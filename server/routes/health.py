@@ -28,8 +28,7 @@ async def health(services: NamedDependency[Services]) -> Health:
     models: dict[str, dict[str, object]] = {
         "embedding": {"name": services.embedder.describe()["name"], "loaded": True}
     }
-    for role, state in services.extras.get("model_states", {}).items():
-        models[role] = state
+    models.update(services.models.states())
     return Health(status="ok", generation=services.index.generation,
                   documents=int(counts.get("documents", 0)), chunks=int(counts.get("chunks", 0)),
                   uptime_s=round(time.monotonic() - services.started, 1), models=models,
