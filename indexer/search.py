@@ -8,6 +8,7 @@ Every offset in a hit points into the original, un-normalized document text.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -143,7 +144,7 @@ class Searcher:
 
     @property
     def grams_weight(self) -> float:
-        return float(self.generation.manifest.get("keywords", {}).get("grams_weight", 0.3))
+        return float(self.keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
 
     def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
         chunks = self.store.chunks([cid for cid, _ in ranked])
@@ -164,22 +165,34 @@ class Searcher:
             ))
         return hits
 
-    def _query_terms(self, query: str) -> frozenset[str]:
-        return frozenset(t.text for t in self.keywords.words(query)) | frozenset(
-            t.text for t in self.keywords.grams(query)
-        )
+    def _query_terms(self, query: str) -> re.Pattern[str] | None:
+        """One pattern matching the query's terms as they can appear in a chunk's text.
 
-    def highlights(self, chunk: StoredChunk, terms: frozenset[str]) -> tuple[tuple[int, int], ...]:
+        English terms match as word prefixes of their stem (run → running),
+        Japanese words by their surface, and the query's character bigrams
+        as they are: the same evidence the keyword index ranks by, found with
+        one regular expression instead of re-analysing every hit.
+        """
+        parts = set()
+        for term in self.keywords.words(query):
+            if term.text.isascii():
+                parts.add(rf"\b{re.escape(term.text)}\w*")
+            else:
+                parts.add(re.escape(query[term.start : term.end].lower()))
+        parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
+        if not parts:
+            return None
+        return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.IGNORECASE)
+
+    def highlights(self, chunk: StoredChunk, pattern: re.Pattern[str] | None) -> tuple[tuple[int, int], ...]:
         """Spans of the chunk where query terms occur, merged, in original-text offsets."""
-        if not terms:
+        if pattern is None:
             return ()
-        spans = sorted(
-            (t.start, t.end)
-            for t in [*self.keywords.words(chunk.text), *self.keywords.grams(chunk.text)]
-            if t.text in terms
-        )
         merged: list[list[int]] = []
-        for start, end in spans:
+        for match in pattern.finditer(chunk.text):
+            start, end = match.span()
+            if end == start:
+                continue
             if merged and start <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
