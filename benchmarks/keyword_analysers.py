@@ -99,17 +99,22 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-def analysis_speed(tokenizer: KeywordTokenizer, passages: Sequence[str], runs: int = 3) -> float:
-    """Median MB/s (UTF-8) of ``tokenizer.words`` over ``passages``."""
+def analysis_speeds(
+    tokenizers: dict[str, KeywordTokenizer], passages: Sequence[str], runs: int = 3
+) -> dict[str, float]:
+    """Median MB/s (UTF-8) of ``words`` over ``passages`` per tokenizer; the runs take
+    turns across tokenizers so that load from elsewhere on the machine hits all alike."""
     megabytes = sum(len(p.encode("utf-8")) for p in passages) / 1e6
-    tokenizer.words(passages[0])  # warm the per-thread analyser
-    timings = []
+    timings: dict[str, list[float]] = {label: [] for label in tokenizers}
+    for tokenizer in tokenizers.values():
+        tokenizer.words(passages[0])  # warm the per-thread analyser
     for _ in range(runs):
-        started = time.perf_counter()
-        for passage in passages:
-            tokenizer.words(passage)
-        timings.append(time.perf_counter() - started)
-    return megabytes / statistics.median(timings)
+        for label, tokenizer in tokenizers.items():
+            started = time.perf_counter()
+            for passage in passages:
+                tokenizer.words(passage)
+            timings[label].append(time.perf_counter() - started)
+    return {label: megabytes / statistics.median(t) for label, t in timings.items()}
 
 
 def build_index(tokenizer: KeywordTokenizer, passages: Sequence[str]) -> sqlite3.Connection:
@@ -200,11 +205,11 @@ def run(data_dir: Path, with_title: bool) -> None:
         f"{indexed}), {len(dataset.questions)} questions; FTS5 ascii, SQLite "
         f"{sqlite3.sqlite_version}\n"
     )
-    speed_rows, quality_rows = [], []
-    for label, settings in ANALYSERS.items():
-        tokenizer = load_keyword_tokenizer(settings)
-        speed = analysis_speed(tokenizer, dataset.passages)
-        speed_rows.append((label, speed, install_size_mb(PACKAGES[label])))
+    tokenizers = {label: load_keyword_tokenizer(s) for label, s in ANALYSERS.items()}
+    speeds = analysis_speeds(tokenizers, dataset.passages)
+    speed_rows = [(label, speeds[label], install_size_mb(PACKAGES[label])) for label in tokenizers]
+    quality_rows = []
+    for label, tokenizer in tokenizers.items():
         db = build_index(tokenizer, dataset.passages)
         for ranking, to_match, weight in rankings(tokenizer):
             scores = evaluate(db, dataset.questions, to_match, weight)
@@ -228,8 +233,7 @@ def _print_quality(rows: Sequence[tuple[str, str, Scores]]) -> None:
     for label, ranking, s in rows:
         print(
             f"{label:<22} {ranking:<22} {s.recall_1:>6.3f} {s.recall_5:>6.3f} "
-            f"{s.recall_10:>6.3f} {s.mrr_10:>7.3f}"
-            + (f"  ({s.no_terms} no terms)" * bool(s.no_terms))
+            f"{s.recall_10:>6.3f} {s.mrr_10:>7.3f}" + (f"  ({s.no_terms} no terms)" * bool(s.no_terms))
         )
 
 
@@ -242,9 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=DEFAULT_DATA_DIR,
         help=f"folder holding jsquad/valid-v1.3.json (default: {DEFAULT_DATA_DIR})",
     )
-    parser.add_argument(
-        "--title", action="store_true", help="index 'title paragraph' instead of the paragraph"
-    )
+    parser.add_argument("--title", action="store_true", help="index 'title paragraph' instead of the paragraph")
     args = parser.parse_args(argv)
     run(args.data_dir, args.title)
 
