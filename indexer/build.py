@@ -28,7 +28,7 @@ from indexer.keywords import KeywordTokenizer
 from indexer.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.normalize import normalize
 from indexer.store import Store, StoredDocument, encode_offsets
-from indexer.vectors import VectorIndex
+from indexer.vectors import VectorIndex, VectorParams
 
 NORMALIZER = {"name": "nfkc-clusters", "version": 1}
 Progress = Callable[[str, int, int], None]
@@ -41,6 +41,8 @@ class BuildOptions:
     batch_size: int = 64
     follow_symlinks: bool = False
     max_file_bytes: int = 10_000_000
+    index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.vectors.choose_type)
+    vector_params: VectorParams = field(default_factory=VectorParams)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class IndexBuilder:
             plan = _plan(docs, store.document_hashes())
             vectors.remove(np.array(store.delete_documents(plan.delete_ids), dtype=np.int64))
             embedded, embed_seconds = self._add(store, vectors, plan.add)
+            vectors = vectors.converted(self.options.index_type, self.options.vector_params)
             store.commit()
             counts = store.counts()
         finally:

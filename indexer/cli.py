@@ -21,12 +21,15 @@ from rich.table import Table
 
 from indexer.build import BuildOptions, BuildReport, IndexBuilder
 from indexer.chunking import ChunkSettings
-from indexer.embedders import EmbedderLoadError, load_embedder
+from indexer.embedders import BACKENDS, EmbedderLoadError, load_embedder, load_manifest_embedder
 from indexer.generations import IndexDirectory, IndexStateError
+from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
+from indexer.models import locate_embedder
 from indexer.search import MODES, IndexMismatchError, QueryError, Searcher
 from indexer.selection import choose_embedder
 from indexer.store import Filters
+from indexer.vectors import INDEX_TYPES
 
 EXIT_SKIPPED = 3
 console = Console(stderr=True)
@@ -81,9 +84,15 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
 @click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="How the model runs: torch, onnx or onnx-int8 (≈ 2.5× faster, cosine ≥ 0.99 to torch; "
+                   "exported once and cached). Default: the index's backend, else torch.")
+@click.option("--index-type", type=click.Choice(["auto", *INDEX_TYPES]), default="auto", show_default=True,
+              help="Vector index: flat (exact), hnsw, ivfpq (compressed, re-scored exactly), or auto by size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
-                  overlap: int, batch_size: int, follow_symlinks: bool, as_json: bool) -> None:
+                  overlap: int, batch_size: int, follow_symlinks: bool, backend: str | None, index_type: str,
+                  as_json: bool) -> None:
     """Index the files under CORPUS (.md, .txt, .html, .jsonl) into --index.
 
     Re-running it embeds only new or changed documents and drops documents
@@ -92,15 +101,23 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
     with domain_errors():
         directory = IndexDirectory(index_dir)
         name = model or choose_embedder(directory, corpus, rebuild=rebuild)
-        embedder = load_embedder(name)
+        embedder = load_embedder(name, backend=backend or _index_backend(directory, name, rebuild))
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
-                               batch_size=batch_size, follow_symlinks=follow_symlinks)
+                               batch_size=batch_size, follow_symlinks=follow_symlinks, index_type=index_type)
         progress, update = _progress()
         with progress:
             report = IndexBuilder(directory, embedder, load_keyword_tokenizer(), options, update).build(corpus)
     _print_report(report, as_json)
     if report.failures:
         sys.exit(EXIT_SKIPPED)
+
+
+def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:
+    """The backend the live generation was built with, when it used this model (to keep updates alike)."""
+    if rebuild or directory.current_name() is None:
+        return None
+    built = directory.current().manifest.get("model", {})
+    return built.get("backend") if locate_embedder(name).name == built.get("name") else None
 
 
 def _print_report(report: BuildReport, as_json: bool) -> None:
@@ -138,6 +155,28 @@ def info_command(index_dir: Path) -> None:
     click.echo(json.dumps(info, ensure_ascii=False, indent=2))
 
 
+@cli.command("check")
+@index_option
+@click.option("--all", "every", is_flag=True, help="Check every generation on disk, not only the live one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems per generation as JSON.")
+def check_command(index_dir: Path, every: bool, as_json: bool) -> None:
+    """Verify an index: manifest checksums, SQLite integrity, FAISS loadability.
+
+    Exits with 1 when a generation is damaged, naming each damaged file.
+    """
+    with domain_errors():
+        results = check_index(IndexDirectory(index_dir), every=every)
+    if as_json:
+        click.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        for name, problems in results.items():
+            click.echo(f"{name}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+            for problem in problems:
+                click.echo(f"  {problem}")
+    if any(results.values()):
+        sys.exit(1)
+
+
 @cli.command("search")
 @click.argument("query")
 @index_option
@@ -152,7 +191,7 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
     """Search the index from the terminal."""
     with domain_errors():
         generation = IndexDirectory(index_dir).current()
-        searcher = Searcher(generation, load_embedder(generation.manifest["model"]["name"]))
+        searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
         hits = searcher.search(query, mode=mode, k=k,
                                filters=Filters(source=source, language=language, tags=tags))
     if as_json:

@@ -19,6 +19,7 @@ from indexer.models import ModelLocation, fingerprint, locate_embedder
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 MULTILINGUAL_EMBEDDER = "use-multilingual-v3"
+BACKENDS = ("torch", "onnx", "onnx-int8")  # how a sentence-transformers model runs (see load_embedder)
 
 
 class Embedder(Protocol):
@@ -196,9 +197,6 @@ class UniversalSentenceEncoder:
         }
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
 def load_embedder(
     name: str = DEFAULT_EMBEDDER, *, threads: int | None = None, backend: str | None = None
 ) -> Embedder:
@@ -231,6 +229,15 @@ def load_embedder(
         raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc
 
 
-def load_manifest_embedder(model: Mapping[str, Any], *, threads: int | None = None) -> Embedder:
-    """The embedder an index's manifest names (its `model` entry), on the backend it was built with."""
-    return load_embedder(str(model["name"]), threads=threads, backend=model.get("backend"))
+def load_manifest_embedder(
+    model: Mapping[str, Any], *, threads: int | None = None, override: str | None = None
+) -> Embedder:
+    """The embedder an index's manifest names (its `model` entry), on the backend it was built with.
+
+    `override` names another model (e.g. `--model`); it keeps the index's
+    backend when it is the same model, and `check_model` refuses it otherwise.
+    """
+    name = str(model["name"])
+    if override is not None and locate_embedder(override).name != name:
+        return load_embedder(override, threads=threads)
+    return load_embedder(name, threads=threads, backend=model.get("backend"))

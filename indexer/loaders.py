@@ -294,6 +294,11 @@ def _record(line: str) -> dict[str, object]:
         raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(record, dict):
         raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
+    try:  # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 text can hold
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise _BadLine(f"lone surrogate {bad.encode('unicode_escape').decode()} is not valid Unicode") from exc
     return record
 
 

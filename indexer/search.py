@@ -62,6 +62,14 @@ def check_model(generation: Generation, embedder: Embedder) -> None:
                 f"is loaded: serve it with `--model {built.get('name')}` or rebuild it with "
                 f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild`"
             )
+    backend = built.get("backend", loaded.get("backend"))  # indexes from before backends: any
+    if backend != loaded.get("backend"):
+        raise IndexMismatchError(
+            f"index {generation.path} was built with the {backend!r} backend of {built.get('name')!r}, but the "
+            f"{loaded.get('backend')!r} backend is loaded: load it with backend={backend!r} (the server does "
+            f"this by itself) or rebuild with `yomitoki index CORPUS --index {generation.path.parent} "
+            f"--rebuild --backend {loaded.get('backend')}`"
+        )
 
 
 class Searcher:

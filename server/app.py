@@ -19,14 +19,24 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from indexer.embedders import Embedder, load_embedder
+from indexer.embedders import Embedder, load_manifest_embedder
 from indexer.generations import IndexDirectory
+from indexer.integrity import ensure_openable
 from indexer.search import check_model
+from server.answering import register_models
+from server.auth import ApiKeyAuth
+from server.batching import BATCHER_KEY, QueryBatcher
 from server.errors import EXCEPTION_HANDLERS
+from server.limits import InFlightLimit
 from server.live_index import LiveIndex
-from server.routes import health, search
+from server.metrics import Metrics
+from server.request_log import RequestObserver
+from server.routes import ask, classify, embeddings, health, search, similarity, ui
+from server.routes import metrics as metrics_route
+from server.routes import models as models_route
 from server.services import Services
 from server.settings import ServerSettings
+from server.tasks.loading import register_task_models
 
 log = logging.getLogger("yomitoki.server")
 
@@ -35,10 +45,14 @@ def open_services(settings: ServerSettings) -> Services:
     """Open the index and its embedding model; raise with a clear message when they don't fit."""
     directory = IndexDirectory(settings.index_dir)
     generation = directory.current()
-    embedder: Embedder = load_embedder(settings.model or generation.manifest["model"]["name"],
-                                       threads=settings.threads)
+    ensure_openable(generation)  # a truncated or overwritten file stops us before the slow model load
+    embedder: Embedder = load_manifest_embedder(generation.manifest["model"], threads=settings.threads,
+                                                override=settings.model)  # on the index's backend
     check_model(generation, embedder)
-    return Services(settings=settings, embedder=embedder, index=LiveIndex(directory, embedder))
+    services = Services(settings=settings, embedder=embedder, index=LiveIndex(directory, embedder))
+    register_models(services.models, settings.qa_model, settings.generator)  # loaded on first use
+    register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
+    return services
 
 
 async def _watch(services: Services) -> None:
@@ -53,14 +67,18 @@ async def _watch(services: Services) -> None:
 def create_app(settings: ServerSettings, services: Services | None = None) -> Litestar:
     """Build the app; pass `services` to reuse already opened ones (tests, benchmarks)."""
     state: dict[str, Services] = {}
+    metrics = services.metrics if services is not None else Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         opened = services or await anyio.to_thread.run_sync(open_services, settings)
+        opened.metrics = metrics
         state["services"] = opened
         watcher = asyncio.create_task(_watch(opened))
+        batcher = opened.extras[BATCHER_KEY] = QueryBatcher.for_embedder(opened.embedder)
         try:
-            yield
+            async with batcher.running():  # concurrent searches share query-embedding batches
+                yield
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -71,11 +89,13 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     def provide_services() -> Services:
         return state["services"]
 
-    return Litestar(
-        route_handlers=[search.router, health.router],
+    app = Litestar(
+        route_handlers=[search.router, health.router, ui.router, ask.router, metrics_route.router,
+                        similarity.router, classify.router, embeddings.router, models_route.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[ApiKeyAuth(settings.api_keys), InFlightLimit(settings.max_in_flight)],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(
@@ -84,3 +104,6 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
             path="/schema", render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
     )
+    # Outside routing, CORS and error handling, so every request is logged and counted.
+    app.asgi_handler = RequestObserver(app.asgi_handler, metrics)
+    return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from indexer.cli import cli, domain_errors, index_option
+from server.auth import collect_keys
+from server.request_log import log_config
 from server.settings import ServerSettings
 
 
@@ -19,8 +22,33 @@ from server.settings import ServerSettings
 @click.option("--threads", default=2, show_default=True, help="Threads for model inference.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--api-key", "api_keys", multiple=True, metavar="[read:]KEY",
+              help="Require this API key (repeatable; admin scope unless prefixed `read:`). "
+                   "Also from YOMITOKI_API_KEYS (comma-separated).")
+@click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="YOMITOKI_API_KEYS_FILE",
+              help="File of `sha256:HEX SCOPE [label]` lines: hashed API keys with scope read or admin.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Allow browsers on this origin (e.g. https://app.example.com) to call the API; "
+                   "repeatable. CORS is off by default.")
+@click.option("--max-in-flight", default=32, show_default=True, type=click.IntRange(1, 100_000),
+              help="Requests handled at once per endpoint; more get 503 with Retry-After.")
+@click.option("--sts-model", default=None, envvar="YOMITOKI_STS_MODEL",
+              help="Cross-encoder for /similarity (a sentence-transformers CrossEncoder: path or hub id); "
+                   "loaded on first use. Without it, /similarity uses embedding cosine.")
+@click.option("--classifier-model", default=None, envvar="YOMITOKI_CLASSIFIER_MODEL",
+              help="Fine-tuned transformers sequence-classification model for /classify (path or hub id); "
+                   "loaded on first use, labels from its config.")
+@click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL",
+              help="Extractive QA model for /ask (a transformers question-answering model: path or hub id); "
+                   "loaded on first use. Without it, extractive answers are the best-supported sentence.")
+@click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
+              help="Generation model for /ask: the bundled name, a folder or .gguf file of a causal or "
+                   "seq2seq transformers model, or a hub id; `none` switches generation off. Loaded on first use.")
 def serve_command(index_dir: Path, host: str, port: int, model: str | None, threads: int,
-                  log_level: str) -> None:
+                  log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
+                  cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
+                  classifier_model: str | None, qa_model: str | None, generator: str) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -28,11 +56,148 @@ def serve_command(index_dir: Path, host: str, port: int, model: str | None, thre
     from server.app import create_app, open_services
 
     torch.set_num_threads(threads)
-    settings = ServerSettings(index_dir=index_dir, model=model, host=host, port=port, threads=threads)
+    with domain_errors():
+        keys = collect_keys(api_keys, os.environ, api_keys_file)
+    settings = ServerSettings(index_dir=index_dir, model=model, host=host, port=port, threads=threads,
+                              api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
+                              sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
+                              generator=generator)
     with domain_errors():
         services = open_services(settings)  # fail fast, before binding the port
     uvicorn.run(create_app(settings, services), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=10)
+                log_config=log_config(log_level), access_log=False,  # one line per request: request_log
+                limit_concurrency=settings.max_connections,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+
+
+@cli.command("classify")
+@click.argument("texts", nargs=-1)
+@index_option
+@click.option("--label", "labels", multiple=True, metavar="NAME[=DESCRIPTION]",
+              help="Zero-shot: a label (repeat for each); text after = describes it and is embedded instead.")
+@click.option("--template", default=None, help="Zero-shot: a template with {} for the label, e.g. "
+                                               "'この文章は{}についてです' or 'This review is {}.'")
+@click.option("--multi-label", is_flag=True, help="Score each label on its own instead of choosing one.")
+@click.option("--examples", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Few-shot: labelled examples, .jsonl ({\"text\", \"label\"}) or text<TAB>label lines.")
+@click.option("--classifier", default=None, help="A named classifier stored in the index (POST /classifiers).")
+@click.option("--classifier-model", default=None, envvar="YOMITOKI_CLASSIFIER_MODEL",
+              help="Fine-tuned transformers sequence-classification model (path or hub id).")
+@click.option("--method", type=click.Choice(["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"]),
+              default="auto", show_default=True, help="Default: implied by the options given.")
+@click.option("--model", default=None, help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
+@click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, 10, min_open=True),
+              help="Zero-shot: softmax temperature over cosine similarities.")
+@click.option("--threshold", default=0.3, show_default=True, type=click.FloatRange(-1, 1),
+              help="Zero-shot multi-label: the cosine that scores 0.5.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str, ...], template: str | None,
+                     multi_label: bool, examples: Path | None, classifier: str | None,
+                     classifier_model: str | None, method: str, model: str | None, temperature: float,
+                     threshold: float, as_json: bool) -> None:
+    """Classify TEXTS (or the lines of stdin): zero-shot labels, few-shot examples, a named
+    classifier or a fine-tuned model, as POST /classify does."""
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from indexer.embedders import load_embedder
+    from server.tasks import cli_support as support
+    from server.tasks.classifiers import ClassifierStore
+    from server.tasks.finetuned import load_finetuned
+    from server.tasks.ladder import Backends, ClassifyJob, classify
+    from server.tasks.zero_shot import ZeroShotOptions
+
+    inputs = list(texts) or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not inputs:
+        raise click.UsageError("give texts as arguments or as lines on stdin")
+    with support.task_errors():
+        job = ClassifyJob(texts=inputs, labels=support.parse_labels(labels) if labels else None,
+                          examples=support.read_examples(examples) if examples else None, classifier=classifier,
+                          method=method, zero_shot=ZeroShotOptions(template, multi_label, temperature, threshold))  # type: ignore[arg-type]
+        embedder = support.lazy(lambda: load_embedder(support.embedding_model_name(index_dir, model)))
+        finetuned = support.lazy(lambda: load_finetuned(classifier_model)) if classifier_model else None
+        result = classify(job, Backends(embedder=embedder, store=ClassifierStore.for_index(index_dir),
+                                        finetuned=finetuned))
+    if as_json:
+        click.echo(json.dumps(support.classification_json(inputs, result), ensure_ascii=False, indent=2))
+    else:
+        Console().print(support.classification_table(inputs, result))
+
+
+@cli.command("models")
+@index_option
+@click.option("--model", default=None, envvar="YOMITOKI_MODEL",
+              help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
+@click.option("--sts-model", default=None, envvar="YOMITOKI_STS_MODEL", help="Cross-encoder for /similarity.")
+@click.option("--classifier-model", default=None, envvar="YOMITOKI_CLASSIFIER_MODEL",
+              help="Fine-tuned sequence-classification model.")
+@click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL", help="Extractive QA model.")
+@click.option("--generator", default=None, envvar="YOMITOKI_GENERATOR",
+              help="Generation model; default: the server's default.")
+@click.option("--json", "as_json", is_flag=True, help="Print models and caches as JSON.")
+def models_command(index_dir: Path, model: str | None, sts_model: str | None, classifier_model: str | None,
+                   qa_model: str | None, generator: str | None, as_json: bool) -> None:
+    """What each model is (source, parameters, size, dimensions, window, tokenizer, special tokens),
+    read from its files without loading it, and the local model caches."""
+    import dataclasses
+    import json
+
+    from rich.console import Console
+
+    from server.tasks import cli_support as support
+    from server.tasks.model_caches import hub_cache_dir, local_caches
+    from server.tasks.model_info import configured_facts
+
+    with support.task_errors():
+        settings = ServerSettings(index_dir=index_dir)
+        roles = {"embedding": support.embedding_model_name(index_dir, model), "sts": sts_model,
+                 "classifier": classifier_model, "qa": qa_model, "generator": generator or settings.generator}
+        facts = configured_facts({role: name for role, name in roles.items() if name})
+        caches = local_caches()
+    if as_json:
+        payload = {"models": [dataclasses.asdict(f) for f in facts], "caches": [dataclasses.asdict(c) for c in caches],
+                   "hub_cache": str(hub_cache_dir())}
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    console = Console()
+    for table in support.models_tables(facts):
+        console.print(table)
+    console.print(support.caches_table(caches, hub_cache_dir()))
+
+
+@cli.command("ask")
+@click.argument("question")
+@index_option
+@click.option("--mode", type=click.Choice(["auto", "extractive", "generative"]), default="auto",
+              show_default=True, help="auto: generative when the generator loads, else extractive.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 20), help="Passages to retrieve.")
+@click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL",
+              help="Extractive QA model (path or hub id); without it, the best-supported sentence.")
+@click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
+              help="Generation model (bundled name, folder, .gguf file or hub id); `none` switches it off.")
+@click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(1, 512),
+              help="Most tokens to generate.")
+@click.option("--source", default=None, help="Only documents whose source path starts with this.")
+@click.option("--language", type=click.Choice(["ja", "en"]), default=None)
+@click.option("--tag", "tags", multiple=True, help="Only documents with any of these tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
+def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str | None, generator: str,
+                max_tokens: int, source: str | None, language: str | None, tags: tuple[str, ...],
+                as_json: bool) -> None:
+    """Answer QUESTION from the indexed documents, citing the passages it came from."""
+    from indexer.store import Filters
+    from server.answering import Question, ask_locally
+    from server.errors import UnavailableError
+
+    ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,
+                   filters=Filters(source=source, language=language, tags=tags))
+    try:
+        with domain_errors():
+            ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json)
+    except UnavailableError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main() -> None:

@@ -17,6 +17,10 @@ class NotFoundError(LookupError):
     """A document, classifier or other named thing that does not exist."""
 
 
+class ConflictError(Exception):
+    """A request that contradicts what exists: a name already taken, a model mismatch (409)."""
+
+
 class UnavailableError(RuntimeError):
     """A model or service that is not loaded or is overloaded (503)."""
 
@@ -56,6 +60,10 @@ def not_found(_: Request, exc: NotFoundError) -> Response[dict[str, object]]:
     return error_response(404, str(exc))
 
 
+def conflict(_: Request, exc: ConflictError) -> Response[dict[str, object]]:
+    return error_response(409, str(exc))
+
+
 def unavailable(_: Request, exc: UnavailableError) -> Response[dict[str, object]]:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return error_response(503, str(exc), headers=headers)
@@ -71,6 +79,7 @@ def internal_error(request: Request, exc: Exception) -> Response[dict[str, objec
 EXCEPTION_HANDLERS = {
     QueryError: query_error,
     NotFoundError: not_found,
+    ConflictError: conflict,
     UnavailableError: unavailable,
     ValueError: value_error,
     HTTPException: http_error,

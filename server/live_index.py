@@ -1,22 +1,54 @@
 """The generation being served, swapped for a newer one without dropping requests.
 
-Requests lease the current `Searcher` for their duration. When a build
-publishes a new generation, the next poll opens it and makes it current; the
-old one is closed once its last lease is returned.
+Requests lease the current `Searcher` for their duration, so one request sees
+one generation from start to end. The watcher calls `refresh()` every second:
+when a build has published a new generation it is checked (file sizes and
+sha256 checksums against its manifest, FAISS and SQLite opened, the model
+compared) off the request path, then made current; the old one is closed once
+its last lease is returned. A generation that fails its checks is not served:
+the error names the damaged file, is logged once and shown by /health, and the
+generation already being served stays.
+
+What is checked when:
+
+- at start: sizes of every file and the SQLite header and schema (cheap), so a
+  truncated or overwritten file stops the server with its path;
+- once after start, in the background: the live generation's checksums (reads
+  every byte, so it is kept off the start-up path); a mismatch is reported;
+- before each swap: sizes and checksums of the new generation.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
+from indexer.generations import Generation, IndexDirectory
+from indexer.integrity import check_checksums, corrupt, ensure_openable
 from indexer.search import Searcher
 
 log = logging.getLogger("yomitoki.index")
+
+RETRY_FAILED_AFTER_S = 30.0
+# Per request, the names of the generations it leased (set by the request log).
+served_generations: ContextVar[list[str] | None] = ContextVar("served_generations", default=None)
+
+
+def open_searcher(generation: Generation, embedder: Embedder, *, verify: bool = False) -> Searcher:
+    """A Searcher over a generation whose files passed the checks; CorruptIndexError names the file."""
+    ensure_openable(generation)
+    if verify and (problems := check_checksums(generation)):
+        raise corrupt(generation, problems)
+    try:
+        return Searcher(generation, embedder)
+    except RuntimeError as exc:  # FAISS reports a damaged file as a RuntimeError
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise corrupt(generation, [f"{generation.vectors_path}: FAISS cannot load it ({reason})"]) from exc
 
 
 class _Entry:
@@ -24,15 +56,23 @@ class _Entry:
         self.searcher = searcher
         self.leases = 0
         self.retired = False
+        self.closed = False
 
 
 class LiveIndex:
+    """The served generation, its leases, and the swap to newly published ones."""
+
     def __init__(self, directory: IndexDirectory, embedder: Embedder) -> None:
         self.directory = directory
         self.embedder = embedder
         self._lock = threading.Lock()
-        self._entry = _Entry(Searcher(directory.current(), embedder))
+        self._refresh_lock = threading.Lock()
+        self._entry = _Entry(open_searcher(directory.current(), embedder))
+        self._open: list[_Entry] = [self._entry]
+        self._failed: dict[str, float] = {}  # generation name -> when it failed its checks
+        self._live_verified = False
         self.last_error: str | None = None
+        self.swaps = 0
 
     @property
     def generation(self) -> str:
@@ -42,46 +82,104 @@ class LiveIndex:
     def manifest(self) -> dict[str, object]:
         return self._entry.searcher.generation.manifest
 
+    @property
+    def open_generations(self) -> list[str]:
+        """Generations still open: the current one and retired ones with requests in flight."""
+        with self._lock:
+            return [entry.searcher.generation.name for entry in self._open]
+
     @contextmanager
     def lease(self) -> Iterator[Searcher]:
+        """The current Searcher, kept open until the block ends even if a swap happens meanwhile."""
         with self._lock:
             entry = self._entry
             entry.leases += 1
+        record = served_generations.get()
+        if record is not None:
+            record.append(entry.searcher.generation.name)
         try:
             yield entry.searcher
         finally:
             with self._lock:
                 entry.leases -= 1
-                close = entry.retired and entry.leases == 0
-            if close:
-                entry.searcher.close()
+            self._close_if_done(entry)
+
+    def _close_if_done(self, entry: _Entry) -> None:
+        with self._lock:
+            if not entry.retired or entry.leases or entry.closed:
+                return
+            entry.closed = True
+            self._open.remove(entry)
+        entry.searcher.close()
+        log.info("closed generation %s", entry.searcher.generation.name)
 
     def refresh(self) -> bool:
-        """Open a newly published generation, if any; True when it swapped."""
-        name = self.directory.current_name()
-        if name is None or name == self.generation:
-            return False
-        try:
-            searcher = Searcher(self.directory.open(name), self.embedder)
-        except Exception as exc:  # keep serving the generation we have
-            message = f"not switching to generation {name}: {exc}"
-            if message != self.last_error:
-                log.error(message)
-            self.last_error = message
-            return False
+        """Verify the live generation once, then open a newly published one if any; True when it swapped."""
+        with self._refresh_lock:
+            if not self._live_verified:
+                self._live_verified = True
+                self._verify_live()
+            name = self.directory.current_name()
+            if name is None or name == self.generation or self._recently_failed(name):
+                return False
+            try:
+                searcher = open_searcher(self.directory.open(name), self.embedder, verify=True)
+            except Exception as exc:  # keep serving the generation we have
+                self._failed[name] = time.monotonic()
+                self._report(f"not switching to generation {name}: {exc}")
+                return False
+            self._swap(searcher)
+            self._failed.pop(name, None)
+            self.last_error = None
+            log.info("serving generation %s", name)
+            return True
+
+    def _swap(self, searcher: Searcher) -> None:
         with self._lock:
             old, self._entry = self._entry, _Entry(searcher)
+            self._open.append(self._entry)
             old.retired = True
-            close = old.leases == 0
-        if close:
-            old.searcher.close()
-        self.last_error = None
-        log.info("serving generation %s", name)
-        return True
+            self.swaps += 1
+        self._close_if_done(old)
+
+    def _recently_failed(self, name: str) -> bool:
+        failed = self._failed.get(name)
+        return failed is not None and time.monotonic() - failed < RETRY_FAILED_AFTER_S
+
+    def _verify_live(self) -> None:
+        generation = self._entry.searcher.generation
+        started = time.perf_counter()
+        problems = check_checksums(generation)
+        if problems:
+            self._report(f"the served generation {generation.name} does not match its checksums: "
+                         f"{'; '.join(problems)}; run `yomitoki check --index {generation.path.parent}`")
+        else:
+            log.info("generation %s verified (sha256) in %.2fs", generation.name, time.perf_counter() - started)
+
+    def _report(self, message: str) -> None:
+        if message != self.last_error:
+            log.error(message)
+        self.last_error = message
+
+    def stats(self) -> dict[str, object]:
+        """Figures of the served generation for /metrics."""
+        searcher = self._entry.searcher
+        manifest = searcher.generation.manifest
+        counts = manifest.get("counts") or {}
+        files = manifest.get("files") or {}
+        return {
+            "generation": searcher.generation.name, "model": (manifest.get("model") or {}).get("name", ""),
+            "documents": counts.get("documents", 0), "chunks": counts.get("chunks", 0),
+            "vectors": searcher.vectors.size, "bytes": sum(f.get("bytes", 0) for f in files.values()),
+            "swaps": self.swaps, "open_generations": len(self.open_generations),
+            "error": int(self.last_error is not None),
+        }
 
     def close(self) -> None:
         with self._lock:
-            self._entry.retired = True
-            close = self._entry.leases == 0
-        if close:
-            self._entry.searcher.close()
+            entries = list(self._open)
+            for entry in entries:
+                entry.retired = True
+        for entry in entries:
+            self._close_if_done(entry)
+

@@ -8,6 +8,7 @@ from typing import Any
 
 from indexer.embedders import Embedder
 from server.live_index import LiveIndex
+from server.metrics import Metrics
 from server.model_registry import ModelRegistry
 from server.settings import ServerSettings
 
@@ -20,3 +21,4 @@ class Services:
     models: ModelRegistry = field(default_factory=ModelRegistry)  # lazily loaded extra models
     started: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (models, batchers)
+    metrics: Metrics = field(default_factory=Metrics)  # what /metrics reports

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.auth import ApiKey, env_keys
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -22,7 +24,10 @@ class ServerSettings:
     classifier_model: str | None = None   # transformers sequence-classification model
     max_body_bytes: int = 2_000_000
     cors_origins: tuple[str, ...] = ()
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)  # hashes only (server/auth.py)
+    max_in_flight: int = 32               # per endpoint; past it an immediate 503 with Retry-After
+    max_connections: int = 1000           # open connections before uvicorn itself answers 503
+    shutdown_grace_s: float = 10.0        # SIGTERM: seconds to let in-flight requests finish
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
@@ -34,5 +39,7 @@ class ServerSettings:
                           ("classifier_model", "YOMITOKI_CLASSIFIER_MODEL")):
             if env.get(name):
                 values[key] = env[name]
+        if env.get("YOMITOKI_API_KEYS"):
+            values["api_keys"] = tuple(env_keys(env["YOMITOKI_API_KEYS"]))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

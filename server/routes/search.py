@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from indexer.search import Hit
 from indexer.store import Filters
+from server.batching import BATCHER_KEY, query_vector
 from server.errors import NotFoundError
 from server.schemas import DocumentOut, HitOut, Mode, Query, SearchRequest, SearchResponse, TopK
 from server.services import Services
@@ -20,10 +21,11 @@ from server.services import Services
 
 async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters) -> SearchResponse:
     started = time.perf_counter()
+    vector = await query_vector(services.extras.get(BATCHER_KEY), query, mode)  # batched with other queries
 
     def work() -> tuple[str, list[Hit]]:
         with services.index.lease() as searcher:
-            hits = searcher.search(query, mode=mode, k=k, filters=filters)
+            hits = searcher.search(query, mode=mode, k=k, filters=filters, query_vector=vector)
             return searcher.generation.name, hits
 
     generation, hits = await anyio.to_thread.run_sync(work)

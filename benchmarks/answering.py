@@ -1,0 +1,319 @@
+"""Answering quality on SQuAD v1.1 dev and JSQuAD, and /ask latency on the default corpus.
+
+    python benchmarks/answering.py [--data ../shared/data] [--sets squad,jsquad] [--limit 300]
+                                   [--qa-model PATH_OR_HUB_ID] [--no-latency] [--threads 1]
+
+For each set, every paragraph becomes a document (the articles split over two
+files, `a.jsonl` and `b.jsonl`, by article) and is indexed with yomitoki's own
+builder; the index is kept in --workdir, so a second run only re-reads it.
+`--limit` questions are sampled with a fixed seed (default 300 per set, so the
+whole run stays within about ten minutes on a shared 2-core machine). Each
+question goes through the product's own pipeline (`Answerer.retrieve`: hybrid
+search over all paragraphs, k=5, relevance scoring, packing, the reader):
+
+- retrieval recall@1 and @k of the gold paragraph;
+- sentence reader: share of questions whose returned sentence contains a gold
+  answer, beside the naive baseline measured on the same passages (the first
+  sentence of the top passage) and the ceiling (some packed sentence contains it);
+- with --qa-model: exact match and F1 (SQuAD normalization; character F1 for
+  JSQuAD, as JGLUE scores it), no-answer counted as an empty prediction;
+- the "not in the documents" threshold: each question is asked twice, over all
+  paragraphs (answerable) and restricted to the other half of the articles
+  (`filters.source`), where its article is absent (unanswerable). The best
+  passage's relevance separates the two; the script prints the threshold with
+  the best balanced accuracy, pooled over the sets, and how the configured
+  `RELEVANCE_THRESHOLD` does.
+
+Latency: 100 questions (the corpus's section headings) through `POST /ask` in
+extractive mode with the sentence reader (Litestar TestClient, the real app),
+beside `POST /search` for the same questions as the baseline; median and p95,
+and the share of /ask time spent in retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import string
+import sys
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
+from indexer.embedders import Embedder, load_embedder  # noqa: E402
+from indexer.generations import IndexDirectory  # noqa: E402
+from indexer.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.search import Searcher  # noqa: E402
+from indexer.store import Filters  # noqa: E402
+from server.answering.pipeline import RELEVANCE_THRESHOLD, Answerer, Question  # noqa: E402
+from server.answering.qa_reader import load_qa_reader  # noqa: E402
+from server.answering.sentence_reader import first_sentence, sentence_candidates  # noqa: E402
+from server.model_registry import ModelRegistry  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODEL = "all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class QASet:
+    name: str
+    language: str
+    paragraphs: list[dict[str, str]]                   # id, title, text, file ("a.jsonl" / "b.jsonl")
+    questions: list[tuple[str, str, str, list[str]]]   # (id, question, paragraph id, gold answers)
+
+
+def load_qa_set(name: str, data: Path) -> QASet:
+    path = data / ("squad-v1.1/dev-v1.1.json" if name == "squad" else "jsquad/valid-v1.3.json")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    paragraphs: list[dict[str, str]] = []
+    questions = []
+    seen: dict[str, str] = {}
+    for number, article in enumerate(raw["data"]):
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            title, text = article.get("title", ""), context
+            if name == "jsquad":
+                title, _, text = context.partition(" [SEP] ")
+            if context not in seen:
+                seen[context] = f"p{len(seen)}"
+                paragraphs.append({"id": seen[context], "title": title.replace("_", " ").strip(),
+                                   "text": text.strip(), "file": "ab"[number % 2] + ".jsonl"})
+            for qa in paragraph["qas"]:
+                questions.append((qa["id"], qa["question"], seen[context], [a["text"] for a in qa["answers"]]))
+    return QASet(name, "en" if name == "squad" else "ja", paragraphs, questions)
+
+
+def build_index(qa: QASet, embedder: Embedder, workdir: Path) -> tuple[IndexDirectory, float]:
+    """Index the paragraphs (incrementally: unchanged documents are not embedded again)."""
+    corpus = workdir / qa.name / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for file in ("a.jsonl", "b.jsonl"):
+        lines = [json.dumps({"id": p["id"], "title": p["title"], "text": p["text"]}, ensure_ascii=False)
+                 for p in qa.paragraphs if p["file"] == file]
+        (corpus / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = IndexDirectory(workdir / qa.name / "index")
+    started = time.perf_counter()
+    IndexBuilder(directory, embedder, load_keyword_tokenizer(), BuildOptions()).build(corpus)
+    return directory, time.perf_counter() - started
+
+
+# ---- answer matching -------------------------------------------------------------------------
+
+def squad_normalize(text: str) -> str:
+    """The official SQuAD v1.1 answer normalization."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def japanese_normalize(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def contains_answer(text: str, answers: Sequence[str], language: str) -> bool:
+    if language == "ja":
+        return any(japanese_normalize(a) in japanese_normalize(text) for a in answers)
+    return any(f" {squad_normalize(a)} " in f" {squad_normalize(text)} " for a in answers)
+
+
+def f1_score(prediction: str, gold: str, language: str) -> float:
+    if language == "ja":  # character F1, as JGLUE scores JSQuAD
+        pred, truth = list(japanese_normalize(prediction)), list(japanese_normalize(gold))
+    else:
+        pred, truth = squad_normalize(prediction).split(), squad_normalize(gold).split()
+    common = sum((Counter(pred) & Counter(truth)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, gold: str, language: str) -> float:
+    norm = japanese_normalize if language == "ja" else squad_normalize
+    return float(norm(prediction) == norm(gold))
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    recall1: list[float] = field(default_factory=list)
+    recallk: list[float] = field(default_factory=list)
+    sentence: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    ceiling: list[float] = field(default_factory=list)
+    em: list[float] = field(default_factory=list)
+    f1: list[float] = field(default_factory=list)
+    positives: list[float] = field(default_factory=list)  # best relevance, answer in the documents
+    negatives: list[float] = field(default_factory=list)  # best relevance, article left out
+    seconds: list[float] = field(default_factory=list)
+
+
+def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k: int, seed: int) -> Tally:
+    registry = ModelRegistry()
+    answerer = Answerer(lambda: nullcontext(searcher), registry)
+    qa_reader = load_qa_reader(qa_model) if qa_model else None
+    doc_of = {p["id"]: document_id(f"{p['file']}#{p['id']}") for p in qa.paragraphs}
+    file_of = {p["id"]: p["file"] for p in qa.paragraphs}
+    tally = Tally()
+    for _, text, pid, answers in random.Random(seed).sample(qa.questions, min(limit, len(qa.questions))):
+        started = time.perf_counter()
+        found = answerer.retrieve(Question(text, mode="extractive", k=k), None)
+        tally.seconds.append(time.perf_counter() - started)
+        ids = [p.hit.doc_id for p in found.passages]
+        tally.recall1.append(float(ids[:1] == [doc_of[pid]]))
+        tally.recallk.append(float(doc_of[pid] in ids))
+        answer = found.extraction.text if found.extraction else ""
+        tally.sentence.append(float(contains_answer(answer, answers, qa.language)))
+        naive = first_sentence(found.passages)
+        tally.baseline.append(float(naive is not None and contains_answer(naive.text, answers, qa.language)))
+        tally.ceiling.append(float(any(contains_answer(p.normalized.text[s:e], answers, qa.language)
+                                       for p, s, e in sentence_candidates(found.passages))))
+        tally.positives.append(max((p.relevance for p in found.passages), default=0.0))
+        other = "b.jsonl" if file_of[pid] == "a.jsonl" else "a.jsonl"
+        absent = answerer.retrieve(Question(text, mode="extractive", k=k, filters=Filters(source=other)), None)
+        tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
+        if qa_reader is not None:
+            read = answerer.retrieve(Question(text, mode="extractive", k=k), qa_reader).extraction
+            prediction = read.text if read else ""
+            tally.em.append(max(exact_match(prediction, a, qa.language) for a in answers))
+            tally.f1.append(max(f1_score(prediction, a, qa.language) for a in answers))
+    return tally
+
+
+def best_threshold(positives: Sequence[float], negatives: Sequence[float]) -> tuple[float, float]:
+    """The threshold with the best balanced accuracy, and that accuracy."""
+    best = (0.0, 0.0)
+    for candidate in sorted({round(x, 3) for x in [*positives, *negatives]}):
+        accuracy = balanced_accuracy(positives, negatives, candidate)
+        if accuracy > best[1]:
+            best = (candidate, accuracy)
+    return best
+
+
+def balanced_accuracy(positives: Sequence[float], negatives: Sequence[float], threshold: float) -> float:
+    kept = sum(p >= threshold for p in positives) / len(positives)
+    refused = sum(n < threshold for n in negatives) / len(negatives)
+    return (kept + refused) / 2
+
+
+def pct(values: Sequence[float]) -> str:
+    return f"{100 * statistics.fmean(values):5.1f}%" if values else "    –"
+
+
+def report(qa: QASet, tally: Tally, k: int, build_seconds: float) -> None:
+    n = len(tally.recall1)
+    print(f"\n{qa.name}: {len(qa.paragraphs)} paragraphs indexed ({build_seconds:.0f}s), "
+          f"{n} of {len(qa.questions)} questions (seed fixed), retrieval k={k}, "
+          f"{1000 * statistics.median(tally.seconds):.0f} ms/question median")
+    print(f"  retrieval recall@1 {pct(tally.recall1)}   recall@{k} {pct(tally.recallk)}")
+    print(f"  answer sentence contains a gold answer: sentence reader {pct(tally.sentence)}   "
+          f"baseline (first sentence of top passage) {pct(tally.baseline)}   "
+          f"ceiling (any packed sentence) {pct(tally.ceiling)}")
+    if tally.em:
+        print(f"  QA model: exact match {pct(tally.em)}   F1 {pct(tally.f1)}")
+    else:
+        print("  QA model: none configured (--qa-model), so no exact match / F1")
+    at = RELEVANCE_THRESHOLD
+    print(f"  relevance threshold {at}: keeps {pct([p >= at for p in tally.positives])} of answerable, "
+          f"refuses {pct([x < at for x in tally.negatives])} of unanswerable; best for this set: "
+          "{:.3f} (balanced accuracy {:.1%})".format(*best_threshold(tally.positives, tally.negatives)))
+
+
+# ---- latency -----------------------------------------------------------------------------------
+
+def corpus_questions(directory: IndexDirectory, count: int) -> list[str]:
+    """Section headings of the default corpus, as questions (deterministic)."""
+    searcher = Searcher(directory.current(), load_embedder(MODEL))
+    try:
+        headings = sorted({c.section[-1] for c in searcher.store.iter_chunks() if c.section})
+    finally:
+        searcher.close()
+    return [headings[i % len(headings)] for i in range(count)]
+
+
+def latency(workdir: Path, embedder: Embedder, count: int = 100) -> None:
+    from litestar.testing import TestClient
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    directory = IndexDirectory(workdir / "corpus-index")
+    IndexBuilder(directory, embedder, load_keyword_tokenizer(), BuildOptions()).build(ROOT / "corpus")
+    questions = corpus_questions(directory, count)
+    ask, search, retrieval, found = [], [], [], 0
+    settings = ServerSettings(index_dir=directory.path, generator=None, threads=1)
+    with TestClient(create_app(settings)) as client:
+        client.post("/ask", json={"question": "warm up", "mode": "extractive"})
+        for question in questions:
+            started = time.perf_counter()
+            client.post("/search", json={"query": question, "mode": "hybrid", "k": 5}).raise_for_status()
+            search.append(1000 * (time.perf_counter() - started))
+            started = time.perf_counter()
+            body = client.post("/ask", json={"question": question, "mode": "extractive", "k": 5}).json()
+            ask.append(1000 * (time.perf_counter() - started))
+            retrieval.append(body["retrieval_ms"])
+            found += body["answer_found"]
+    p95 = statistics.quantiles(ask, n=20)[-1]
+    print(f"\n/ask latency, sentence reader, default corpus, {count} questions (section headings), k=5:")
+    print(f"  /ask     median {statistics.median(ask):7.1f} ms   p95 {p95:7.1f} ms   "
+          f"({found} answered, {count - found} 'not in the documents')")
+    search_p95 = statistics.quantiles(search, n=20)[-1]
+    print(f"  /search  median {statistics.median(search):7.1f} ms   p95 {search_p95:7.1f} ms   "
+          "(baseline: retrieval alone, same questions)")
+    print(f"  retrieval share of /ask time: {sum(retrieval) / sum(ask):.0%} overall, "
+          f"median retrieval {statistics.median(retrieval):.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--sets", default="squad,jsquad")
+    parser.add_argument("--limit", type=int, default=300, help="questions sampled per set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--qa-model", default=None, help="transformers QA model (path or hub id)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-bench-answering"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--no-latency", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    embedder = load_embedder(MODEL)
+    positives: list[float] = []
+    negatives: list[float] = []
+    for name in [s for s in args.sets.split(",") if s]:
+        qa = load_qa_set(name, args.data)
+        directory, seconds = build_index(qa, embedder, args.workdir)
+        searcher = Searcher(directory.current(), embedder)
+        tally = evaluate(qa, searcher, args.qa_model, args.limit, args.k, args.seed)
+        searcher.close()
+        report(qa, tally, args.k, seconds)
+        positives += tally.positives
+        negatives += tally.negatives
+    if positives:
+        threshold, accuracy = best_threshold(positives, negatives)
+        print(f"\n'not in the documents' threshold, pooled: best {threshold:.3f} (balanced accuracy "
+              f"{accuracy:.1%}); configured {RELEVANCE_THRESHOLD} gives "
+              f"{balanced_accuracy(positives, negatives, RELEVANCE_THRESHOLD):.1%}")
+    if not args.no_latency:
+        latency(args.workdir, embedder)
+    print(f"\n(total {time.perf_counter() - started:.0f}s, torch threads {args.threads})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Building and searching the FAISS index types behind `indexer.vectors.VectorIndex`.
+
+Every search returns, per query, (chunk id, cosine) pairs best first. IVF-PQ
+scores are approximate, so its candidates (`rescore` × k, at least 100) are
+re-scored with the exact vectors and only then cut to k.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import faiss
+import numpy as np
+
+if TYPE_CHECKING:
+    from indexer.full_vectors import FullVectors
+    from indexer.vectors import VectorParams
+
+Hits = list[list[tuple[int, float]]]
+
+
+def ivf_shape(count: int, params: VectorParams, dimension: int) -> tuple[int, int, int]:
+    """(nlist, PQ sub-quantizers, bits per code) that `count` training vectors can support."""
+    nlist = params.nlist or round(math.sqrt(max(count, 1)))
+    nlist = max(1, min(nlist, count // 8 or 1, 65_536))
+    m = params.pq_bytes
+    while dimension % m:  # PQ needs sub-vectors of equal length
+        m -= 1
+    bits = max(1, min(8, int(math.log2(max(count // 39, 2)))))  # k-means wants ≥ 39 points per centroid
+    return nlist, m, bits
+
+
+def build_index(kind: str, dimension: int, params: VectorParams, train: np.ndarray | None) -> Any:
+    """An empty index of this type, trained on `train` when the type needs it (ivfpq)."""
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    if kind == "hnsw":
+        graph = faiss.IndexHNSWFlat(dimension, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = params.ef_construction
+        graph.hnsw.efSearch = params.ef_search
+        return faiss.IndexIDMap2(graph)
+    if kind == "ivfpq":
+        if train is None or not len(train):
+            raise ValueError("an ivfpq index needs vectors to train on")
+        nlist, m, bits = ivf_shape(len(train), params, dimension)
+        # L2 on unit vectors ranks like inner product, and PQ encodes residuals best under L2
+        index = faiss.IndexIVFPQ(faiss.IndexFlatL2(dimension), dimension, nlist, m, bits)
+        index.cp.niter = 10
+        index.cp.max_points_per_centroid = 64
+        index.nprobe = min(params.nprobe, nlist)
+        sample = train
+        if len(train) > max(nlist * 64, 256 * 64):
+            rng = np.random.default_rng(0)
+            sample = train[np.sort(rng.choice(len(train), max(nlist * 64, 256 * 64), replace=False))]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        return index
+    raise ValueError(f"unknown index type {kind!r}")
+
+
+def _rows(scores: np.ndarray, ids: np.ndarray) -> Hits:
+    return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)]
+
+
+def exact_scores(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> Hits:
+    """Exact top-k of `queries` over a small set of (id, vector) rows."""
+    if not len(ids):
+        return [[] for _ in range(len(queries))]
+    scores = queries @ np.asarray(vectors, dtype=np.float32).T
+    k = min(k, len(ids))
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    out = []
+    for row, cols in zip(scores, top, strict=True):
+        cols = cols[np.argsort(-row[cols], kind="stable")]
+        out.append([(int(ids[c]), float(row[c])) for c in cols])
+    return out
+
+
+def search_hnsw(index: Any, queries: np.ndarray, k: int, params: VectorParams,
+                allowed: np.ndarray | None, tombstones: set[int]) -> Hits:
+    selector: Any = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+    elif tombstones:
+        dead = faiss.IDSelectorBatch(np.fromiter(tombstones, dtype=np.int64, count=len(tombstones)))
+        selector = faiss.IDSelectorNot(dead)
+        selector.referenced = dead  # keep the wrapped selector alive as long as this one
+    ef = max(params.ef_search, k) * (2 if selector is not None else 1)
+    search_params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+    scores, ids = index.search(queries, k, params=search_params)
+    return _rows(scores, ids)
+
+
+def search_ivfpq(index: Any, full: FullVectors, queries: np.ndarray, k: int, params: VectorParams,
+                 allowed: np.ndarray | None) -> Hits:
+    depth = min(max(k * params.rescore, 100), int(index.ntotal))
+    selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
+    search_params = faiss.SearchParametersIVF(nprobe=min(params.nprobe, index.nlist), sel=selector)
+    _, candidates = index.search(queries, depth, params=search_params)
+    out = []
+    for query, row in zip(queries, candidates, strict=True):
+        ids = row[row >= 0]
+        vectors, _ = full.get(ids)
+        out.append(exact_scores(query[None, :], ids, vectors, k)[0])
+    return out

@@ -1,0 +1,10 @@
+"""Answering questions over the documents: extractive (QA model or best sentence) and generative."""
+
+from __future__ import annotations
+
+from server.answering.local import ask_locally
+from server.answering.models import DEFAULT_GENERATOR, generator_name, register_models
+from server.answering.pipeline import Answerer, AnswerSettings, Question
+
+__all__ = ["DEFAULT_GENERATOR", "AnswerSettings", "Answerer", "Question", "ask_locally", "generator_name",
+           "register_models"]

@@ -1,0 +1,56 @@
+"""`yomitoki ask`: answering from an index on disk, without a server, streamed to the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import click
+import msgspec
+
+from indexer.embedders import load_embedder
+from indexer.generations import IndexDirectory
+from indexer.search import Searcher
+from server.answering.models import register_models
+from server.answering.pipeline import Answerer, Question
+from server.answering.schemas import AskResponse
+from server.model_registry import ModelRegistry
+
+
+@contextmanager
+def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None) -> Iterator[Answerer]:
+    """An answerer over the live generation of an index directory; models load on first use."""
+    generation = IndexDirectory(index_dir).current()
+    searcher = Searcher(generation, load_embedder(generation.manifest["model"]["name"]))
+    registry = ModelRegistry()
+    register_models(registry, qa_model, generator)
+    try:
+        yield Answerer(lambda: nullcontext(searcher), registry)
+    finally:
+        searcher.close()
+
+
+def describe_sources(response: AskResponse) -> str:
+    """The reader and the passages behind an answer, one line each."""
+    lines = [f"({response.mode}, {response.reader}, {response.took_ms:.0f} ms)"]
+    for label, passages in (("cited", response.citations), ("also shown", response.uncited)):
+        for p in passages:
+            lines.append(f"  [{p.n}] {label}: {p.title} — {p.source} [{p.start}:{p.end}]")
+    return "\n".join(lines)
+
+
+def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
+                as_json: bool) -> AskResponse:
+    """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
+    with local_answerer(index_dir, qa_model, generator) as answerer:
+        for event in answerer.stream(question):
+            if event.response is not None:
+                if as_json:
+                    click.echo(msgspec.json.format(msgspec.json.encode(event.response).decode(), indent=2))
+                else:
+                    click.echo("\n\n" + describe_sources(event.response))
+                return event.response
+            if not as_json:
+                click.echo(event.text, nl=False)
+    raise RuntimeError("the answer stream ended without a response")

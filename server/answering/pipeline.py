@@ -1,0 +1,222 @@
+"""Answering a question: retrieve → pack → read or (build_prompt → generate) → cite.
+
+`Answerer.stream` yields the answer as it is produced (`token` events, then one
+`done` event with the full response); `Answerer.answer` returns the response.
+Both the server and `yomitoki ask` use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from indexer.language import detect_language
+from indexer.search import Searcher
+from indexer.store import Filters
+from server.answering.generation import GenerationLimits, GenerationOutcome, Generator
+from server.answering.packing import pack_passages
+from server.answering.passages import Extraction, Passage
+from server.answering.prompting import CitationFilter, build_prompt, cited_numbers
+from server.answering.relevance import QuestionProfile, RelevanceScorer
+from server.answering.schemas import AnswerSpan, AskResponse, CitationOut
+from server.answering.sentence_reader import SentenceReader
+from server.errors import UnavailableError
+from server.model_registry import ModelRegistry
+
+log = logging.getLogger("yomitoki.answering")
+
+# Below this relevance of the best passage, the documents are taken not to hold the answer.
+# Calibrated with `benchmarks/answering.py --calibrate` on SQuAD v1.1 dev and JSQuAD: half of
+# each set's articles are left out of the searchable documents, so their questions have no
+# answer there; the threshold is the one that best separates the two kinds of questions
+# (balanced accuracy), pooled over both languages. See the README's /ask section.
+RELEVANCE_THRESHOLD = 0.3
+NOT_FOUND = {
+    "en": "The documents do not contain an answer to this question.",
+    "ja": "文書の中に、この質問の答えは見つかりませんでした。",
+}
+PASSAGE_FRAMING_TOKENS = 16  # "[n] title: " and the blank line around each passage in the prompt
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    relevance_threshold: float = RELEVANCE_THRESHOLD
+    reader_tokens: int = 2048   # passages an extractive reader reads, in its own tokens
+    prompt_tokens: int = 512    # passages in the generator's prompt, in its tokens (bounds CPU time)
+    time_limit_s: float = 60.0  # per generation, waiting for the model included
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    mode: str = "auto"          # "extractive", "generative" or "auto"
+    k: int = 5
+    filters: Filters = field(default_factory=Filters)
+    max_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    kind: str                   # "token" or "done"
+    text: str = ""
+    response: AskResponse | None = None
+
+
+class Reader(Protocol):
+    """An extractive reader: the QA model or the sentence reader."""
+
+    name: str
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def read(self, profile: QuestionProfile, passages: Sequence[Passage]) -> Extraction | None: ...
+
+
+@dataclass
+class Retrieval:
+    """What retrieval found for a question: packed passages, and a reader's extraction from them."""
+
+    generation: str
+    passages: list[Passage]
+    retrieval_ms: float
+    extraction: Extraction | None = None
+
+
+class Answerer:
+    def __init__(self, lease: Callable[[], AbstractContextManager[Searcher]], models: ModelRegistry,
+                 settings: AnswerSettings | None = None) -> None:
+        self.lease, self.models = lease, models
+        self.settings = settings or AnswerSettings()
+
+    def answer(self, question: Question, cancel: threading.Event | None = None) -> AskResponse:
+        for event in self.stream(question, cancel):
+            if event.response is not None:
+                return event.response
+        raise RuntimeError("the answer stream ended without a response")
+
+    def stream(self, question: Question, cancel: threading.Event | None = None) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        mode, model = self.resolve(question.mode)
+        if mode == "generative":
+            yield from self._generate(question, model, cancel or threading.Event(), started)
+            return
+        found = self.retrieve(question, model)
+        extraction = found.extraction if found.passages and self._relevant(found.passages) else None
+        response = self._extractive_response(question, model.name if model else SentenceReader.name,
+                                             found, extraction, started)
+        if response.answer:
+            yield AnswerEvent("token", text=response.answer)
+        yield AnswerEvent("done", response=response)
+
+    def resolve(self, mode: str) -> tuple[str, Any]:
+        """The mode actually used and its model (None: the sentence reader)."""
+        if mode in ("generative", "auto"):
+            try:
+                return "generative", self.models.get("generator")
+            except UnavailableError:
+                if mode == "generative":
+                    raise
+        if self.models.has("qa"):
+            try:
+                return "extractive", self.models.get("qa")
+            except UnavailableError:
+                if mode == "extractive":
+                    raise
+        return "extractive", None
+
+    def _relevant(self, passages: Sequence[Passage]) -> bool:
+        return max(p.relevance for p in passages) >= self.settings.relevance_threshold
+
+    def retrieve(self, question: Question, reader: Reader | None,
+                  generator: Generator | None = None) -> Retrieval:
+        """Search, score and pack for a generator or a reader (None: the sentence reader); run the reader."""
+        with self.lease() as searcher:
+            started = time.perf_counter()
+            hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters)
+            retrieval_ms = (time.perf_counter() - started) * 1000
+            scorer = RelevanceScorer(searcher)
+            profile = scorer.profile(question.text)
+            relevance = scorer.passages(profile, hits)
+            if generator is not None:
+                room = generator.context_window - question.max_tokens - 256  # instructions, question
+                budget = max(64, min(self.settings.prompt_tokens, room))
+                passages = pack_passages(hits, relevance, generator.count_tokens, budget,
+                                         overhead=PASSAGE_FRAMING_TOKENS)
+                return Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
+            reader = reader or SentenceReader(scorer)
+            passages = pack_passages(hits, relevance, reader.count_tokens, self.settings.reader_tokens)
+            found = Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
+            if passages:
+                found.extraction = reader.read(profile, passages)
+            return found
+
+    def _extractive_response(self, question: Question, reader: str, found: Retrieval,
+                             extraction: Extraction | None, started: float) -> AskResponse:
+        if extraction is None:
+            return self._not_found(question, "extractive", reader, found, started)
+        others = [p for p in found.passages if p is not extraction.passage]
+        return AskResponse(
+            question=question.text, mode="extractive", reader=reader, answer=extraction.text,
+            answer_found=True,
+            answer_span=AnswerSpan(doc_id=extraction.passage.hit.doc_id, start=extraction.start,
+                                   end=extraction.end),
+            citations=[CitationOut.from_passage(extraction.passage, n=1)],
+            uncited=[CitationOut.from_passage(p, n=i) for i, p in enumerate(others, 2)],
+            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+        )
+
+    def _not_found(self, question: Question, mode: str, reader: str, found: Retrieval,
+                   started: float) -> AskResponse:
+        return AskResponse(
+            question=question.text, mode=mode, reader=reader,  # type: ignore[arg-type]
+            answer=NOT_FOUND[detect_language(question.text)], answer_found=False, answer_span=None,
+            citations=[], uncited=[CitationOut.from_passage(p) for p in found.passages],
+            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+        )
+
+    def _generate(self, question: Question, generator: Generator, cancel: threading.Event,
+                  started: float) -> Iterator[AnswerEvent]:
+        reader = f"generator:{generator.name}"
+        found = self.retrieve(question, None, generator)
+        if not found.passages or not self._relevant(found.passages):
+            response = self._not_found(question, "generative", reader, found, started)
+            yield AnswerEvent("token", text=response.answer)
+            yield AnswerEvent("done", response=response)
+            return
+        limits = GenerationLimits(max_new_tokens=question.max_tokens, time_limit_s=self.settings.time_limit_s)
+        outcome = GenerationOutcome()
+        citations = CitationFilter(len(found.passages))
+        pieces: list[str] = []
+        for piece in generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome):
+            text = citations.feed(piece)
+            if not pieces or not "".join(pieces).strip():
+                text = text.lstrip()
+            if text:
+                pieces.append(text)
+                yield AnswerEvent("token", text=text)
+        if tail := citations.flush():
+            pieces.append(tail)
+            yield AnswerEvent("token", text=tail)
+        log.info("generated %d tokens (%s) in %.0f ms", outcome.tokens, outcome.stop, _ms(started))
+        yield AnswerEvent("done", response=self._generated_response(question, reader, found,
+                                                                    "".join(pieces).strip(), started))
+
+    def _generated_response(self, question: Question, reader: str, found: Retrieval, answer: str,
+                            started: float) -> AskResponse:
+        cited = set(cited_numbers(answer))
+        return AskResponse(
+            question=question.text, mode="generative", reader=reader, answer=answer,
+            answer_found=bool(answer), answer_span=None,
+            citations=[CitationOut.from_passage(p) for p in found.passages if p.n in cited],
+            uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
+            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+        )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

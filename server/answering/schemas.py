@@ -1,0 +1,64 @@
+"""Request and response bodies of `/ask` (the contract the web page is built against)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from server.answering.passages import Passage
+from server.schemas import MAX_QUERY_CHARS, SearchFilters
+
+AskMode = Literal["extractive", "generative", "auto"]
+
+
+class AskRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    question: Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS,
+                                  description="The question, 1-2000 characters.")]
+    mode: AskMode = "auto"
+    k: Annotated[int, Meta(ge=1, le=20, description="Passages to retrieve, 1-20.")] = 5
+    filters: SearchFilters | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=512, description="Most tokens to generate, 1-512.")] = 128
+    stream: bool = False
+
+
+class AnswerSpan(msgspec.Struct, frozen=True):
+    """Where an extracted answer sits: document.text[start:end] is the answer."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+class CitationOut(msgspec.Struct, frozen=True):
+    """A passage shown to the reader: `text` is document.text[start:end]."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+    @classmethod
+    def from_passage(cls, passage: Passage, n: int | None = None) -> CitationOut:
+        hit = passage.hit
+        return cls(n=passage.n if n is None else n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
+                   start=hit.start, end=hit.end, text=hit.text, score=hit.score)
+
+
+class AskResponse(msgspec.Struct, frozen=True):
+    question: str
+    mode: Literal["extractive", "generative"]
+    reader: str                   # "sentence", "extractive-qa:<model>" or "generator:<model>"
+    answer: str
+    answer_found: bool
+    answer_span: AnswerSpan | None
+    citations: list[CitationOut]
+    uncited: list[CitationOut]
+    generation: str
+    took_ms: float
+    retrieval_ms: float

@@ -1,0 +1,78 @@
+"""The offline extractive reader: the best-supported sentence of the retrieved passages.
+
+No extractive QA model ships on PyPI, so without `--qa-model` the answer is the
+sentence that best supports the question: each sentence of the packed passages
+is scored with `RelevanceScorer` (embedding similarity to the question mixed
+with IDF-weighted keyword overlap), plus a small share of its passage's own
+relevance so a sentence in a strong passage wins a tie. The answer keeps exact
+offsets into the original document, like a QA model's span.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from indexer.sentences import split_sentences
+from server.answering.passages import Extraction, Passage
+from server.answering.relevance import QuestionProfile, RelevanceScorer
+
+PASSAGE_SHARE = 0.15  # weight of the passage's relevance in a sentence's score
+_SKIPPED = re.compile(r"\s*(?:#|```|\||<!--)")  # headings, code fences, table rows, comments
+_WORDY = re.compile(r"\w")
+MIN_WORD_CHARS = 4
+
+
+class SentenceReader:
+    """Answers with the sentence that best supports the question."""
+
+    name = "sentence"
+
+    def __init__(self, scorer: RelevanceScorer, passage_share: float = PASSAGE_SHARE) -> None:
+        self.scorer = scorer
+        self.passage_share = passage_share
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.scorer.searcher.embedder.count_tokens(texts)
+
+    def read(self, profile: QuestionProfile, passages: Sequence[Passage]) -> Extraction | None:
+        candidates = sentence_candidates(passages)
+        if not candidates:
+            return None
+        texts = [passage.normalized.text[s:e] for passage, s, e in candidates]
+        scores = self.scorer.score(profile, texts)
+        combined = [(1 - self.passage_share) * float(score) + self.passage_share * passage.relevance
+                    for score, (passage, _, _) in zip(scores, candidates, strict=True)]
+        best = max(range(len(candidates)), key=combined.__getitem__)
+        passage, start, end = candidates[best]
+        doc_start, doc_end = passage.document_span(start, end)
+        return Extraction(passage=passage, start=doc_start, end=doc_end,
+                          text=passage.original_text(doc_start, doc_end), score=round(combined[best], 6))
+
+
+def sentence_candidates(passages: Sequence[Passage]) -> list[tuple[Passage, int, int]]:
+    """Answer-worthy sentences as (passage, start, end) in normalized passage text, each span once."""
+    seen: set[tuple[str, int, int]] = set()
+    out = []
+    for passage in passages:
+        text = passage.normalized.text
+        for start, end in split_sentences(text):
+            sentence = text[start:end]
+            if _SKIPPED.match(sentence) or len(_WORDY.findall(sentence)) < MIN_WORD_CHARS:
+                continue
+            key = (passage.hit.doc_id, *passage.document_span(start, end))
+            if key not in seen:  # overlapping chunks of one document share sentences
+                seen.add(key)
+                out.append((passage, start, end))
+    return out
+
+
+def first_sentence(passages: Sequence[Passage]) -> Extraction | None:
+    """The naive baseline: the first sentence of the top passage."""
+    candidates = sentence_candidates(passages[:1])
+    if not candidates:
+        return None
+    passage, start, end = candidates[0]
+    doc_start, doc_end = passage.document_span(start, end)
+    return Extraction(passage=passage, start=doc_start, end=doc_end,
+                      text=passage.original_text(doc_start, doc_end), score=0.0)

@@ -1,0 +1,181 @@
+"""Optional API keys with two scopes, `read` and `admin`.
+
+Keys come from `--api-key` (repeatable), the `YOMITOKI_API_KEYS` variable
+(comma- or space-separated) or a keys file that holds only sha256 hashes:
+
+    # sha256 of the key      scope   label (optional, shown in logs instead of the key)
+    sha256:5e884898da28…     read    alice
+    sha256:8d969eef6eca…     admin   deploy
+
+A plain key is an admin key; prefix it with `read:` to make it a read key.
+Only the sha256 of each key is kept in memory; a presented key is hashed and
+compared with every stored hash with `hmac.compare_digest`, without stopping
+at the first match, so timing says nothing about which key nearly matched.
+
+Clients send `Authorization: Bearer KEY` or `X-API-Key: KEY`. With no keys
+configured, everything is open. Otherwise `/health`, the OpenAPI pages and the
+web page's files are public, writes (POST/PUT/PATCH/DELETE under /classifiers, any PUT/PATCH/DELETE)
+need `admin`, and everything else needs `read` (which `admin` includes). A
+route may state its own need with `opt={"scope": "public" | "read" | "admin"}`.
+Missing or unknown key: 401; a read key on an admin route: 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+SCOPES = ("read", "admin")
+# /health for probes, the OpenAPI pages, and the web page's own files (they hold no data: the API
+# calls the page makes need a key like any other client's).
+PUBLIC_PATHS = ("/health", "/")
+PUBLIC_PREFIXES = ("/schema", "/static/", "/view/")
+ADMIN_PREFIXES = ("/classifiers",)
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+_HEX = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="yomitoki"'}
+
+
+class KeysFileError(ValueError):
+    """A keys file that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    digest: bytes                      # sha256 of the key; the key itself is never kept
+    scope: str                         # "read" or "admin"
+    label: str                         # what logs may show: never the key
+
+    def __repr__(self) -> str:
+        return f"ApiKey(scope={self.scope!r}, label={self.label!r})"
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def hash_line(key: str, scope: str = "read", label: str = "") -> str:
+    """The keys-file line for a key (what `yomitoki` operators put in the file)."""
+    return f"sha256:{digest(key).hex()} {scope} {label}".rstrip()
+
+
+def plain_keys(values: Iterable[str], source: str) -> list[ApiKey]:
+    """Keys given in plain text: `KEY` (admin) or `read:KEY` / `admin:KEY`."""
+    keys = []
+    for number, value in enumerate((v.strip() for v in values if v.strip()), 1):
+        scope, _, rest = value.partition(":")
+        scope, key = (scope, rest) if scope in SCOPES and rest else ("admin", value)
+        keys.append(ApiKey(digest(key), scope, f"{source} #{number}"))
+    return keys
+
+
+def env_keys(value: str | None) -> list[ApiKey]:
+    """Keys from `YOMITOKI_API_KEYS`: separated by commas or whitespace."""
+    return plain_keys(re.split(r"[,\s]+", value or ""), "YOMITOKI_API_KEYS")
+
+
+def file_keys(path: Path) -> list[ApiKey]:
+    """Hashed keys from a keys file; refuses a line that is not a sha256 hash and a scope."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeysFileError(f"cannot read keys file {path}: {exc}") from exc
+    keys = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        match = _HEX.fullmatch(fields[0])
+        if match is None:
+            raise KeysFileError(f"{path}:{number}: expected `sha256:<64 hex digits> SCOPE [label]` "
+                                f"(the file holds hashes of keys, never keys)")
+        scope = fields[1] if len(fields) > 1 else "read"
+        if scope not in SCOPES:
+            raise KeysFileError(f"{path}:{number}: unknown scope {scope!r}, use read or admin")
+        label = " ".join(fields[2:]) or f"{Path(path).name}:{number}"
+        keys.append(ApiKey(bytes.fromhex(match.group(1)), scope, label))
+    return keys
+
+
+def collect_keys(cli: Iterable[str] = (), env: Mapping[str, str] | None = None,
+                 keys_file: Path | None = None) -> tuple[ApiKey, ...]:
+    """Every configured key: command line, environment and keys file together."""
+    keys = plain_keys(cli, "--api-key") + env_keys((env or {}).get("YOMITOKI_API_KEYS"))
+    if keys_file is not None:
+        keys += file_keys(keys_file)
+    return tuple(keys)
+
+
+def match_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:
+    """The stored key whose hash equals the presented key's, compared in constant time."""
+    wanted = digest(presented)
+    found = None
+    for key in keys:
+        if hmac.compare_digest(key.digest, wanted):  # no early exit: every key is compared
+            found = key
+    return found
+
+
+def required_scope(method: str, path: str, opt: Mapping[str, object]) -> str | None:
+    """The scope a route needs; None when it is public."""
+    stated = opt.get("scope")
+    if stated in (*SCOPES, "public"):
+        return None if stated == "public" else str(stated)
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return None
+    if method in WRITE_METHODS and path.startswith(ADMIN_PREFIXES):
+        return "admin"
+    return "admin" if method in ("PUT", "PATCH", "DELETE") else "read"
+
+
+def presented_key(scope: Scope) -> str | None:
+    """The key a request carries in `Authorization: Bearer …` or `X-API-Key`."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            kind, _, credentials = value.decode("latin-1").strip().partition(" ")
+            if kind.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+        elif name == b"x-api-key" and value.strip():
+            return value.decode("latin-1").strip()
+    return None
+
+
+class ApiKeyAuth(ASGIMiddleware):
+    """401 without a valid key, 403 when the key's scope is not enough; public routes pass."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
+        self.keys = keys
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        method = scope.get("method", "GET")
+        path = scope.get("path_template") or scope.get("path", "")
+        opt = getattr(scope.get("route_handler"), "opt", None) or {}
+        needed = required_scope(method, path, opt)
+        if self.keys and needed is not None:
+            self.authorize(scope, method, path, needed)
+        await next_app(scope, receive, send)
+
+    def authorize(self, scope: Scope, method: str, path: str, needed: str) -> None:
+        presented = presented_key(scope)
+        if presented is None:
+            raise NotAuthorizedException(
+                detail="missing API key: send it as `Authorization: Bearer KEY` or `X-API-Key: KEY`",
+                headers=_CHALLENGE)
+        key = match_key(self.keys, presented)
+        if key is None:
+            raise NotAuthorizedException(detail="invalid API key", headers=_CHALLENGE)
+        if needed == "admin" and key.scope != "admin":
+            raise PermissionDeniedException(
+                detail=f"this API key has the '{key.scope}' scope; {method} {path} needs 'admin'")
+        scope.setdefault("state", {})["api_key"] = key.label

@@ -1,0 +1,129 @@
+"""`POST /ask`: an answer from the documents, with citations; streamed over SSE on request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import msgspec
+from litestar import Request, Router, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from indexer.search import QueryError
+from indexer.store import Filters
+from server.answering import Answerer, Question
+from server.answering.pipeline import AnswerEvent
+from server.answering.schemas import AskRequest, AskResponse
+from server.errors import NotFoundError, UnavailableError
+from server.services import Services
+
+log = logging.getLogger("yomitoki.server")
+
+
+def _question(data: AskRequest) -> Question:
+    filters = data.filters.to_filters() if data.filters else Filters()
+    return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens)
+
+
+def _answerer(services: Services) -> Answerer:
+    return Answerer(services.index.lease, services.models)
+
+
+async def _until_disconnect(request: Request, cancel: threading.Event) -> None:
+    """Set `cancel` when the client goes away (the request body has been read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.set()
+            return
+
+
+async def _answer(request: Request, answerer: Answerer, question: Question) -> AskResponse:
+    """The whole answer; a client that disconnects meanwhile stops its generation."""
+    cancel = threading.Event()
+    outcome: list[AskResponse | Exception] = []
+
+    async def work() -> None:
+        try:
+            outcome.append(await anyio.to_thread.run_sync(answerer.answer, question, cancel))
+        except Exception as exc:  # re-raised below, outside the task group, for the error handlers
+            outcome.append(exc)
+        group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(work)
+        await _until_disconnect(request, cancel)
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+class EventStream(ServerSentEvent):
+    """Server-sent events that keep their media type in a handler that otherwise answers JSON."""
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["media_type"] = "text/event-stream"
+        return super().to_asgi_response(*args, **kwargs)
+
+
+def _error_event(exc: Exception) -> ServerSentEventMessage:
+    if isinstance(exc, QueryError | ValueError):
+        status = 400
+    elif isinstance(exc, NotFoundError):
+        status = 404
+    elif isinstance(exc, UnavailableError):
+        status = 503
+    else:
+        log.exception("answer stream failed", exc_info=exc)
+        status = 500
+    detail = str(exc) if status != 500 else "internal server error"
+    return ServerSentEventMessage(event="error", data=msgspec.json.encode(
+        {"status_code": status, "detail": detail}).decode())
+
+
+def _message(event: AnswerEvent) -> ServerSentEventMessage:
+    if event.response is not None:
+        return ServerSentEventMessage(event="done", data=msgspec.json.encode(event.response).decode())
+    return ServerSentEventMessage(event="token", data=msgspec.json.encode({"text": event.text}).decode())
+
+
+async def answer_events(answerer: Answerer, question: Question,
+                        cancel: threading.Event) -> AsyncIterator[ServerSentEventMessage]:
+    """The answer as server-sent events; leaving early (a disconnect) stops the generation."""
+    events = answerer.stream(question, cancel)
+    try:
+        while True:
+            try:
+                event = await anyio.to_thread.run_sync(next, events, None)
+            except Exception as exc:
+                yield _error_event(exc)
+                return
+            if event is None:
+                return
+            yield _message(event)
+    finally:
+        cancel.set()
+        events.close()
+
+
+@post("/ask", status_code=200, summary="Answer a question from the documents, with citations",
+      description="Extractive (QA model or best sentence) or generative; `stream: true` answers with "
+                  "server-sent events: `token` events as the answer is written, then one `done` event "
+                  "holding this response (or an `error` event).")
+async def ask(data: JSONBody[AskRequest], services: NamedDependency[Services],
+              request: Request) -> AskResponse:
+    question = _question(data)
+    answerer = _answerer(services)
+    if data.stream:
+        return EventStream(answer_events(answerer, question, threading.Event()))  # type: ignore[return-value]
+    return await _answer(request, answerer, question)
+
+
+router = Router(path="/", route_handlers=[ask])

@@ -1,0 +1,21 @@
+"""Errors of the task endpoints; each one says which field or model is at fault."""
+
+from __future__ import annotations
+
+from server.errors import ConflictError
+
+
+class TaskInputError(ValueError):
+    """Input the schema cannot express a rule for (duplicate labels, a template without {}): 400."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ClassifierExistsError(ConflictError):
+    """A named classifier already exists and the request did not ask to replace it."""
+
+
+class ModelMismatchError(ConflictError):
+    """A classifier trained with another embedding model than the one being served."""

@@ -1,0 +1,284 @@
+"""Crash safety: SIGKILL `yomitoki index` at random moments; damaged files are found and named.
+
+The kill trials run the real command line as a subprocess and kill it with
+SIGKILL at a random moment of its build (two lanes at once, each with its own
+small corpus and index). After every kill: the live generation passes a full
+check and opens the way the server opens it, a real server process keeps
+answering, the next build succeeds and no temporary files are left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from indexer.embedders import Embedder
+from indexer.generations import CorruptIndexError, IndexDirectory
+from indexer.integrity import check_generation
+from indexer.keywords import KeywordTokenizer
+from server.cli import cli
+from server.live_index import LiveIndex
+from tests.conftest import MODEL, build, start_server, yomitoki
+
+TRIALS = 20
+LANES = 2
+IN_PROCESS = threading.Lock()
+SEED = int(os.environ.get("YOMITOKI_CRASH_SEED", time.time_ns() % 1_000_000))
+
+
+def write_corpus(folder: Path, trial: int, docs: int = 10) -> None:
+    """A small corpus that changes with each trial, so every build has something to embed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("*.md"):
+        path.unlink()
+    for i in range(docs):
+        (folder / f"doc-{i}.md").write_text(
+            f"# Document {i}\n\nTrial {trial} writes document {i} about tokenizers, chunking and "
+            f"vector search. 東京と銀座の文書{i}です。検索の試験{trial}。\n\nA second paragraph on "
+            f"reciprocal rank fusion, number {i * 7 + trial}.\n", encoding="utf-8")
+    (folder / f"marker-{trial}.md").write_text(f"# Marker {trial}\n\nzqxmarker{trial} only here.\n",
+                                               encoding="utf-8")
+
+
+@dataclass
+class Lane:
+    root: Path
+    killed: int = 0               # killed before the new generation was published
+    killed_late: int = 0          # killed after publishing (pruning, exiting)
+    finished: int = 0
+    survived: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+
+def leftovers(index: Path) -> list[str]:
+    return sorted(p.name for p in index.iterdir() if p.name.startswith((".tmp-", "CURRENT.tmp")))
+
+
+def kill_at_random_moment(lane: Lane, rng: random.Random, window: float, trial: int) -> bool:
+    """Start a build and SIGKILL it at a random moment; True when it was killed before finishing."""
+    write_corpus(lane.corpus, trial)
+    args = ["index", str(lane.corpus), "--index", str(lane.index), "--model", MODEL]
+    if trial % 2:
+        args.append("--rebuild")
+    process = subprocess.Popen(yomitoki(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if trial % 5 == 0:  # now and then during start-up and corpus loading
+        deadline = time.monotonic() + rng.uniform(0.5, 6.0)
+    else:  # mostly while the generation is being written: from the workspace's appearance on
+        while process.poll() is None and not any(p.name.startswith(".tmp-") for p in lane.index.iterdir()):
+            time.sleep(0.002)
+        deadline = time.monotonic() + rng.uniform(0.0, window)
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True
+
+
+def check_after_kill(lane: Lane, embedder: Embedder, keywords: KeywordTokenizer, trial: int) -> None:
+    directory = IndexDirectory(lane.index)
+    live = directory.current()
+    problems = check_generation(live)
+    assert not problems, problems
+    index = LiveIndex(directory, embedder)  # the server's own way of opening an index
+    try:
+        with index.lease() as searcher:
+            assert searcher.search("tokenizers", mode="keyword", k=3)
+    finally:
+        index.close()
+    write_corpus(lane.corpus, trial + 100)
+    report = build(lane.corpus, lane.index, embedder, keywords)
+    assert report.generation == directory.current_name() > live.name
+    assert not leftovers(lane.index), leftovers(lane.index)
+    assert not check_generation(directory.current())
+
+
+def run_lane(lane: Lane, trials: range, embedder: Embedder, keywords: KeywordTokenizer,
+             window: float, on_trial: object) -> None:
+    rng = random.Random(SEED + trials.start)
+    for trial in trials:
+        try:
+            before = IndexDirectory(lane.index).current_name()
+            if not kill_at_random_moment(lane, rng, window, trial):
+                lane.finished += 1
+            elif IndexDirectory(lane.index).current_name() == before:
+                lane.killed += 1
+            else:
+                lane.killed_late += 1
+            with IN_PROCESS:  # the shared model and tokenizers are used by one lane at a time
+                check_after_kill(lane, embedder, keywords, trial)
+            if callable(on_trial):
+                on_trial(lane)
+            lane.survived += 1
+        except Exception as exc:  # collected, reported by the test with the trial number
+            lane.problems.append(f"trial {trial}: {type(exc).__name__}: {exc}")
+
+
+def test_sigkill_at_random_moments_never_loses_the_index(
+    tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    lanes = [Lane(tmp_path / f"lane-{n}") for n in range(LANES)]
+    started = time.perf_counter()
+    for lane in lanes:
+        write_corpus(lane.corpus, 0)
+        build(lane.corpus, lane.index, embedder, keywords)
+    window = (time.perf_counter() - started) / LANES  # about one build, warm model
+    server = start_server(lanes[0].index, tmp_path / "server.log", "--threads", "1")
+    answers: list[str] = []
+
+    def server_still_answers(lane: Lane) -> None:
+        if lane is lanes[0]:
+            response = httpx.post(f"{server.url}/search", json={"query": "tokenizers", "mode": "keyword"}, timeout=30)
+            assert response.status_code == 200, response.text
+            answers.append(response.json()["generation"])
+
+    per_lane = TRIALS // LANES
+    threads = [threading.Thread(target=run_lane, args=(lane, range(n * per_lane + 1, (n + 1) * per_lane + 1),
+                                                       embedder, keywords, window, server_still_answers))
+               for n, lane in enumerate(lanes)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    survived = sum(lane.survived for lane in lanes)
+    killed, late = sum(lane.killed for lane in lanes), sum(lane.killed_late for lane in lanes)
+    print(f"\nkill trials (seed {SEED}): {survived}/{TRIALS} survived; killed {killed} before publishing, "
+          f"{late} after publishing, {TRIALS - killed - late} finished first; {time.perf_counter() - started:.0f}s")
+    assert [p for lane in lanes for p in lane.problems] == []
+    assert survived == TRIALS
+    assert killed >= TRIALS // 2, "too few builds were interrupted before publishing: the kill window is off"
+    assert len(answers) == per_lane and all(a.startswith("gen-") for a in answers)
+    assert server.process.returncode == 0, server.log.read_text()
+
+
+# ---------------------------------------------------------------- damaged files
+
+
+@pytest.fixture()
+def small_index(tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> IndexDirectory:
+    write_corpus(tmp_path / "corpus", 0, docs=4)
+    build(tmp_path / "corpus", tmp_path / "index", embedder, keywords)
+    return IndexDirectory(tmp_path / "index")
+
+
+def run_check(index: Path) -> Result:
+    """`yomitoki check --index INDEX`, through click's runner (the command's own code, in process)."""
+    return CliRunner().invoke(cli, ["check", "--index", str(index)])
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def overwrite(path: Path, offset: int, size: int = 64) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xa5" * size)
+
+
+def test_check_passes_a_healthy_index(small_index: IndexDirectory) -> None:
+    result = run_check(small_index.path)
+    assert result.exit_code == 0, result.output
+    assert f"{small_index.current_name()}: ok" in result.output
+
+
+@pytest.mark.parametrize(
+    ("filename", "damage", "expected"),
+    [
+        ("vectors.faiss", truncate, "truncated"),
+        ("store.sqlite", lambda path: overwrite(path, 0), "not an SQLite database"),
+    ],
+)
+def test_damaged_file_is_found_at_load_and_by_check_with_its_path(
+    small_index: IndexDirectory, embedder: Embedder, filename: str, damage: object, expected: str
+) -> None:
+    path = small_index.current().path / filename
+    damage(path)  # type: ignore[operator]
+    with pytest.raises(CorruptIndexError) as error:
+        LiveIndex(small_index, embedder)
+    assert str(path) in str(error.value) and expected in str(error.value)
+    assert "yomitoki check" in str(error.value)
+    result = run_check(small_index.path)
+    assert result.exit_code == 1
+    assert str(path) in result.output, result.output
+
+
+def test_server_refuses_to_start_on_a_truncated_file_naming_it(small_index: IndexDirectory) -> None:
+    path = small_index.current().path / "vectors.faiss"
+    truncate(path)
+    result = subprocess.run(yomitoki("serve", "--index", str(small_index.path), "--port", "0"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert str(path) in result.stderr and "truncated" in result.stderr, result.stderr
+
+
+def test_corruption_inside_the_sqlite_file_is_found_by_checksums(
+    small_index: IndexDirectory, embedder: Embedder
+) -> None:
+    store = small_index.current().path / "store.sqlite"
+    overwrite(store, store.stat().st_size // 2, 4096)  # same size, header intact: only checksums see it
+    live = LiveIndex(small_index, embedder)  # opening is cheap and passes ...
+    try:
+        live.refresh()  # ... the background verification after start finds it
+        assert live.last_error is not None and str(store) in live.last_error
+    finally:
+        live.close()
+    result = run_check(small_index.path)
+    assert result.exit_code == 1 and f"{store}: checksum does not match" in result.output, result.output
+
+
+def test_a_damaged_new_generation_is_not_swapped_in(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
+) -> None:
+    live = LiveIndex(small_index, embedder)
+    try:
+        first = live.generation
+        write_corpus(tmp_path / "corpus", 1, docs=4)
+        second = build(tmp_path / "corpus", small_index.path, embedder, keywords).generation
+        vectors = small_index.path / second / "vectors.faiss"
+        overwrite(vectors, vectors.stat().st_size - 100, 50)
+        assert live.refresh() is False
+        assert live.generation == first
+        assert live.last_error is not None and str(vectors) in live.last_error
+        third = build(tmp_path / "corpus", small_index.path, embedder, keywords).generation
+        assert live.refresh() is True and live.generation == third and live.last_error is None
+    finally:
+        live.close()
+
+
+def test_stale_temporary_files_are_cleaned_by_the_next_build(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
+) -> None:
+    (small_index.path / ".tmp-gen-000009-12345").mkdir()
+    (small_index.path / ".tmp-gen-000009-12345" / "store.sqlite").write_bytes(b"half")
+    (small_index.path / "CURRENT.tmp12345").write_text("gen-000009\n")
+    report = build(tmp_path / "corpus", small_index.path, embedder, keywords)
+    assert report.generation == "gen-000002"
+    assert leftovers(small_index.path) == []
+    shutil.rmtree(small_index.path / report.generation)  # a generation gone from disk is reported too
+    result = run_check(small_index.path)
+    assert result.exit_code == 1 and "missing" in result.output, result.output

@@ -1,0 +1,126 @@
+"""The ONNX backends of the bundled model: same vectors (within int8 error), same tokens, cached export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.build import BuildOptions, IndexBuilder
+from indexer.embedders import Embedder, EmbedderLoadError, load_embedder, load_manifest_embedder
+from indexer.generations import IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from indexer.onnx_export import export_folder
+from indexer.search import IndexMismatchError, Searcher
+from tests.conftest import CORPUS, MODEL, start_server, yomitoki
+
+
+def corpus_passages(limit: int = 24) -> list[str]:
+    """Paragraphs of the default corpus, English and Japanese, as they would be embedded."""
+    passages = []
+    for path in sorted(CORPUS.glob("*.md")):
+        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n")]
+        passages += [p for p in paragraphs if len(p) > 80 and not p.startswith("---")][:2]
+    return passages[:limit]
+
+
+@pytest.fixture(scope="module")
+def int8() -> Embedder:
+    return load_embedder(MODEL, backend="onnx-int8")
+
+
+@pytest.fixture(scope="module")
+def fp32() -> Embedder:
+    return load_embedder(MODEL, backend="onnx")
+
+
+def test_int8_vectors_stay_within_cosine_099_of_torch(embedder: Embedder, int8: Embedder) -> None:
+    passages = corpus_passages()
+    assert len(passages) >= 20
+    cosines = (embedder.embed(passages) * int8.embed(passages)).sum(axis=1)
+    assert cosines.mean() >= 0.99, f"mean cosine int8 vs torch {cosines.mean():.4f}"
+    assert cosines.min() >= 0.97, f"worst passage {passages[int(cosines.argmin())][:60]!r}: {cosines.min():.4f}"
+
+
+def test_fp32_onnx_matches_torch(embedder: Embedder, fp32: Embedder) -> None:
+    passages = corpus_passages(8)
+    cosines = (embedder.embed(passages) * fp32.embed(passages)).sum(axis=1)
+    assert cosines.min() > 0.9999
+
+
+def test_vectors_are_normalized_and_in_input_order(int8: Embedder) -> None:
+    passages = corpus_passages(10)
+    together = int8.embed(passages, batch_size=4)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    alone = np.vstack([int8.embed([p]) for p in passages])
+    assert (together * alone).sum(axis=1).min() > 0.995  # int8 activations are scaled per batch
+    assert int8.embed([]).shape == (0, 384)
+
+
+def test_tokens_spans_and_coverage_are_the_torch_backends(embedder: Embedder, int8: Embedder) -> None:
+    texts = ["Reciprocal rank fusion merges ranked lists.", "東京の銀座でデパートに行った。", "ｶﾀｶﾅ ㈱"]
+    assert int8.count_tokens(texts) == embedder.count_tokens(texts)
+    for text in texts:
+        assert int8.token_spans(text) == embedder.token_spans(text)
+        assert int8.coverage(text) == embedder.coverage(text)
+    assert int8.max_tokens == embedder.max_tokens == 256
+
+
+def test_export_happens_once(int8: Embedder) -> None:
+    folder = export_folder(int8.location.path)  # type: ignore[arg-type]
+    model_file = folder / "model-int8.onnx"
+    before = model_file.stat().st_mtime_ns
+    assert export_folder(int8.location.path) == folder  # type: ignore[arg-type]
+    assert model_file.stat().st_mtime_ns == before
+
+
+def test_describe_names_the_backend_and_bad_backends_are_refused(embedder: Embedder, int8: Embedder) -> None:
+    assert embedder.describe()["backend"] == "torch"
+    assert int8.describe()["backend"] == "onnx-int8"
+    assert {k: v for k, v in int8.describe().items() if k != "backend"} == {
+        k: v for k, v in embedder.describe().items() if k != "backend"}
+    with pytest.raises(EmbedderLoadError, match="backend 'onnx-int8' does not apply"):
+        load_embedder("use-multilingual-v3", backend="onnx-int8")
+
+
+def test_index_records_backend_and_search_loads_it(
+    tmp_path: Path, embedder: Embedder, int8: Embedder, keywords: KeywordTokenizer
+) -> None:
+    directory = IndexDirectory(tmp_path / "index")
+    IndexBuilder(directory, int8, keywords, BuildOptions()).build(CORPUS)
+    generation = directory.current()
+    assert generation.manifest["model"]["backend"] == "onnx-int8"
+    with pytest.raises(IndexMismatchError, match="'onnx-int8' backend"):
+        Searcher(generation, embedder)
+    loaded = load_manifest_embedder(generation.manifest["model"])
+    assert loaded.describe()["backend"] == "onnx-int8"
+    searcher = Searcher(generation, loaded)
+    try:
+        hits = searcher.search("reciprocal rank fusion of ranked lists", mode="dense", k=3)
+    finally:
+        searcher.close()
+    assert hits[0].source == "en-reciprocal-rank-fusion.md"
+
+
+@pytest.mark.slow
+def test_cli_builds_with_onnx_int8_and_the_server_serves_that_backend(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    built = subprocess.run(yomitoki("index", str(CORPUS), "--index", str(index), "--backend", "onnx-int8",
+                                    "--index-type", "hnsw"), capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    info = subprocess.run(yomitoki("info", "--index", str(index)), capture_output=True, text=True, timeout=300)
+    manifest = json.loads(info.stdout)["manifest"]
+    assert manifest["model"]["backend"] == "onnx-int8"
+    assert manifest["vectors"]["type"] == "hnsw"
+    server = start_server(index, tmp_path / "server.log")
+    try:
+        import httpx
+
+        response = httpx.post(f"{server.url}/search", json={"query": "reciprocal rank fusion", "k": 3}, timeout=60)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    assert response.json()["hits"][0]["source"] == "en-reciprocal-rank-fusion.md"

@@ -1,0 +1,429 @@
+"""The web page at `/`, driven in real headless Chromium (Debian's package, through Playwright)
+against the real server process over the default corpus. Screenshots go to artifacts/screenshots/.
+
+Every page records its requests; a test fails if any went to a host other than the server.
+Without /usr/bin/chromium the browser tests skip, except in CI (`CI` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.conftest import ROOT, RunningServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+README_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ASK_TIMEOUT_MS = 240_000  # a cold generator loads first; the machine may be busy
+
+# Test instrumentation, run before the page's own script: watch the answer box. `__answerRecords`
+# keeps every change of its state and token count in order, `__answerLog` what the box held each
+# time the browser reported changes (one entry per batch: several entries mean several arrivals).
+WATCH_ANSWER = """
+window.__answerRecords = [];
+window.__answerLog = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("answer-text");
+  if (!box) return;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "attributes") window.__answerRecords.push([r.attributeName, r.oldValue]);
+    }
+    window.__answerLog.push({state: box.dataset.state, length: box.textContent.length});
+  }).observe(box, {childList: true, characterData: true, subtree: true, attributes: true,
+                   attributeOldValue: true, attributeFilter: ["data-state", "data-tokens"]});
+});
+"""
+
+
+@dataclass
+class Browsing:
+    """Browser contexts opened for one test, with every request and uncaught script error recorded."""
+
+    browser: Browser
+    server: RunningServer
+    requests: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
+    contexts: list[BrowserContext] = field(default_factory=list)
+
+    def page(self, locale: str = "en-US", width: int = 1000, height: int = 800, scale: float = 1) -> Page:
+        context = self.browser.new_context(locale=locale, viewport={"width": width, "height": height},
+                                           device_scale_factor=scale)
+        context.set_default_timeout(60_000)
+        context.on("request", lambda request: self.requests.append(request.url))
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.script_errors.append(str(error)))
+        page.add_init_script(script=WATCH_ANSWER)
+        return page
+
+    def foreign(self) -> list[str]:
+        host = urlsplit(self.server.url).netloc
+        return [url for url in self.requests if urlsplit(url).netloc != host]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; in CI .ci/run installs it before the tests")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def web(browser: Browser, live_server: RunningServer) -> Iterator[Browsing]:
+    browsing = Browsing(browser, live_server)
+    yield browsing
+    for context in browsing.contexts:
+        context.close()
+    assert browsing.foreign() == [], "the page made requests to other hosts"
+    assert browsing.script_errors == [], "uncaught errors in the page's script"
+
+
+def shot(page: Page, name: str, **options: object) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), **options)  # type: ignore[arg-type]
+    return path
+
+
+def api_search(server: RunningServer, query: str, mode: str) -> dict:
+    response = httpx.post(f"{server.url}/search", json={"query": query, "mode": mode, "k": 10}, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shown_hits(page: Page) -> list[tuple[str, int, int]]:
+    links = page.locator("#hits > li h3 a")
+    return [(a.get_attribute("data-doc") or "", int(a.get_attribute("data-start") or -1),
+             int(a.get_attribute("data-end") or -1)) for a in links.all()]
+
+
+def search(page: Page, query: str, mode: str | None = None) -> None:
+    page.locator("label[for=task-search]").click()
+    if mode:
+        page.select_option("#mode", mode)
+    page.fill("#q", query)
+    page.press("#q", "Enter")
+    expect(page.locator("#results")).to_be_visible()
+
+
+def document_text(server: RunningServer, doc_id: str) -> str:
+    response = httpx.get(f"{server.url}/documents/{doc_id}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["text"]
+
+
+def assert_no_horizontal_scroll(page: Page) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is wider than the screen: {widths}"
+
+
+# --- served files --------------------------------------------------------------------------------
+
+
+def test_page_and_static_files_are_served_with_no_outside_reference(live_server: RunningServer) -> None:
+    page = httpx.get(f"{live_server.url}/", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    view = httpx.get(f"{live_server.url}/view/some-document", timeout=30)
+    assert view.status_code == 200 and view.text == page.text
+    for name, kind in [("app.js", "javascript"), ("app.css", "text/css"), ("favicon.svg", "image/svg+xml")]:
+        response = httpx.get(f"{live_server.url}/static/{name}", timeout=30)
+        assert response.status_code == 200 and kind in response.headers["content-type"], name
+        text = response.text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a request
+        assert not re.search(r"(https?:)?//[\w.-]+\.[a-z]{2,}", text), f"{name} names another host"
+        assert "@import" not in text and "@font-face" not in text, name
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+def test_search_in_japanese_highlights_the_matched_words(web: Browsing) -> None:
+    page = web.page(locale="ja-JP")
+    page.goto(web.server.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.locator("#q-label")).to_have_text("検索語")
+    search(page, "銀座")
+    expected = api_search(web.server, "銀座", "hybrid")
+    assert shown_hits(page) == [(h["doc_id"], h["start"], h["end"]) for h in expected["hits"]]
+    expect(page.locator("#status")).to_contain_text("「銀座」の検索結果")
+    items = page.locator("#hits > li")
+    for item, hit in zip(items.all(), expected["hits"], strict=True):
+        expect(item.locator(".source")).to_have_text(hit["source"])
+        expect(item.locator(".score")).to_contain_text(f"{hit['score']:.4f}")
+        slices = {hit["text"][s - hit["start"] : e - hit["start"]] for s, e in hit["highlights"]}
+        marks = item.locator("mark").all_text_contents()
+        assert marks and set(marks) <= slices, (marks, slices)
+    assert "銀座" in items.first.locator("mark").all_text_contents()
+    shot(page, "search-ja")
+
+
+def test_search_in_english_in_each_mode(web: Browsing) -> None:
+    page = web.page(locale="en-US", width=800, height=720)
+    page.goto(web.server.url + "/")
+    expect(page.locator("#q-label")).to_have_text("Search words")
+    query = "reciprocal rank fusion"
+    shown = {}
+    for mode in ("keyword", "dense", "hybrid"):
+        search(page, query, mode)
+        expect(page.locator("#status")).to_contain_text(f"({mode},")
+        expected = api_search(web.server, query, mode)
+        shown[mode] = shown_hits(page)
+        assert shown[mode] == [(h["doc_id"], h["start"], h["end"]) for h in expected["hits"]], mode
+        assert f"mode={mode}" in page.url
+    assert len({tuple(hits) for hits in shown.values()}) > 1, "the modes gave identical lists"
+    assert page.locator("#hits mark").count() > 0
+    path = shot(page, "search-en")
+    if os.environ.get("UPDATE_README_SCREENSHOT"):
+        save_small(path, README_SCREENSHOT)
+
+
+def save_small(source: Path, target: Path) -> None:
+    """The README's screenshot: the same picture in 64 colours, to keep the repository small."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+
+
+def test_highlight_offsets_are_code_points_into_the_document(web: Browsing) -> None:
+    page = web.page()
+    page.goto(web.server.url + "/")
+    # offsets from Python count code points; "😀" is two UTF-16 units in JavaScript
+    pieces = page.evaluate("window.yomitoki.segments('😀 a 銀座 b', 100, [[104, 105], [105, 106]], 0)")
+    assert pieces == [{"text": "😀 a ", "mark": False}, {"text": "銀座", "mark": True},
+                      {"text": " b", "mark": False}]
+    long = page.evaluate("window.yomitoki.segments('x'.repeat(500) + 'END' + 'y'.repeat(500), 0, [[500, 503]], 100)")
+    assert [p["text"] for p in long if p["mark"]] == ["END"]
+    assert long[0]["text"] == "…" and long[-1]["text"] == "…"
+    assert sum(len(p["text"]) for p in long) == 102
+
+
+# --- ask ------------------------------------------------------------------------------------------
+
+
+def ask(page: Page, question: str, mode: str, max_tokens: int | None = None) -> None:
+    page.locator("label[for=task-ask]").click()
+    expect(page.locator("#q-label")).to_have_text("Your question")
+    page.select_option("#answer-mode", mode)
+    if max_tokens:
+        page.fill("#max-tokens", str(max_tokens))
+    page.fill("#q", question)
+    page.click("#submit")
+
+
+def answer_log(page: Page) -> list[dict]:
+    return page.evaluate("window.__answerLog")
+
+
+def streamed_before_done(page: Page) -> bool:
+    """Whether a token was shown while the answer was streaming, before the final `done`."""
+    records = page.evaluate("window.__answerRecords")
+    first_token = next((i for i, (name, _) in enumerate(records) if name == "data-tokens"), None)
+    finished = next((i for i, (name, old) in enumerate(records) if name == "data-state" and old == "streaming"), None)
+    return first_token is not None and finished is not None and first_token < finished
+
+
+def test_ask_streams_the_answer_and_a_citation_opens_the_cited_span(web: Browsing) -> None:
+    question = "What is reciprocal rank fusion?"
+    expected = httpx.post(f"{web.server.url}/ask", json={"question": question, "mode": "extractive"},
+                          timeout=120).json()
+    assert expected["answer_found"] and expected["citations"], expected
+    page = web.page()
+    page.goto(web.server.url + "/")
+    ask(page, question, "extractive")
+    box = page.locator("#answer-text")
+    expect(box).to_have_attribute("data-state", "done", timeout=ASK_TIMEOUT_MS)
+    assert streamed_before_done(page), page.evaluate("window.__answerRecords")  # a token event came first
+    assert int(box.get_attribute("data-tokens") or 0) >= 1
+    assert box.text_content() == expected["answer"]
+    citations = page.locator("#citations > li")
+    expect(citations).to_have_count(len(expected["citations"]))
+    first = expected["citations"][0]
+    expect(citations.first.locator(".cite-number")).to_have_text(f"[{first['n']}]")
+    span = expected["answer_span"]
+    assert span and span["doc_id"] == first["doc_id"] and first["start"] <= span["start"] < span["end"] <= first["end"]
+    expect(citations.first.locator("blockquote mark")).to_have_text(expected["answer"])  # the answer, inside it
+    shot(page, "ask-extractive", full_page=True)
+
+    citations.first.locator("h3 a").click()
+    page.wait_for_url(re.compile(rf"/view/{first['doc_id']}#{first['start']}-{first['end']}$"))
+    mark = page.locator("#doc-text mark")
+    expect(mark).to_have_count(1)
+    assert mark.text_content() == first["text"]
+    assert document_text(web.server, first["doc_id"])[first["start"] : first["end"]] == first["text"]
+    expect(mark).to_be_in_viewport()
+    shot(page, "document-view")
+    page.locator("#back-link").click()  # back to the same answer, without asking again
+    expect(page.locator("#answer-text")).to_have_text(expected["answer"])
+    assert sum(urlsplit(url).path == "/ask" for url in web.requests) == 1
+
+
+@pytest.mark.slow
+def test_generative_answer_arrives_token_by_token(web: Browsing) -> None:
+    page = web.page()
+    page.goto(web.server.url + "/")
+    ask(page, "What value of k does reciprocal rank fusion conventionally use?", "generative", max_tokens=12)
+    box = page.locator("#answer-text")
+    expect(box).to_have_attribute("data-state", "done", timeout=ASK_TIMEOUT_MS)
+    assert streamed_before_done(page)
+    lengths = {entry["length"] for entry in answer_log(page) if entry["state"] == "streaming"}
+    assert len(lengths) >= 3, answer_log(page)  # the text grew in several arrivals before it was done
+    assert int(box.get_attribute("data-tokens") or 0) >= 3
+    expect(page.locator("#answer-meta")).to_contain_text("Written by")
+    shot(page, "ask-generative", full_page=True)
+
+
+def test_a_span_far_down_a_document_is_scrolled_into_view(web: Browsing) -> None:
+    hit = api_search(web.server, "reciprocal rank fusion", "keyword")["hits"][0]
+    text = document_text(web.server, hit["doc_id"])
+    start, end = len(text) - 80, len(text) - 20
+    page = web.page(width=375, height=640)
+    page.goto(f"{web.server.url}/view/{hit['doc_id']}?start={start}&end={end}")
+    mark = page.locator("#doc-text mark")
+    expect(mark).to_have_count(1)
+    assert mark.text_content() == text[start:end]
+    expect(mark).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") > 0
+
+
+# --- keyboard, languages, small screens, errors, requests ------------------------------------------
+
+
+def focused(page: Page) -> dict:
+    return page.evaluate("""() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return {id: el.id, tag: el.tagName.toLowerCase(), cls: el.className, text: el.textContent.trim(),
+              outline: style.outlineStyle, href: el.getAttribute("href") || ""};
+    }""")
+
+
+def test_keyboard_alone_searches_and_opens_a_result(web: Browsing) -> None:
+    page = web.page()
+    page.goto(web.server.url + "/")
+    page.keyboard.press("Tab")
+    assert focused(page)["cls"] == "skip-link"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert focused(page)["id"] == "task-search"
+    label = page.locator("label[for=task-search]")
+    assert label.evaluate("el => getComputedStyle(el).outlineStyle") != "none"  # the focus is visible
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#q-label")).to_have_text("Your question")
+    expect(page.locator("#ask-options")).to_be_visible()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#q-label")).to_have_text("Search words")
+    page.keyboard.press("Tab")
+    assert focused(page)["id"] == "mode"
+    page.keyboard.type("k")  # type-ahead picks "Keyword"
+    assert page.input_value("#mode") == "keyword"
+    page.keyboard.press("Tab")
+    assert focused(page)["id"] == "q"
+    page.keyboard.type("special tokens")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("(keyword,")
+    first = page.locator("#hits > li h3 a").first
+    page.keyboard.press("Tab")  # the search button, then the first result
+    assert focused(page)["id"] == "submit"
+    page.keyboard.press("Tab")
+    now = focused(page)
+    assert now["href"] == first.get_attribute("href") and now["outline"] != "none", now
+    shot(page, "keyboard")
+    page.keyboard.press("Enter")
+    mark = page.locator("#doc-text mark")
+    expect(mark).to_be_focused()
+    expect(mark).to_be_in_viewport()
+    page.keyboard.press("Shift+Tab")
+    assert focused(page)["id"] == "back-link"
+    page.keyboard.press("Enter")  # back to the same results
+    expect(page.locator("#status")).to_contain_text("(keyword,")
+    expect(page.locator("#q")).to_have_value("special tokens")
+
+
+def test_interface_language_follows_the_browser_and_can_be_switched(web: Browsing) -> None:
+    english = web.page(locale="en-US")
+    english.goto(web.server.url + "/")
+    expect(english.locator("html")).to_have_attribute("lang", "en")
+    expect(english.locator("#submit")).to_have_text("Search")
+    search(english, "東京")
+    expect(english.locator("#status")).to_contain_text("results for “東京”")
+    english.locator("button[data-lang=ja]").click()
+    expect(english.locator("html")).to_have_attribute("lang", "ja")
+    expect(english.locator("button[data-lang=ja]")).to_have_attribute("aria-pressed", "true")
+    expect(english.locator("#submit")).to_have_text("検索")
+    expect(english.locator("#status")).to_contain_text("「東京」の検索結果")
+    expect(english.locator("#results-title")).to_have_text("検索結果")
+    english.reload()  # the choice is remembered
+    expect(english.locator("#q-label")).to_have_text("検索語")
+    english.locator("button[data-lang=en]").click()
+    expect(english.locator("#q-label")).to_have_text("Search words")
+
+    japanese = web.page(locale="ja-JP")
+    japanese.goto(web.server.url + "/")
+    expect(japanese.locator("#page-title")).to_have_text("文書を検索・質問する")
+    expect(japanese.locator("label[for=mode]")).to_have_text("検索方式")
+
+
+def test_readable_on_a_375px_screen_and_at_200_percent_zoom(web: Browsing) -> None:
+    phone = web.page(locale="ja-JP", width=375, height=740, scale=2)
+    phone.goto(web.server.url + "/")
+    search(phone, "トークナイザ")
+    assert_no_horizontal_scroll(phone)
+    box = phone.locator("#submit").bounding_box()
+    assert box and box["x"] + box["width"] <= 375 and box["height"] >= 40
+    shot(phone, "mobile-375")
+    # a 1280px-wide window at 200% zoom lays out like a 640px-wide one with doubled pixels
+    zoomed = web.page(width=640, height=400, scale=2)
+    zoomed.goto(web.server.url + "/")
+    search(zoomed, "byte pair encoding")
+    assert_no_horizontal_scroll(zoomed)
+    assert zoomed.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") >= 16
+    shot(zoomed, "zoom-200")
+
+
+def test_server_errors_are_shown_in_words(web: Browsing) -> None:
+    page = web.page()
+    page.goto(web.server.url + "/view/no-such-document")
+    error = page.locator("#error")
+    expect(error).to_contain_text("The server answered 404: no document with id 'no-such-document'")
+    shot(page, "error-404")
+    page.goto(web.server.url + "/")
+    page.press("#q", "Enter")
+    expect(error).to_have_text("Type something first.")
+    expect(page.locator("#q")).to_have_attribute("aria-invalid", "true")
+    ask(page, "What is BM25?", "extractive", max_tokens=100_000)
+    expect(error).to_contain_text("The server answered 400")
+    expect(error).to_contain_text("max_tokens")
+    expect(page.locator("#answer-text")).to_have_attribute("data-state", "error")
+
+
+def test_the_page_requests_nothing_but_the_server(web: Browsing) -> None:
+    page = web.page()
+    page.goto(web.server.url + "/")
+    search(page, "sentence embeddings")
+    page.locator("#hits > li h3 a").first.click()
+    expect(page.locator("#doc-text mark")).to_have_count(1)
+    paths = {urlsplit(url).path for url in web.requests}
+    assert {"/", "/static/app.js", "/static/app.css", "/search"} <= paths, paths
+    assert any(path.startswith("/documents/") for path in paths), paths
+    assert web.foreign() == []
