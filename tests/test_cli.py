@@ -1,0 +1,57 @@
+"""The `yomitoki` command line as a user runs it: real subprocesses, exit codes checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import CORPUS, yomitoki
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(yomitoki(*args), capture_output=True, text=True, timeout=300)
+
+
+def test_index_search_info_and_reindex(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for source in sorted(CORPUS.glob("ja-*.md"))[:3] + sorted(CORPUS.glob("en-*.md"))[:3]:
+        shutil.copy(source, corpus / source.name)
+    index = str(tmp_path / "index")
+
+    first = run("index", str(corpus), "--index", index, "--model", "all-minilm-l6-v2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "6 added" in first.stdout
+
+    again = run("index", str(corpus), "--index", index)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes" in again.stdout and "nothing embedded" in again.stdout
+
+    found = run("search", "token", "--index", index, "--json", "-k", "3")
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert len(hits) == 3 and all(h["source"].endswith(".md") for h in hits)
+
+    info = run("info", "--index", index)
+    assert info.returncode == 0, info.stderr
+    manifest = json.loads(info.stdout)["manifest"]
+    assert manifest["model"]["name"] == "all-minilm-l6-v2" and manifest["counts"]["documents"] == 6
+    assert manifest["fusion"]["method"] == "coverage-weighted-rrf"
+
+
+def test_skipped_files_are_listed_and_exit_code_says_so(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "en-bm25.md", corpus / "good.md")
+    (corpus / "bad.txt").write_bytes(b"\xff\xfe\x00\x00binary")
+    result = run("index", str(corpus), "--index", str(tmp_path / "index"), "--model", "all-minilm-l6-v2")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "bad.txt" in result.stderr and "1 file(s) skipped" in result.stdout
+
+
+def test_search_without_an_index_says_what_to_run(tmp_path: Path) -> None:
+    result = run("search", "token", "--index", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert "yomitoki index" in result.stderr
