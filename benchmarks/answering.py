@@ -146,6 +146,18 @@ def exact_match(prediction: str, gold: str, language: str) -> float:
 
 # ---- evaluation --------------------------------------------------------------------------------
 
+class PassagesOnly:
+    """A reader that reads nothing: retrieval and packing only (for the threshold calibration)."""
+
+    name = "none"
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.count_tokens = searcher.embedder.count_tokens
+
+    def read(self, profile: object, passages: object) -> None:
+        return None
+
+
 @dataclass
 class Tally:
     recall1: list[float] = field(default_factory=list)
@@ -182,7 +194,8 @@ def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k:
                                        for p, s, e in sentence_candidates(found.passages))))
         tally.positives.append(max((p.relevance for p in found.passages), default=0.0))
         other = "b.jsonl" if file_of[pid] == "a.jsonl" else "a.jsonl"
-        absent = answerer.retrieve(Question(text, mode="extractive", k=k, filters=Filters(source=other)), None)
+        absent = answerer.retrieve(Question(text, mode="extractive", k=k, filters=Filters(source=other)),
+                                   PassagesOnly(searcher))
         tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
         if qa_reader is not None:
             read = answerer.retrieve(Question(text, mode="extractive", k=k), qa_reader).extraction

@@ -46,8 +46,10 @@ def build_index(kind: str, dimension: int, params: VectorParams, train: np.ndarr
         nlist, m, bits = ivf_shape(len(train), params, dimension)
         # L2 on unit vectors ranks like inner product, and PQ encodes residuals best under L2
         index = faiss.IndexIVFPQ(faiss.IndexFlatL2(dimension), dimension, nlist, m, bits)
-        index.cp.niter = 10
+        index.cp.niter = 10                        # coarse k-means: 10 rounds on ≤ 64 points per list
         index.cp.max_points_per_centroid = 64
+        index.pq.cp.niter = 15                     # one k-means per sub-quantizer: keep them cheap
+        index.pq.cp.max_points_per_centroid = 64
         index.nprobe = min(params.nprobe, nlist)
         sample = train
         if len(train) > max(nlist * 64, 256 * 64):

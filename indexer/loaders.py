@@ -25,7 +25,6 @@ from indexer.markdown_text import parse_markdown
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
-_BINARY_SNIFF_BYTES = 8192
 _MAX_DEPTH = 64
 
 
@@ -185,7 +184,7 @@ def _read_text(path: Path, rel: str) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise LoadError(rel, f"cannot read ({exc.strerror})") from exc
-    if b"\x00" in raw[:_BINARY_SNIFF_BYTES]:
+    if b"\x00" in raw:  # anywhere: SQLite's substr() and length() stop at a NUL
         raise LoadError(rel, "binary file")
     skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
@@ -295,11 +294,21 @@ def _record(line: str) -> dict[str, object]:
     if not isinstance(record, dict):
         raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
     try:  # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 text can hold
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        dumped = json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end]
         raise _BadLine(f"lone surrogate {bad.encode('unicode_escape').decode()} is not valid Unicode") from exc
+    if b"\\u0000" in dumped and _has_nul(record):  # and NUL ("\u0000"), which SQLite's substr() stops at
+        raise _BadLine("NUL character (\\u0000) in a string")
     return record
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
 
 
 def _required_string(record: dict[str, object], field: str) -> str:

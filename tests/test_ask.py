@@ -290,8 +290,10 @@ def test_ask_with_a_qa_model_end_to_end(zoo_index: Path, marker_model: Path) -> 
         assert document_text(client, span["doc_id"])[span["start"] : span["end"]] == "ｚｅｂｒａ"
         assert body["citations"][0]["source"] == "savanna.md"
         assert client.get("/health").json()["models"]["qa"]["loaded"] is True
-        none = client.post("/ask", json={"question": "Where is green tea grown?", "mode": "extractive"}).json()
-        assert none["answer_found"] is False and none["reader"].startswith("extractive-qa:")
+        tea = {"question": "Where is green tea grown?", "mode": "extractive", "k": 1}  # no zebra in there
+        none = client.post("/ask", json=tea).json()
+        assert none["uncited"][0]["source"] == "tea.md" and none["reader"].startswith("extractive-qa:")
+        assert none["answer_found"] is False and none["answer"] == NOT_FOUND["en"]
 
 
 def test_a_qa_model_that_fails_to_load_is_reported_and_search_keeps_working(
@@ -328,8 +330,8 @@ def test_packing_fills_the_budget_by_tokens_most_relevant_first(searcher: Search
 def test_packing_cuts_a_long_passage_at_a_sentence_boundary(searcher: Searcher) -> None:
     hit = searcher.search("extractive question answering span", k=1)[0]
     total = searcher.embedder.count_tokens([hit.text])[0]
-    packed = pack_passages([hit], [1.0], searcher.embedder.count_tokens, total // 2)
-    assert len(packed) == 1 and packed[0].tokens <= total // 2
+    packed = pack_passages([hit], [1.0], searcher.embedder.count_tokens, total - 1)
+    assert len(packed) == 1 and packed[0].tokens <= total - 1
     cut = packed[0].hit
     assert hit.text.startswith(cut.text) and cut.end == cut.start + len(cut.text) < hit.end
     assert cut.text.rstrip()[-1] in ".。!?！？)」"

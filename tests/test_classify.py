@@ -18,7 +18,7 @@ from indexer.keywords import KeywordTokenizer
 from server.app import create_app
 from server.settings import ServerSettings
 from server.tasks.classifiers import ClassifierStore, train_classifier
-from server.tasks.few_shot import Example, train_linear
+from server.tasks.few_shot import Example, TrainOptions, train_linear
 from tests.conftest import build, yomitoki
 from tests.task_models import save_tiny_classifier, tiny_index
 
@@ -185,7 +185,7 @@ def test_stored_weights_reproduce_scikit_learn(classes: list[str]) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 8))
     labels = [classes[i % len(classes)] for i in range(60)]
-    ours = train_linear(vectors, labels)
+    ours = train_linear(vectors, labels, TrainOptions(c=1.0))
     reference = LogisticRegression(C=1.0, max_iter=1000, random_state=42).fit(vectors, labels)
     assert ours.classes == tuple(reference.classes_)
     assert ours.probabilities(vectors) == pytest.approx(reference.predict_proba(vectors), abs=1e-9)

@@ -79,7 +79,8 @@ def kill_at_random_moment(lane: Lane, rng: random.Random, window: float, trial: 
     args = ["index", str(lane.corpus), "--index", str(lane.index), "--model", MODEL]
     if trial % 2:
         args.append("--rebuild")
-    process = subprocess.Popen(yomitoki(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(yomitoki(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     if trial % 5 == 0:  # now and then during start-up and corpus loading
         deadline = time.monotonic() + rng.uniform(0.5, 6.0)
     else:  # mostly while the generation is being written: from the workspace's appearance on
@@ -171,7 +172,7 @@ def test_sigkill_at_random_moments_never_loses_the_index(
     assert survived == TRIALS
     assert killed >= TRIALS // 2, "too few builds were interrupted before publishing: the kill window is off"
     assert len(answers) == per_lane and all(a.startswith("gen-") for a in answers)
-    assert server.process.returncode == 0, server.log.read_text()
+    assert "Application shutdown complete" in server.log.read_text(), server.log.read_text()
 
 
 # ---------------------------------------------------------------- damaged files

@@ -56,7 +56,11 @@ def test_vectors_are_normalized_and_in_input_order(int8: Embedder) -> None:
     together = int8.embed(passages, batch_size=4)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     alone = np.vstack([int8.embed([p]) for p in passages])
-    assert (together * alone).sum(axis=1).min() > 0.995  # int8 activations are scaled per batch
+    # int8 activations are quantized with one scale per batch, so a passage's vector moves a little
+    # with its batch-mates; the order and the meaning must not
+    agreement = (together * alone).sum(axis=1)
+    assert agreement.min() > 0.98 and agreement.mean() > 0.99, agreement
+    assert (agreement > (together @ alone.T - np.eye(len(passages)) * 2).max(axis=1)).all()
     assert int8.embed([]).shape == (0, 384)
 
 

@@ -137,10 +137,11 @@ class Answerer:
         """Search, score and pack for a generator or a reader (None: the sentence reader); run the reader."""
         with self.lease() as searcher:
             started = time.perf_counter()
-            hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters)
-            retrieval_ms = (time.perf_counter() - started) * 1000
             scorer = RelevanceScorer(searcher)
-            profile = scorer.profile(question.text)
+            profile = scorer.profile(question.text)  # embeds the question once, for search as well
+            hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters,
+                                   query_vector=profile.vector)
+            retrieval_ms = (time.perf_counter() - started) * 1000
             relevance = scorer.passages(profile, hits)
             if generator is not None:
                 room = generator.context_window - question.max_tokens - 256  # instructions, question

@@ -72,13 +72,13 @@ class RelevanceScorer:
             weights[term] = math.log(1 + (self._chunks - df + 0.5) / (df + 0.5))
         return weights
 
-    def score(self, profile: QuestionProfile, texts: Sequence[str],
-              vectors: np.ndarray | None = None) -> np.ndarray:
+    def score(self, profile: QuestionProfile, texts: Sequence[str], vectors: np.ndarray | None = None,
+              *, keyword_only: bool = False) -> np.ndarray:
         """Relevance of each normalized text to the question, in [0, 1]."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
         keyword = np.array([self._keyword_share(profile, text) for text in texts], dtype=np.float32)
-        if profile.vector is None:
+        if profile.vector is None or keyword_only:
             return keyword
         if vectors is None:
             vectors = self.searcher.embedder.embed(list(texts))

@@ -18,6 +18,7 @@ from server.answering.passages import Extraction, Passage
 from server.answering.relevance import QuestionProfile, RelevanceScorer
 
 PASSAGE_SHARE = 0.15  # weight of the passage's relevance in a sentence's score
+MAX_EMBEDDED = 8      # sentences embedded per question: the best by keywords (embedding is the cost)
 _SKIPPED = re.compile(r"\s*(?:#|```|\||<!--)")  # headings, code fences, table rows, comments
 _WORDY = re.compile(r"\w")
 MIN_WORD_CHARS = 4
@@ -28,9 +29,11 @@ class SentenceReader:
 
     name = "sentence"
 
-    def __init__(self, scorer: RelevanceScorer, passage_share: float = PASSAGE_SHARE) -> None:
+    def __init__(self, scorer: RelevanceScorer, passage_share: float = PASSAGE_SHARE,
+                 max_embedded: int = MAX_EMBEDDED) -> None:
         self.scorer = scorer
         self.passage_share = passage_share
+        self.max_embedded = max_embedded
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.scorer.searcher.embedder.count_tokens(texts)
@@ -39,6 +42,10 @@ class SentenceReader:
         candidates = sentence_candidates(passages)
         if not candidates:
             return None
+        if len(candidates) > self.max_embedded and profile.vector is not None:
+            keyword = self.scorer.score(profile, [p.normalized.text[s:e] for p, s, e in candidates], keyword_only=True)
+            keep = sorted(range(len(candidates)), key=lambda i: (-keyword[i], i))[: self.max_embedded]
+            candidates = [candidates[i] for i in sorted(keep)]
         texts = [passage.normalized.text[s:e] for passage, s, e in candidates]
         scores = self.scorer.score(profile, texts)
         combined = [(1 - self.passage_share) * float(score) + self.passage_share * passage.relevance

@@ -4,7 +4,9 @@
         model="all-minilm-l6-v2", input=["東京の天気", "weather in Tokyo"])
 
 Unknown request fields are ignored (as OpenAI's clients and the frameworks built
-on them send extras); token-id inputs are refused with a clear 400.
+on them send extras); token-id inputs are refused with a clear 400. Errors keep
+the server's one shape and add OpenAI's `error` object beside it, so OpenAI's
+clients show the message, the parameter at fault and a code.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from typing import Annotated, Literal
 
 import anyio.to_thread
 import msgspec
-from litestar import Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from server.errors import EXCEPTION_HANDLERS, NotFoundError
 from server.services import Services
 from server.tasks.embedding_api import EmbeddedBatch, check_model_name, embed_inputs, encode_vector, served_names
 from server.tasks.errors import TaskInputError
@@ -32,8 +35,8 @@ class EmbeddingsRequest(msgspec.Struct, frozen=True):
     input: Input | Inputs
     model: Annotated[str, Meta(min_length=1, max_length=500)]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Annotated[int, Meta(ge=1)] | None = None
-    user: str | None = None
+    dimensions: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+    user: Annotated[str, Meta(max_length=256)] | None = None
     truncate: bool = False  # an extension: embed the beginning of over-long inputs instead of refusing them
 
     @property
@@ -91,4 +94,22 @@ async def list_models(services: NamedDependency[Services]) -> ModelList:
     return ModelList(data=[ModelCard(id=served_names(services.embedder)[0])])
 
 
-router = Router(path="/", route_handlers=[create_embeddings, list_models])
+def openai_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+    """The server's error response with OpenAI's `{"error": {message, type, param, code}}` added."""
+    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
+    response: Response[dict[str, object]] = handler(request, exc)  # type: ignore[operator]
+    body = response.content
+    extra = body.get("extra")
+    problems = [e for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
+    message = "; ".join([str(body["detail"]), *(f"{e.get('key')}: {e.get('message')}" for e in problems)])
+    param = getattr(exc, "field", None) or (problems[0].get("key") if problems else None)
+    if isinstance(exc, NotFoundError):
+        param = "model"
+    status = response.status_code or 500
+    body["error"] = {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
+                     "param": param, "code": "model_not_found" if status == 404 else None}
+    return response
+
+
+router = Router(path="/", route_handlers=[create_embeddings, list_models],
+                exception_handlers=dict.fromkeys(EXCEPTION_HANDLERS, openai_error))  # each key: app's are by class

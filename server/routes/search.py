@@ -15,7 +15,7 @@ from indexer.search import Hit
 from indexer.store import Filters
 from server.batching import BATCHER_KEY, query_vector
 from server.errors import NotFoundError
-from server.schemas import DocumentOut, HitOut, Mode, Query, SearchRequest, SearchResponse, TopK
+from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
 from server.services import Services
 
 
@@ -43,12 +43,13 @@ async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[S
 @get("/search", summary="Search with query parameters (for browsers and quick checks)")
 async def search_get(
     services: NamedDependency[Services],
-    q: FromQuery[Query],
+    # Litestar ignores msgspec `Meta` on query parameters: limits go in QueryParameter(...).
+    q: Annotated[str, QueryParameter(min_length=1, max_length=MAX_QUERY_CHARS)],
     mode: FromQuery[Mode] = "hybrid",
-    k: FromQuery[TopK] = 10,
+    k: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
     source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
-    tag: FromQuery[list[str] | None] = None,
+    tag: Annotated[list[Tag] | None, QueryParameter(max_items=50)] = None,
 ) -> SearchResponse:
     filters = Filters(source=source, language=language, tags=tuple(tag or ()))
     return await run_search(services, q, mode, k, filters)

@@ -72,10 +72,11 @@ def train_classifier(embedder: Embedder, name: str, examples: Sequence[Example],
     vectors = embed_texts(embedder, [e.text for e in examples])
     labels = [e.label for e in examples]
     described = embedder.describe()
+    model = train_linear(vectors, labels, options)
+    metrics = holdout_metrics(vectors, labels, options)
     return NamedClassifier(
-        name=name, model=train_linear(vectors, labels, options),
-        embedding={k: described.get(k) for k in ("name", "revision", "dimension")},
-        label_counts=dict(sorted(counts.items())), metrics=holdout_metrics(vectors, labels, options),
+        name=name, model=model, embedding={k: described.get(k) for k in ("name", "revision", "dimension")},
+        label_counts=dict(sorted(counts.items())), metrics=None if metrics is None else {**metrics, "c": model.c},
         created=datetime.now(UTC).isoformat(timespec="seconds"), description=description,
     )
 
@@ -132,7 +133,7 @@ class ClassifierStore:
     def _db(self) -> sqlite_utils.Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=30, isolation_level=None))
-        db[TABLE].create({"name": str, "labels": str, "coef": bytes, "intercept": bytes, "embedding": str,
+        db.table(TABLE).create({"name": str, "labels": str, "coef": bytes, "intercept": bytes, "embedding": str,
                           "label_counts": str, "metrics": str, "created": str, "description": str},
                          pk="name", if_not_exists=True)
         return db
@@ -142,9 +143,9 @@ class ClassifierStore:
             return []
         db = sqlite_utils.Database(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30))
         try:
-            if not db[TABLE].exists():
+            if not db.table(TABLE).exists():
                 return []
-            return list(db[TABLE].rows_where(where, list(args), order_by="name"))
+            return list(db.table(TABLE).rows_where(where, list(args), order_by="name"))
         finally:
             db.close()
 
@@ -152,7 +153,7 @@ class ClassifierStore:
         """Store a classifier; an existing name is refused unless `replace`."""
         db = self._db()
         try:
-            db[TABLE].insert(_row(classifier), replace=replace)
+            db.table(TABLE).insert(_row(classifier), replace=replace)
         except sqlite3.IntegrityError as exc:
             raise _exists(classifier.name) from exc
         finally:

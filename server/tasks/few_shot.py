@@ -22,6 +22,9 @@ from server.tasks.predictions import Prediction, rank, sigmoid, softmax
 
 MIN_PER_LABEL_FOR_METRICS = 5   # a held-out split needs at least this many examples of every label
 HOLDOUT_SHARE = 0.2
+C_GRID = (0.1, 1.0, 10.0, 100.0)  # regularization strengths tried by cross-validation
+CV_FOLDS = 3
+DEFAULT_C = 10.0  # with fewer than 3 examples of a label: unit-length embeddings need weak regularization
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Example:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    c: float = 1.0          # inverse regularization strength (scikit-learn's C)
+    c: float | None = None  # inverse regularization strength (scikit-learn's C); None: cross-validated
     max_iter: int = 1000
     seed: int = 42
 
@@ -44,6 +47,7 @@ class LinearModel:
     classes: tuple[str, ...]
     coef: np.ndarray       # (1, dim) for two classes, (classes, dim) otherwise
     intercept: np.ndarray  # (1,) or (classes,)
+    c: float | None = None  # the regularization it was trained with, when known
 
     @property
     def dimension(self) -> int:
@@ -70,15 +74,39 @@ def label_counts(examples: Sequence[Example], field: str = "examples") -> Counte
     return counts
 
 
-def train_linear(vectors: np.ndarray, labels: Sequence[str], options: TrainOptions | None = None) -> LinearModel:
-    """Fit a logistic regression (lbfgs, L2) on embeddings."""
+def _fit(vectors: np.ndarray, labels: Sequence[str], c: float, options: TrainOptions) -> LinearModel:
     from sklearn.linear_model import LogisticRegression
 
-    options = options or TrainOptions()
-    model = LogisticRegression(C=options.c, max_iter=options.max_iter, random_state=options.seed)
+    model = LogisticRegression(C=c, max_iter=options.max_iter, random_state=options.seed)
     model.fit(vectors, list(labels))
     return LinearModel(classes=tuple(str(c) for c in model.classes_), coef=np.asarray(model.coef_, np.float64),
-                       intercept=np.asarray(model.intercept_, np.float64))
+                       intercept=np.asarray(model.intercept_, np.float64), c=c)
+
+
+def choose_c(vectors: np.ndarray, labels: Sequence[str], options: TrainOptions) -> float:
+    """The C of C_GRID with the lowest 3-fold cross-validated log loss (DEFAULT_C for tiny sets)."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    if min(Counter(labels).values()) < CV_FOLDS:
+        return DEFAULT_C
+    gold = np.asarray(labels)
+    folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=options.seed).split(vectors, gold))
+    losses = []
+    for c in C_GRID:
+        loss = 0.0
+        for train, test in folds:
+            model = _fit(vectors[train], gold[train], c, options)
+            loss += log_loss(gold[test], model.probabilities(vectors[test]), labels=list(model.classes))
+        losses.append(loss)
+    return C_GRID[int(np.argmin(losses))]
+
+
+def train_linear(vectors: np.ndarray, labels: Sequence[str], options: TrainOptions | None = None) -> LinearModel:
+    """Fit a logistic regression (lbfgs, L2) on embeddings; C cross-validated unless given."""
+    options = options or TrainOptions()
+    c = options.c if options.c is not None else choose_c(vectors, labels, options)
+    return _fit(vectors, labels, c, options)
 
 
 def holdout_metrics(vectors: np.ndarray, labels: Sequence[str],

@@ -1,0 +1,114 @@
+"""`/search` over HTTP against its in-process floor, for benchmarks/performance.py.
+
+The floor is the same hybrid search called in this process (`Searcher.search`,
+query embedding included), one query after another. The server is the real
+`yomitoki serve` process; the load comes from benchmarks/loadgen.py in a third
+process, with 1, 8 and 32 closed-loop clients for a bounded time each.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from indexer.embedders import load_manifest_embedder
+from indexer.generations import IndexDirectory
+from indexer.search import Searcher
+
+HERE = Path(__file__).resolve().parent
+
+
+def scifact_queries(data: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in (data / "scifact" / "queries.jsonl").open(encoding="utf-8")]
+
+
+def summarize(latencies_ms: list[float], seconds: float) -> dict[str, float]:
+    values = np.asarray(latencies_ms)
+    return {"requests": len(values), "median_ms": float(np.median(values)),
+            "p99_ms": float(np.percentile(values, 99)), "requests_per_s": len(values) / seconds}
+
+
+def in_process_floor(index: Path, queries: list[str], limit: int = 300) -> dict[str, float]:
+    generation = IndexDirectory(index).current()
+    searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
+    try:
+        for query in queries[:20]:  # warm-up
+            searcher.search(query, mode="hybrid", k=10)
+        latencies = []
+        started = time.perf_counter()
+        for query in queries[:limit]:
+            began = time.perf_counter()
+            searcher.search(query, mode="hybrid", k=10)
+            latencies.append((time.perf_counter() - began) * 1000)
+        return summarize(latencies, time.perf_counter() - started)
+    finally:
+        searcher.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(index: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--index", str(index), "--port", str(port),
+         "--log-level", "warning"], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"server did not become healthy:\n{log.read_text()[-3000:]}")
+
+
+def run_load(url: str, clients: int, seconds: float, queries_file: Path, workdir: Path) -> dict[str, float]:
+    out = workdir / f"load-{clients}.json"
+    subprocess.run([sys.executable, str(HERE / "loadgen.py"), "--url", f"{url}/search", "--clients",
+                    str(clients), "--seconds", str(seconds), "--queries", str(queries_file), "--out", str(out)],
+                   check=True, timeout=seconds + 120)
+    result = json.loads(out.read_text())
+    return {**summarize(result["latencies_ms"], seconds), "errors": result["errors"]}
+
+
+def measure_http(index: Path, data: Path, workdir: Path, seconds: float,
+                 concurrency: tuple[int, ...] = (1, 8, 32)) -> dict[str, Any]:
+    queries = scifact_queries(data)
+    floor = in_process_floor(index, queries)
+    queries_file = workdir / "queries.json"
+    queries_file.write_text(json.dumps(queries))
+    process, url = start_server(index, workdir / "server.log")
+    try:
+        for query in queries[:30]:  # warm-up of the server's caches and model
+            httpx.post(f"{url}/search", json={"query": query, "k": 10}, timeout=60).raise_for_status()
+        loads = {c: run_load(url, c, seconds, queries_file, workdir) for c in concurrency}
+    finally:
+        process.terminate()
+        process.wait(30)
+    one, most = loads[concurrency[0]], loads[concurrency[-1]]
+    return {
+        "floor": floor, "http": {str(c): v for c, v in loads.items()},
+        "targets": {
+            "one_client_median_ms": one["median_ms"],
+            "one_client_limit_ms": 1.3 * floor["median_ms"] + 1.0,
+            "throughput_ratio": most["requests_per_s"] / one["requests_per_s"],
+            "most_clients_p99_ms": most["p99_ms"],
+        },
+    }

@@ -1,0 +1,80 @@
+"""yomitoki against txtai on SciFact, same model folder, same machine, for benchmarks/performance.py.
+
+txtai runs from its own virtualenv (never a dependency of yomitoki): see
+benchmarks/txtai_peer.py. yomitoki's figures come from the index the
+indexing part built (`yomitoki index --backend onnx-int8`): its build time, and
+hybrid and dense searches of the same 300 test claims in-process, one at a
+time, each returning the 10 best distinct documents.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.retrieval import load_scifact, ndcg_at
+from indexer.build import document_id
+from indexer.embedders import load_manifest_embedder
+from indexer.generations import IndexDirectory
+from indexer.models import locate_embedder
+from indexer.search import Searcher
+
+HERE = Path(__file__).resolve().parent
+MODEL = "all-minilm-l6-v2"
+
+
+def run_txtai(python: Path, data: Path, workdir: Path) -> dict[str, Any]:
+    out = workdir / "txtai.json"
+    model = str(locate_embedder(MODEL).path)
+    subprocess.run([str(python), str(HERE / "txtai_peer.py"), model, str(data), str(out)], check=True,
+                   timeout=7200, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                      "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    return json.loads(out.read_text())
+
+
+def yomitoki_search(index: Path, data: Path, mode: str) -> dict[str, Any]:
+    retrieval = load_scifact(data)
+    generation = IndexDirectory(index).current()
+    searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
+    ids = {document_id(f"scifact.jsonl#{d['id']}"): d["id"] for d in retrieval.documents}
+    try:
+        for _, query in retrieval.queries[:20]:
+            searcher.search(query, mode=mode, k=30)
+        rankings, latencies = {}, []
+        started = time.perf_counter()
+        for qid, query in retrieval.queries:
+            began = time.perf_counter()
+            hits = searcher.search(query, mode=mode, k=30)
+            rankings[qid] = list(dict.fromkeys(ids[h.doc_id] for h in hits))[:10]
+            latencies.append((time.perf_counter() - began) * 1000)
+        seconds = time.perf_counter() - started
+    finally:
+        searcher.close()
+    return {"queries_per_s": len(rankings) / seconds, "median_ms": float(np.median(latencies)),
+            "ndcg@10": _ndcg(rankings, retrieval.relevant)}
+
+
+def _ndcg(rankings: dict[str, list[str]], relevant: dict[str, dict[str, int]]) -> float:
+    return float(np.mean([ndcg_at(rankings.get(qid, []), grades) for qid, grades in relevant.items()]))
+
+
+def measure_peer(python: Path, data: Path, workdir: Path, ours: dict[str, Any]) -> dict[str, Any]:
+    """`ours`: the indexing part's result (its fastest build and the index it left)."""
+    txtai = run_txtai(python, data, workdir)
+    relevant = load_scifact(data).relevant
+    build = ours["builds"][ours["fastest"]]
+    peer = {"version": txtai["txtai"], "index_seconds": txtai["index_seconds"],
+            "queries_per_s": txtai["queries"] / txtai["search_seconds"],
+            "median_ms": float(np.median(txtai["latencies_ms"])), "ndcg@10": _ndcg(txtai["rankings"], relevant)}
+    mine = {"index_seconds": build["build_seconds"], "backend": ours["fastest"],
+            "hybrid": yomitoki_search(Path(ours["index"]), data, "hybrid"),
+            "dense": yomitoki_search(Path(ours["index"]), data, "dense")}
+    return {"txtai": peer, "yomitoki": mine, "documents": txtai["documents"],
+            "index_speedup": peer["index_seconds"] / mine["index_seconds"],
+            "query_speedup": mine["hybrid"]["queries_per_s"] / peer["queries_per_s"],
+            "ndcg_difference": mine["hybrid"]["ndcg@10"] - peer["ndcg@10"]}
