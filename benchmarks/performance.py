@@ -46,28 +46,38 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()}
 
 
-def run_parts(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def save(out: Path, part: str, value: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """Merge one part's results into out/performance.json (other parts keep their last run) and print it."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "performance.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged[part] = {**value, "run": {**info, "machine": {**info["machine"], "load_average_end": os.getloadavg()}}}
+    path.write_text(json.dumps(merged, indent=2, ensure_ascii=False))
+    print_tables({part: merged[part]})
+    return merged
+
+
+def run_parts(args: argparse.Namespace, workdir: Path, info: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.perf_http import measure_http
     from benchmarks.perf_indexing import measure_indexing
     from benchmarks.perf_peer import measure_peer
     from benchmarks.perf_scale import measure_scale
 
     parts = set(args.parts.split(","))
-    results: dict[str, Any] = {}
+    merged: dict[str, Any] = {}
     if parts & {"index", "http", "peer"}:
-        results["indexing"] = measure_indexing(args.data, workdir, args.backends.split(","))
-        print_tables({"indexing": results["indexing"]})
+        indexing = measure_indexing(args.data, workdir, args.backends.split(","))
+        merged = save(args.out, "indexing", indexing, info)
     if "http" in parts:
-        results["query"] = measure_http(Path(results["indexing"]["index"]), args.data, workdir, args.seconds)
-        print_tables({"query": results["query"]})
+        merged = save(args.out, "query", measure_http(Path(indexing["index"]), args.data, workdir, args.seconds),
+                      info)
     if "peer" in parts:
-        if args.txtai_python.exists():
-            results["peer"] = measure_peer(args.txtai_python, args.data, workdir, results["indexing"])
-        else:
-            results["peer"] = {"skipped": f"no txtai interpreter at {args.txtai_python} (see --txtai-python)"}
+        peer = ({"skipped": f"no txtai interpreter at {args.txtai_python} (see --txtai-python)"}
+                if not args.txtai_python.exists() else measure_peer(args.txtai_python, args.data, workdir, indexing))
+        merged = save(args.out, "peer", peer, info)
     if "scale" in parts:
-        results["scale"] = measure_scale(args.data, workdir, args.scale, args.cache)
-    return results
+        merged = save(args.out, "scale", measure_scale(args.data, workdir, args.scale, args.cache), info)
+    return merged
 
 
 def main() -> None:
@@ -91,18 +101,9 @@ def main() -> None:
     started = time.time()
     info = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "started": time.ctime(started)}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        results = run_parts(args, Path(tmp))
-    info["machine"]["load_average_end"] = os.getloadavg()
-    info["seconds"] = round(time.time() - started, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "performance.json"
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    for part, value in results.items():
-        merged[part] = {**value, "run": info}
-    path.write_text(json.dumps(merged, indent=2, ensure_ascii=False))
-    print_tables(merged)
+        merged = run_parts(args, Path(tmp), info)
     draw(merged, args.out / "performance.png")
-    print(f"\nwrote {path} and {args.out / 'performance.png'}")
+    print(f"\n{time.time() - started:.0f} s; wrote {args.out / 'performance.json'} and {args.out / 'performance.png'}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ needed `vectors.tombstones.npy`, `vectors.ids.npy` + `vectors.full.npy`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,20 @@ def choose_type(count: int, current: str = "flat") -> str:
     if count >= AUTO_HNSW_FROM or (current != "flat" and count >= AUTO_HNSW_FROM * margin):
         return "hnsw"
     return "flat"
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """FAISS's OpenMP threads for this thread only: a few queries search fastest on one (no team to wake)."""
+    if count is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _sidecar(path: Path, suffix: str) -> Path:
@@ -195,6 +211,10 @@ class VectorIndex:
         if self.size == 0 or (allowed is not None and not len(allowed)):
             return [[] for _ in range(len(queries))]
         k = min(k, self.size)
+        with _threads(1 if len(queries) < 8 else None):
+            return self._search(queries, k, allowed)
+
+    def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
         if allowed is not None and self.kind != "flat" and len(allowed) <= EXACT_SUBSET:
             return exact_scores(queries, *self._subset(np.unique(np.asarray(allowed, dtype=np.int64))), k)
         if self.kind == "hnsw":

@@ -158,8 +158,8 @@ class ApiKeyAuth(ASGIMiddleware):
         self.keys = keys
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        method = scope.get("method", "GET")
-        path = scope.get("path_template") or scope.get("path", "")
+        method = str(scope.get("method", "GET"))
+        path = str(scope.get("path_template") or scope.get("path", ""))
         opt = getattr(scope.get("route_handler"), "opt", None) or {}
         needed = required_scope(method, path, opt)
         if self.keys and needed is not None:

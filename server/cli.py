@@ -86,7 +86,7 @@ def serve_command(index_dir: Path, host: str, port: int, model: str | None, thre
 @click.option("--method", type=click.Choice(["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"]),
               default="auto", show_default=True, help="Default: implied by the options given.")
 @click.option("--model", default=None, help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
-@click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, 10, min_open=True),
+@click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0.001, 10),
               help="Zero-shot: softmax temperature over cosine similarities.")
 @click.option("--threshold", default=0.3, show_default=True, type=click.FloatRange(-1, 1),
               help="Zero-shot multi-label: the cosine that scores 0.5.")
@@ -102,7 +102,6 @@ def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str,
 
     from rich.console import Console
 
-    from indexer.embedders import load_embedder
     from server.tasks import cli_support as support
     from server.tasks.classifiers import ClassifierStore
     from server.tasks.finetuned import load_finetuned
@@ -116,7 +115,7 @@ def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str,
         job = ClassifyJob(texts=inputs, labels=support.parse_labels(labels) if labels else None,
                           examples=support.read_examples(examples) if examples else None, classifier=classifier,
                           method=method, zero_shot=ZeroShotOptions(template, multi_label, temperature, threshold))  # type: ignore[arg-type]
-        embedder = support.lazy(lambda: load_embedder(support.embedding_model_name(index_dir, model)))
+        embedder = support.lazy(lambda: support.load_index_embedder(index_dir, model))
         finetuned = support.lazy(lambda: load_finetuned(classifier_model)) if classifier_model else None
         result = classify(job, Backends(embedder=embedder, store=ClassifierStore.for_index(index_dir),
                                         finetuned=finetuned))

@@ -3,7 +3,8 @@
     yomitoki_requests_total{method,route,status}        requests answered
     yomitoki_request_duration_seconds{method,route}     latency histogram
     yomitoki_requests_in_flight                         requests being handled now
-    yomitoki_batch_size{kind}                           sizes of model batches (e.g. kind="embedding")
+    yomitoki_batch_size{kind}                           sizes of model batches, for code that reports them
+    yomitoki_batcher_batch_size{kind}                   micro-batchers' batches (sum = inputs, count = batches)
     yomitoki_index_*                                    the served generation: documents, chunks,
                                                         vectors, bytes on disk, swaps, open generations
 
@@ -81,8 +82,8 @@ class Metrics:
         with self._lock:
             self.batches.setdefault(kind, Histogram(BATCH_BUCKETS)).observe(size)
 
-    def render(self, index: dict[str, Any] | None = None) -> str:
-        """The Prometheus text exposition of everything recorded, plus the index's figures."""
+    def render(self, index: dict[str, Any] | None = None, batchers: dict[str, dict[str, float]] | None = None) -> str:
+        """The Prometheus text exposition of everything recorded, plus the index's and batchers' figures."""
         with self._lock:
             lines = ["# HELP yomitoki_requests_total HTTP requests answered, by route and status.",
                      "# TYPE yomitoki_requests_total counter"]
@@ -100,8 +101,24 @@ class Metrics:
                       "# TYPE yomitoki_batch_size histogram"]
             for kind, histogram in sorted(self.batches.items()):
                 lines += histogram.lines("yomitoki_batch_size", f'kind="{_label(kind)}"')
-        lines += _index_lines(index or {})
+        lines += _batcher_lines(batchers or {}) + _index_lines(index or {})
         return "\n".join(lines) + "\n"
+
+
+def _batcher_lines(batchers: dict[str, dict[str, float]]) -> list[str]:
+    """Batchers' running totals (`batches`, `queries`, `largest`) as a summary and a gauge per kind."""
+    if not batchers:
+        return []
+    lines = ["# HELP yomitoki_batcher_batch_size Inputs per batch formed by a micro-batcher (sum and count).",
+             "# TYPE yomitoki_batcher_batch_size summary"]
+    for kind, stats in sorted(batchers.items()):
+        lines += [f'yomitoki_batcher_batch_size_sum{{kind="{_label(kind)}"}} {_number(stats.get("queries", 0))}',
+                  f'yomitoki_batcher_batch_size_count{{kind="{_label(kind)}"}} {_number(stats.get("batches", 0))}']
+    lines += ["# HELP yomitoki_batcher_largest_batch The largest batch a micro-batcher has formed.",
+              "# TYPE yomitoki_batcher_largest_batch gauge"]
+    lines += [f'yomitoki_batcher_largest_batch{{kind="{_label(kind)}"}} {_number(stats.get("largest", 0))}'
+              for kind, stats in sorted(batchers.items())]
+    return lines
 
 
 def _index_lines(index: dict[str, Any]) -> list[str]:

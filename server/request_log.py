@@ -68,8 +68,8 @@ class RequestObserver:
             self._record(scope, status, time.perf_counter() - started, served)
 
     def _record(self, scope: Scope, status: int, seconds: float, served: list[str]) -> None:
-        method = scope.get("method", "")
-        route = scope.get("path_template") or UNMATCHED
+        method = str(scope.get("method", ""))
+        route = str(scope.get("path_template") or UNMATCHED)
         self.metrics.observe_request(method, route, status, seconds)
         fields: dict[str, object] = {
             "method": method, "path": scope.get("path", ""), "status": status,

@@ -34,6 +34,7 @@ from server.answering.passages import Passage
 from server.answering.pipeline import NOT_FOUND, Answerer, Question
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers, resolve_citations
 from server.answering.qa_reader import QASettings, load_qa_reader
+from server.answering.sentence_reader import code_blocks, sentence_candidates
 from server.app import create_app
 from server.model_registry import ModelRegistry
 from server.routes.ask import answer_events
@@ -310,6 +311,18 @@ def test_a_qa_model_that_fails_to_load_is_reported_and_search_keeps_working(
         assert state["loaded"] is False and state["error"]
         auto = client.post("/ask", json={"question": "Which animal is striped?"}).json()
         assert auto["reader"] == "sentence"  # auto falls back to what works
+
+
+def test_sentence_candidates_skip_headings_and_code() -> None:
+    document = ("Intro\n\n```python\nvalue = compute(1)\nprint(value)\n```\n\n"
+                "## Usage notes\n\nThe compute function returns one value.\n")
+    start = document.index("value =")  # the chunk begins inside the code block
+    text = document[start:]
+    hit = Hit(doc_id="d", chunk_id=1, title="Intro", source="d.md", section=("Intro", "Usage notes"), text=text,
+              start=start, end=len(document), score=1.0, highlights=(), language="en", metadata={})
+    passage = Passage(n=1, hit=hit, tokens=30, relevance=1.0, code=code_blocks(document))
+    found = [text[s:e] for _, s, e in sentence_candidates([passage])]
+    assert found == ["The compute function returns one value."]
 
 
 # ---- packing and citations -----------------------------------------------------------------

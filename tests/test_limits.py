@@ -39,7 +39,7 @@ HOSTILE_DOCS: dict[str, str] = {
     "big.txt": "a" * 1_000_000,
     "lines.jsonl": '{"id": "nul", "text": "nul \\u0000 inside JSON text"}\n'
                    '{"id": "bad", "text": "lone \\ud800 surrogate"}\n'
-                   '{"id": "ok", "text": "a good line with zero-width\\u200bjoiners and \\ufeff marks"}\n',
+                   '{"id": "ok", "text": "a good line about joiners: zero\\u200bwidth and \\ufeff marks"}\n',
 }
 
 
@@ -121,8 +121,10 @@ def unbounded(schema: dict | bool, where: str, components: dict) -> list[str]:
     if not isinstance(schema, dict):
         return []
     schema = _resolve(schema, components)
+    bounds = {k: v for k, v in schema.items() if k in ("maxLength", "pattern", "maximum", "maxItems")}
     out = [p for key in ("oneOf", "anyOf", "allOf") for sub in schema.get(key, [])
-           for p in unbounded(sub, where, components)]
+           for p in unbounded({**_resolve(sub, components), **bounds} if isinstance(sub, dict) else sub,
+                              where, components)]
     types = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
     fixed = "enum" in schema or "const" in schema
     if "string" in types and not fixed and "maxLength" not in schema and "pattern" not in schema:
@@ -141,14 +143,19 @@ def unbounded(schema: dict | bool, where: str, components: dict) -> list[str]:
 
 
 def test_every_request_field_of_every_endpoint_is_bounded(app: Litestar, client: TestClient) -> None:
-    """Query parameters from the OpenAPI schema; bodies from the msgspec types that validate them."""
+    """Query parameters from the OpenAPI schema; bodies from the msgspec types that validate them.
+
+    Strings in the query are bounded by the server's request-line limit anyway; numbers and
+    lists there are not (k=10**9 would be a valid int), so those must state their bounds.
+    """
     openapi = client.get("/schema/openapi.json").json()
     problems = []
     for path, item in openapi["paths"].items():
         for method, operation in item.items():
             for param in operation.get("parameters", []):
                 if param["in"] == "query":
-                    problems += unbounded(param["schema"], f"{method.upper()} {path} ?{param['name']}", {})
+                    where = f"{method.upper()} {path} ?{param['name']}"
+                    problems += [p for p in unbounded(param["schema"], where, {}) if "string" not in p]
     bodies = 0
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
@@ -226,39 +233,46 @@ def test_a_flood_gets_503_with_retry_after_at_once_and_memory_stays_bounded(
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        small = asyncio.run(flood(server.url, workers=200, seconds=4, body_bytes=0))
+        long_url = httpx.get(f"{server.url}/search", params={"q": "a" * 1_000_000}, timeout=30)
+        assert 400 <= long_url.status_code < 500  # 1 MB of one character in the URL: refused, not crashed
+        small = asyncio.run(flood(server.url, workers=100, seconds=5, body_bytes=0))
         large = asyncio.run(flood(server.url, workers=100, seconds=2, body_bytes=1_500_000))
     finally:
         done.set()
         sampler.join()
         server.stop()
     growth = (peak - baseline) / 2**20
-    print(f"\nflood: {dict(small.statuses)} small, {dict(large.statuses)} with 1.5 MB bodies; slowest 503 "
-          f"{small.slowest_refusal * 1000:.0f} ms; RSS {baseline / 2**20:.0f} MiB before, peak "
-          f"{peak / 2**20:.0f} MiB (+{growth:.0f} MiB)")
+    refused, served = small.median(503), small.median(200)
+    print(f"\nflood: {dict(small.statuses)} small, {dict(large.statuses)} with 1.5 MB bodies; median 503 in "
+          f"{refused * 1000:.0f} ms, median 200 in {served * 1000:.0f} ms; RSS {baseline / 2**20:.0f} MiB before, "
+          f"peak {peak / 2**20:.0f} MiB (+{growth:.0f} MiB)")
     for result in (small, large):
         assert result.errors == [], result.errors[:5]
         assert set(result.statuses) <= {200, 400, 503}, result.statuses
         assert result.statuses[503] > 0
         assert result.retry_after and all(v.isdigit() and 1 <= int(v) <= 60 for v in result.retry_after)
-    assert small.statuses[200] >= 4
-    assert small.slowest_refusal < 2.0  # refused at once, not after queueing
+    assert small.statuses[200] >= 8
+    assert refused < served / 2  # refused at once, not after waiting in a queue
     assert growth < 300, f"RSS grew by {growth:.0f} MiB under the flood"
 
 
 class FloodResult:
     def __init__(self) -> None:
         self.statuses: Counter[int] = Counter()
+        self.seconds: dict[int, list[float]] = {}
         self.retry_after: set[str] = set()
         self.errors: list[str] = []
-        self.slowest_refusal = 0.0
+
+    def median(self, status: int) -> float:
+        times = sorted(self.seconds.get(status, [0.0]))
+        return times[len(times) // 2]
 
 
 async def flood(url: str, workers: int, seconds: float, body_bytes: int) -> FloodResult:
     """`workers` clients sending searches back to back for `seconds`."""
     result = FloodResult()
-    query = ("tokenizers and fusion " * 100)[:1900]
-    body = (json.dumps({"query": query, "mode": "dense", "k": 100}).encode() if not body_bytes
+    query = ("tokenizers and fusion " * 20)[:400]
+    body = (json.dumps({"query": query, "mode": "hybrid", "k": 20}).encode() if not body_bytes
             else b'{"query": "' + b"a" * body_bytes + b'"}')
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
@@ -272,11 +286,11 @@ async def flood(url: str, workers: int, seconds: float, body_bytes: int) -> Floo
                     result.errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 result.statuses[response.status_code] += 1
+                result.seconds.setdefault(response.status_code, []).append(time.monotonic() - started)
                 if response.status_code == 503:
                     result.retry_after.add(response.headers.get("retry-after", "missing"))
                     assert "busy" in response.json()["detail"]
-                    result.slowest_refusal = max(result.slowest_refusal, time.monotonic() - started)
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.1)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
     return result

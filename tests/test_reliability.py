@@ -33,7 +33,7 @@ from server.live_index import LiveIndex
 from server.settings import ServerSettings
 from tests.conftest import MODEL, RunningServer, build, start_server, yomitoki
 
-ROUNDS = 4          # re-indexes while the load runs
+ROUNDS = 3          # re-indexes while the load runs
 CLIENTS = 4         # concurrent client threads
 BASE_DOCS = {
     "tokenizers.md": "# Tokenizers\n\nWordPiece and SentencePiece split text into subword tokens.\n",
@@ -169,14 +169,14 @@ def test_sigterm_drains_in_flight_requests_and_exits(
     served_index: tuple[Path, Path, RunningServer, dict[str, str]]
 ) -> None:
     _, _, server, _ = served_index
-    query = " ".join(["tokenizers and reciprocal rank fusion over 東京"] * 40)[:2000]
+    query = " ".join(["tokenizers and reciprocal rank fusion over 東京"] * 40)[:600]
 
-    def search() -> int:
-        return httpx.post(f"{server.url}/search", json={"query": query, "mode": "hybrid", "k": 100},
+    def search(n: int) -> int:
+        return httpx.post(f"{server.url}/search", json={"query": f"{n} {query}", "mode": "hybrid", "k": 20},
                           timeout=60).status_code
 
-    with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(search) for _ in range(16)]
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(search, n) for n in range(10)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until searches are in flight (the metrics request is one)
             metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
@@ -238,23 +238,25 @@ def test_one_log_line_per_request_and_prometheus_metrics(
         with TestClient(create_app(ServerSettings(index_dir=tmp_path / "index"))) as client:
             assert client.post("/search", json={"query": "zqxmarker", "mode": "keyword"}).status_code == 200
             assert client.get("/search", params={"q": "fusion", "k": 0}).status_code == 400
+            assert client.post("/search", json={"query": "fusion", "mode": "dense"}).status_code == 200
             assert client.get("/no/such/page").status_code == 404
             metrics = client.get("/metrics")
     finally:
         access.removeHandler(collect)
     lines = collect.lines
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
     assert re.fullmatch(rf"method=POST path=/search status=200 duration_ms=[\d.]+ generation={generation}", lines[0])
     assert lines[1].startswith("method=GET path=/search status=400") and lines[1].endswith("generation=-")
-    assert "status=404" in lines[2]
+    assert "status=404" in lines[3]
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = metrics.text
-    assert 'yomitoki_requests_total{method="POST",route="/search",status="200"} 1' in text
+    assert 'yomitoki_requests_total{method="POST",route="/search",status="200"} 2' in text
     assert 'yomitoki_requests_total{method="GET",route="/search",status="400"} 1' in text
     assert 'yomitoki_requests_total{method="GET",route="<unmatched>",status="404"} 1' in text
-    assert 'yomitoki_request_duration_seconds_count{method="POST",route="/search"} 1' in text
-    assert 'yomitoki_request_duration_seconds_bucket{method="POST",route="/search",le="+Inf"} 1' in text
+    assert 'yomitoki_request_duration_seconds_count{method="POST",route="/search"} 2' in text
+    assert 'yomitoki_request_duration_seconds_bucket{method="POST",route="/search",le="+Inf"} 2' in text
     assert f'yomitoki_index_info{{generation="{generation}",model="{MODEL}"}} 1' in text
     assert re.search(r"^yomitoki_index_documents 5$", text, re.M)
     assert re.search(r"^yomitoki_index_vectors [1-9]\d*$", text, re.M)
     assert re.search(r"^yomitoki_index_bytes [1-9]\d*$", text, re.M)
+    assert 'yomitoki_batcher_batch_size_count{kind="query_batcher"} 1' in text  # the dense search's query

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from litestar.testing import TestClient
@@ -16,6 +17,7 @@ from indexer.normalize import normalize_query
 from server.app import create_app
 from server.settings import ServerSettings
 from server.tasks.similarity import cosine_pairs
+from tests.conftest import start_server
 from tests.task_models import save_tiny_cross_encoder, tiny_index
 
 
@@ -117,3 +119,12 @@ def test_a_cross_encoder_with_several_outputs_is_refused_with_503(index: IndexDi
         assert response.status_code == 503
         assert "3 scores per pair" in response.json()["detail"]
         assert client.post("/similarity", json={"pairs": [["a", "b"]], "method": "cosine"}).status_code == 200
+
+
+def test_serve_takes_the_cross_encoder_option(index: IndexDirectory, cross_encoder: Path, tmp_path: Path) -> None:
+    server = start_server(index.path, tmp_path / "server.log", "--sts-model", str(cross_encoder))
+    try:
+        body = httpx.post(f"{server.url}/similarity", json={"source": "tea", "targets": ["お茶"]}, timeout=60).json()
+        assert body["method"] == "cross-encoder" and len(body["scores"]) == 1
+    finally:
+        server.stop()

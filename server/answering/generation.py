@@ -41,7 +41,7 @@ class GenerationOutcome:
     error: str | None = None
 
 
-class Generator(Protocol):
+class TextGenerator(Protocol):
     name: str
     context_window: int
 

@@ -17,6 +17,7 @@ class Passage:
     hit: Hit
     tokens: int        # length in the reader's own tokens
     relevance: float   # question–passage relevance, see `relevance.py`
+    code: tuple[tuple[int, int], ...] = ()  # fenced code blocks of its document, in document offsets
 
     @cached_property
     def normalized(self) -> NormalizedText:

@@ -7,10 +7,11 @@ Both the server and `yomitoki ask` use it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,13 +19,13 @@ from typing import Any, Protocol
 from indexer.language import detect_language
 from indexer.search import Searcher
 from indexer.store import Filters
-from server.answering.generation import GenerationLimits, GenerationOutcome, Generator
+from server.answering.generation import GenerationLimits, GenerationOutcome, TextGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers
 from server.answering.relevance import QuestionProfile, RelevanceScorer
 from server.answering.schemas import AnswerSpan, AskResponse, CitationOut
-from server.answering.sentence_reader import SentenceReader
+from server.answering.sentence_reader import SentenceReader, code_blocks
 from server.errors import UnavailableError
 from server.model_registry import ModelRegistry
 
@@ -35,7 +36,7 @@ log = logging.getLogger("yomitoki.answering")
 # each set's articles are left out of the searchable documents, so their questions have no
 # answer there; the threshold is the one that best separates the two kinds of questions
 # (balanced accuracy), pooled over both languages. See the README's /ask section.
-RELEVANCE_THRESHOLD = 0.3
+RELEVANCE_THRESHOLD = 0.43
 NOT_FOUND = {
     "en": "The documents do not contain an answer to this question.",
     "ja": "文書の中に、この質問の答えは見つかりませんでした。",
@@ -99,7 +100,8 @@ class Answerer:
                 return event.response
         raise RuntimeError("the answer stream ended without a response")
 
-    def stream(self, question: Question, cancel: threading.Event | None = None) -> Iterator[AnswerEvent]:
+    def stream(self, question: Question,
+               cancel: threading.Event | None = None) -> Generator[AnswerEvent, None, None]:
         started = time.perf_counter()
         mode, model = self.resolve(question.mode)
         if mode == "generative":
@@ -133,7 +135,7 @@ class Answerer:
         return max(p.relevance for p in passages) >= self.settings.relevance_threshold
 
     def retrieve(self, question: Question, reader: Reader | None,
-                  generator: Generator | None = None) -> Retrieval:
+                  generator: TextGenerator | None = None) -> Retrieval:
         """Search, score and pack for a generator or a reader (None: the sentence reader); run the reader."""
         with self.lease() as searcher:
             started = time.perf_counter()
@@ -150,7 +152,8 @@ class Answerer:
                                          overhead=PASSAGE_FRAMING_TOKENS)
                 return Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
             reader = reader or SentenceReader(scorer)
-            passages = pack_passages(hits, relevance, reader.count_tokens, self.settings.reader_tokens)
+            passages = with_code_blocks(searcher, pack_passages(hits, relevance, reader.count_tokens,
+                                                                self.settings.reader_tokens))
             found = Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
             if passages:
                 found.extraction = reader.read(profile, passages)
@@ -180,7 +183,7 @@ class Answerer:
             generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
         )
 
-    def _generate(self, question: Question, generator: Generator, cancel: threading.Event,
+    def _generate(self, question: Question, generator: TextGenerator, cancel: threading.Event,
                   started: float) -> Iterator[AnswerEvent]:
         reader = f"generator:{generator.name}"
         found = self.retrieve(question, None, generator)
@@ -217,6 +220,15 @@ class Answerer:
             uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
             generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
         )
+
+
+def with_code_blocks(searcher: Searcher, passages: list[Passage]) -> list[Passage]:
+    """The passages, each knowing where its document's code blocks are (no answers come from code)."""
+    blocks: dict[str, tuple[tuple[int, int], ...]] = {}
+    for doc_id in {p.hit.doc_id for p in passages}:
+        document = searcher.store.document(doc_id)
+        blocks[doc_id] = code_blocks(document.text) if document is not None and "```" in document.text else ()
+    return [dataclasses.replace(p, code=blocks[p.hit.doc_id]) if blocks[p.hit.doc_id] else p for p in passages]
 
 
 def _ms(started: float) -> float:

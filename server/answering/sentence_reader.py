@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from indexer.normalize import normalize
 from indexer.sentences import split_sentences
 from server.answering.passages import Extraction, Passage
 from server.answering.relevance import QuestionProfile, RelevanceScorer
@@ -21,6 +22,7 @@ PASSAGE_SHARE = 0.15  # weight of the passage's relevance in a sentence's score
 MAX_EMBEDDED = 8      # sentences embedded per question: the best by keywords (embedding is the cost)
 _SKIPPED = re.compile(r"\s*(?:#|```|\||<!--)")  # headings, code fences, table rows, comments
 _WORDY = re.compile(r"\w")
+_FENCE = re.compile(r"^[ \t]*```", re.M)
 MIN_WORD_CHARS = 4
 
 
@@ -58,20 +60,39 @@ class SentenceReader:
 
 
 def sentence_candidates(passages: Sequence[Passage]) -> list[tuple[Passage, int, int]]:
-    """Answer-worthy sentences as (passage, start, end) in normalized passage text, each span once."""
+    """Answer-worthy sentences as (passage, start, end) in normalized passage text, each span once.
+
+    Headings (the document title and the chunk's section path), code blocks, table rows and
+    fragments without words are not answers.
+    """
     seen: set[tuple[str, int, int]] = set()
     out = []
     for passage in passages:
         text = passage.normalized.text
+        headings = {normalize(h).text.strip() for h in (passage.hit.title, *passage.hit.section)}
         for start, end in split_sentences(text):
             sentence = text[start:end]
-            if _SKIPPED.match(sentence) or len(_WORDY.findall(sentence)) < MIN_WORD_CHARS:
+            if (_SKIPPED.match(sentence) or len(_WORDY.findall(sentence)) < MIN_WORD_CHARS
+                    or sentence.strip() in headings):
                 continue
             key = (passage.hit.doc_id, *passage.document_span(start, end))
+            if any(a < key[2] and key[1] < b for a, b in passage.code):
+                continue
             if key not in seen:  # overlapping chunks of one document share sentences
                 seen.add(key)
                 out.append((passage, start, end))
     return out
+
+
+def code_blocks(document: str) -> tuple[tuple[int, int], ...]:
+    """Spans of a document's fenced code blocks (an unclosed fence runs to the end).
+
+    Found in the whole document, where fences pair up, because a chunk may begin inside a block.
+    """
+    fences = [m.start() for m in _FENCE.finditer(document)]
+    if len(fences) % 2:
+        fences.append(len(document))
+    return tuple(zip(fences[0::2], fences[1::2], strict=True))
 
 
 def first_sentence(passages: Sequence[Passage]) -> Extraction | None:

@@ -52,7 +52,7 @@ class ClassifyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     classifier: ClassifierName | None = None
     method: Literal["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"] = "auto"
     multi_label: bool = False
-    temperature: Annotated[float, Meta(gt=0, le=10)] = DEFAULT_TEMPERATURE
+    temperature: Annotated[float, Meta(ge=0.001, le=10)] = DEFAULT_TEMPERATURE
     threshold: Annotated[float, Meta(ge=-1, le=1)] = DEFAULT_THRESHOLD
     top_k: Annotated[int, Meta(ge=1, le=200)] | None = None
 

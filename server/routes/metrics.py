@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
 
@@ -11,7 +13,18 @@ from server.services import Services
 
 @get("/metrics", summary="Prometheus metrics (text exposition format)", media_type=CONTENT_TYPE)
 async def metrics(services: NamedDependency[Services]) -> Response[str]:
-    return Response(services.metrics.render(services.index.stats()), media_type=CONTENT_TYPE)
+    return Response(services.metrics.render(services.index.stats(), batcher_stats(services.extras)),
+                    media_type=CONTENT_TYPE)
+
+
+def batcher_stats(extras: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The figures of every micro-batcher the app keeps (anything with `stats.as_dict()`)."""
+    found = {}
+    for kind, value in extras.items():
+        as_dict = getattr(getattr(value, "stats", None), "as_dict", None)
+        if callable(as_dict):
+            found[kind] = as_dict()
+    return found
 
 
 router = Router(path="/", route_handlers=[metrics])

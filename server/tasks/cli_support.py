@@ -11,6 +11,7 @@ from typing import TypeVar
 import click
 from rich.table import Table
 
+from indexer.embedders import Embedder
 from server.tasks.errors import TaskInputError
 from server.tasks.few_shot import Example
 from server.tasks.ladder import Classification
@@ -132,6 +133,17 @@ def embedding_model_name(index_dir: Path, model: str | None) -> str:
     if directory.current_name() is None:
         return DEFAULT_EMBEDDER
     return str(directory.current().manifest["model"]["name"])
+
+
+def load_index_embedder(index_dir: Path, model: str | None) -> Embedder:
+    """The embedder the server would use for this index (its model, on its backend), or `model`."""
+    from indexer.embedders import load_embedder, load_manifest_embedder
+    from indexer.generations import IndexDirectory
+
+    directory = IndexDirectory(index_dir)
+    if directory.current_name() is None:
+        return load_embedder(embedding_model_name(index_dir, model))
+    return load_manifest_embedder(directory.current().manifest["model"], override=model)
 
 
 def lazy(load: Callable[[], T]) -> Callable[[], T]:

@@ -20,7 +20,6 @@ from server.tasks.predictions import Prediction
 from server.tasks.zero_shot import LabelSpec, ZeroShotOptions, zero_shot
 
 Method = Literal["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"]
-METHODS: tuple[str, ...] = ("zero-shot", "few-shot", "classifier", "fine-tuned")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Backends:
     no fine-tuned model is configured."""
 
     embedder: Callable[[], Embedder]
-    store: ClassifierStore | None = None
+    store: ClassifierStore
     finetuned: Callable[[], FineTunedClassifier] | None = None
     cache: FewShotCache | None = None
 
@@ -103,14 +102,11 @@ def classify(job: ClassifyJob, backends: Backends) -> Classification:
         predictions = model.classify(job.texts, multi_label=job.multi_label or None)
         return Classification(method, model.location.name, None, job.multi_label or model.multi_label,
                               predictions)
-    if method == "classifier" and backends.store is None:
-        raise TaskInputError("classifier", "named classifiers need an index directory to be kept in")
     embedder = backends.embedder()
     if method == "zero-shot":
         predictions = zero_shot(embedder, job.texts, job.labels or (), job.zero_shot)
     elif method == "few-shot":
         predictions = few_shot(embedder, job.texts, job.examples or (), backends.cache)
     else:
-        assert backends.store is not None
         predictions = backends.store.get(str(job.classifier)).classify(embedder, job.texts)
     return Classification(method, str(embedder.describe()["name"]), job.classifier, job.multi_label, predictions)

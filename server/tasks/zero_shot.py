@@ -52,6 +52,8 @@ def validate_labels(labels: Sequence[LabelSpec], options: ZeroShotOptions) -> No
     if len(labels) < 2 and not options.multi_label:
         raise TaskInputError("labels", "give at least 2 labels to choose between, or set multi_label "
                                        "for an independent yes/no score per label")
+    if not 0.001 <= options.temperature <= 10:
+        raise TaskInputError("temperature", f"use a temperature from 0.001 to 10, not {options.temperature}")
     seen: set[str] = set()
     for i, label in enumerate(labels):
         if label.name in seen:

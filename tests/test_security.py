@@ -1,0 +1,221 @@
+"""API keys and scopes, CORS, keys kept out of logs, and a hostile corpus at ingestion."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from indexer.embedders import Embedder
+from indexer.keywords import KeywordTokenizer
+from server import auth
+from server.app import create_app
+from server.auth import KeysFileError, collect_keys, file_keys, hash_line, match_key
+from server.settings import ServerSettings
+from tests.conftest import MODEL, build, start_server, yomitoki
+
+ADMIN_KEY = "adm-9f1c2e-secret"          # on the command line
+READ_KEY = "rd-77aa31-secret"            # only its hash, in the keys file
+ENV_KEY = "env-5d0b44-secret"            # in YOMITOKI_API_KEYS, read scope
+WRONG_KEY = "wrong-31337-secret"
+ALL_KEYS = (ADMIN_KEY, READ_KEY, ENV_KEY, WRONG_KEY)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, keywords: KeywordTokenizer) -> Path:
+    root = tmp_path_factory.mktemp("secured")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "a.md").write_text("# Tokenizers\n\nWordPiece splits words into pieces.\n", encoding="utf-8")
+    (root / "corpus" / "b.md").write_text("# 東京\n\n東京と銀座の話です。\n", encoding="utf-8")
+    build(root / "corpus", root / "index", embedder, keywords)
+    (root / "keys").write_text(f"# reader keys\n{hash_line(READ_KEY, 'read', 'alice')}\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(index: Path) -> Iterator[TestClient]:
+    keys = collect_keys([ADMIN_KEY], {"YOMITOKI_API_KEYS": f"read:{ENV_KEY}"}, index / "keys")
+    with TestClient(create_app(ServerSettings(index_dir=index / "index", api_keys=keys))) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+SEARCH = {"query": "tokenizers", "k": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "detail"),
+    [
+        ("GET", "/health", None, {}, 200, None),
+        ("GET", "/schema/openapi.json", None, {}, 200, None),
+        ("GET", "/", None, {}, 200, None),
+        ("POST", "/search", SEARCH, {}, 401, "missing API key"),
+        ("POST", "/search", SEARCH, {"Authorization": f"Basic {ADMIN_KEY}"}, 401, "missing API key"),
+        ("POST", "/search", SEARCH, bearer(WRONG_KEY), 401, "invalid API key"),
+        ("POST", "/search", SEARCH, {"X-API-Key": WRONG_KEY}, 401, "invalid API key"),
+        ("POST", "/search", SEARCH, {"X-API-Key": READ_KEY}, 200, None),
+        ("POST", "/search", SEARCH, bearer(ENV_KEY), 200, None),
+        ("POST", "/search", SEARCH, bearer(ADMIN_KEY), 200, None),
+        ("GET", "/search?q=tokenizers", None, bearer(READ_KEY), 200, None),
+        ("GET", "/metrics", None, {}, 401, "missing API key"),
+        ("GET", "/metrics", None, bearer(READ_KEY), 200, None),
+        ("GET", "/classifiers", None, bearer(READ_KEY), 200, None),
+        ("POST", "/classifiers", {"name": "x"}, bearer(READ_KEY), 403, "needs 'admin'"),
+        ("POST", "/classifiers", {"name": "x"}, bearer(ADMIN_KEY), 400, None),  # past auth, then validated
+        ("DELETE", "/classifiers/nope", None, bearer(ENV_KEY), 403, "needs 'admin'"),
+        ("DELETE", "/classifiers/nope", None, bearer(ADMIN_KEY), 404, None),
+    ],
+)
+def test_scopes_401_and_403(client: TestClient, method: str, path: str, body: dict | None,
+                            headers: dict[str, str], status: int, detail: str | None) -> None:
+    response = client.request(method, path, json=body, headers=headers)
+    assert response.status_code == status, response.text[:300]
+    if detail is not None:
+        error = response.json()
+        assert error["status_code"] == status and detail in error["detail"]
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    if status == 403:
+        assert "'read' scope" in response.json()["detail"]
+
+
+def test_without_keys_everything_is_open(index: Path) -> None:
+    with TestClient(create_app(ServerSettings(index_dir=index / "index"))) as client:
+        assert client.post("/search", json=SEARCH).status_code == 200
+        assert client.delete("/classifiers/nope").status_code == 404
+
+
+def test_keys_file_holds_only_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(f"{hash_line(READ_KEY)}\n{READ_KEY} read\n", encoding="utf-8")
+    with pytest.raises(KeysFileError, match=r"keys:2: .*hashes of keys, never keys"):
+        file_keys(path)
+    path.write_text(f"{hash_line(READ_KEY).split()[0]} owner\n", encoding="utf-8")
+    with pytest.raises(KeysFileError, match="unknown scope 'owner'"):
+        file_keys(path)
+    path.write_text(f"  # comment\n\n{hash_line(ADMIN_KEY, 'admin', 'ops team')}  # trailing comment\n")
+    [key] = file_keys(path)
+    assert (key.scope, key.label) == ("admin", "ops team")
+
+
+def test_serve_refuses_a_keys_file_with_a_plain_key(tmp_path: Path) -> None:
+    (tmp_path / "keys").write_text(f"{READ_KEY} read\n", encoding="utf-8")
+    result = subprocess.run(yomitoki("serve", "--index", str(tmp_path), "--api-keys-file", str(tmp_path / "keys")),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "never keys" in result.stderr, result.stderr
+    assert READ_KEY not in result.stderr
+
+
+def test_keys_are_compared_in_constant_time_against_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = collect_keys([ADMIN_KEY, f"read:{READ_KEY}", f"read:{ENV_KEY}"])
+    calls: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def compare(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", compare)
+    assert match_key(keys, ADMIN_KEY) == keys[0]  # the first key matches, the others are still compared
+    assert len(calls) == 3 and all(len(a) == len(b) == 32 for a, b in calls)
+    assert match_key(keys, WRONG_KEY) is None and len(calls) == 6
+
+
+def test_keys_do_not_appear_in_reprs() -> None:
+    settings = ServerSettings(index_dir=Path("x"), api_keys=collect_keys([ADMIN_KEY]))
+    assert ADMIN_KEY not in repr(settings)
+    assert ADMIN_KEY not in repr(collect_keys([ADMIN_KEY]))
+
+
+def test_cors_is_off_by_default_and_allows_only_configured_origins(index: Path) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    with TestClient(create_app(ServerSettings(index_dir=index / "index"))) as client:
+        response = client.post("/search", json=SEARCH, headers={"Origin": "https://evil.example"})
+        assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+        response = client.options("/search", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in response.headers
+    settings = ServerSettings(index_dir=index / "index", cors_origins=("https://app.example",))
+    with TestClient(create_app(settings)) as client:
+        allowed = client.options("/search", headers={"Origin": "https://app.example", **preflight})
+        assert allowed.status_code == 204
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        refused = client.options("/search", headers={"Origin": "https://evil.example", **preflight})
+        assert refused.headers.get("access-control-allow-origin") != "https://evil.example"
+        answer = client.post("/search", json=SEARCH, headers={"Origin": "https://app.example"})
+        assert answer.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_keys_never_reach_the_log_of_the_real_server(index: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YOMITOKI_API_KEYS", f"read:{ENV_KEY}")
+    server = start_server(index / "index", tmp_path / "server.log", "--threads", "1", "--log-level", "debug",
+                          "--api-key", ADMIN_KEY, "--api-keys-file", str(index / "keys"),
+                          "--cors-origin", "https://app.example")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            statuses = [
+                http.post("/search", json=SEARCH, headers=bearer(ADMIN_KEY)).status_code,
+                http.post("/search", json=SEARCH, headers={"X-API-Key": READ_KEY}).status_code,
+                http.post("/search", json=SEARCH, headers=bearer(ENV_KEY)).status_code,
+                http.post("/search", json=SEARCH, headers=bearer(WRONG_KEY)).status_code,
+                http.get("/search", params={"q": WRONG_KEY, "api_key": WRONG_KEY},
+                         headers=bearer(READ_KEY)).status_code,
+                http.delete("/classifiers/x", headers=bearer(READ_KEY)).status_code,
+                http.options("/search", headers={"Origin": "https://app.example",
+                                                 "Access-Control-Request-Method": "POST"}).status_code,
+            ]
+    finally:
+        server.stop()
+    assert statuses == [200, 200, 200, 401, 200, 403, 204]
+    log = server.log.read_text()
+    assert not [key for key in ALL_KEYS if key in log], log
+    assert "authorization" not in log.lower() and "bearer" not in log.lower()
+    assert 'key="--api-key #1"' in log and "key=alice" in log and 'key="YOMITOKI_API_KEYS #1"' in log
+    assert log.count("method=POST path=/search status=401") == 1
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+def test_index_skips_what_it_must_not_read_lists_it_and_exits_3(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.md").write_text("# Secret\n\nzqxsecret outside the corpus\n", encoding="utf-8")
+    (corpus / "good.md").write_text("# Good\n\nA readable document.\n", encoding="utf-8")
+    (corpus / "escape.md").symlink_to(tmp_path / "outside" / "secret.md")
+    (corpus / "sub" / "loop").symlink_to(corpus, target_is_directory=True)
+    (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (corpus / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
+    with (corpus / "huge.txt").open("wb") as handle:
+        handle.truncate(10_000_001)
+    (corpus / "lines.jsonl").write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": "\\ud800"}\n',
+                                        encoding="utf-8")
+    result = subprocess.run(yomitoki("index", str(corpus), "--index", str(tmp_path / "index"), "--model", MODEL,
+                                     "--json"), capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 3, result.stderr
+    report = json.loads(result.stdout)
+    reasons = {f["path"]: f["reason"] for f in report["failures"]}
+    assert reasons == {
+        "escape.md": "symlink outside the corpus root",
+        "sub/loop": "symlink loop",
+        "image.txt": "binary file",
+        "latin1.md": "not valid UTF-8 (byte 0xe9 at offset 3)",
+        "huge.txt": "larger than 10 MB limit (10,000,001 bytes)",
+        "lines.jsonl:line 2": "lone surrogate \\ud800 is not valid Unicode",
+    }
+    assert report["documents"] == 2  # good.md and the good JSON line
+    store = (tmp_path / "index" / report["generation"] / "store.sqlite").read_bytes()
+    assert b"zqxsecret" not in store
