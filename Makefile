@@ -38,3 +38,4 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/answering.py

@@ -51,6 +51,7 @@ def build_index(kind: str, dimension: int, params: VectorParams, train: np.ndarr
         index.pq.cp.niter = 15                     # one k-means per sub-quantizer: keep them cheap
         index.pq.cp.max_points_per_centroid = 64
         index.nprobe = min(params.nprobe, nlist)
+        without_lookup_table(index)
         sample = train
         if len(train) > max(nlist * 64, 256 * 64):
             rng = np.random.default_rng(0)
@@ -58,6 +59,17 @@ def build_index(kind: str, dimension: int, params: VectorParams, train: np.ndarr
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         return index
     raise ValueError(f"unknown index type {kind!r}")
+
+
+def without_lookup_table(index: Any) -> Any:
+    """Drop IVF-PQ's precomputed table (nlist × 256 × pq_bytes floats: ≈ 49 bytes per vector at 1M).
+
+    The table only saves computing each probed list's distance table at query
+    time, which costs microseconds; without it memory holds codes and ids only.
+    """
+    index.use_precomputed_table = -1
+    index.precompute_table()  # with -1: frees the table
+    return index
 
 
 def _rows(scores: np.ndarray, ids: np.ndarray) -> Hits:
@@ -79,15 +91,18 @@ def exact_scores(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: i
     return out
 
 
+def excluding(ids: set[int]) -> Any:
+    """A FAISS selector of every id but these (HNSW's tombstones)."""
+    dead = faiss.IDSelectorBatch(np.fromiter(ids, dtype=np.int64, count=len(ids)))
+    selector = faiss.IDSelectorNot(dead)
+    selector.referenced = dead  # keep the wrapped selector alive as long as this one
+    return selector
+
+
 def search_hnsw(index: Any, queries: np.ndarray, k: int, params: VectorParams,
-                allowed: np.ndarray | None, tombstones: set[int]) -> Hits:
-    selector: Any = None
-    if allowed is not None:
-        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-    elif tombstones:
-        dead = faiss.IDSelectorBatch(np.fromiter(tombstones, dtype=np.int64, count=len(tombstones)))
-        selector = faiss.IDSelectorNot(dead)
-        selector.referenced = dead  # keep the wrapped selector alive as long as this one
+                allowed: np.ndarray | None, excluded: Any) -> Hits:
+    """`allowed` (ids) or else `excluded` (a selector of tombstones) restrict the search."""
+    selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else excluded
     ef = max(params.ef_search, k) * (2 if selector is not None else 1)
     search_params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
     scores, ids = index.search(queries, k, params=search_params)

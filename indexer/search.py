@@ -19,6 +19,7 @@ from indexer.embedders import Embedder
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
+from indexer.language import detect_language
 from indexer.normalize import normalize_query
 from indexer.store import Filters, Store, StoredChunk
 from indexer.vectors import VectorIndex
@@ -128,7 +129,7 @@ class Searcher:
         if mode in ("keyword", "hybrid"):
             keyword = self._keyword(text, depth, filters)
         if mode == "hybrid":
-            weight = self.fusion.dense_weight(self.embedder.coverage(text))
+            weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
             vector = query_vector if query_vector is not None else self.embedder.embed([text])[0]
             dense = self._dense(vector, depth, filters)

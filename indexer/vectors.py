@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer.ann import build_index, exact_scores, search_hnsw, search_ivfpq
+from indexer.ann import build_index, exact_scores, excluding, search_hnsw, search_ivfpq, without_lookup_table
 from indexer.full_vectors import FullVectors
 
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
@@ -83,6 +83,7 @@ class VectorIndex:
     params: VectorParams = field(default_factory=VectorParams)
     tombstones: set[int] = field(default_factory=set)
     full: FullVectors | None = None   # ivfpq only
+    _excluded: Any = field(default=None, repr=False, compare=False)  # selector of tombstones, built once
 
     @classmethod
     def create(cls, dimension: int, kind: str = "flat", params: VectorParams | None = None) -> VectorIndex:
@@ -102,6 +103,7 @@ class VectorIndex:
         tombstones = set(np.load(tombstones_path).tolist()) if tombstones_path.exists() else set()
         full = None
         if meta["type"] == "ivfpq":
+            without_lookup_table(index)  # reading rebuilds it
             full = FullVectors.open(_sidecar(path, ".ids.npy"), _sidecar(path, ".full.npy"))
         return cls(index, index.d, meta["type"], params, tombstones, full)
 
@@ -155,6 +157,7 @@ class VectorIndex:
         present = self._present(ids)
         new = {int(i) for i in present} - self.tombstones
         self.tombstones |= new
+        self._excluded = None
         return len(new)
 
     def _present(self, ids: np.ndarray) -> np.ndarray:
@@ -181,6 +184,9 @@ class VectorIndex:
             raise ValueError(f"unknown index type {kind!r}: use one of auto, {', '.join(INDEX_TYPES)}")
         if kind == self.kind and params == self.params and not self.needs_compaction():
             return self
+        return self._rebuilt(kind, params)
+
+    def _rebuilt(self, kind: str, params: VectorParams) -> VectorIndex:
         ids, vectors = self.live_vectors()
         index = build_index(kind, self.dimension, params, vectors)
         full = FullVectors.from_arrays(ids, vectors) if kind == "ivfpq" else None
@@ -195,11 +201,8 @@ class VectorIndex:
     def compact(self) -> None:
         """Drop tombstoned vectors for good by rebuilding the graph from the live ones."""
         if self.tombstones:
-            ids, vectors = self.live_vectors()
-            self.index = build_index(self.kind, self.dimension, self.params, vectors)
-            if len(ids):
-                self.index.add_with_ids(vectors, ids)
-            self.tombstones = set()
+            rebuilt = self._rebuilt(self.kind, self.params)
+            self.index, self.full, self.tombstones, self._excluded = rebuilt.index, rebuilt.full, set(), None
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -218,7 +221,7 @@ class VectorIndex:
         if allowed is not None and self.kind != "flat" and len(allowed) <= EXACT_SUBSET:
             return exact_scores(queries, *self._subset(np.unique(np.asarray(allowed, dtype=np.int64))), k)
         if self.kind == "hnsw":
-            return search_hnsw(self.index, queries, k, self.params, allowed, self.tombstones)
+            return search_hnsw(self.index, queries, k, self.params, allowed, self._tombstone_selector())
         if self.kind == "ivfpq":
             assert self.full is not None
             return search_ivfpq(self.index, self.full, queries, k, self.params, allowed)
@@ -228,6 +231,11 @@ class VectorIndex:
         scores, found = self.index.search(queries, k, params=params)
         return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(found, scores, strict=True)]
+
+    def _tombstone_selector(self) -> Any:
+        if self.tombstones and self._excluded is None:
+            self._excluded = excluding(self.tombstones)
+        return self._excluded if self.tombstones else None
 
     def _subset(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The (ids, vectors) of those ids that are stored."""

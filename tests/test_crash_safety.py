@@ -143,7 +143,7 @@ def test_sigkill_at_random_moments_never_loses_the_index(
     for lane in lanes:
         write_corpus(lane.corpus, 0)
         build(lane.corpus, lane.index, embedder, keywords)
-    window = (time.perf_counter() - started) / LANES  # about one build, warm model
+    window = 0.7 * (time.perf_counter() - started) / LANES  # most of one build's writing phase
     server = start_server(lanes[0].index, tmp_path / "server.log", "--threads", "1")
     answers: list[str] = []
 
@@ -170,7 +170,7 @@ def test_sigkill_at_random_moments_never_loses_the_index(
           f"{late} after publishing, {TRIALS - killed - late} finished first; {time.perf_counter() - started:.0f}s")
     assert [p for lane in lanes for p in lane.problems] == []
     assert survived == TRIALS
-    assert killed >= TRIALS // 2, "too few builds were interrupted before publishing: the kill window is off"
+    assert killed >= TRIALS * 2 // 5, "too few builds were interrupted before publishing: the kill window is off"
     assert len(answers) == per_lane and all(a.startswith("gen-") for a in answers)
     assert "Application shutdown complete" in server.log.read_text(), server.log.read_text()
 
