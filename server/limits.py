@@ -3,8 +3,9 @@
 Each route (method + path template) may have at most `max_in_flight`
 requests being handled at once; the next one is refused at once instead of
 queueing without bound, so memory and latency stay bounded under a flood.
-The middleware runs before the request body is read, so a refused request
-costs almost nothing. A route handler may set its own bound with
+The middleware runs before the request body is read: a refused request gets
+its 503 at once and its body, if any, is read and dropped chunk by chunk, so
+it costs almost nothing and no memory. A route handler may set its own bound with
 `opt={"max_in_flight": N}` (e.g. a slow generation endpoint), or `0` for none.
 
 Body size (413) is Litestar's `request_max_body_size`; lengths, batch sizes
@@ -17,13 +18,15 @@ import math
 import time
 from dataclasses import dataclass
 
+import anyio
+import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from server.errors import UnavailableError
-
 DEFAULT_MAX_IN_FLIGHT = 32
+DRAIN_SECONDS = 5.0               # at most this long, and at most this much, reading a refused request's body
+DRAIN_BYTES = 4_000_000
 UNLIMITED_PATHS = ("/health", "/metrics")
 
 
@@ -51,6 +54,30 @@ class Gate:
     def retry_after(self) -> int:
         """Seconds until a slot is likely free: about one request's duration, 1 to 60."""
         return min(60, max(1, math.ceil(self.average_s)))
+
+
+async def refuse(send: Send, detail: str, retry_after: int) -> None:
+    """Answer 503 in the one error shape (see server/errors.py), before reading the request body."""
+    body = msgspec.json.encode({"status_code": 503, "detail": detail})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"retry-after", str(retry_after).encode())]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def discard_body(receive: Receive) -> None:
+    """Read and drop what the client is still uploading, a chunk at a time (memory stays flat).
+
+    Closing a connection with unread data makes the kernel reset it, and the client may then
+    lose the 503 it was already sent; draining briefly lets it read the answer.
+    """
+    with anyio.move_on_after(DRAIN_SECONDS):
+        received = 0
+        while received <= DRAIN_BYTES:
+            message = await receive()
+            received += len(message.get("body", b""))  # type: ignore[arg-type]
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
 
 
 def route_key(scope: Scope) -> str:
@@ -85,11 +112,10 @@ class InFlightLimit(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         if not gate.try_enter():
-            raise UnavailableError(
-                f"server busy: {gate.limit} {route_key(scope)} requests already in flight; "
-                f"retry in {gate.retry_after} s",
-                retry_after=gate.retry_after,
-            )
+            await refuse(send, f"server busy: {gate.limit} {route_key(scope)} requests already in flight; "
+                               f"retry in {gate.retry_after} s", gate.retry_after)
+            await discard_body(receive)
+            return
         started = time.monotonic()
         try:
             await next_app(scope, receive, send)

@@ -25,14 +25,15 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, load_embedder
 from indexer.generations import IndexDirectory
 from indexer.keywords import KeywordTokenizer
 from server.app import create_app
 from server.live_index import LiveIndex
 from server.settings import ServerSettings
-from tests.conftest import MODEL, RunningServer, build, start_server, yomitoki
+from tests.conftest import RunningServer, build, start_server, yomitoki
 
+LIGHT_MODEL = "use-multilingual-v3"
 ROUNDS = 3          # re-indexes while the load runs
 CLIENTS = 4         # concurrent client threads
 BASE_DOCS = {
@@ -41,6 +42,12 @@ BASE_DOCS = {
     "tokyo.md": "# 東京\n\n東京と銀座の検索について書いた文書です。\n",
 }
 
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    """The bundled USE model (numpy): its command line starts in a third of MiniLM's time, which
+    matters when `yomitoki index` runs many times; what is tested does not depend on the model."""
+    return load_embedder(LIGHT_MODEL)
 
 def write_round(corpus: Path, round_: int) -> None:
     """The corpus of one round: the base documents, marker-N alone, and two changing extras."""
@@ -138,8 +145,8 @@ def test_reindexing_while_serving_fails_no_request(
     try:
         for round_ in range(2, ROUNDS + 2):
             write_round(corpus, round_)
-            result = subprocess.run(yomitoki("index", str(corpus), "--index", str(index), "--model", MODEL, "--json"),
-                                    capture_output=True, text=True, timeout=300,
+            command = yomitoki("index", str(corpus), "--index", str(index), "--model", LIGHT_MODEL, "--json")
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
             assert result.returncode == 0, result.stderr
             report = json.loads(result.stdout)
@@ -255,7 +262,7 @@ def test_one_log_line_per_request_and_prometheus_metrics(
     assert 'yomitoki_requests_total{method="GET",route="<unmatched>",status="404"} 1' in text
     assert 'yomitoki_request_duration_seconds_count{method="POST",route="/search"} 2' in text
     assert 'yomitoki_request_duration_seconds_bucket{method="POST",route="/search",le="+Inf"} 2' in text
-    assert f'yomitoki_index_info{{generation="{generation}",model="{MODEL}"}} 1' in text
+    assert f'yomitoki_index_info{{generation="{generation}",model="{LIGHT_MODEL}"}} 1' in text
     assert re.search(r"^yomitoki_index_documents 5$", text, re.M)
     assert re.search(r"^yomitoki_index_vectors [1-9]\d*$", text, re.M)
     assert re.search(r"^yomitoki_index_bytes [1-9]\d*$", text, re.M)
