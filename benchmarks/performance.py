@@ -84,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="the shared benchmark data folder")
     parser.add_argument("--parts", default="index,http,peer", help="any of index,http,peer,scale")
-    parser.add_argument("--backends", default="onnx-int8,onnx", help="backends `yomitoki index` is run with")
+    parser.add_argument("--backends", default="torch-bf16,onnx-int8,onnx", help="backends `yomitoki index` is run with")
     parser.add_argument("--seconds", type=float, default=8.0, help="load time per concurrency level")
     parser.add_argument("--scale", type=int, default=0, help="vectors for the scale part (e.g. 1000000)")
     parser.add_argument("--txtai-python", type=Path, default=TXTAI_PYTHON,

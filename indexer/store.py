@@ -212,13 +212,14 @@ class Store:
 
     def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
         """The original text of each chunk, sliced from its document in SQL."""
-        out = {}
-        for chunk in chunks:
-            row = self.db.execute(
-                "SELECT substr(text, ?, ?) FROM documents WHERE id = ?",
-                [chunk.start + 1, chunk.end - chunk.start, chunk.doc_id]).fetchone()
-            out[chunk.id] = row[0] if row else ""
-        return out
+        if not chunks:
+            return {}
+        marks = ",".join("?" * len(chunks))
+        rows = self.db.execute(
+            f"SELECT c.id, substr(d.text, c.start + 1, c.end - c.start) FROM chunks c "
+            f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})", [c.id for c in chunks])
+        found = dict(rows.fetchall())
+        return {c.id: found.get(c.id) or "" for c in chunks}
 
     def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
         where, params = filters.where()
