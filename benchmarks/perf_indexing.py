@@ -133,4 +133,5 @@ def measure_indexing(data: Path, workdir: Path, backends: list[str]) -> dict[str
         "speedup_vs_raw_torch": {b: builds[b]["passages_per_s"] / raw_rate for b in backends},
         "quality": quality,
         "index": str(workdir / f"index-{fastest}"),
+        "indexes": {b: str(workdir / f"index-{b}") for b in backends},
     }

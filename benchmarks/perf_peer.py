@@ -63,17 +63,20 @@ def _ndcg(rankings: dict[str, list[str]], relevant: dict[str, dict[str, int]]) -
     return float(np.mean([ndcg_at(rankings.get(qid, []), grades) for qid, grades in relevant.items()]))
 
 
-def measure_peer(python: Path, data: Path, workdir: Path, ours: dict[str, Any]) -> dict[str, Any]:
-    """`ours`: the indexing part's result (its fastest build and the index it left)."""
+def measure_peer(python: Path, data: Path, workdir: Path, ours: dict[str, Any], serving: Path) -> dict[str, Any]:
+    """`ours`: the indexing part's result (its builds); `serving`: the index the queries run on."""
     txtai = run_txtai(python, data, workdir)
     relevant = load_scifact(data).relevant
     build = ours["builds"][ours["fastest"]]
     peer = {"version": txtai["txtai"], "index_seconds": txtai["index_seconds"],
             "queries_per_s": txtai["queries"] / txtai["search_seconds"],
             "median_ms": float(np.median(txtai["latencies_ms"])), "ndcg@10": _ndcg(txtai["rankings"], relevant)}
+    serving_backend = IndexDirectory(serving).current().manifest["model"]["backend"]
     mine = {"index_seconds": build["build_seconds"], "backend": ours["fastest"],
-            "hybrid": yomitoki_search(Path(ours["index"]), data, "hybrid"),
-            "dense": yomitoki_search(Path(ours["index"]), data, "dense")}
+            "index_seconds_by_backend": {b: v["build_seconds"] for b, v in ours["builds"].items()},
+            "query_backend": serving_backend,
+            "hybrid": yomitoki_search(serving, data, "hybrid"),
+            "dense": yomitoki_search(serving, data, "dense")}
     return {"txtai": peer, "yomitoki": mine, "documents": txtai["documents"],
             "index_speedup": peer["index_seconds"] / mine["index_seconds"],
             "query_speedup": mine["hybrid"]["queries_per_s"] / peer["queries_per_s"],
