@@ -59,11 +59,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(index: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(index: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--index", str(index), "--port", str(port),
-         "--log-level", "warning"], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+         "--log-level", "warning", *extra], stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -88,27 +88,33 @@ def run_load(url: str, clients: int, seconds: float, queries_file: Path, workdir
     return {**summarize(result["latencies_ms"], seconds), "errors": result["errors"]}
 
 
+WORKERS = ("--workers", "2", "--threads", "1")  # the second configuration: one process per core
+
+
 def measure_http(index: Path, data: Path, workdir: Path, seconds: float,
                  concurrency: tuple[int, ...] = (1, 8, 32)) -> dict[str, Any]:
     queries = scifact_queries(data)
     floor = in_process_floor(index, queries)
     queries_file = workdir / "queries.json"
     queries_file.write_text(json.dumps(queries))
-    process, url = start_server(index, workdir / "server.log")
-    try:
-        for query in queries[:30]:  # warm-up of the server's caches and model
-            httpx.post(f"{url}/search", json={"query": query, "k": 10}, timeout=60).raise_for_status()
-        loads = {c: run_load(url, c, seconds, queries_file, workdir) for c in concurrency}
-    finally:
-        process.terminate()
-        process.wait(30)
-    one, most = loads[concurrency[0]], loads[concurrency[-1]]
-    return {
-        "floor": floor, "http": {str(c): v for c, v in loads.items()},
-        "targets": {
-            "one_client_median_ms": one["median_ms"],
-            "one_client_limit_ms": 1.3 * floor["median_ms"] + 1.0,
-            "throughput_ratio": most["requests_per_s"] / one["requests_per_s"],
-            "most_clients_p99_ms": most["p99_ms"],
-        },
-    }
+    runs = {}
+    for name, extra in (("one process", ()), ("two workers", WORKERS)):
+        process, url = start_server(index, workdir / f"server-{len(runs)}.log", *extra)
+        try:
+            for query in queries[:60]:  # warm-up of the server's caches and models (of every worker)
+                httpx.post(f"{url}/search", json={"query": query, "k": 10}, timeout=60).raise_for_status()
+            loads = {c: run_load(url, c, seconds, queries_file, workdir) for c in concurrency}
+        finally:
+            process.terminate()
+            process.wait(30)
+        one, most = loads[concurrency[0]], loads[concurrency[-1]]
+        runs[name] = {
+            "serve_args": list(extra), "http": {str(c): v for c, v in loads.items()},
+            "targets": {
+                "one_client_median_ms": one["median_ms"],
+                "one_client_limit_ms": 1.3 * floor["median_ms"] + 1.0,
+                "throughput_ratio": most["requests_per_s"] / one["requests_per_s"],
+                "most_clients_p99_ms": most["p99_ms"],
+            },
+        }
+    return {"floor": floor, **runs["one process"], "configurations": runs}

@@ -45,19 +45,29 @@ def indexing_rows(part: dict[str, Any]) -> list[Row]:
 
 
 def query_rows(part: dict[str, Any]) -> list[Row]:
-    floor, targets = part["floor"], part["targets"]
+    floor = part["floor"]
     rows: list[Row] = [("in-process hybrid search (floor)", f"median {floor['median_ms']:.2f} ms",
                         f"p99 {floor['p99_ms']:.2f} ms", "", f"{floor['requests_per_s']:.0f} q/s", None)]
+    for name, run in part.get("configurations", {"one process": part}).items():
+        rows.append((f"yomitoki serve {' '.join(run.get('serve_args', []))}".rstrip() + f" ({name})",
+                     "", "", "", "", None))
+        rows += _configuration_rows(floor, run)
+    return rows
+
+
+def _configuration_rows(floor: dict[str, Any], part: dict[str, Any]) -> list[Row]:
+    targets = part["targets"]
+    rows: list[Row] = []
     for clients, load in part["http"].items():
-        rows.append((f"POST /search, {clients} client(s)", f"median {load['median_ms']:.2f} ms",
+        rows.append((f"  POST /search, {clients} client(s)", f"median {load['median_ms']:.2f} ms",
                      f"p99 {load['p99_ms']:.2f} ms", f"{load['requests_per_s']:.0f} req/s",
                      f"{load['requests']} requests, {load.get('errors', 0)} errors", None))
     median, limit = targets["one_client_median_ms"], targets["one_client_limit_ms"]
-    rows.append(("1 client median vs 1.3 × floor + 1 ms", f"{median:.2f} ms", f"{limit:.2f} ms",
+    rows.append(("  1 client median vs 1.3 × floor + 1 ms", f"{median:.2f} ms", f"{limit:.2f} ms",
                  f"{median / floor['median_ms']:.2f}×", "≤ limit", median <= limit))
-    rows.append(("most clients req/s vs 1 client", f"{targets['throughput_ratio']:.2f}×", "", "", "≥ 3×",
+    rows.append(("  most clients req/s vs 1 client", f"{targets['throughput_ratio']:.2f}×", "", "", "≥ 3×",
                  targets["throughput_ratio"] >= 3))
-    rows.append(("most clients p99", f"{targets['most_clients_p99_ms']:.1f} ms", "", "", "≤ 100 ms",
+    rows.append(("  most clients p99", f"{targets['most_clients_p99_ms']:.1f} ms", "", "", "≤ 100 ms",
                  targets["most_clients_p99_ms"] <= 100))
     return rows
 

@@ -103,10 +103,19 @@ def _add_blocks(index: VectorIndex, vectors: np.ndarray) -> None:
 
 
 def build_all(vectors: np.ndarray, workdir: Path) -> tuple[dict[str, dict[str, Any]], VectorIndex]:
-    """Build and save each type; returns build seconds and bytes on disk, and the flat index."""
+    """Build and save each type; returns build seconds and bytes on disk, and the flat index.
+
+    A type whose folder already holds a build of the same vectors (`build.json`, from an earlier run
+    with the same `--scale-dir`) is reused with its recorded build time, so that the latencies can be
+    measured again on a quieter machine without rebuilding.
+    """
     builds: dict[str, dict[str, Any]] = {}
     flat = VectorIndex.create(vectors.shape[1], "flat")
     for kind in ("flat", "hnsw", "ivfpq"):
+        record = workdir / f"scale-{kind}" / "build.json"
+        if kind != "flat" and record.exists() and json.loads(record.read_text()).get("vectors") == len(vectors):
+            builds[kind] = json.loads(record.read_text())["build"]
+            continue
         started = time.perf_counter()
         if kind == "flat":
             index = flat
@@ -121,6 +130,7 @@ def build_all(vectors: np.ndarray, workdir: Path) -> tuple[dict[str, dict[str, A
         index.save(folder / "vectors.faiss")
         builds[kind] = {"build_seconds": time.perf_counter() - started, "settings": index.settings(),
                         "disk_bytes": sum(p.stat().st_size for p in folder.iterdir())}
+        record.write_text(json.dumps({"vectors": len(vectors), "build": builds[kind]}))
         del index
     return builds, flat
 

@@ -79,7 +79,9 @@ def run_parts(args: argparse.Namespace, workdir: Path, info: dict[str, Any]) -> 
                                                                     Path(serving)))
         merged = save(args.out, "peer", peer, info)
     if "scale" in parts:
-        merged = save(args.out, "scale", measure_scale(args.data, workdir, args.scale, args.cache), info)
+        scale_dir = args.scale_dir or workdir
+        scale_dir.mkdir(parents=True, exist_ok=True)
+        merged = save(args.out, "scale", measure_scale(args.data, scale_dir, args.scale, args.cache), info)
     return merged
 
 
@@ -95,6 +97,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "yomitoki" / "bench",
                         help="where the scale part keeps the real embeddings it derives vectors from")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--scale-dir", type=Path, default=None,
+                        help="keep the scale part's indexes here and reuse them on the next run (measure again "
+                             "without rebuilding); default: the scratch folder")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.scale:

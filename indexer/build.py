@@ -4,31 +4,35 @@ Incremental by default: documents are keyed by source and content hash, so an
 unchanged document keeps its chunks and vectors, a changed one is re-chunked
 and re-embedded, and a document whose file is gone leaves the index. The new
 generation is written beside the live one and published atomically.
+
+Where it is written is the target's business (`indexer.backends.open_writer`):
+a generation folder of an `IndexDirectory` (FAISS + SQLite), or a collection
+pair in Milvus (`indexer.milvus_backend.MilvusIndex`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.backends import BuildTarget, IndexWriter, open_writer
 from indexer.chunking import Chunk, ChunkSettings, chunk_document
 from indexer.embedders import Embedder
 from indexer.fusion import FusionSettings
-from indexer.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
+from indexer.generations import Generation, IndexDirectory
 from indexer.keywords import KeywordTokenizer
 from indexer.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.normalize import normalize
-from indexer.store import Store, StoredDocument, encode_offsets
-from indexer.vectors import VectorIndex, VectorParams
+from indexer.store import StoredDocument, encode_offsets
+from indexer.vectors import VectorParams
 
 NORMALIZER = {"name": "nfkc-clusters", "version": 1}
 Progress = Callable[[str, int, int], None]
@@ -61,6 +65,43 @@ class BuildReport:
     rebuilt: bool
 
 
+@dataclass(frozen=True)
+class PreparedDocument:
+    """One document made ready to write: its row, chunk rows, keyword text and the texts to embed.
+
+    `vectors` is None when the builder embeds (the local path) and holds one row
+    per chunk when the document was prepared elsewhere (indexer.distributed).
+    """
+
+    document: StoredDocument
+    chunks: list[dict[str, Any]]
+    keyword_texts: list[tuple[str, str]]
+    texts: list[str]
+    vectors: np.ndarray | None = None
+
+
+class Preparer(Protocol):
+    """Prepares (loads, normalizes, chunks, keyword-tokenizes, embeds) documents away from the builder.
+
+    It yields one `PreparedDocument`, with vectors, per given document, in the given order.
+    """
+
+    def prepare(self, docs: Sequence[SourceDocument]) -> Iterator[PreparedDocument]: ...
+
+
+class VectorSink(Protocol):
+    """Where the builder puts embedded chunks' vectors."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+
+class _VectorsOf:
+    """The vector side of an IndexWriter."""
+
+    def __init__(self, writer: IndexWriter) -> None:
+        self.add = writer.add_vectors
+
+
 @dataclass
 class _Plan:
     add: list[SourceDocument]
@@ -85,6 +126,23 @@ def embedding_text(title: str, chunk_text: str) -> str:
     if not title or chunk_text.startswith(title) or chunk_text.lstrip("# ").startswith(title):
         return chunk_text
     return f"{title}\n{chunk_text}"
+
+
+def prepare_document(
+    doc: SourceDocument, embedder: Embedder, keywords: KeywordTokenizer, chunking: ChunkSettings
+) -> PreparedDocument:
+    """Normalize, chunk and keyword-tokenize one document (not embedded yet)."""
+    norm = normalize(doc.text)
+    chunks = chunk_document(doc, embedder, chunking, norm=norm)
+    doc_id = document_id(doc.key)
+    document = StoredDocument(
+        id=doc_id, key=doc.key, source=doc.source, title=doc.title, text=doc.text,
+        language=str(doc.metadata.get("language", "en")), metadata=dict(doc.metadata),
+        content_hash=content_hash(doc),
+    )
+    texts = [embedding_text(doc.title, c.text) for c in chunks]
+    rows = [_chunk_row(doc_id, i, c, norm.starts, norm.ends, doc.text) for i, c in enumerate(chunks)]
+    return PreparedDocument(document, rows, [keywords.index_text(t) for t in texts], texts)
 
 
 def _compatible(previous: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -113,17 +171,19 @@ class IndexBuilder:
 
     def __init__(
         self,
-        directory: IndexDirectory,
+        directory: IndexDirectory | BuildTarget,
         embedder: Embedder,
         keywords: KeywordTokenizer,
         options: BuildOptions | None = None,
         progress: Progress | None = None,
+        preparer: Preparer | None = None,
     ) -> None:
         self.directory = directory
         self.embedder = embedder
         self.keywords = keywords
         self.options = options or BuildOptions()
         self.progress = progress or (lambda stage, done, total: None)
+        self.preparer = preparer  # None: prepare here, in this process (see _add)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -141,11 +201,13 @@ class IndexBuilder:
         with self.directory.build_lock():
             self.directory.clean_stale()
             name = self.directory.next_name()
-            workspace = self.directory.workspace(name)
+            previous = self._previous()
+            writer = open_writer(self.directory, name, previous, self.embedder.dimension,
+                                 self.options.index_type, self.options.vector_params)
             try:
-                report = self._build_into(workspace, name, docs, failures, started)
+                report = self._build_into(writer, name, previous, docs, failures, started)
             except BaseException:
-                shutil.rmtree(workspace, ignore_errors=True)
+                writer.abort()
                 raise
         return report
 
@@ -156,29 +218,17 @@ class IndexBuilder:
         return previous if _compatible(previous.manifest, self.settings()) else None
 
     def _build_into(
-        self, workspace: Path, name: str, docs: list[SourceDocument],
+        self, writer: IndexWriter, name: str, previous: Generation | None, docs: list[SourceDocument],
         failures: list[LoadFailure], started: float,
     ) -> BuildReport:
-        previous = self._previous()
-        if previous is not None:
-            shutil.copyfile(previous.store_path, workspace / STORE_FILE)
-            vectors = VectorIndex.load(previous.vectors_path)
-        else:
-            vectors = VectorIndex.create(self.embedder.dimension)
-        store = Store(workspace / STORE_FILE)
-        try:
-            plan = _plan(docs, store.document_hashes())
-            vectors.remove(np.array(store.delete_documents(plan.delete_ids), dtype=np.int64))
-            embedded, embed_seconds = self._add(store, vectors, plan.add)
-            vectors = vectors.converted(self.options.index_type, self.options.vector_params)
-            store.commit()
-            counts = store.counts()
-        finally:
-            store.close()
-        vectors.save(workspace / VECTORS_FILE)
+        """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
+        plan = _plan(docs, writer.document_hashes())
+        writer.delete_documents(plan.delete_ids)
+        embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
+        counts, vector_settings = writer.finish()
         seconds = time.perf_counter() - started
-        manifest = self._manifest(counts, vectors, plan, embedded, seconds)
-        self.directory.publish(workspace, name, manifest)
+        manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)
+        writer.publish(manifest)
         return BuildReport(
             generation=name, added=len(plan.add) - len(plan.changed_keys),
             changed=len(plan.changed_keys),
@@ -188,8 +238,10 @@ class IndexBuilder:
             rebuilt=previous is None,
         )
 
-    def _add(self, store: Store, vectors: VectorIndex, docs: list[SourceDocument]) -> tuple[int, float]:
+    def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
         """Chunk, keyword-index and embed new documents; returns (chunks embedded, seconds embedding)."""
+        if self.preparer is not None:
+            return self._add_prepared(store, vectors, docs, self.preparer)
         texts: list[str] = []
         ids: list[int] = []
         for done, doc in enumerate(docs, 1):
@@ -206,29 +258,40 @@ class IndexBuilder:
             self.progress("embedding", offset + len(part), len(texts))
         return len(texts), time.perf_counter() - started
 
-    def _store_document(self, store: Store, doc: SourceDocument) -> tuple[list[str], list[int]]:
-        norm = normalize(doc.text)
-        chunks = chunk_document(doc, self.embedder, self.options.chunking, norm=norm)
-        doc_id = document_id(doc.key)
-        store.add_document(StoredDocument(
-            id=doc_id, key=doc.key, source=doc.source, title=doc.title, text=doc.text,
-            language=str(doc.metadata.get("language", "en")), metadata=dict(doc.metadata),
-            content_hash=content_hash(doc),
-        ))
-        texts = [embedding_text(doc.title, c.text) for c in chunks]
-        rows = [_chunk_row(doc_id, i, c, norm.starts, norm.ends, doc.text) for i, c in enumerate(chunks)]
-        ids = store.add_chunks(rows, [self.keywords.index_text(t) for t in texts])
-        return texts, ids
+    def _add_prepared(
+        self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument], preparer: Preparer
+    ) -> tuple[int, float]:
+        """Write documents prepared and embedded by `preparer`, in plan order (same ids as a local build)."""
+        started = time.perf_counter()
+        embedded = 0
+        for done, prepared in enumerate(preparer.prepare(docs), 1):
+            ids = self._write_prepared(store, prepared)
+            if prepared.vectors is None or len(prepared.vectors) != len(ids):
+                raise ValueError(f"{prepared.document.source}: the preparer returned no vector for some chunks")
+            if ids:
+                vectors.add(np.array(ids, dtype=np.int64), prepared.vectors)
+            embedded += len(ids)
+            self.progress("embedding", done, len(docs))
+        return embedded, time.perf_counter() - started
+
+    def _store_document(self, store: IndexWriter, doc: SourceDocument) -> tuple[list[str], list[int]]:
+        prepared = prepare_document(doc, self.embedder, self.keywords, self.options.chunking)
+        return prepared.texts, self._write_prepared(store, prepared)
+
+    @staticmethod
+    def _write_prepared(store: IndexWriter, prepared: PreparedDocument) -> list[int]:
+        store.add_document(prepared.document)
+        return store.add_chunks(prepared.chunks, prepared.keyword_texts)
 
     def _manifest(
-        self, counts: dict[str, int], vectors: VectorIndex, plan: _Plan, embedded: int, seconds: float
+        self, counts: dict[str, int], vectors: dict[str, object], plan: _Plan, embedded: int, seconds: float
     ) -> dict[str, Any]:
         from indexer import versions
 
         return {
             **self.settings(),
             "fusion": FusionSettings().as_dict(),
-            "vectors": vectors.settings(),
+            "vectors": vectors,
             "counts": counts,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),

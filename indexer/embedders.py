@@ -97,9 +97,9 @@ class TokenizerMethods:
         if total == 0:
             return 1.0
         unk = self.tokenizer.unk_token_id
+        pieces = self.tokenizer.convert_ids_to_tokens(ids)
         kept = 0
-        for token_id, (start, end) in zip(ids, spans, strict=True):
-            piece = self.tokenizer.convert_ids_to_tokens(token_id)
+        for token_id, piece, (start, end) in zip(ids, pieces, spans, strict=True):
             kept += _kept_chars(piece, text[start:end], token_id == unk)
         return min(1.0, kept / total)
 

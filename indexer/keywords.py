@@ -21,7 +21,7 @@ import functools
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -241,15 +241,7 @@ class KeywordTokenizer:
 
     def match_query(self, text: str) -> str | None:
         """An FTS5 MATCH expression OR-ing every term of ``text``; None when it has none."""
-        parts = [
-            f"{{{column}}} : ({' OR '.join(_quote(term) for term in terms)})"
-            for column, terms in (
-                ("words", _unique(self.words(text))),
-                ("grams", _unique(self.grams(text))),
-            )
-            if terms
-        ]
-        return " OR ".join(parts) or None
+        return match_expression(_unique(self.words(text)), _unique(self.grams(text)))
 
     def _japanese(self, chunk: str, offset: int) -> Iterator[Term]:
         for form, start, end, _pos in self._analyser.analyse(chunk, DROPPED_POS):
@@ -358,6 +350,13 @@ def _clean(form: str) -> tuple[str, ...]:
 
 def _unique(terms: list[Term]) -> list[str]:
     return list(dict.fromkeys(term.text for term in terms))
+
+
+def match_expression(words: Sequence[str], grams: Sequence[str]) -> str | None:
+    """The FTS5 MATCH expression OR-ing unique terms of the two columns; None when there are none."""
+    parts = [f"{{{column}}} : ({' OR '.join(_quote(term) for term in terms)})"
+             for column, terms in (("words", words), ("grams", grams)) if terms]
+    return " OR ".join(parts) or None
 
 
 def _quote(term: str) -> str:

@@ -1,7 +1,10 @@
 """Searching one generation: dense, keyword and hybrid, with filters and highlights.
 
-    query ─ normalize ─┬─ embed ─ FAISS top-n ─┐
-                       └─ terms ─ FTS5 top-n ──┴─ fuse ─ hits (+ highlight spans)
+    query ─ normalize ─┬─ embed ─ backend dense top-n ───┐
+                       └─ terms ─ backend keyword top-n ─┴─ fuse ─ hits (+ highlight spans)
+
+The backend (`indexer.backends`: FAISS + SQLite, or Milvus) only returns
+candidate ids and stored rows; fusion, highlights and offsets are computed here.
 
 Every offset in a hit points into the original, un-normalized document text.
 """
@@ -9,19 +12,19 @@ Every offset in a hit points into the original, un-normalized document text.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from indexer.backends import EmbeddedBackend, KeywordQuery, SearchBackend, open_backend
 from indexer.embedders import Embedder
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
-from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
+from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer, match_expression
 from indexer.language import detect_language
 from indexer.normalize import normalize_query
-from indexer.store import Filters, Store, StoredChunk
+from indexer.store import Filters, Store, StoredChunk, StoredDocument
 from indexer.vectors import VectorIndex
 
 MODES = ("dense", "keyword", "hybrid")
@@ -76,32 +79,34 @@ def check_model(generation: Generation, embedder: Embedder) -> None:
 class Searcher:
     """Read-only search over one generation; safe to call from several threads."""
 
-    def __init__(self, generation: Generation, embedder: Embedder) -> None:
+    def __init__(self, generation: Generation, embedder: Embedder, backend: SearchBackend | None = None) -> None:
         check_model(generation, embedder)
         self.generation = generation
         self.embedder = embedder
         self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
         self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
-        self.vectors = VectorIndex.load(generation.vectors_path)
-        self._local = threading.local()
-        self._stores: list[Store] = []
-        self._lock = threading.Lock()
+        self.backend: SearchBackend = backend if backend is not None else open_backend(generation)
 
     @property
     def store(self) -> Store:
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = Store(self.generation.store_path, readonly=True)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store
+        """The SQLite store of an embedded generation (this thread's connection)."""
+        if not isinstance(self.backend, EmbeddedBackend):
+            raise AttributeError(f"generation {self.generation.name} is not kept in SQLite: use Searcher.document")
+        return self.backend.store
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index of an embedded generation."""
+        if not isinstance(self.backend, EmbeddedBackend):
+            raise AttributeError(f"generation {self.generation.name} is not kept in FAISS")
+        return self.backend.vectors
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        """A document with its original text, or None."""
+        return self.backend.document(doc_id)
 
     def close(self) -> None:
-        with self._lock:
-            for store in self._stores:
-                store.close()
-            self._stores.clear()
+        self.backend.close()
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([normalize_query(query)])[0]
@@ -142,23 +147,24 @@ class Searcher:
         return self._hits(text, ranked[:k])
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
-        allowed = None if filters.empty else self.store.filtered_chunk_ids(filters)
-        return self.vectors.search(vector[None, :], depth, allowed)[0]
+        return self.backend.dense(vector, depth, filters)
 
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
-        match = self.keywords.match_query(text)
-        if match is None:
+        words = tuple(dict.fromkeys(t.text for t in self.keywords.words(text)))
+        grams = tuple(dict.fromkeys(t.text for t in self.keywords.grams(text)))
+        query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
+        if query.empty:
             return []
-        return self.store.keyword_search(match, depth, filters, self.grams_weight)
+        return self.backend.keyword(query, depth, filters, self.grams_weight)
 
     @property
     def grams_weight(self) -> float:
         return float(self.keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
 
     def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
-        chunks = self.store.chunks([cid for cid, _ in ranked])
-        docs = self.store.documents_brief(list({c.doc_id for c in chunks.values()}))
-        originals = self.store.chunk_originals(list(chunks.values()))
+        chunks = self.backend.chunks([cid for cid, _ in ranked])
+        docs = self.backend.documents_brief(list({c.doc_id for c in chunks.values()}))
+        originals = self.backend.chunk_originals(list(chunks.values()))
         terms = self._query_terms(query)
         hits = []
         for cid, score in ranked:

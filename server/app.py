@@ -8,10 +8,15 @@ everything in `finally`. Handlers get what they need through `Provide`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import os
+import pickle
 from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import anyio.to_thread
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -19,13 +24,13 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
+from indexer.backends import is_embedded, open_target
 from indexer.embedders import Embedder, load_manifest_embedder
-from indexer.generations import IndexDirectory
 from indexer.integrity import ensure_openable
 from indexer.search import check_model
 from server.answering import register_models
 from server.auth import ApiKeyAuth
-from server.batching import BATCHER_KEY, QueryBatcher
+from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher
 from server.errors import EXCEPTION_HANDLERS
 from server.limits import InFlightLimit
 from server.live_index import LiveIndex
@@ -41,11 +46,19 @@ from server.tasks.loading import register_task_models
 log = logging.getLogger("yomitoki.server")
 
 
+def open_index(settings: ServerSettings) -> Any:
+    """The index the settings name, with its current generation checked to open (files whole, or Milvus up)."""
+    directory = open_target(settings.index_dir, None, settings.milvus_uri, settings.milvus_collection)
+    generation = directory.current()
+    if is_embedded(generation):
+        ensure_openable(generation)  # a truncated or overwritten file stops us before the slow model load
+    return directory
+
+
 def open_services(settings: ServerSettings) -> Services:
     """Open the index and its embedding model; raise with a clear message when they don't fit."""
-    directory = IndexDirectory(settings.index_dir)
+    directory = open_index(settings)
     generation = directory.current()
-    ensure_openable(generation)  # a truncated or overwritten file stops us before the slow model load
     embedder: Embedder = load_manifest_embedder(generation.manifest["model"], threads=settings.threads,
                                                 override=settings.model)  # on the index's backend
     check_model(generation, embedder)
@@ -76,6 +89,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         state["services"] = opened
         watcher = asyncio.create_task(_watch(opened))
         batcher = opened.extras[BATCHER_KEY] = QueryBatcher.for_embedder(opened.embedder)
+        opened.extras[SEARCH_LIMITER_KEY] = anyio.CapacityLimiter(max(2, 2 * settings.threads))
         try:
             async with batcher.running():  # concurrent searches share query-embedding batches
                 yield
@@ -107,3 +121,35 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     # Outside routing, CORS and error handling, so every request is logged and counted.
     app.asgi_handler = RequestObserver(app.asgi_handler, metrics)
     return app
+
+
+WORKER_SETTINGS_ENV = "YOMITOKI_WORKER_SETTINGS"  # how `serve --workers N` hands its settings to each process
+
+
+def worker_settings_env(settings: ServerSettings) -> str:
+    """The settings as the value of WORKER_SETTINGS_ENV (set by the parent process for its own workers)."""
+    return base64.b64encode(pickle.dumps(settings)).decode("ascii")
+
+
+def app_from_environment() -> Litestar:
+    """The app of one worker of `yomitoki serve --workers N` (uvicorn's factory, in each process)."""
+    import torch
+
+    _exit_with_parent()
+    settings: ServerSettings = pickle.loads(base64.b64decode(os.environ[WORKER_SETTINGS_ENV]))
+    torch.set_num_threads(settings.threads)
+    return create_app(settings)
+
+
+def _exit_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its supervisor dies, even by SIGKILL (no orphans on the port)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: uvicorn's supervisor still stops its workers normally
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)

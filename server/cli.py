@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
-from indexer.cli import cli, domain_errors, index_option
+from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server.auth import collect_keys
 from server.request_log import log_config
 from server.settings import ServerSettings
@@ -15,6 +16,7 @@ from server.settings import ServerSettings
 
 @cli.command("serve")
 @index_option
+@milvus_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--model", default=None, envvar="YOMITOKI_MODEL",
@@ -45,7 +47,11 @@ from server.settings import ServerSettings
 @click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model for /ask: the bundled name, a folder or .gguf file of a causal or "
                    "seq2seq transformers model, or a hub id; `none` switches generation off. Loaded on first use.")
-def serve_command(index_dir: Path, host: str, port: int, model: str | None, threads: int,
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port, for throughput on several cores; each loads its own "
+                   "models (memory × N). With N workers, give each fewer --threads (cores / N).")
+def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: str | None, host: str,
+                  port: int, model: str | None, threads: int, workers: int,
                   log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
                   classifier_model: str | None, qa_model: str | None, generator: str) -> None:
@@ -53,21 +59,32 @@ def serve_command(index_dir: Path, host: str, port: int, model: str | None, thre
     import torch
     import uvicorn
 
-    from server.app import create_app, open_services
+    from server.app import WORKER_SETTINGS_ENV, create_app, open_index, open_services, worker_settings_env
 
     torch.set_num_threads(threads)
     with domain_errors():
         keys = collect_keys(api_keys, os.environ, api_keys_file)
-    settings = ServerSettings(index_dir=index_dir, model=model, host=host, port=port, threads=threads,
+    settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
+                              model=model, host=host, port=port, threads=threads,
                               api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
                               generator=generator)
+    common: dict[str, Any] = {
+        "host": host, "port": port, "log_level": log_level, "log_config": log_config(log_level),
+        "access_log": False,  # one line per request: request_log
+        "limit_concurrency": settings.max_connections, "timeout_graceful_shutdown": int(settings.shutdown_grace_s)}
+    if workers > 1:
+        with domain_errors():
+            open_index(settings)  # fail fast on the index; each worker loads the models itself
+        os.environ[WORKER_SETTINGS_ENV] = worker_settings_env(settings)
+        # a worker loading its models, or swapping in a big generation, may hold the GIL for seconds:
+        # uvicorn's default 5 s ping would take that for a hang and restart it, over and over on a busy CPU
+        uvicorn.run("server.app:app_from_environment", factory=True, workers=workers,
+                    timeout_worker_healthcheck=120, **common)
+        return
     with domain_errors():
         services = open_services(settings)  # fail fast, before binding the port
-    uvicorn.run(create_app(settings, services), host=host, port=port, log_level=log_level,
-                log_config=log_config(log_level), access_log=False,  # one line per request: request_log
-                limit_concurrency=settings.max_connections,
-                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+    uvicorn.run(create_app(settings, services), **common)
 
 
 @cli.command("classify")

@@ -27,8 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from indexer.backends import GenerationSource, is_embedded
 from indexer.embedders import Embedder
-from indexer.generations import Generation, IndexDirectory
+from indexer.generations import Generation
 from indexer.integrity import check_checksums, corrupt, ensure_openable
 from indexer.search import Searcher
 
@@ -41,6 +42,8 @@ served_generations: ContextVar[list[str] | None] = ContextVar("served_generation
 
 def open_searcher(generation: Generation, embedder: Embedder, *, verify: bool = False) -> Searcher:
     """A Searcher over a generation whose files passed the checks; CorruptIndexError names the file."""
+    if not is_embedded(generation):  # kept in Milvus: nothing on disk to check
+        return Searcher(generation, embedder)
     ensure_openable(generation)
     if verify and (problems := check_checksums(generation)):
         raise corrupt(generation, problems)
@@ -62,7 +65,7 @@ class _Entry:
 class LiveIndex:
     """The served generation, its leases, and the swap to newly published ones."""
 
-    def __init__(self, directory: IndexDirectory, embedder: Embedder) -> None:
+    def __init__(self, directory: GenerationSource, embedder: Embedder) -> None:
         self.directory = directory
         self.embedder = embedder
         self._lock = threading.Lock()
@@ -148,6 +151,8 @@ class LiveIndex:
 
     def _verify_live(self) -> None:
         generation = self._entry.searcher.generation
+        if not is_embedded(generation):
+            return
         started = time.perf_counter()
         problems = check_checksums(generation)
         if problems:
@@ -170,7 +175,7 @@ class LiveIndex:
         return {
             "generation": searcher.generation.name, "model": (manifest.get("model") or {}).get("name", ""),
             "documents": counts.get("documents", 0), "chunks": counts.get("chunks", 0),
-            "vectors": searcher.vectors.size, "bytes": sum(f.get("bytes", 0) for f in files.values()),
+            "vectors": searcher.backend.vector_count(), "bytes": sum(f.get("bytes", 0) for f in files.values()),
             "swaps": self.swaps, "open_generations": len(self.open_generations),
             "error": int(self.last_error is not None),
         }

@@ -13,6 +13,8 @@ from server.auth import ApiKey, env_keys
 @dataclass(frozen=True)
 class ServerSettings:
     index_dir: Path
+    milvus_uri: str | None = None         # serve an index kept in Milvus (server URI or Milvus Lite file)
+    milvus_collection: str | None = None  # its alias; None: derived from index_dir's name
     model: str | None = None              # None: the model named in the index's manifest
     host: str = "127.0.0.1"
     port: int = 8000
@@ -34,7 +36,8 @@ class ServerSettings:
         """Settings from YOMITOKI_* variables; explicit overrides win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {"index_dir": Path(env.get("YOMITOKI_INDEX", "index"))}
-        for key, name in (("model", "YOMITOKI_MODEL"), ("qa_model", "YOMITOKI_QA_MODEL"),
+        for key, name in (("model", "YOMITOKI_MODEL"), ("milvus_uri", "YOMITOKI_MILVUS_URI"),
+                          ("milvus_collection", "YOMITOKI_MILVUS_COLLECTION"), ("qa_model", "YOMITOKI_QA_MODEL"),
                           ("generator", "YOMITOKI_GENERATOR"), ("sts_model", "YOMITOKI_STS_MODEL"),
                           ("classifier_model", "YOMITOKI_CLASSIFIER_MODEL")):
             if env.get(name):

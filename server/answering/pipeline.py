@@ -226,7 +226,7 @@ def with_code_blocks(searcher: Searcher, passages: list[Passage]) -> list[Passag
     """The passages, each knowing where its document's code blocks are (no answers come from code)."""
     blocks: dict[str, tuple[tuple[int, int], ...]] = {}
     for doc_id in {p.hit.doc_id for p in passages}:
-        document = searcher.store.document(doc_id)
+        document = searcher.document(doc_id)
         blocks[doc_id] = code_blocks(document.text) if document is not None and "```" in document.text else ()
     return [dataclasses.replace(p, code=blocks[p.hit.doc_id]) if blocks[p.hit.doc_id] else p for p in passages]
 

@@ -66,9 +66,7 @@ class RelevanceScorer:
     def _idf(self, column: str, terms: set[str]) -> dict[str, float]:
         weights = {}
         for term in sorted(terms):
-            match = f'{{{column}}} : "{term.replace(chr(34), chr(34) * 2)}"'
-            df = self.searcher.store.db.execute(
-                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [match]).fetchone()[0]
+            df = self.searcher.backend.document_frequency(column, term)
             weights[term] = math.log(1 + (self._chunks - df + 0.5) / (df + 0.5))
         return weights
 
@@ -98,11 +96,7 @@ class RelevanceScorer:
 
     def passage_vectors(self, hits: Sequence[Hit]) -> np.ndarray | None:
         """The stored embeddings of retrieved chunks (read back from FAISS, not recomputed)."""
-        try:
-            index = self.searcher.vectors.index
-            return np.stack([index.reconstruct(int(hit.chunk_id)) for hit in hits]) if hits else None
-        except RuntimeError:  # an index type that cannot give vectors back: embed instead
-            return None
+        return self.searcher.backend.stored_vectors([int(hit.chunk_id) for hit in hits])  # None: embed instead
 
     def passages(self, profile: QuestionProfile, hits: Sequence[Hit]) -> list[float]:
         """Relevance of each retrieved passage."""

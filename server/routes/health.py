@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import msgspec
@@ -19,6 +20,7 @@ class Health(msgspec.Struct, frozen=True):
     uptime_s: float
     models: dict[str, dict[str, object]]
     index_error: str | None = None
+    pid: int = 0  # the server process that answered (one of several with `serve --workers N`)
 
 
 @get("/health", summary="Readiness, the served generation and which models are loaded")
@@ -32,7 +34,7 @@ async def health(services: NamedDependency[Services]) -> Health:
     return Health(status="ok", generation=services.index.generation,
                   documents=int(counts.get("documents", 0)), chunks=int(counts.get("chunks", 0)),
                   uptime_s=round(time.monotonic() - services.started, 1), models=models,
-                  index_error=services.index.last_error)
+                  index_error=services.index.last_error, pid=os.getpid())
 
 
 router = Router(path="/", route_handlers=[health])

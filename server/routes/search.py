@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from indexer.search import Hit
 from indexer.store import Filters
-from server.batching import BATCHER_KEY, query_vector
+from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, query_vector
 from server.errors import NotFoundError
 from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
 from server.services import Services
@@ -28,7 +28,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
             hits = searcher.search(query, mode=mode, k=k, filters=filters, query_vector=vector)
             return searcher.generation.name, hits
 
-    generation, hits = await anyio.to_thread.run_sync(work)
+    generation, hits = await anyio.to_thread.run_sync(work, limiter=services.extras.get(SEARCH_LIMITER_KEY))
     took = (time.perf_counter() - started) * 1000
     return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
                           took_ms=round(took, 3), hits=[HitOut.from_hit(h) for h in hits])
@@ -59,7 +59,7 @@ async def search_get(
 async def get_document(doc_id: FromPath[str], services: NamedDependency[Services]) -> DocumentOut:
     def work() -> DocumentOut:
         with services.index.lease() as searcher:
-            doc = searcher.store.document(doc_id)
+            doc = searcher.document(doc_id)
             if doc is None:
                 raise NotFoundError(f"no document with id {doc_id!r}")
             return DocumentOut(id=doc.id, source=doc.source, title=doc.title, language=doc.language,

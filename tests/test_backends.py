@@ -1,0 +1,283 @@
+"""The same search behaviour on both backends: FAISS + SQLite (embedded) and Milvus (Lite, in-process).
+
+Milvus Lite admits one process per file, but the process holding it serves it
+over gRPC (`lite_endpoint`), so the stateless-serving test runs two real
+`yomitoki serve --milvus-uri http://127.0.0.1:PORT` processes against it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer.backends import open_target
+from indexer.build import IndexBuilder
+from indexer.cli import cli
+from indexer.embedders import Embedder
+from indexer.generations import KEEP_GENERATIONS, IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from indexer.milvus_backend import MilvusIndex, filter_expression, lite_endpoint, release, string_literal
+from indexer.search import MODES, Searcher
+from indexer.store import Filters
+from tests.conftest import CORPUS, start_server
+
+BACKENDS = ["embedded", "milvus"]
+
+
+def files_containing(word: str) -> list[str]:
+    return sorted(p.name for p in CORPUS.glob("*.md") if word in p.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def milvus_corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder,
+                  keywords: KeywordTokenizer) -> MilvusIndex:
+    """The default corpus indexed into a Milvus Lite file (read-only for tests)."""
+    target = MilvusIndex(str(tmp_path_factory.mktemp("milvus") / "corpus.db"), "corpus")
+    IndexBuilder(target, embedder, keywords).build(CORPUS)
+    return target
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_searcher(request: pytest.FixtureRequest, embedder: Embedder) -> Iterator[Searcher]:
+    source = request.getfixturevalue("corpus_index" if request.param == "embedded" else "milvus_corpus")
+    searcher = Searcher(source.current(), embedder)
+    yield searcher
+    searcher.close()
+
+
+def small_target(kind: str, tmp_path: Path) -> IndexDirectory | MilvusIndex:
+    if kind == "embedded":
+        return IndexDirectory(tmp_path / "index")
+    return MilvusIndex(str(tmp_path / "small.db"), "small")
+
+
+def write_corpus(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        if old.name not in files:
+            old.unlink()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+SMALL = {
+    "a_b.md": "# Walrus notes\n\nThe walrus sleeps on floating ice near Svalbard.\n",
+    "aXb.md": "# Penguin notes\n\nEmperor penguins huddle through the polar winter.\n",
+    'q"uote%.md': "---\ntags: birds\n---\n# 渡り鳥\n\n銀座の空を渡り鳥が飛ぶ。ツバメは春に来る。\n",
+    'q"uoteZ.md': "# Owls\n\nThe barn owl hunts voles at night.\n",
+}
+
+
+# ---- the default corpus, on each backend ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["銀座", "東京"])
+def test_a_word_in_one_document_finds_it_first(backend_searcher: Searcher, word: str) -> None:
+    owners = files_containing(word)
+    assert len(owners) == 1
+    for mode in ("keyword", "hybrid"):
+        hits = backend_searcher.search(word, mode=mode, k=5)
+        assert hits and hits[0].source == owners[0], (mode, [h.source for h in hits])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("query", ["reciprocal rank fusion", "ＮＦＫＣ 正規化", "how are chunks embedded"])
+def test_hits_point_into_the_original_text(backend_searcher: Searcher, mode: str, query: str) -> None:
+    hits = backend_searcher.search(query, mode=mode, k=5)
+    assert hits
+    for hit in hits:
+        original = (CORPUS / hit.source).read_text(encoding="utf-8")
+        assert original[hit.start : hit.end] == hit.text
+        document = backend_searcher.document(hit.doc_id)
+        assert document is not None and document.text == original
+        for start, end in hit.highlights:
+            assert hit.start <= start < end <= hit.end
+
+
+@pytest.mark.parametrize("filters", [Filters(language="ja"), Filters(language="en"), Filters(source="ja-"),
+                                     Filters(tags=("bm25",)), Filters(source="en-", tags=("search",))])
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_hold_on_every_hit(backend_searcher: Searcher, filters: Filters, mode: str) -> None:
+    hits = backend_searcher.search("search index 検索", mode=mode, k=10, filters=filters)
+    assert hits
+    for hit in hits:
+        assert filters.language is None or hit.language == filters.language
+        assert filters.source is None or hit.source.startswith(filters.source)
+        assert not filters.tags or set(filters.tags) & set(hit.metadata.get("tags", []))
+
+
+def test_both_backends_rank_alike(searcher: Searcher, milvus_corpus: MilvusIndex, embedder: Embedder) -> None:
+    milvus = Searcher(milvus_corpus.current(), embedder)
+    assert milvus.backend.counts() == searcher.backend.counts()
+    for query in ["hybrid search with reciprocal rank fusion", "東京の銀座", "offset mapping after NFKC"]:
+        dense = [h.chunk_id for h in searcher.search(query, mode="dense", k=10)]
+        assert [h.chunk_id for h in milvus.search(query, mode="dense", k=10)] == dense  # exact search on both
+        for mode in ("keyword", "hybrid"):
+            ours = [h.chunk_id for h in searcher.search(query, mode=mode, k=5)]
+            theirs = [h.chunk_id for h in milvus.search(query, mode=mode, k=5)]
+            assert ours[0] == theirs[0] and len(set(ours) & set(theirs)) >= 3, (query, mode, ours, theirs)
+    ids = [h.chunk_id for h in searcher.search("BM25", mode="keyword", k=5)]
+    embedded_vectors, milvus_vectors = searcher.backend.stored_vectors(ids), milvus.backend.stored_vectors(ids)
+    assert embedded_vectors is not None and milvus_vectors is not None
+    assert np.allclose(embedded_vectors, milvus_vectors, atol=1e-6)
+    for term in ("index", "bm25", "銀座"):
+        column = "words"
+        assert milvus.backend.document_frequency(column, term) == searcher.backend.document_frequency(column, term)
+
+
+def test_filter_expressions_escape_user_strings() -> None:
+    assert string_literal('a"b\\c') == '"a\\"b\\\\c"'
+    expression = filter_expression(Filters(source='q"u_%', language="ja", tags=("x", 'y"')))
+    assert expression == ('source like "q\\"u\\\\_\\\\%%" and language == "ja" and '
+                          'array_contains_any(tags, ["x", "y\\""])')
+    assert filter_expression(Filters()) == ""
+
+
+# ---- small corpora: building, filters with odd names, generations ---------------------------------------------
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_source_prefix_is_literal(kind: str, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL)
+    target = small_target(kind, tmp_path)
+    IndexBuilder(target, embedder, keywords).build(corpus)
+    searcher = Searcher(target.current(), embedder)
+    try:
+        for prefix, expected in (("a_b", {"a_b.md"}), ('q"uote%', {'q"uote%.md'}), ("q", {'q"uote%.md', 'q"uoteZ.md'})):
+            for mode in MODES:
+                hits = searcher.search("notes walrus penguin owl 渡り鳥", mode=mode, k=10,
+                                       filters=Filters(source=prefix))
+                assert {h.source for h in hits} <= expected and hits, (prefix, mode, [h.source for h in hits])
+        assert {h.source for h in searcher.search("渡り鳥", k=5, filters=Filters(tags=("birds",)))} == {'q"uote%.md'}
+    finally:
+        searcher.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_incremental_rebuild_and_generations(kind: str, tmp_path: Path, embedder: Embedder,
+                                             keywords: KeywordTokenizer) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL)
+    target = small_target(kind, tmp_path)
+    first = IndexBuilder(target, embedder, keywords).build(corpus)
+    assert (first.generation, first.added, first.documents) == ("gen-000001", 4, 4)
+    changed = {**SMALL, "aXb.md": "# Penguin notes\n\nKing penguins dive for lanternfish.\n",
+               "new.md": "# Seals\n\nHarbour seals rest on sandbanks.\n"}
+    del changed['q"uoteZ.md']
+    second = IndexBuilder(target, embedder, keywords).build(write_corpus(corpus, changed))
+    assert (second.generation, second.added, second.changed, second.removed, second.unchanged) == \
+        ("gen-000002", 1, 1, 1, 2)
+    assert second.chunks_embedded == 2 and second.documents == 4
+    searcher = Searcher(target.current(), embedder)
+    try:
+        assert searcher.generation.name == "gen-000002"
+        assert not searcher.search("barn owl voles", mode="keyword", k=5)           # removed
+        assert not searcher.search("emperor huddle", mode="keyword", k=5)           # changed away
+        assert searcher.search("lanternfish", mode="keyword", k=5)[0].source == "aXb.md"
+        assert searcher.search("sandbanks", mode="hybrid", k=5)[0].source == "new.md"
+        assert searcher.search("walrus", mode="dense", k=1)[0].source == "a_b.md"  # carried over
+    finally:
+        searcher.close()
+    for _ in range(2):
+        IndexBuilder(target, embedder, keywords).build(corpus)
+    assert target.current_name() == "gen-000004"
+    if isinstance(target, MilvusIndex):
+        assert target.generations() == ["gen-000002", "gen-000003", "gen-000004"]
+    else:
+        assert target.generations()[-KEEP_GENERATIONS:] == ["gen-000002", "gen-000003", "gen-000004"]
+
+
+def test_milvus_lite_file_reopened_serves_the_same(tmp_path: Path, embedder: Embedder,
+                                                   keywords: KeywordTokenizer) -> None:
+    uri = str(tmp_path / "reopen.db")
+    IndexBuilder(MilvusIndex(uri, "notes"), embedder, keywords).build(write_corpus(tmp_path / "corpus", SMALL))
+    before = [h.chunk_id for h in Searcher(MilvusIndex(uri, "notes").current(), embedder).search("walrus ice")]
+    release(uri)  # as if the process ended: Milvus Lite forgets which collections were loaded
+    reopened = MilvusIndex(uri, "notes")
+    assert reopened.current_name() == "gen-000001"
+    assert [h.chunk_id for h in Searcher(reopened.current(), embedder).search("walrus ice")] == before
+    release(uri)
+
+
+def test_milvus_target_from_the_command_line_options(tmp_path: Path) -> None:
+    assert isinstance(open_target(tmp_path / "my-index"), IndexDirectory)
+    target = open_target(tmp_path / "my-index", None, str(tmp_path / "m.db"))
+    assert isinstance(target, MilvusIndex) and target.prefix == "my_index"
+    with pytest.raises(ValueError, match="--milvus-uri"):
+        open_target(tmp_path / "x", "milvus")
+    with pytest.raises(ValueError, match="needs --milvus-uri"):
+        open_target(tmp_path / "x", None, None, "coll")
+    result = CliRunner().invoke(cli, ["search", "walrus", "--milvus-uri", str(tmp_path / "m.db")])
+    assert result.exit_code == 1 and "no index 'index' in Milvus" in result.output, result.output
+    assert "yomitoki index CORPUS --milvus-uri" in result.output
+    release(str(tmp_path / "m.db"))
+
+
+def test_index_and_search_commands_on_milvus(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL)
+    uri = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(corpus), "--index", str(tmp_path / "notes"), "--milvus-uri", uri,
+                                 "--model", "all-minilm-l6-v2"])
+    assert result.exit_code == 0, result.output
+    assert "gen-000001: 4 added" in result.output
+    result = runner.invoke(cli, ["search", "walrus", "--index", str(tmp_path / "notes"), "--milvus-uri", uri,
+                                 "--json", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert '"source": "a_b.md"' in result.output
+    result = runner.invoke(cli, ["info", "--index", str(tmp_path / "notes"), "--milvus-uri", uri])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["generation"] == "gen-000001" and info["generations"] == ["gen-000001"]
+    assert info["manifest"]["store"]["kind"] == "milvus" and info["manifest"]["counts"]["documents"] == 4
+    release(uri)
+
+
+# ---- stateless serving: two server processes against one Milvus ------------------------------------------------
+
+
+def _search(url: str, query: str) -> dict:
+    response = httpx.get(f"{url}/search", params={"q": query, "k": 5}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_two_servers_on_one_milvus_answer_alike_and_follow_publishes(
+        tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL)
+    uri = str(tmp_path / "shared.db")
+    target = MilvusIndex(uri, "shared")
+    IndexBuilder(target, embedder, keywords).build(corpus)
+    endpoint = lite_endpoint(uri)  # this process holds the Lite file and serves it over gRPC
+    servers = [start_server(tmp_path / "unused-index", tmp_path / f"server{i}.log", "--milvus-uri", endpoint,
+                            "--milvus-collection", "shared", "--generator", "none") for i in range(2)]
+    try:
+        answers = [_search(s.url, "walrus on ice") for s in servers]
+        assert answers[0]["hits"] and answers[0]["hits"][0]["source"] == "a_b.md"
+        assert [a["hits"] for a in answers[1:]] == [answers[0]["hits"]]
+        assert {a["generation"] for a in answers} == {"gen-000001"}
+        doc_id = answers[0]["hits"][0]["doc_id"]
+        document = httpx.get(f"{servers[1].url}/documents/{doc_id}", timeout=30).json()
+        assert document["text"] == SMALL["a_b.md"]
+
+        IndexBuilder(target, embedder, keywords).build(
+            write_corpus(corpus, {**SMALL, "new.md": "# Seals\n\nHarbour seals rest on sandbanks.\n"}))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answers = [_search(s.url, "sandbanks seals") for s in servers]
+            if all(a["generation"] == "gen-000002" for a in answers):
+                break
+            time.sleep(0.5)
+        assert [a["generation"] for a in answers] == ["gen-000002"] * 2, [s.log.read_text()[-2000:] for s in servers]
+        assert answers[0]["hits"][0]["source"] == "new.md" and answers[0]["hits"] == answers[1]["hits"]
+    finally:
+        for server in servers:
+            server.stop()
+        release(uri)

@@ -1,0 +1,80 @@
+"""`yomitoki serve --workers N`: several server processes on one port over one index directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from indexer.embedders import Embedder
+from indexer.keywords import KeywordTokenizer
+from tests.conftest import CORPUS, build, start_server
+
+
+def _health_pids(url: str, wanted: int, deadline_s: float) -> set[int]:
+    """The worker pids that answer /health (new connections are spread over the processes)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + deadline_s
+    while len(pids) < wanted and time.monotonic() < deadline:
+        pids.add(httpx.get(f"{url}/health", timeout=30).json()["pid"])
+        time.sleep(0.05)
+    return pids
+
+
+def test_two_workers_share_the_port_and_swap_generations_together(
+        tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in sorted(CORPUS.glob("*.md"))[:4]:
+        shutil.copy(path, corpus / path.name)
+    index = tmp_path / "index"
+    build(corpus, index, embedder, keywords)
+    server = start_server(index, tmp_path / "server.log", "--workers", "2", "--threads", "1", timeout=300)
+    try:
+        workers = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+                   if "python" in p.name().lower()]
+        assert len([p for p in workers if p.cmdline() and "multiprocessing" in " ".join(p.cmdline())]) >= 2
+        pids = _health_pids(server.url, 2, 240)
+        assert len(pids) == 2, f"only {pids} answered"
+
+        def search(_: int) -> tuple[int, str, tuple[str, ...]]:
+            answer = httpx.post(f"{server.url}/search", json={"query": "tokenization", "k": 3}, timeout=60)
+            body = answer.json()
+            return answer.status_code, body["generation"], tuple(h["doc_id"] for h in body["hits"])
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = set(pool.map(search, range(40)))
+        assert len(answers) == 1 and next(iter(answers))[0] == 200  # identical answers from both processes
+        before = next(iter(answers))[1]
+
+        (corpus / "extra.md").write_text("# 追加の文書\n\nworkers swap together: zebrafish quokka.\n", encoding="utf-8")
+        build(corpus, index, embedder, keywords)
+        deadline = time.monotonic() + 60
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            with ThreadPoolExecutor(8) as pool:
+                latest = {a[1] for a in pool.map(search, range(16))}
+            seen |= latest
+            if latest == {f"gen-{int(before.split('-')[1]) + 1:06d}"}:
+                break
+            time.sleep(0.5)
+        assert latest != {before} and len(latest) == 1, (seen, latest)
+        hits = httpx.get(f"{server.url}/search", params={"q": "zebrafish quokka", "mode": "keyword"},
+                         timeout=30).json()["hits"]
+        assert hits and "zebrafish" in hits[0]["text"]
+        server.process.kill()  # even a SIGKILLed supervisor leaves no worker holding the port
+        server.process.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(workers):
+            time.sleep(0.2)
+        assert not _alive(workers)
+    finally:
+        server.stop()
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
