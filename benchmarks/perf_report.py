@@ -37,7 +37,7 @@ def indexing_rows(part: dict[str, Any]) -> list[Row]:
         if backend == "torch":
             continue
         cosine, diff = quality["mean_cosine_to_torch"], quality["ndcg@10"] - torch_ndcg
-        rows.append((f"  {backend} mean cosine to torch", f"{cosine:.4f}", f"min {quality['min_cosine_to_torch']:.4f}",
+        rows.append((f"  {backend} mean cosine to torch", f"{cosine:.5f}", f"min {quality['min_cosine_to_torch']:.5f}",
                      "", "≥ 0.99", cosine >= 0.99))
         rows.append((f"  {backend} SciFact nDCG@10", f"{quality['ndcg@10']:.4f}", f"torch {torch_ndcg:.4f}",
                      f"{diff:+.4f}", "within 0.005", abs(diff) <= 0.005))

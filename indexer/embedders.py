@@ -110,7 +110,7 @@ class SentenceTransformerEmbedder(TokenizerMethods):
 
     `backend` is `torch` (float32) or `torch-bf16`: the same weights run under
     bfloat16 autocast, which CPUs with AMX or AVX512-BF16 execute natively
-    (≈ 3× float32 on such a CPU, cosine to float32 ≈ 0.99998; see README).
+    (≈ 1.8–2.4× float32 on such a CPU, cosine to float32 ≈ 0.99998; see README).
     """
 
     location: ModelLocation
