@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,12 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def next_generation_name(names: Sequence[str]) -> str:
+    """The name after the last of `names` (sorted, `gen-NNNNNN`): `gen-000001` for none."""
+    number = int(names[-1].split("-")[1]) + 1 if names else 1
+    return f"gen-{number:06d}"
 
 
 class IndexDirectory:
@@ -139,9 +145,7 @@ class IndexDirectory:
         return sorted(p.name for p in self.path.iterdir() if p.is_dir() and p.name.startswith("gen-"))
 
     def next_name(self) -> str:
-        names = self.generations()
-        number = int(names[-1].split("-")[1]) + 1 if names else 1
-        return f"gen-{number:06d}"
+        return next_generation_name(self.generations())
 
     @contextlib.contextmanager
     def build_lock(self) -> Iterator[None]:

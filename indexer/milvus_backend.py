@@ -55,6 +55,7 @@ from indexer.generations import (
     Generation,
     IndexNotFoundError,
     IndexStateError,
+    next_generation_name,
 )
 from indexer.store import Filters, StoredChunk, StoredDocument
 from indexer.vectors import AUTO_HNSW_FROM, VectorParams
@@ -260,9 +261,7 @@ class MilvusIndex:
         return Generation(name=name, path=Path(f"{self.uri}#{self.prefix}") / name, manifest=manifest)
 
     def next_name(self) -> str:
-        names = self.generations()
-        number = int(names[-1].split("-")[1]) + 1 if names else 1
-        return f"gen-{number:06d}"
+        return next_generation_name(self.generations())
 
     @contextlib.contextmanager
     def build_lock(self) -> Iterator[None]:
