@@ -8,7 +8,10 @@ process, with 1, 8 and 32 closed-loop clients for a bounded time each.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import resource
 import socket
 import subprocess
 import sys
@@ -18,6 +21,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 
 from indexer.embedders import load_manifest_embedder
 from indexer.generations import IndexDirectory
@@ -79,13 +83,49 @@ def start_server(index: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[
     raise RuntimeError(f"server did not become healthy:\n{log.read_text()[-3000:]}")
 
 
-def run_load(url: str, clients: int, seconds: float, queries_file: Path, workdir: Path) -> dict[str, float]:
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live children (serve's workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def run_load(url: str, clients: int, seconds: float, queries_file: Path, workdir: Path,
+             server_pid: int) -> dict[str, float]:
+    """One closed-loop load run, with the CPU time it cost: the server's and the load generator's."""
     out = workdir / f"load-{clients}.json"
+    server_before, children_before = process_tree_cpu(server_pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, str(HERE / "loadgen.py"), "--url", f"{url}/search", "--clients",
                     str(clients), "--seconds", str(seconds), "--queries", str(queries_file), "--out", str(out)],
                    check=True, timeout=seconds + 120)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = process_tree_cpu(server_pid) - server_before
+    loadgen_cpu = (children_after.ru_utime + children_after.ru_stime
+                   - children_before.ru_utime - children_before.ru_stime)
     result = json.loads(out.read_text())
-    return {**summarize(result["latencies_ms"], seconds), "errors": result["errors"]}
+    # the generator runs its warm-up second too: count its requests as well when dividing CPU time
+    served = max(1, result.get("sent", len(result["latencies_ms"])))
+    return {**summarize(result["latencies_ms"], seconds), "errors": result["errors"],
+            "server_cpu_ms_per_request": server_cpu * 1000 / served,
+            "loadgen_cpu_ms_per_request": loadgen_cpu * 1000 / served}
+
+
+def ceiling(one: dict[str, float], most: dict[str, float], clients: int, cores: int) -> dict[str, float]:
+    """What this machine allows at the CPU cost measured under the heaviest load.
+
+    With every core busy, requests/s cannot pass cores / (CPU per request),
+    server and load generator together; a closed loop of `clients` then
+    waits at least clients / that rate per request, on average.
+    """
+    cpu_ms = most["server_cpu_ms_per_request"] + most["loadgen_cpu_ms_per_request"]
+    most_per_s = cores * 1000 / cpu_ms
+    return {"cores": cores, "cpu_ms_per_request": cpu_ms, "max_requests_per_s": most_per_s,
+            "max_throughput_ratio": most_per_s / one["requests_per_s"],
+            "min_mean_latency_ms": clients * 1000 / most_per_s}
 
 
 WORKERS = ("--workers", "2", "--threads", "1")  # the second configuration: one process per core
@@ -103,7 +143,7 @@ def measure_http(index: Path, data: Path, workdir: Path, seconds: float,
         try:
             for query in queries[:60]:  # warm-up of the server's caches and models (of every worker)
                 httpx.post(f"{url}/search", json={"query": query, "k": 10}, timeout=60).raise_for_status()
-            loads = {c: run_load(url, c, seconds, queries_file, workdir) for c in concurrency}
+            loads = {c: run_load(url, c, seconds, queries_file, workdir, process.pid) for c in concurrency}
         finally:
             process.terminate()
             process.wait(30)
@@ -116,5 +156,6 @@ def measure_http(index: Path, data: Path, workdir: Path, seconds: float,
                 "throughput_ratio": most["requests_per_s"] / one["requests_per_s"],
                 "most_clients_p99_ms": most["p99_ms"],
             },
+            "ceiling": ceiling(one, most, concurrency[-1], os.cpu_count() or 1),
         }
     return {"floor": floor, **runs["one process"], "configurations": runs}

@@ -126,6 +126,9 @@ def measure_indexing(data: Path, workdir: Path, backends: list[str]) -> dict[str
             "min_cosine_to_torch": float((vectors * torch_vectors).sum(axis=1).min()),
             "ndcg@10": chunk_ndcg(retrieval, docs, vectors, query_vectors(embedder, retrieval)),
         }
+        if backend == "onnx-int8":  # how much of the loss is the queries': the same int8 index, float32 queries
+            float32 = query_vectors(load_embedder(MODEL, backend="onnx"), retrieval)
+            quality[backend]["ndcg@10_float32_queries"] = chunk_ndcg(retrieval, docs, vectors, float32)
     return {
         "corpus": {"documents": len(retrieval.documents), "chunks": len(texts), "queries": len(retrieval.queries)},
         "raw_torch_encode": {"seconds": torch_seconds, "passages_per_s": raw_rate},

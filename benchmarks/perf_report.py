@@ -41,6 +41,10 @@ def indexing_rows(part: dict[str, Any]) -> list[Row]:
                      "", "≥ 0.99", cosine >= 0.99))
         rows.append((f"  {backend} SciFact nDCG@10", f"{quality['ndcg@10']:.4f}", f"torch {torch_ndcg:.4f}",
                      f"{diff:+.4f}", "within 0.005", abs(diff) <= 0.005))
+        if "ndcg@10_float32_queries" in quality:
+            mixed = quality["ndcg@10_float32_queries"]
+            rows.append((f"  {backend} index, float32 queries, nDCG@10", f"{mixed:.4f}", f"torch {torch_ndcg:.4f}",
+                         f"{mixed - torch_ndcg:+.4f}", "", None))
     return rows
 
 
@@ -69,6 +73,11 @@ def _configuration_rows(floor: dict[str, Any], part: dict[str, Any]) -> list[Row
                  targets["throughput_ratio"] >= 3))
     rows.append(("  most clients p99", f"{targets['most_clients_p99_ms']:.1f} ms", "", "", "≤ 100 ms",
                  targets["most_clients_p99_ms"] <= 100))
+    if "ceiling" in part:  # what the cores allow at the CPU per request measured under the heaviest load
+        bound = part["ceiling"]
+        rows.append((f"  ceiling on {bound['cores']} cores at {bound['cpu_ms_per_request']:.1f} ms CPU/request",
+                     f"{bound['max_throughput_ratio']:.2f}× max", f"mean ≥ {bound['min_mean_latency_ms']:.0f} ms",
+                     f"{bound['max_requests_per_s']:.0f} req/s max", "server + load generator", None))
     return rows
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from indexer.backends import BuildTarget, IndexWriter, open_writer
 from indexer.chunking import Chunk, ChunkSettings, chunk_document
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, default_batch_size
 from indexer.fusion import FusionSettings
 from indexer.generations import Generation, IndexDirectory
 from indexer.keywords import KeywordTokenizer
@@ -36,13 +36,14 @@ from indexer.vectors import VectorParams
 
 NORMALIZER = {"name": "nfkc-clusters", "version": 1}
 Progress = Callable[[str, int, int], None]
+EMBED_PART = 1024  # chunks embedded per call: sorted by length within it, and a progress step
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     rebuild: bool = False
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the backend's fastest (indexer.embedders.BATCH_SIZES)
     follow_symlinks: bool = False
     max_file_bytes: int = 10_000_000
     index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.vectors.choose_type)
@@ -250,10 +251,11 @@ class IndexBuilder:
             ids += doc_ids
             self.progress("chunking", done, len(docs))
         started = time.perf_counter()
-        batch = self.options.batch_size * 8
+        size = self.options.batch_size or default_batch_size(self.embedder)
+        batch = max(EMBED_PART, size)  # texts handed to the embedder at once: it sorts them by length
         for offset in range(0, len(texts), batch):
             part = texts[offset : offset + batch]
-            embedded = self.embedder.embed(part, batch_size=self.options.batch_size)
+            embedded = self.embedder.embed(part, batch_size=size)
             vectors.add(np.array(ids[offset : offset + batch], dtype=np.int64), embedded)
             self.progress("embedding", offset + len(part), len(texts))
         return len(texts), time.perf_counter() - started

@@ -97,7 +97,8 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--rebuild", is_flag=True, help="Start over instead of updating incrementally.")
 @click.option("--max-tokens", default=200, show_default=True, help="Chunk size in model tokens.")
 @click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
-@click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Embedding batch size. Default: the backend's fastest (32 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="How the model runs: torch (float32), torch-bf16 (≈ 1.8–2.4× faster where the CPU has AMX or "
@@ -116,7 +117,7 @@ def _progress() -> tuple[Progress, Any]:
               help="Embedding actors on the Ray cluster, one CPU each. Default: one per CPU of the cluster.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
-                  overlap: int, batch_size: int, follow_symlinks: bool, backend: str | None, index_type: str,
+                  overlap: int, batch_size: int | None, follow_symlinks: bool, backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, as_json: bool) -> None:
     """Index the files under CORPUS (.md, .txt, .html, .jsonl) into --index.

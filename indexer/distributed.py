@@ -27,7 +27,7 @@ from typing import Any
 
 from indexer.build import BuildOptions, PreparedDocument, prepare_document
 from indexer.chunking import ChunkSettings
-from indexer.embedders import Embedder, load_manifest_embedder
+from indexer.embedders import Embedder, default_batch_size, load_manifest_embedder
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
 from indexer.loaders import LoadError, SourceDocument, load_file
 
@@ -121,7 +121,7 @@ class _DocumentPreparer:
     """Actor: the index's model and keyword tokenizer, loaded once; prepares and embeds batches of documents."""
 
     def __init__(self, model: dict[str, Any], keywords: dict[str, object], chunking: dict[str, int],
-                 batch_size: int) -> None:
+                 batch_size: int | None) -> None:
         import ray
         import torch
 
@@ -134,7 +134,7 @@ class _DocumentPreparer:
             )
         self.keywords = load_keyword_tokenizer(keywords)
         self.chunking = ChunkSettings(**chunking)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(self.embedder)
         context = ray.get_runtime_context()
         self.node, self.worker = context.get_node_id(), context.get_actor_id() or ""
 
@@ -186,13 +186,13 @@ class RayPreparer:
     embedder: Embedder
     keywords: KeywordTokenizer
     chunking: ChunkSettings
-    batch_size: int = 64
+    batch_size: int | None = None           # None: the backend's fastest
     workers: int | None = None              # actors; None: one per CPU of the cluster
     _work: dict[str, Counter[str]] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, address: str, corpus: Path, embedder: Embedder, keywords: KeywordTokenizer,
-                chunking: ChunkSettings, *, batch_size: int = 64, workers: int | None = None) -> RayPreparer:
+                chunking: ChunkSettings, *, batch_size: int | None = None, workers: int | None = None) -> RayPreparer:
         if workers is not None and workers < 1:
             raise RayIndexingError(f"--ray-workers must be at least 1, got {workers}")
         import ray

@@ -8,12 +8,19 @@ in a worker thread, and the queries that arrive meanwhile form the next one.
 A lone query is embedded at once, so one client pays no waiting time, and
 under load one forward pass serves many requests instead of each queueing
 for its own.
+
+When nothing is queued or being embedded, a search may `claim` the model and
+embed its query in its own worker thread, beside the search itself: one
+thread hop per request instead of two, which is most of what HTTP adds to a
+lone search. Queries arriving meanwhile queue and form the next batch, as
+they do behind a running batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +61,7 @@ class QueryBatcher:
         self.stats = BatchStats()
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]] | None = None
         self._arrived = asyncio.Event()  # set on every submission; waited on with a timeout
+        self._free = asyncio.Event()     # set while no batch and no claimed query is being embedded
         self._last_size = 0
 
     @classmethod
@@ -65,6 +73,8 @@ class QueryBatcher:
         """Run the collector for the lifetime of the block (an app's lifespan)."""
         self._queue = asyncio.Queue()
         self._arrived = asyncio.Event()
+        self._free = asyncio.Event()
+        self._free.set()
         collector = asyncio.create_task(self._collect())
         try:
             yield self
@@ -84,6 +94,21 @@ class QueryBatcher:
         self._arrived.set()
         return await future
 
+    def claim(self) -> Callable[[], None] | None:
+        """The model for one query embedded by the caller, if nothing else waits for or holds it.
+
+        Call on the event loop. Returns the function that gives the model
+        back (from any thread; calls after the first do nothing), or None:
+        then use `embed`.
+        """
+        if self._queue is None or not self._queue.empty() or not self._free.is_set():
+            return None
+        self._free.clear()
+        self.stats.batches += 1  # a batch of one, embedded by the search's own thread
+        self.stats.queries += 1
+        self.stats.largest = max(self.stats.largest, 1)
+        return _Release(asyncio.get_running_loop(), self._free)
+
     async def _collect(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
@@ -100,7 +125,12 @@ class QueryBatcher:
                             await asyncio.wait_for(self._arrived.wait(), left)
                     self._drain(batch)
             self._last_size = len(batch)
-            await self._run(batch)
+            await self._free.wait()  # a claimed query is being embedded: this batch goes next
+            self._free.clear()
+            try:
+                await self._run(batch)
+            finally:
+                self._free.set()
 
     def _drain(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
         assert self._queue is not None
@@ -132,6 +162,17 @@ class QueryBatcher:
             _, future = self._queue.get_nowait()
             if not future.done():
                 future.set_exception(exc)
+
+
+class _Release:
+    """Gives a claimed model back to its batcher: from any thread, any number of times, effective once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, free: asyncio.Event) -> None:
+        self._loop, self._free, self._once = loop, free, threading.Lock()
+
+    def __call__(self) -> None:
+        if self._once.acquire(blocking=False):  # never released: later calls do nothing
+            self._loop.call_soon_threadsafe(self._free.set)
 
 
 async def query_vector(batcher: QueryBatcher | None, query: str, mode: str) -> np.ndarray | None:

@@ -117,3 +117,33 @@ def test_killed_build_leaves_the_previous_generation_loadable(
     report = build(small_corpus, index, embedder, keywords)
     assert report.generation == "gen-000002"
     assert not list(index.glob(".tmp-*"))
+
+
+class RecordingEmbedder:
+    """The real embedder, noting how each `embed` call was batched."""
+
+    def __init__(self, embedder: Embedder, backend: str) -> None:
+        self.embedder, self.backend, self.calls = embedder, backend, []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.embedder, name)
+
+    def describe(self) -> dict[str, object]:
+        return {**self.embedder.describe(), "backend": self.backend}
+
+    def embed(self, texts: list[str], *, batch_size: int = 32) -> object:
+        self.calls.append((len(texts), batch_size))
+        return self.embedder.embed(texts, batch_size=batch_size)
+
+
+@pytest.mark.parametrize(("backend", "given", "used"), [("torch", None, 32), ("onnx-int8", None, 8),
+                                                         ("torch", 5, 5)])
+def test_batch_size_defaults_to_the_backends_fastest(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer,
+    backend: str, given: int | None, used: int,
+) -> None:
+    recording = RecordingEmbedder(embedder, backend)
+    report = build(small_corpus, tmp_path / "index", recording, keywords, batch_size=given)
+    assert report.chunks_embedded > used
+    # all chunks go to the embedder in one call (it sorts them by length), batched at the backend's size
+    assert recording.calls == [(report.chunks_embedded, used)]

@@ -7,13 +7,15 @@ from functools import partial
 from typing import Annotated, Literal
 
 import anyio.to_thread
+import numpy as np
 from litestar import Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from indexer.normalize import normalize_query
 from indexer.search import Hit
 from indexer.store import Filters
-from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, query_vector
+from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
 from server.errors import NotFoundError
 from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
 from server.services import Services
@@ -21,14 +23,28 @@ from server.services import Services
 
 async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters) -> SearchResponse:
     started = time.perf_counter()
-    vector = await query_vector(services.extras.get(BATCHER_KEY), query, mode)  # batched with other queries
+    batcher: QueryBatcher | None = services.extras.get(BATCHER_KEY)
+    # An idle model embeds this query in the search's own thread; a busy one batches it with the others.
+    release = batcher.claim() if batcher is not None and mode != "keyword" else None
 
-    def work() -> tuple[str, list[Hit]]:
+    def work(vector: np.ndarray | None) -> tuple[str, list[Hit]]:
         with services.index.lease() as searcher:
+            if release:
+                text = normalize_query(query).strip()
+                try:
+                    vector = searcher.embedder.embed([text])[0] if text else None
+                finally:
+                    release()
             hits = searcher.search(query, mode=mode, k=k, filters=filters, query_vector=vector)
             return searcher.generation.name, hits
 
-    generation, hits = await anyio.to_thread.run_sync(work, limiter=services.extras.get(SEARCH_LIMITER_KEY))
+    try:
+        vector = None if release else await query_vector(batcher, query, mode)  # batched with other queries
+        limiter = services.extras.get(SEARCH_LIMITER_KEY)
+        generation, hits = await anyio.to_thread.run_sync(work, vector, limiter=limiter)
+    finally:
+        if release:
+            release()  # on every path, cancellation included: the model must never stay claimed
     took = (time.perf_counter() - started) * 1000
     return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
                           took_ms=round(took, 3), hits=[HitOut.from_hit(h) for h in hits])
