@@ -98,11 +98,11 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--max-tokens", default=200, show_default=True, help="Chunk size in model tokens.")
 @click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Embedding batch size. Default: the backend's fastest (32 for torch, 8 for onnx-int8).")
+              help="Embedding batch size. Default: the backend's fastest (16 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
-              help="How the model runs: torch (float32), torch-bf16 (≈ 1.8–2.4× faster where the CPU has AMX or "
-                   "AVX512-BF16), onnx, or onnx-int8 (≈ 1.6–1.9× faster on any CPU, cosine ≥ 0.99 to torch; "
+              help="How the model runs: torch (float32), torch-bf16 (≈ 1.7–1.8× faster where the CPU has AMX or "
+                   "AVX512-BF16), onnx, or onnx-int8 (≈ 2.8× faster on any CPU, cosine ≥ 0.99 to torch; "
                    "exported once and cached). Default: the index's backend, else torch.")
 @click.option("--index-type", type=click.Choice(["auto", *INDEX_TYPES]), default="auto", show_default=True,
               help="Vector index: flat (exact), hnsw, ivfpq (compressed, re-scored exactly), or auto by size.")

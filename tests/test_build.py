@@ -136,7 +136,7 @@ class RecordingEmbedder:
         return self.embedder.embed(texts, batch_size=batch_size)
 
 
-@pytest.mark.parametrize(("backend", "given", "used"), [("torch", None, 32), ("onnx-int8", None, 8),
+@pytest.mark.parametrize(("backend", "given", "used"), [("torch", None, 16), ("onnx-int8", None, 8),
                                                          ("torch", 5, 5)])
 def test_batch_size_defaults_to_the_backends_fastest(
     small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer,
