@@ -11,9 +11,9 @@ for its own.
 
 When nothing is queued or being embedded, a search may `claim` the model and
 embed its query in its own worker thread, beside the search itself: one
-thread hop per request instead of two, which is most of what HTTP adds to a
-lone search. Queries arriving meanwhile queue and form the next batch, as
-they do behind a running batch.
+hand-off between the event loop and a worker thread per request instead of
+two (about 0.5 ms of a lone client's ≈ 10 ms). Queries arriving meanwhile
+queue and form the next batch, as they do behind a running batch.
 """
 
 from __future__ import annotations
