@@ -24,12 +24,13 @@ from indexer.build import BuildOptions, BuildReport, IndexBuilder
 from indexer.chunking import ChunkSettings
 from indexer.distributed import RayIndexingError, RayPreparer, ray_preparer
 from indexer.distributed import connect as connect_ray
-from indexer.embedders import BACKENDS, EmbedderLoadError, load_embedder, load_manifest_embedder
+from indexer.embedders import BACKENDS, EmbedderLoadError, load_embedder
 from indexer.generations import IndexDirectory, IndexStateError
 from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
-from indexer.search import MODES, IndexMismatchError, QueryError, Searcher
+from indexer.opening import open_index
+from indexer.search import MODES, IndexMismatchError, QueryError
 from indexer.selection import choose_embedder
 from indexer.store import Filters
 from indexer.vectors import INDEX_TYPES
@@ -230,10 +231,11 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
                    milvus_collection: str | None, as_json: bool) -> None:
     """Search the index from the terminal."""
     with domain_errors():
-        generation = open_target(index_dir, None, milvus_uri, milvus_collection).current()
-        searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
-        hits = searcher.search(query, mode=mode, k=k,
-                               filters=Filters(source=source, language=language, tags=tags))
+        searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
+        try:
+            hits = searcher.search(query, mode=mode, k=k, filters=Filters(source=source, language=language, tags=tags))
+        finally:
+            searcher.close()
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
         return
@@ -243,6 +245,3 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
         table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.source, snippet)
     Console().print(table)
 
-
-def main() -> None:
-    cli()

@@ -136,14 +136,15 @@ def embedding_model_name(index_dir: Path, model: str | None) -> str:
 
 
 def load_index_embedder(index_dir: Path, model: str | None) -> Embedder:
-    """The embedder the server would use for this index (its model, on its backend), or `model`."""
-    from indexer.embedders import load_embedder, load_manifest_embedder
+    """The embedder the server would use for this index (its model, on its runtime), or `model`."""
+    from indexer.embedders import load_embedder
     from indexer.generations import IndexDirectory
+    from indexer.opening import manifest_embedder
 
     directory = IndexDirectory(index_dir)
     if directory.current_name() is None:
         return load_embedder(embedding_model_name(index_dir, model))
-    return load_manifest_embedder(directory.current().manifest["model"], override=model)
+    return manifest_embedder(directory.current(), model=model)
 
 
 def lazy(load: Callable[[], T]) -> Callable[[], T]:
