@@ -22,15 +22,16 @@ from rich.table import Table
 from indexer.backends import STORE_KINDS, open_target
 from indexer.build import BuildOptions, BuildReport, IndexBuilder
 from indexer.chunking import ChunkSettings
-from indexer.distributed import RayIndexingError, RayPreparer, ray_preparer
+from indexer.distributed import RayPreparer, ray_preparer
 from indexer.distributed import connect as connect_ray
-from indexer.embedders import BACKENDS, EmbedderLoadError, load_embedder
-from indexer.generations import IndexDirectory, IndexStateError
+from indexer.embedders import BACKENDS, load_embedder
+from indexer.errors import YomitokiError
+from indexer.generations import IndexDirectory
 from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
 from indexer.opening import open_index
-from indexer.search import MODES, IndexMismatchError, QueryError
+from indexer.search import MODES
 from indexer.selection import choose_embedder
 from indexer.store import Filters
 from indexer.vectors import INDEX_TYPES
@@ -56,11 +57,18 @@ def milvus_options(command: Any) -> Any:
 
 @contextmanager
 def domain_errors() -> Iterator[None]:
-    """Turn the library's errors into clean command-line messages."""
+    """Turn the product's errors into clean command-line messages, exiting with each one's code.
+
+    A bare ValueError from the library is a setting it refused (a chunk size, an
+    index type): a message too, with exit code 1.
+    """
     try:
         yield
-    except (IndexStateError, IndexMismatchError, EmbedderLoadError, QueryError, RayIndexingError,
-            ValueError) as exc:
+    except YomitokiError as exc:
+        error = click.ClickException(str(exc))
+        error.exit_code = exc.exit_code
+        raise error from exc
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

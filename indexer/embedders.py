@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, fingerprint, locate_embedder
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -44,7 +45,7 @@ class Embedder(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-class EmbedderLoadError(RuntimeError):
+class EmbedderLoadError(UnavailableError):
     """The embedding model could not be loaded; the message says which and why."""
 
 

@@ -211,16 +211,12 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
     from indexer.store import Filters
     from server.answering import Question, ask_locally
-    from server.errors import UnavailableError
 
     ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,
                    filters=Filters(source=source, language=language, tags=tags))
-    try:
-        with domain_errors():
-            ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
-                        milvus_uri=milvus_uri, milvus_collection=milvus_collection)
-    except UnavailableError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with domain_errors():
+        ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
+                    milvus_uri=milvus_uri, milvus_collection=milvus_collection)
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import click
 from rich.table import Table
 
 from indexer.embedders import Embedder
@@ -109,17 +108,10 @@ def caches_table(entries: Sequence[CacheEntry], hub_dir: Path) -> Table:
 @contextmanager
 def task_errors() -> Iterator[None]:
     """The task library's errors as clean command-line messages."""
-    from indexer.embedders import EmbedderLoadError
-    from indexer.generations import IndexStateError
-    from indexer.models import ModelNotFoundError
-    from server.errors import ConflictError, NotFoundError, UnavailableError
-    from server.tasks.finetuned import ClassifierLoadError
+    from indexer.cli import domain_errors
 
-    try:
+    with domain_errors():
         yield
-    except (ValueError, NotFoundError, ConflictError, UnavailableError, ClassifierLoadError, EmbedderLoadError,
-            ModelNotFoundError, IndexStateError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def embedding_model_name(index_dir: Path, model: str | None) -> str:
