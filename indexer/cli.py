@@ -65,9 +65,9 @@ def domain_errors() -> Iterator[None]:
     try:
         yield
     except YomitokiError as exc:
-        error = click.ClickException(str(exc))
-        error.exit_code = exc.exit_code
-        raise error from exc
+        if exc.exit_code == click.UsageError.exit_code:  # bad input: exit 2, as click's own usage errors
+            raise click.UsageError(str(exc)) from exc
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -31,8 +31,12 @@ class Embedder(Protocol):
     """What the indexer and the server need from an embedding model."""
 
     location: ModelLocation
-    dimension: int
-    max_tokens: int
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
 

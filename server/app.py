@@ -68,7 +68,8 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        opened = services or await anyio.to_thread.run_sync(open_services, settings)
+        opened: Services = services if services is not None else await anyio.to_thread.run_sync(
+            open_services, settings)
         opened.metrics = metrics
         state["services"] = opened
         watcher = asyncio.create_task(_watch(opened))

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from indexer.backends import GenerationSource, is_embedded
 from indexer.embedders import Embedder
@@ -69,7 +70,7 @@ class LiveIndex:
         return self._entry.searcher.generation.name
 
     @property
-    def manifest(self) -> dict[str, object]:
+    def manifest(self) -> dict[str, Any]:
         return self._entry.searcher.generation.manifest
 
     @property
