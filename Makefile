@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run    install, index corpus/ and serve it at http://127.0.0.1:8000
-#   make test   install and run the test suite (lint included)
+#   make test   install and run the test suite (lint and type checks included)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ INDEX ?= index
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install index serve test lint bench
+.PHONY: run install index serve test lint typecheck bench
 
 run: index serve
 
@@ -33,7 +33,10 @@ serve: install
 lint: install
 	$(BIN)/ruff check indexer server tests benchmarks
 
-test: install lint
+typecheck: install
+	$(PY) -m mypy
+
+test: install lint typecheck
 	$(PY) -m pytest -q
 
 bench: install

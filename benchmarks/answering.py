@@ -54,6 +54,7 @@ from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
 from indexer.embedders import Embedder, load_embedder  # noqa: E402
 from indexer.generations import IndexDirectory  # noqa: E402
 from indexer.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.opening import open_index  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
 from indexer.store import Filters  # noqa: E402
 from server.answering.pipeline import RELEVANCE_THRESHOLD, Answerer, Question  # noqa: E402
@@ -248,7 +249,7 @@ def report(qa: QASet, tally: Tally, k: int, build_seconds: float) -> None:
 
 def corpus_questions(directory: IndexDirectory, count: int) -> list[str]:
     """Section headings of the default corpus, as questions (deterministic)."""
-    searcher = Searcher(directory.current(), load_embedder(MODEL))
+    searcher = open_index(directory.path)
     try:
         headings = sorted({c.section[-1] for c in searcher.store.iter_chunks() if c.section})
     finally:

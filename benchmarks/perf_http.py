@@ -23,9 +23,7 @@ import httpx
 import numpy as np
 import psutil
 
-from indexer.embedders import load_manifest_embedder
-from indexer.generations import IndexDirectory
-from indexer.search import Searcher
+from indexer.opening import open_index
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,8 +39,7 @@ def summarize(latencies_ms: list[float], seconds: float) -> dict[str, float]:
 
 
 def in_process_floor(index: Path, queries: list[str], limit: int = 300) -> dict[str, float]:
-    generation = IndexDirectory(index).current()
-    searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
+    searcher = open_index(index)
     try:
         for query in queries[:20]:  # warm-up
             searcher.search(query, mode="hybrid", k=10)

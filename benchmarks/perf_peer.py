@@ -19,10 +19,9 @@ import numpy as np
 
 from benchmarks.retrieval import load_scifact, ndcg_at
 from indexer.build import document_id
-from indexer.embedders import load_manifest_embedder
 from indexer.generations import IndexDirectory
 from indexer.models import locate_embedder
-from indexer.search import Searcher
+from indexer.opening import open_index
 
 HERE = Path(__file__).resolve().parent
 MODEL = "all-minilm-l6-v2"
@@ -39,8 +38,7 @@ def run_txtai(python: Path, data: Path, workdir: Path) -> dict[str, Any]:
 
 def yomitoki_search(index: Path, data: Path, mode: str) -> dict[str, Any]:
     retrieval = load_scifact(data)
-    generation = IndexDirectory(index).current()
-    searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
+    searcher = open_index(index)
     ids = {document_id(f"scifact.jsonl#{d['id']}"): d["id"] for d in retrieval.documents}
     try:
         for _, query in retrieval.queries[:20]:

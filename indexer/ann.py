@@ -95,7 +95,7 @@ def excluding(ids: set[int]) -> Any:
     """A FAISS selector of every id but these (HNSW's tombstones)."""
     dead = faiss.IDSelectorBatch(np.fromiter(ids, dtype=np.int64, count=len(ids)))
     selector = faiss.IDSelectorNot(dead)
-    selector.referenced = dead  # keep the wrapped selector alive as long as this one
+    selector.referenced = dead  # type: ignore[attr-defined]  # keeps the wrapped selector alive with this one
     return selector
 
 
@@ -104,7 +104,7 @@ def search_hnsw(index: Any, queries: np.ndarray, k: int, params: VectorParams,
     """`allowed` (ids) or else `excluded` (a selector of tombstones) restrict the search."""
     selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else excluded
     ef = max(params.ef_search, k) * (2 if selector is not None else 1)
-    search_params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+    search_params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)  # type: ignore[attr-defined]  # stubs lag
     scores, ids = index.search(queries, k, params=search_params)
     return _rows(scores, ids)
 
@@ -113,7 +113,7 @@ def search_ivfpq(index: Any, full: FullVectors, queries: np.ndarray, k: int, par
                  allowed: np.ndarray | None) -> Hits:
     depth = min(max(k * params.rescore, 100), int(index.ntotal))
     selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
-    search_params = faiss.SearchParametersIVF(nprobe=min(params.nprobe, index.nlist), sel=selector)
+    search_params = faiss.SearchParametersIVF(nprobe=min(params.nprobe, index.nlist), sel=selector)  # type: ignore[call-arg]
     _, candidates = index.search(queries, depth, params=search_params)
     out = []
     for query, row in zip(queries, candidates, strict=True):

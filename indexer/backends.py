@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexer.bm25 import KeywordMatrix
+from indexer.errors import InputError
 from indexer.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
 from indexer.store import Filters, Store, StoredChunk, StoredDocument
 from indexer.vectors import VectorIndex, VectorParams
@@ -178,13 +179,13 @@ def open_target(index_dir: Path, store: str | None = None, milvus_uri: str | Non
     """
     store = store or ("milvus" if milvus_uri else "embedded")
     if store not in STORE_KINDS:
-        raise ValueError(f"unknown store {store!r}: use one of {', '.join(STORE_KINDS)}")
+        raise InputError(f"unknown store {store!r}: use one of {', '.join(STORE_KINDS)}", "--store")
     if store == "embedded":
         if milvus_collection:
-            raise ValueError("--milvus-collection needs --milvus-uri (or --store milvus)")
+            raise InputError("--milvus-collection needs --milvus-uri (or --store milvus)")
         return IndexDirectory(index_dir)
     if not milvus_uri:
-        raise ValueError("--store milvus needs --milvus-uri: a Milvus server (http://HOST:19530) "
+        raise InputError("--store milvus needs --milvus-uri: a Milvus server (http://HOST:19530) "
                          "or a Milvus Lite file (PATH.db)")
     from indexer.milvus_backend import MilvusIndex, collection_name
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from indexer.errors import InputError
 from indexer.loaders import SourceDocument
 from indexer.normalize import NormalizedText, normalize
 from indexer.sentences import split_sentences
@@ -30,9 +31,9 @@ class ChunkSettings:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8:
-            raise ValueError("max_tokens must be at least 8")
+            raise InputError("max_tokens must be at least 8")
         if not 0 <= self.overlap < self.max_tokens // 2:
-            raise ValueError("overlap must be between 0 and half of max_tokens")
+            raise InputError("overlap must be between 0 and half of max_tokens")
 
     def as_dict(self) -> dict[str, object]:
         return {"strategy": "sentences", "max_tokens": self.max_tokens, "overlap": self.overlap}

@@ -22,14 +22,16 @@ from rich.table import Table
 from indexer.backends import STORE_KINDS, open_target
 from indexer.build import BuildOptions, BuildReport, IndexBuilder
 from indexer.chunking import ChunkSettings
-from indexer.distributed import RayIndexingError, RayPreparer, ray_preparer
+from indexer.distributed import RayPreparer, ray_preparer
 from indexer.distributed import connect as connect_ray
-from indexer.embedders import BACKENDS, EmbedderLoadError, load_embedder, load_manifest_embedder
-from indexer.generations import IndexDirectory, IndexStateError
+from indexer.embedders import BACKENDS, load_embedder
+from indexer.errors import YomitokiError
+from indexer.generations import IndexDirectory
 from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
-from indexer.search import MODES, IndexMismatchError, QueryError, Searcher
+from indexer.opening import open_index
+from indexer.search import MODES
 from indexer.selection import choose_embedder
 from indexer.store import Filters
 from indexer.vectors import INDEX_TYPES
@@ -55,11 +57,18 @@ def milvus_options(command: Any) -> Any:
 
 @contextmanager
 def domain_errors() -> Iterator[None]:
-    """Turn the library's errors into clean command-line messages."""
+    """Turn the product's errors into clean command-line messages, exiting with each one's code.
+
+    A bare ValueError from the library is a setting it refused (a chunk size, an
+    index type): a message too, with exit code 1.
+    """
     try:
         yield
-    except (IndexStateError, IndexMismatchError, EmbedderLoadError, QueryError, RayIndexingError,
-            ValueError) as exc:
+    except YomitokiError as exc:
+        if exc.exit_code == click.UsageError.exit_code:  # bad input: exit 2, as click's own usage errors
+            raise click.UsageError(str(exc)) from exc
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -230,10 +239,11 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
                    milvus_collection: str | None, as_json: bool) -> None:
     """Search the index from the terminal."""
     with domain_errors():
-        generation = open_target(index_dir, None, milvus_uri, milvus_collection).current()
-        searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
-        hits = searcher.search(query, mode=mode, k=k,
-                               filters=Filters(source=source, language=language, tags=tags))
+        searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
+        try:
+            hits = searcher.search(query, mode=mode, k=k, filters=Filters(source=source, language=language, tags=tags))
+        finally:
+            searcher.close()
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
         return
@@ -243,6 +253,3 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
         table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.source, snippet)
     Console().print(table)
 
-
-def main() -> None:
-    cli()

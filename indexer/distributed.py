@@ -28,6 +28,7 @@ from typing import Any
 from indexer.build import BuildOptions, PreparedDocument, prepare_document
 from indexer.chunking import ChunkSettings
 from indexer.embedders import Embedder, default_batch_size, load_manifest_embedder
+from indexer.errors import YomitokiError
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
 from indexer.loaders import LoadError, SourceDocument, load_file
 
@@ -36,7 +37,7 @@ BATCHES_PER_WORKER = 4      # documents are cut into about this many batches per
 MAX_DOCS_PER_BATCH = 64
 
 
-class RayIndexingError(RuntimeError):
+class RayIndexingError(YomitokiError):
     """Ray could not be used, or the cluster failed to prepare the documents; the message says why."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, fingerprint, locate_embedder
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -30,8 +31,12 @@ class Embedder(Protocol):
     """What the indexer and the server need from an embedding model."""
 
     location: ModelLocation
-    dimension: int
-    max_tokens: int
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
 
@@ -44,7 +49,7 @@ class Embedder(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-class EmbedderLoadError(RuntimeError):
+class EmbedderLoadError(UnavailableError):
     """The embedding model could not be loaded; the message says which and why."""
 
 

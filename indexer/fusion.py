@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,9 @@ class FusionSettings:
             return cls()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "language_weights" in known:
-            weights = known["language_weights"]
+            weights: Any = known["language_weights"]
             items = weights.items() if isinstance(weights, dict) else weights
-            known["language_weights"] = tuple((str(lang), float(w)) for lang, w in items)  # type: ignore[union-attr]
+            known["language_weights"] = tuple((str(lang), float(w)) for lang, w in items)
         return cls(**known)  # type: ignore[arg-type]
 
     def dense_weight(self, coverage: float, language: str = "en") -> float:

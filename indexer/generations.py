@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.errors import UnavailableError
+
 FORMAT_VERSION = 1
 STORE_FILE = "store.sqlite"
 VECTORS_FILE = "vectors.faiss"
@@ -31,16 +33,16 @@ MANIFEST_FILE = "manifest.json"
 KEEP_GENERATIONS = 3
 
 
-class IndexStateError(Exception):
+class IndexStateError(UnavailableError):
     """Base of index problems; the message says what to run."""
 
 
 class IndexNotFoundError(IndexStateError):
-    pass
+    http_status = 404
 
 
 class BuildInProgressError(IndexStateError):
-    pass
+    http_status = 409
 
 
 class CorruptIndexError(IndexStateError):

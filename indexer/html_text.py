@@ -21,7 +21,7 @@ from bs4.element import (
     Tag,
 )
 
-from indexer.language import is_cjk
+from indexer.language import is_japanese
 
 _DROPPED = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "math"})
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
@@ -60,7 +60,7 @@ def collapse_whitespace(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
         before = text[match.start() - 1] if match.start() else ""
         after = text[match.end()] if match.end() < len(text) else ""
-        joined = "\n" in match.group() and is_cjk(before) and is_cjk(after)
+        joined = "\n" in match.group() and is_japanese(before) and is_japanese(after)
         return "" if joined else " "
 
     return _SPACES.sub(replace, text).strip(" ")

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from indexer.language import JAPANESE_LETTERS
+
 __all__ = [
     "DEFAULT_GRAMS_WEIGHT",
     "JapaneseAnalyser",
@@ -38,12 +40,7 @@ TOKENIZER_NAME = "yomitoki-keywords"
 TOKENIZER_VERSION = 1
 ENGLISH_STEMMER = "snowball-english"
 
-# Japanese letters: kana, kanji, ー, 々, 〆, 〇 and friends (not ・ or other punctuation).
-_JA_LETTERS = (
-    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303b"
-    "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
-)
+_JA_LETTERS = JAPANESE_LETTERS  # kana, kanji of every plane, 々, 〆, 〇 (indexer.language)
 # Japanese punctuation kept inside a run so a sentence reaches the analyser whole.
 _JA_PUNCT = "\u3001-\u3004\u3008-\u3020\u3030\u303d-\u303f\u30a0\u30fb"
 _JA_LETTER = re.compile(f"[{_JA_LETTERS}]")

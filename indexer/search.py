@@ -19,6 +19,7 @@ import numpy as np
 
 from indexer.backends import EmbeddedBackend, KeywordQuery, SearchBackend, open_backend
 from indexer.embedders import Embedder
+from indexer.errors import ConflictError, InputError
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer, match_expression
@@ -30,11 +31,11 @@ from indexer.vectors import VectorIndex
 MODES = ("dense", "keyword", "hybrid")
 
 
-class IndexMismatchError(Exception):
+class IndexMismatchError(ConflictError):
     """The index was built with another model than the one loaded."""
 
 
-class QueryError(ValueError):
+class QueryError(InputError):
     """A query that cannot be searched (empty after normalization, unknown mode)."""
 
 

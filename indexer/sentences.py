@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+from indexer.language import is_japanese
+
 _SPECIAL = re.compile(r"[。！？｡!?．.\n「『（(｢」』）)｣]")
 _TERMINATORS = frozenset("。！？｡!?．.")
 _STRONG = frozenset("。！？｡")  # Japanese: always ends a sentence outside brackets
@@ -29,16 +31,6 @@ _ABBREVIATIONS = frozenset({
 })  # fmt: skip
 _MAX_BRACKET = 500  # characters; longer "quotes" are unbalanced brackets
 _DOTTED_LETTERS = re.compile(r"(?:[A-Za-z]\.){2,}")
-_KANA_KANJI = re.compile(
-    r"[\u3005\u3041-\u309f\u30a1-\u30fa\u30fc-\u30ff\uff66-\uff9f\u3400-\u9fff]"
-)
-
-
-def _is_cjk(ch: str) -> bool:
-    """True for kana and kanji (the sentence splitter's view of Japanese)."""
-    return bool(ch) and _KANA_KANJI.match(ch) is not None
-
-
 def _skip_spaces(text: str, i: int, end: int) -> int:
     """First position at or after i that is not whitespace (or `end`)."""
     while i < end and text[i].isspace():
@@ -48,7 +40,7 @@ def _skip_spaces(text: str, i: int, end: int) -> int:
 
 def _starts_sentence(ch: str) -> bool:
     """True when a character can begin a new sentence after a terminator and a space."""
-    return ch.isupper() or ch.isdigit() or ch in _SENTENCE_OPENERS or _is_cjk(ch)
+    return ch.isupper() or ch.isdigit() or ch in _SENTENCE_OPENERS or is_japanese(ch)
 
 
 def _is_abbreviation(text: str, dot: int, lower_bound: int) -> bool:
@@ -93,11 +85,11 @@ def _ends_sentence(text: str, i: int, j: int, end: int, *, inside: bool, lower: 
         if inside:
             return False
         prev = text[i - 1] if i > lower else ""
-        return _is_cjk(nxt) and (any(ch in _BANGS for ch in run) or _is_cjk(prev) or "．" in run)
+        return is_japanese(nxt) and (any(ch in _BANGS for ch in run) or is_japanese(prev) or "．" in run)
     k = _skip_spaces(text, j, end)
     if k >= end:
         return True
-    if "．" in run or (i > lower and _is_cjk(text[i - 1])):
+    if "．" in run or (i > lower and is_japanese(text[i - 1])):
         return True
     if not _starts_sentence(text[k]):
         return False

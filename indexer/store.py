@@ -102,24 +102,24 @@ class Store:
         db = self.db
         if "documents" in db.table_names():
             return
-        db["documents"].create(
+        db.table("documents").create(
             {"id": str, "key": str, "source": str, "title": str, "text": str, "language": str,
              "metadata": str, "content_hash": str},
             pk="id",
         )
-        db["documents"].create_index(["key"], unique=True)
-        db["documents"].create_index(["source"])
-        db["doc_tags"].create({"doc_id": str, "tag": str}, pk=("doc_id", "tag"))
-        db["doc_tags"].create_index(["tag"])
+        db.table("documents").create_index(["key"], unique=True)
+        db.table("documents").create_index(["source"])
+        db.table("doc_tags").create({"doc_id": str, "tag": str}, pk=("doc_id", "tag"))
+        db.table("doc_tags").create_index(["tag"])
         db.execute(
             "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, "
             "ordinal INTEGER, start INTEGER, end INTEGER, text TEXT, section TEXT, tokens INTEGER, "
             "offsets BLOB)"
         )
-        db["chunks"].create_index(["doc_id"])
+        db.table("chunks").create_index(["doc_id"])
         db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(words, grams, tokenize='ascii')")
-        db["meta"].create({"key": str, "value": str}, pk="key")
-        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+        db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
 
     # ---- writing ------------------------------------------------------
     def document_hashes(self) -> dict[str, tuple[str, str]]:
@@ -140,14 +140,14 @@ class Store:
         return removed
 
     def add_document(self, doc: StoredDocument) -> None:
-        self.db["documents"].insert(
+        self.db.table("documents").insert(
             {"id": doc.id, "key": doc.key, "source": doc.source, "title": doc.title,
              "text": doc.text, "language": doc.language,
              "metadata": json.dumps(doc.metadata, ensure_ascii=False), "content_hash": doc.content_hash}
         )
         tags = doc.metadata.get("tags") or []
         if isinstance(tags, list) and tags:
-            self.db["doc_tags"].insert_all(
+            self.db.table("doc_tags").insert_all(
                 [{"doc_id": doc.id, "tag": str(t)} for t in dict.fromkeys(tags)]
             )
 

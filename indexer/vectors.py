@@ -97,7 +97,7 @@ class VectorIndex:
     def load(cls, path: Path) -> VectorIndex:
         index = faiss.read_index(str(path))
         meta_path = _sidecar(path, ".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"type": "flat"}
+        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {"type": "flat"}
         params = VectorParams(**meta.get("params", {}))
         tombstones_path = _sidecar(path, ".tombstones.npy")
         tombstones = set(np.load(tombstones_path).tolist()) if tombstones_path.exists() else set()
@@ -227,7 +227,7 @@ class VectorIndex:
             return search_ivfpq(self.index, self.full, queries, k, self.params, allowed)
         params = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))  # type: ignore[call-arg]
         scores, found = self.index.search(queries, k, params=params)
         return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(found, scores, strict=True)]

@@ -8,13 +8,10 @@ everything in `finally`. Handlers get what they need through `Provide`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
-import pickle
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -24,10 +21,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from indexer.backends import is_embedded, open_target
-from indexer.embedders import Embedder, load_manifest_embedder
-from indexer.integrity import ensure_openable
-from indexer.search import check_model
+from indexer import __version__
+from indexer.opening import index_source, open_index
 from server.answering import register_models
 from server.auth import ApiKeyAuth
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher
@@ -46,23 +41,12 @@ from server.tasks.loading import register_task_models
 log = logging.getLogger("yomitoki.server")
 
 
-def open_index(settings: ServerSettings) -> Any:
-    """The index the settings name, with its current generation checked to open (files whole, or Milvus up)."""
-    directory = open_target(settings.index_dir, None, settings.milvus_uri, settings.milvus_collection)
-    generation = directory.current()
-    if is_embedded(generation):
-        ensure_openable(generation)  # a truncated or overwritten file stops us before the slow model load
-    return directory
-
-
 def open_services(settings: ServerSettings) -> Services:
     """Open the index and its embedding model; raise with a clear message when they don't fit."""
-    directory = open_index(settings)
-    generation = directory.current()
-    embedder: Embedder = load_manifest_embedder(generation.manifest["model"], threads=settings.threads,
-                                                override=settings.model)  # on the index's backend
-    check_model(generation, embedder)
-    services = Services(settings=settings, embedder=embedder, index=LiveIndex(directory, embedder))
+    source = index_source(settings.index_dir, settings.milvus_uri, settings.milvus_collection)
+    searcher = open_index(source, model=settings.model, threads=settings.threads)
+    services = Services(settings=settings, embedder=searcher.embedder,
+                        index=LiveIndex(source, searcher.embedder, searcher))
     register_models(services.models, settings.qa_model, settings.generator)  # loaded on first use
     register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
     return services
@@ -84,11 +68,13 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        opened = services or await anyio.to_thread.run_sync(open_services, settings)
+        opened: Services = services if services is not None else await anyio.to_thread.run_sync(
+            open_services, settings)
         opened.metrics = metrics
         state["services"] = opened
         watcher = asyncio.create_task(_watch(opened))
-        batcher = opened.extras[BATCHER_KEY] = QueryBatcher.for_embedder(opened.embedder)
+        batcher = opened.extras[BATCHER_KEY] = QueryBatcher.for_embedder(
+            opened.embedder, on_batch=lambda size: metrics.observe_batch("query", size))
         opened.extras[SEARCH_LIMITER_KEY] = anyio.CapacityLimiter(max(2, 2 * settings.threads))
         try:
             async with batcher.running():  # concurrent searches share query-embedding batches
@@ -113,7 +99,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(
-            title="yomitoki", version="0.1.0",
+            title="yomitoki", version=__version__,
             description="Search and question answering over Japanese and English documents.",
             path="/schema", render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
@@ -123,20 +109,12 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     return app
 
 
-WORKER_SETTINGS_ENV = "YOMITOKI_WORKER_SETTINGS"  # how `serve --workers N` hands its settings to each process
-
-
-def worker_settings_env(settings: ServerSettings) -> str:
-    """The settings as the value of WORKER_SETTINGS_ENV (set by the parent process for its own workers)."""
-    return base64.b64encode(pickle.dumps(settings)).decode("ascii")
-
-
 def app_from_environment() -> Litestar:
     """The app of one worker of `yomitoki serve --workers N` (uvicorn's factory, in each process)."""
     import torch
 
     _exit_with_parent()
-    settings: ServerSettings = pickle.loads(base64.b64decode(os.environ[WORKER_SETTINGS_ENV]))
+    settings = ServerSettings.from_env(os.environ)
     torch.set_num_threads(settings.threads)
     return create_app(settings)
 

@@ -34,6 +34,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from indexer.errors import InputError
+
 SCOPES = ("read", "admin")
 # /health for probes, the OpenAPI pages, and the web page's own files (they hold no data: the API
 # calls the page makes need a key like any other client's).
@@ -45,7 +47,7 @@ _HEX = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="yomitoki"'}
 
 
-class KeysFileError(ValueError):
+class KeysFileError(InputError):
     """A keys file that cannot be used; the message names the file and line."""
 
 

@@ -52,10 +52,12 @@ class QueryBatcher:
     """Embeds texts submitted concurrently from one event loop in shared batches."""
 
     def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], *, max_batch: int = 32,
-                 max_wait_ms: float = 2.0) -> None:
+                 max_wait_ms: float = 2.0, on_batch: Callable[[int], None] | None = None) -> None:
+        """`on_batch` is told the number of texts of each batch handed to the model (for /metrics)."""
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError("max_batch must be ≥ 1 and max_wait_ms ≥ 0")
         self._embed = embed
+        self._on_batch = on_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.stats = BatchStats()
@@ -65,8 +67,10 @@ class QueryBatcher:
         self._last_size = 0
 
     @classmethod
-    def for_embedder(cls, embedder: Embedder, **options: float) -> QueryBatcher:
-        return cls(lambda texts: embedder.embed(texts, batch_size=len(texts)), **options)  # type: ignore[arg-type]
+    def for_embedder(cls, embedder: Embedder, *, max_batch: int = 32, max_wait_ms: float = 2.0,
+                     on_batch: Callable[[int], None] | None = None) -> QueryBatcher:
+        return cls(lambda texts: embedder.embed(texts, batch_size=len(texts)), max_batch=max_batch,
+                   max_wait_ms=max_wait_ms, on_batch=on_batch)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[QueryBatcher]:
@@ -104,9 +108,7 @@ class QueryBatcher:
         if self._queue is None or not self._queue.empty() or not self._free.is_set():
             return None
         self._free.clear()
-        self.stats.batches += 1  # a batch of one, embedded by the search's own thread
-        self.stats.queries += 1
-        self.stats.largest = max(self.stats.largest, 1)
+        self._record(queries=1, texts=1)  # a batch of one, embedded by the search's own thread
         return _Release(asyncio.get_running_loop(), self._free)
 
     async def _collect(self) -> None:
@@ -153,9 +155,14 @@ class QueryBatcher:
         for text, future in live:
             if not future.done():
                 future.set_result(vectors[row[text]])
+        self._record(queries=len(live), texts=len(texts))
+
+    def _record(self, *, queries: int, texts: int) -> None:
         self.stats.batches += 1
-        self.stats.queries += len(live)
-        self.stats.largest = max(self.stats.largest, len(live))
+        self.stats.queries += queries
+        self.stats.largest = max(self.stats.largest, queries)
+        if self._on_batch is not None:
+            self._on_batch(texts)
 
     def _fail_waiting(self, exc: Exception) -> None:
         while self._queue is not None and not self._queue.empty():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,17 @@ import click
 from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server.auth import collect_keys
 from server.request_log import log_config
-from server.settings import ServerSettings
+from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings
 
 
 @cli.command("serve")
 @index_option
 @milvus_options
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default=DEFAULTS.host, show_default=True)
+@click.option("--port", default=DEFAULTS.port, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--model", default=None, envvar="YOMITOKI_MODEL",
               help="Embedding model; default: the one the index was built with.")
-@click.option("--threads", default=2, show_default=True, help="Threads for model inference.")
+@click.option("--threads", default=DEFAULTS.threads, show_default=True, help="Threads for model inference.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--api-key", "api_keys", multiple=True, metavar="[read:]KEY",
@@ -33,7 +34,7 @@ from server.settings import ServerSettings
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Allow browsers on this origin (e.g. https://app.example.com) to call the API; "
                    "repeatable. CORS is off by default.")
-@click.option("--max-in-flight", default=32, show_default=True, type=click.IntRange(1, 100_000),
+@click.option("--max-in-flight", default=DEFAULTS.max_in_flight, show_default=True, type=click.IntRange(1, 100_000),
               help="Requests handled at once per endpoint; more get 503 with Retry-After.")
 @click.option("--sts-model", default=None, envvar="YOMITOKI_STS_MODEL",
               help="Cross-encoder for /similarity (a sentence-transformers CrossEncoder: path or hub id); "
@@ -44,7 +45,7 @@ from server.settings import ServerSettings
 @click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL",
               help="Extractive QA model for /ask (a transformers question-answering model: path or hub id); "
                    "loaded on first use. Without it, extractive answers are the best-supported sentence.")
-@click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
+@click.option("--generator", default=DEFAULTS.generator, envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model for /ask: the bundled name, a folder or .gguf file of a causal or "
                    "seq2seq transformers model, or a hub id; `none` switches generation off. Loaded on first use.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -59,7 +60,9 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     import torch
     import uvicorn
 
-    from server.app import WORKER_SETTINGS_ENV, create_app, open_index, open_services, worker_settings_env
+    from indexer.opening import index_source
+    from server.app import create_app, open_services
+    from server.metrics import MULTIPROCESS_ENV
 
     torch.set_num_threads(threads)
     with domain_errors():
@@ -75,12 +78,15 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
         "limit_concurrency": settings.max_connections, "timeout_graceful_shutdown": int(settings.shutdown_grace_s)}
     if workers > 1:
         with domain_errors():
-            open_index(settings)  # fail fast on the index; each worker loads the models itself
-        os.environ[WORKER_SETTINGS_ENV] = worker_settings_env(settings)
-        # a worker loading its models, or swapping in a big generation, may hold the GIL for seconds:
-        # uvicorn's default 5 s ping would take that for a hang and restart it, over and over on a busy CPU
-        uvicorn.run("server.app:app_from_environment", factory=True, workers=workers,
-                    timeout_worker_healthcheck=120, **common)
+            # fail fast on the index; each worker loads the models itself
+            index_source(settings.index_dir, settings.milvus_uri, settings.milvus_collection)
+        os.environ[WORKER_SETTINGS_ENV] = settings.to_env()
+        with tempfile.TemporaryDirectory(prefix="yomitoki-metrics-") as shared:
+            os.environ[MULTIPROCESS_ENV] = shared  # every worker's figures in one /metrics (server/metrics.py)
+            # a worker loading its models, or swapping in a big generation, may hold the GIL for seconds:
+            # uvicorn's default 5 s ping would take that for a hang and restart it, over and over on a busy CPU
+            uvicorn.run("server.app:app_from_environment", factory=True, workers=workers,
+                        timeout_worker_healthcheck=120, **common)
         return
     with domain_errors():
         services = open_services(settings)  # fail fast, before binding the port
@@ -167,9 +173,8 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
     from server.tasks.model_info import configured_facts
 
     with support.task_errors():
-        settings = ServerSettings(index_dir=index_dir)
         roles = {"embedding": support.embedding_model_name(index_dir, model), "sts": sts_model,
-                 "classifier": classifier_model, "qa": qa_model, "generator": generator or settings.generator}
+                 "classifier": classifier_model, "qa": qa_model, "generator": generator or DEFAULTS.generator}
         facts = configured_facts({role: name for role, name in roles.items() if name})
         caches = local_caches()
     if as_json:
@@ -186,12 +191,13 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @cli.command("ask")
 @click.argument("question")
 @index_option
+@milvus_options
 @click.option("--mode", type=click.Choice(["auto", "extractive", "generative"]), default="auto",
               show_default=True, help="auto: generative when the generator loads, else extractive.")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 20), help="Passages to retrieve.")
 @click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL",
               help="Extractive QA model (path or hub id); without it, the best-supported sentence.")
-@click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
+@click.option("--generator", default=DEFAULTS.generator, envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model (bundled name, folder, .gguf file or hub id); `none` switches it off.")
 @click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(1, 512),
               help="Most tokens to generate.")
@@ -201,19 +207,16 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str | None, generator: str,
                 max_tokens: int, source: str | None, language: str | None, tags: tuple[str, ...],
-                as_json: bool) -> None:
+                milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
     from indexer.store import Filters
     from server.answering import Question, ask_locally
-    from server.errors import UnavailableError
 
     ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,
                    filters=Filters(source=source, language=language, tags=tags))
-    try:
-        with domain_errors():
-            ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json)
-    except UnavailableError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with domain_errors():
+        ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
+                    milvus_uri=milvus_uri, milvus_collection=milvus_collection)
 
 
 def main() -> None:

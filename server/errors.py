@@ -1,32 +1,26 @@
-"""Domain errors mapped to HTTP, in Litestar's one error shape:
-``{"status_code": …, "detail": "…", "extra": …}``."""
+"""Errors mapped to HTTP, in Litestar's one error shape: ``{"status_code": …, "detail": "…", "extra": …}``.
+
+The product's own errors (`indexer.errors.YomitokiError` and its families)
+answer with their `http_status`; Litestar's own (validation, 404, 405, 401)
+keep theirs. Anything else is a bug or a failing library: a 500 whose body
+and `X-Request-ID` header carry a request id that the logged traceback
+carries too, so a user's report can be found in the log.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from indexer.search import QueryError
+from indexer.errors import ConflictError, InputError, NotFoundError, UnavailableError, YomitokiError
+
+__all__ = ["EXCEPTION_HANDLERS", "ConflictError", "InputError", "NotFoundError", "UnavailableError",
+           "YomitokiError", "client_status", "error_response", "log_internal"]
 
 log = logging.getLogger("yomitoki.server")
-
-
-class NotFoundError(LookupError):
-    """A document, classifier or other named thing that does not exist."""
-
-
-class ConflictError(Exception):
-    """A request that contradicts what exists: a name already taken, a model mismatch (409)."""
-
-
-class UnavailableError(RuntimeError):
-    """A model or service that is not loaded or is overloaded (503)."""
-
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _body(status: int, detail: str, extra: object = None) -> dict[str, object]:
@@ -42,46 +36,43 @@ def error_response(status: int, detail: str, extra: object = None,
                     headers=headers)
 
 
-def query_error(_: Request, exc: QueryError) -> Response[dict[str, object]]:
-    return error_response(400, str(exc))
-
-
-def value_error(request: Request, exc: ValueError) -> Response[dict[str, object]]:
-    if isinstance(exc, HTTPException):  # Litestar's ValidationException is also a ValueError
-        return http_error(request, exc)
-    return error_response(400, str(exc))
-
-
 def http_error(_: Request, exc: HTTPException) -> Response[dict[str, object]]:
     return error_response(exc.status_code, exc.detail, exc.extra or None, exc.headers)
 
 
-def not_found(_: Request, exc: NotFoundError) -> Response[dict[str, object]]:
-    return error_response(404, str(exc))
+def client_status(exc: BaseException) -> int | None:
+    """The status a client is told for `exc` with its message, or None: an internal failure (500)."""
+    if isinstance(exc, YomitokiError) and (exc.http_status < 500 or isinstance(exc, UnavailableError)):
+        return exc.http_status
+    return None
 
 
-def conflict(_: Request, exc: ConflictError) -> Response[dict[str, object]]:
-    return error_response(409, str(exc))
+def log_internal(exc: BaseException, where: str) -> str:
+    """Log an internal failure with its traceback under a new request id; returns the id."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s: unhandled error on %s", request_id, where, exc_info=exc)
+    return request_id
 
 
-def unavailable(_: Request, exc: UnavailableError) -> Response[dict[str, object]]:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return error_response(503, str(exc), headers=headers)
+def domain_error(request: Request, exc: YomitokiError) -> Response[dict[str, object]]:
+    """One of ours: its status and message; one that names an internal failure is a 500 like any other."""
+    status = client_status(exc)
+    if status is None:
+        return internal_error(request, exc)
+    retry_after = exc.retry_after if isinstance(exc, UnavailableError) else None
+    return error_response(status, str(exc), headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, HTTPException):
         return http_error(request, exc)
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal server error")
+    request_id = log_internal(exc, f"{request.method} {request.url.path}")
+    return error_response(500, f"internal server error (request id {request_id})", {"request_id": request_id},
+                          headers={"X-Request-ID": request_id})
 
 
 EXCEPTION_HANDLERS = {
-    QueryError: query_error,
-    NotFoundError: not_found,
-    ConflictError: conflict,
-    UnavailableError: unavailable,
-    ValueError: value_error,
+    YomitokiError: domain_error,
     HTTPException: http_error,
     Exception: internal_error,
 }

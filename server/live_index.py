@@ -26,11 +26,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from indexer.backends import GenerationSource, is_embedded
 from indexer.embedders import Embedder
-from indexer.generations import Generation
-from indexer.integrity import check_checksums, corrupt, ensure_openable
+from indexer.integrity import check_checksums
+from indexer.opening import open_searcher
 from indexer.search import Searcher
 
 log = logging.getLogger("yomitoki.index")
@@ -38,20 +39,6 @@ log = logging.getLogger("yomitoki.index")
 RETRY_FAILED_AFTER_S = 30.0
 # Per request, the names of the generations it leased (set by the request log).
 served_generations: ContextVar[list[str] | None] = ContextVar("served_generations", default=None)
-
-
-def open_searcher(generation: Generation, embedder: Embedder, *, verify: bool = False) -> Searcher:
-    """A Searcher over a generation whose files passed the checks; CorruptIndexError names the file."""
-    if not is_embedded(generation):  # kept in Milvus: nothing on disk to check
-        return Searcher(generation, embedder)
-    ensure_openable(generation)
-    if verify and (problems := check_checksums(generation)):
-        raise corrupt(generation, problems)
-    try:
-        return Searcher(generation, embedder)
-    except RuntimeError as exc:  # FAISS reports a damaged file as a RuntimeError
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise corrupt(generation, [f"{generation.vectors_path}: FAISS cannot load it ({reason})"]) from exc
 
 
 class _Entry:
@@ -65,12 +52,13 @@ class _Entry:
 class LiveIndex:
     """The served generation, its leases, and the swap to newly published ones."""
 
-    def __init__(self, directory: GenerationSource, embedder: Embedder) -> None:
+    def __init__(self, directory: GenerationSource, embedder: Embedder, searcher: Searcher | None = None) -> None:
+        """Serve `directory`'s live generation (`searcher`, when already opened with `open_index`)."""
         self.directory = directory
         self.embedder = embedder
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
-        self._entry = _Entry(open_searcher(directory.current(), embedder))
+        self._entry = _Entry(searcher or open_searcher(directory.current(), embedder))
         self._open: list[_Entry] = [self._entry]
         self._failed: dict[str, float] = {}  # generation name -> when it failed its checks
         self._live_verified = False
@@ -82,7 +70,7 @@ class LiveIndex:
         return self._entry.searcher.generation.name
 
     @property
-    def manifest(self) -> dict[str, object]:
+    def manifest(self) -> dict[str, Any]:
         return self._entry.searcher.generation.manifest
 
     @property

@@ -1,57 +1,79 @@
-"""Counters and histograms for `/metrics`, in Prometheus' text format (version 0.0.4).
+"""What `/metrics` reports, through `prometheus_client`, for one process or all workers of a server.
 
     yomitoki_requests_total{method,route,status}        requests answered
     yomitoki_request_duration_seconds{method,route}     latency histogram
     yomitoki_requests_in_flight                         requests being handled now
-    yomitoki_batch_size{kind}                           sizes of model batches, for code that reports them
+    yomitoki_batch_size{kind}                           inputs per batch given to a model (kind="query":
+                                                        the query-embedding micro-batcher)
     yomitoki_batcher_batch_size{kind}                   micro-batchers' batches (sum = inputs, count = batches)
     yomitoki_index_*                                    the served generation: documents, chunks,
                                                         vectors, bytes on disk, swaps, open generations
 
+Under `yomitoki serve --workers N` the serve command sets
+`PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode) before the
+workers start: each worker writes its counters and histograms to files there
+and any worker's scrape adds up every worker's, so one scrape covers the
+server. The batcher and index figures describe the worker that answered (they
+are the same index in every worker).
+
 `route` is the path template (`/documents/{doc_id:str}`), never the raw path,
 so a client cannot grow the number of series; requests that match no route
-are counted under `route="<unmatched>"`. Everything is thread-safe: batchers
-running in worker threads may call `observe_batch`.
+are counted under `route="<unmatched>"`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-from dataclasses import dataclass, field
+import os
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 UNMATCHED = "<unmatched>"
 CONTENT_TYPE = "text/plain; version=0.0.4"  # Litestar adds "; charset=utf-8"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch, read when it is imported
+
+disable_created_metrics()  # no `*_created` series: Prometheus does not need them and they double the output
 
 
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
+def multiprocess_dir() -> str | None:
+    """The folder workers share their figures in, when this process is one of `serve --workers N`."""
+    return os.environ.get(MULTIPROCESS_ENV) or os.environ.get(MULTIPROCESS_ENV.lower())
 
-    def observe(self, value: float) -> None:
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-        self.total += value
-        self.count += 1
 
-    def lines(self, name: str, labels: str) -> list[str]:
-        counts = self.counts or [0] * len(self.buckets)
-        sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{_number(b)}"}} {c}'
-               for b, c in zip(self.buckets, counts, strict=True)]
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum{{{labels}}} {_number(self.total)}")
-        out.append(f"{name}_count{{{labels}}} {self.count}")
-        return out
+class Metrics:
+    """What /metrics reports; one per app (its own registry, so two apps in one process keep apart)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("yomitoki_requests", "HTTP requests answered, by route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("yomitoki_request_duration_seconds", "Time to answer a request.",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge("yomitoki_requests_in_flight", "Requests being handled now.",
+                               registry=self.registry, multiprocess_mode="livesum")
+        self.batches = Histogram("yomitoki_batch_size", "Number of inputs in each batch given to a model.",
+                                 ["kind"], buckets=BATCH_BUCKETS, registry=self.registry)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def observe_batch(self, kind: str, size: int) -> None:
+        """Record the size of one batch handed to a model (called by batchers, from any thread)."""
+        self.batches.labels(kind).observe(size)
+
+    def render(self, index: dict[str, Any] | None = None, batchers: dict[str, dict[str, float]] | None = None) -> str:
+        """The Prometheus text exposition: every worker's requests and batches, this one's index and batchers."""
+        registry = self.registry
+        if (shared := multiprocess_dir()) is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)
+        lines = generate_latest(registry).decode("utf-8").splitlines()
+        lines += _batcher_lines(batchers or {}) + _index_lines(index or {})
+        return "\n".join(lines) + "\n"
 
 
 def _number(value: float) -> str:
@@ -60,49 +82,6 @@ def _number(value: float) -> str:
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class Metrics:
-    """What /metrics reports; one per app."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], Histogram] = {}
-        self.batches: dict[str, Histogram] = {}
-        self.in_flight = 0
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(method, route, status)] += 1
-            self.latency.setdefault((method, route), Histogram(LATENCY_BUCKETS)).observe(seconds)
-
-    def observe_batch(self, kind: str, size: int) -> None:
-        """Record the size of one batch handed to a model (called by batchers)."""
-        with self._lock:
-            self.batches.setdefault(kind, Histogram(BATCH_BUCKETS)).observe(size)
-
-    def render(self, index: dict[str, Any] | None = None, batchers: dict[str, dict[str, float]] | None = None) -> str:
-        """The Prometheus text exposition of everything recorded, plus the index's and batchers' figures."""
-        with self._lock:
-            lines = ["# HELP yomitoki_requests_total HTTP requests answered, by route and status.",
-                     "# TYPE yomitoki_requests_total counter"]
-            for (method, route, status), count in sorted(self.requests.items()):
-                lines.append(f'yomitoki_requests_total{{method="{method}",route="{_label(route)}",'
-                             f'status="{status}"}} {count}')
-            lines += ["# HELP yomitoki_request_duration_seconds Time to answer a request.",
-                      "# TYPE yomitoki_request_duration_seconds histogram"]
-            for (method, route), histogram in sorted(self.latency.items()):
-                labels = f'method="{method}",route="{_label(route)}"'
-                lines += histogram.lines("yomitoki_request_duration_seconds", labels)
-            lines += ["# HELP yomitoki_requests_in_flight Requests being handled now.",
-                      "# TYPE yomitoki_requests_in_flight gauge", f"yomitoki_requests_in_flight {self.in_flight}",
-                      "# HELP yomitoki_batch_size Number of inputs in each batch given to a model.",
-                      "# TYPE yomitoki_batch_size histogram"]
-            for kind, histogram in sorted(self.batches.items()):
-                lines += histogram.lines("yomitoki_batch_size", f'kind="{_label(kind)}"')
-        lines += _batcher_lines(batchers or {}) + _index_lines(index or {})
-        return "\n".join(lines) + "\n"
 
 
 def _batcher_lines(batchers: dict[str, dict[str, float]]) -> list[str]:

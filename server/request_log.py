@@ -52,7 +52,7 @@ class RequestObserver:
         started = time.perf_counter()
         served: list[str] = []
         token = served_generations.set(served)
-        self.metrics.in_flight += 1
+        self.metrics.in_flight.inc()
 
         async def observed_send(message: Message) -> None:
             nonlocal status
@@ -63,7 +63,7 @@ class RequestObserver:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            self.metrics.in_flight -= 1
+            self.metrics.in_flight.dec()
             served_generations.reset(token)
             self._record(scope, status, time.perf_counter() - started, served)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.auth import ApiKey, env_keys
+import msgspec
+
+from server.auth import ApiKey
+
+WORKER_SETTINGS_ENV = "YOMITOKI_WORKER_SETTINGS"  # how `serve --workers N` hands its settings to each process
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,16 @@ class ServerSettings:
     max_connections: int = 1000           # open connections before uvicorn itself answers 503
     shutdown_grace_s: float = 10.0        # SIGTERM: seconds to let in-flight requests finish
 
+    def to_env(self) -> str:
+        """These settings as the value of WORKER_SETTINGS_ENV, for the workers of `serve --workers N`."""
+        return msgspec.json.encode(self, enc_hook=str).decode("ascii")
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
-        """Settings from YOMITOKI_* variables; explicit overrides win."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {"index_dir": Path(env.get("YOMITOKI_INDEX", "index"))}
-        for key, name in (("model", "YOMITOKI_MODEL"), ("milvus_uri", "YOMITOKI_MILVUS_URI"),
-                          ("milvus_collection", "YOMITOKI_MILVUS_COLLECTION"), ("qa_model", "YOMITOKI_QA_MODEL"),
-                          ("generator", "YOMITOKI_GENERATOR"), ("sts_model", "YOMITOKI_STS_MODEL"),
-                          ("classifier_model", "YOMITOKI_CLASSIFIER_MODEL")):
-            if env.get(name):
-                values[key] = env[name]
-        if env.get("YOMITOKI_API_KEYS"):
-            values["api_keys"] = tuple(env_keys(env["YOMITOKI_API_KEYS"]))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(cls, env: Mapping[str, str]) -> ServerSettings:
+        """The settings a `serve --workers N` process handed its workers (`to_env`)."""
+        if WORKER_SETTINGS_ENV not in env:
+            raise RuntimeError(f"{WORKER_SETTINGS_ENV} is not set: start workers with `yomitoki serve --workers N`")
+        return msgspec.json.decode(env[WORKER_SETTINGS_ENV], type=cls, dec_hook=lambda kind, value: kind(value))
+
+
+DEFAULTS = ServerSettings(index_dir=Path("index"))  # the command line's defaults

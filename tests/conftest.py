@@ -111,3 +111,14 @@ def live_server(corpus_index: IndexDirectory, tmp_path_factory: pytest.TempPathF
     server = start_server(corpus_index.path, tmp_path_factory.mktemp("logs") / "server.log")
     yield server
     server.stop()
+
+
+def scraped(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample (name and exactly these labels) of a /metrics page; None when absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

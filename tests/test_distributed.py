@@ -37,7 +37,7 @@ from indexer.keywords import KeywordTokenizer
 from indexer.search import Searcher
 from tests.conftest import CORPUS, MODEL, build, free_port, yomitoki
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)  # a busy machine: starting two nodes alone may take minutes
 
 HEAD_PORT = 6379  # free by construction: the namespace is new
 NODE_ARGS = ("--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", "150000000",
@@ -99,6 +99,24 @@ class RayCluster:
         output, _ = process.communicate(timeout=120)
         assert process.returncode == 0, f"ray start ({name}) failed:\n{output}"
 
+    def wait_for_nodes(self, count: int, within_s: float) -> None:
+        """Until `count` nodes are alive in the cluster; fails saying how many joined when they don't in time."""
+        script = (
+            "import sys, time, ray\n"
+            f"ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False)\n"
+            f"deadline = time.monotonic() + {within_s}\n"
+            "while True:\n"
+            "    alive = sum(1 for node in ray.nodes() if node['Alive'])\n"
+            f"    if alive >= {count} or time.monotonic() > deadline:\n"
+            "        print(alive); sys.exit(0)\n"
+            "    time.sleep(1)\n"
+        )
+        waited = subprocess.run(self.inside(sys.executable, "-c", script), env=self.env, capture_output=True,
+                                text=True, timeout=within_s + 120)
+        alive = waited.stdout.strip().splitlines()[-1] if waited.stdout.strip() else "?"
+        assert waited.returncode == 0 and alive == str(count), (
+            f"only {alive} of {count} Ray nodes joined within {within_s:.0f} s:\n{waited.stdout}{waited.stderr}")
+
     def pids(self) -> list[int]:
         listed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True)
         return [int(pid) for pid in listed.stdout.split()]
@@ -152,6 +170,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
                            "--min-worker-port", "10002", "--max-worker-port", "14999")
         cluster.start_node("node", "--address", cluster.address,
                            "--min-worker-port", "15000", "--max-worker-port", "19999")
+        cluster.wait_for_nodes(2, within_s=180)  # `ray start` returns before a busy machine's node has joined
         yield cluster
     finally:
         cluster.stop()

@@ -31,7 +31,7 @@ from indexer.keywords import KeywordTokenizer
 from server.app import create_app
 from server.live_index import LiveIndex
 from server.settings import ServerSettings
-from tests.conftest import RunningServer, build, start_server, yomitoki
+from tests.conftest import RunningServer, build, scraped, start_server, yomitoki
 
 LIGHT_MODEL = "use-multilingual-v3"
 ROUNDS = 3          # re-indexes while the load runs
@@ -187,7 +187,7 @@ def test_sigterm_drains_in_flight_requests_and_exits(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until searches are in flight (the metrics request is one)
             metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
-            if int(re.search(r"^yomitoki_requests_in_flight (\d+)", metrics, re.M).group(1)) >= 3:
+            if int(re.search(r"^yomitoki_requests_in_flight (\d+)\.0$", metrics, re.M).group(1)) >= 3:
                 break
         sent = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
@@ -257,13 +257,15 @@ def test_one_log_line_per_request_and_prometheus_metrics(
     assert "status=404" in lines[3]
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = metrics.text
-    assert 'yomitoki_requests_total{method="POST",route="/search",status="200"} 2' in text
-    assert 'yomitoki_requests_total{method="GET",route="/search",status="400"} 1' in text
-    assert 'yomitoki_requests_total{method="GET",route="<unmatched>",status="404"} 1' in text
-    assert 'yomitoki_request_duration_seconds_count{method="POST",route="/search"} 2' in text
-    assert 'yomitoki_request_duration_seconds_bucket{method="POST",route="/search",le="+Inf"} 2' in text
+    assert scraped(text, "yomitoki_requests_total", method="POST", route="/search", status="200") == 2
+    assert scraped(text, "yomitoki_requests_total", method="GET", route="/search", status="400") == 1
+    assert scraped(text, "yomitoki_requests_total", method="GET", route="<unmatched>", status="404") == 1
+    assert scraped(text, "yomitoki_request_duration_seconds_count", method="POST", route="/search") == 2
+    assert scraped(text, "yomitoki_request_duration_seconds_bucket", method="POST", route="/search", le="+Inf") == 2
     assert f'yomitoki_index_info{{generation="{generation}",model="{LIGHT_MODEL}"}} 1' in text
     assert re.search(r"^yomitoki_index_documents 5$", text, re.M)
     assert re.search(r"^yomitoki_index_vectors [1-9]\d*$", text, re.M)
     assert re.search(r"^yomitoki_index_bytes [1-9]\d*$", text, re.M)
     assert 'yomitoki_batcher_batch_size_count{kind="query_batcher"} 1' in text  # the dense search's query
+    assert scraped(text, "yomitoki_batch_size_count", kind="query") == 1  # ... given to the model alone
+    assert scraped(text, "yomitoki_batch_size_bucket", kind="query", le="1.0") == 1

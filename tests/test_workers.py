@@ -12,17 +12,19 @@ import psutil
 
 from indexer.embedders import Embedder
 from indexer.keywords import KeywordTokenizer
-from tests.conftest import CORPUS, build, start_server
+from tests.conftest import CORPUS, build, scraped, start_server
 
 
-def _health_pids(url: str, wanted: int, deadline_s: float) -> set[int]:
-    """The worker pids that answer /health (new connections are spread over the processes)."""
+def _health_pids(url: str, wanted: int, deadline_s: float) -> tuple[set[int], int]:
+    """The worker pids that answer /health (new connections are spread over the processes), and the calls made."""
     pids: set[int] = set()
+    calls = 0
     deadline = time.monotonic() + deadline_s
     while len(pids) < wanted and time.monotonic() < deadline:
         pids.add(httpx.get(f"{url}/health", timeout=30).json()["pid"])
+        calls += 1
         time.sleep(0.05)
-    return pids
+    return pids, calls
 
 
 def test_two_workers_share_the_port_and_swap_generations_together(
@@ -38,7 +40,7 @@ def test_two_workers_share_the_port_and_swap_generations_together(
         workers = [p for p in psutil.Process(server.process.pid).children(recursive=True)
                    if "python" in p.name().lower()]
         assert len([p for p in workers if p.cmdline() and "multiprocessing" in " ".join(p.cmdline())]) >= 2
-        pids = _health_pids(server.url, 2, 240)
+        pids, health_calls = _health_pids(server.url, 2, 240)
         assert len(pids) == 2, f"only {pids} answered"
 
         def search(_: int) -> tuple[int, str, tuple[str, ...]]:
@@ -50,6 +52,12 @@ def test_two_workers_share_the_port_and_swap_generations_together(
             answers = set(pool.map(search, range(40)))
         assert len(answers) == 1 and next(iter(answers))[0] == 200  # identical answers from both processes
         before = next(iter(answers))[1]
+        for _ in range(4):  # whichever worker answers the scrape, it counts both workers' requests
+            page = httpx.get(f"{server.url}/metrics", timeout=30).text
+            health = scraped(page, "yomitoki_requests_total", method="GET", route="/health", status="200")
+            assert health == health_calls + 1  # and start_server's first healthy answer
+            assert scraped(page, "yomitoki_requests_total", method="POST", route="/search", status="200") == 40
+            assert scraped(page, "yomitoki_batch_size_count", kind="query") >= 1  # type: ignore[operator]
 
         (corpus / "extra.md").write_text("# 追加の文書\n\nworkers swap together: zebrafish quokka.\n", encoding="utf-8")
         build(corpus, index, embedder, keywords)

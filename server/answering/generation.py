@@ -162,7 +162,7 @@ def load_generator(name: str) -> TransformersGenerator:
 
     hf_logging.disable_progress_bar()
     folder, gguf = _gguf_location(name)
-    extra = {"gguf_file": gguf} if gguf else {}
+    extra: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
     tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
     config = AutoConfig.from_pretrained(folder, **extra)
     family = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM

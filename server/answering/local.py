@@ -9,9 +9,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from indexer.embedders import load_embedder
-from indexer.generations import IndexDirectory
-from indexer.search import Searcher
+from indexer.opening import open_index
 from server.answering.models import register_models
 from server.answering.pipeline import Answerer, Question
 from server.answering.schemas import AskResponse
@@ -19,10 +17,10 @@ from server.model_registry import ModelRegistry
 
 
 @contextmanager
-def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None) -> Iterator[Answerer]:
-    """An answerer over the live generation of an index directory; models load on first use."""
-    generation = IndexDirectory(index_dir).current()
-    searcher = Searcher(generation, load_embedder(generation.manifest["model"]["name"]))
+def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None, *,
+                   milvus_uri: str | None = None, milvus_collection: str | None = None) -> Iterator[Answerer]:
+    """An answerer over the live generation of an index (its folder, or Milvus); models load on first use."""
+    searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
     registry = ModelRegistry()
     register_models(registry, qa_model, generator)
     try:
@@ -41,9 +39,10 @@ def describe_sources(response: AskResponse) -> str:
 
 
 def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
-                as_json: bool) -> AskResponse:
+                as_json: bool, milvus_uri: str | None = None, milvus_collection: str | None = None) -> AskResponse:
     """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
-    with local_answerer(index_dir, qa_model, generator) as answerer:
+    with local_answerer(index_dir, qa_model, generator, milvus_uri=milvus_uri,
+                        milvus_collection=milvus_collection) as answerer:
         for event in answerer.stream(question):
             if event.response is not None:
                 if as_json:

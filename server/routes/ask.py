@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,15 +15,12 @@ from litestar.params import JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from indexer.search import QueryError
 from indexer.store import Filters
 from server.answering import Answerer, Question
 from server.answering.pipeline import AnswerEvent
 from server.answering.schemas import AskRequest, AskResponse
-from server.errors import NotFoundError, UnavailableError
+from server.errors import client_status, log_internal
 from server.services import Services
-
-log = logging.getLogger("yomitoki.server")
 
 
 def _question(data: AskRequest) -> Question:
@@ -74,16 +70,12 @@ class EventStream(ServerSentEvent):
 
 
 def _error_event(exc: Exception) -> ServerSentEventMessage:
-    if isinstance(exc, QueryError | ValueError):
-        status = 400
-    elif isinstance(exc, NotFoundError):
-        status = 404
-    elif isinstance(exc, UnavailableError):
-        status = 503
+    status = client_status(exc)
+    if status is None:
+        request_id = log_internal(exc, "POST /ask (stream)")
+        status, detail = 500, f"internal server error (request id {request_id})"
     else:
-        log.exception("answer stream failed", exc_info=exc)
-        status = 500
-    detail = str(exc) if status != 500 else "internal server error"
+        detail = str(exc)
     return ServerSentEventMessage(event="error", data=msgspec.json.encode(
         {"status_code": status, "detail": detail}).decode())
 

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import click
 from rich.table import Table
 
 from indexer.embedders import Embedder
@@ -109,17 +108,10 @@ def caches_table(entries: Sequence[CacheEntry], hub_dir: Path) -> Table:
 @contextmanager
 def task_errors() -> Iterator[None]:
     """The task library's errors as clean command-line messages."""
-    from indexer.embedders import EmbedderLoadError
-    from indexer.generations import IndexStateError
-    from indexer.models import ModelNotFoundError
-    from server.errors import ConflictError, NotFoundError, UnavailableError
-    from server.tasks.finetuned import ClassifierLoadError
+    from indexer.cli import domain_errors
 
-    try:
+    with domain_errors():
         yield
-    except (ValueError, NotFoundError, ConflictError, UnavailableError, ClassifierLoadError, EmbedderLoadError,
-            ModelNotFoundError, IndexStateError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def embedding_model_name(index_dir: Path, model: str | None) -> str:
@@ -136,14 +128,15 @@ def embedding_model_name(index_dir: Path, model: str | None) -> str:
 
 
 def load_index_embedder(index_dir: Path, model: str | None) -> Embedder:
-    """The embedder the server would use for this index (its model, on its backend), or `model`."""
-    from indexer.embedders import load_embedder, load_manifest_embedder
+    """The embedder the server would use for this index (its model, on its runtime), or `model`."""
+    from indexer.embedders import load_embedder
     from indexer.generations import IndexDirectory
+    from indexer.opening import manifest_embedder
 
     directory = IndexDirectory(index_dir)
     if directory.current_name() is None:
         return load_embedder(embedding_model_name(index_dir, model))
-    return load_manifest_embedder(directory.current().manifest["model"], override=model)
+    return manifest_embedder(directory.current(), model=model)
 
 
 def lazy(load: Callable[[], T]) -> Callable[[], T]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from server.errors import ConflictError
+from indexer.errors import ConflictError, InputError
 
 
-class TaskInputError(ValueError):
+class TaskInputError(InputError):
     """Input the schema cannot express a rule for (duplicate labels, a template without {}): 400."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(message, field)
 
 
 class ClassifierExistsError(ConflictError):

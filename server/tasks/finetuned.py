@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, locate_model
 from indexer.normalize import normalize_query
 from server.tasks.predictions import Prediction, rank, sigmoid, softmax
 
 
-class ClassifierLoadError(RuntimeError):
+class ClassifierLoadError(UnavailableError):
     """The configured fine-tuned classifier could not be loaded."""
 
 

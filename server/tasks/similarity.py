@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from indexer.embedders import Embedder
+from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, locate_model
 from indexer.normalize import normalize_query
 from server.tasks.encoding import embed_texts
@@ -31,7 +32,7 @@ class PairScorer(Protocol):
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
 
 
-class CrossEncoderLoadError(RuntimeError):
+class CrossEncoderLoadError(UnavailableError):
     """The configured cross-encoder could not be loaded or does not give one score per pair."""
 
 
