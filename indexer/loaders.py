@@ -442,6 +442,21 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     return [doc], []
 
 
+def text_document(key: str, text: str, title: str | None = None,
+                  metadata: dict[str, object] | None = None) -> SourceDocument:
+    """A document given as text rather than read from a file (an HTTP write); its paragraphs are its sections."""
+    if "\x00" in text:
+        raise LoadError(key, "NUL character in the text")
+    sections = _paragraph_sections(text)
+    if not sections:
+        raise LoadError(key, "empty document")
+    given = dict(metadata or {})
+    if "tags" in given:
+        given["tags"] = _parse_tags(given["tags"])
+    given["format"] = "text"
+    return _document(key, key, (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text), text, sections, given)
+
+
 def load_file(path: Path, root: Path) -> list[SourceDocument]:
     """The documents of one file; bad JSON lines are skipped. Raises LoadError if none load."""
     docs, failures = _load(path, root)
