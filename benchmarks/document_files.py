@@ -55,6 +55,14 @@ def page_html(body: str, *, header: str = "", footer: str = "", layout: str = ""
     return f'<section class="page">{top}{inner}{bottom}</section>'
 
 
+def positioned_columns_html(left: str, right: str) -> str:
+    """Two columns placed side by side, the right one first in the file: a PDF whose text layer lists
+    the right column before the left (as some producers write them)."""
+    box = "position:absolute; top:0; width:47%; font-size:10.5pt; line-height:1.6;"
+    return (f'<div style="position:relative; height:200mm;">'
+            f'<div style="{box} left:53%;">{right}</div><div style="{box} left:0;">{left}</div></div>')
+
+
 def paragraphs_html(paragraphs: Sequence[str], title: str = "") -> str:
     heading = f"<h1>{html.escape(title)}</h1>" if title else ""
     return heading + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
@@ -132,3 +140,54 @@ def word_file(out: Path, blocks: Sequence[tuple[str, object]]) -> Path:
             raise ValueError(f"unknown block kind {kind!r}")
     document.save(str(out))
     return out
+
+
+# ---------------------------------------------------------------- the tests' files
+
+HEADER = "社外秘 ヨミトキ技術資料"
+TOKYO = ("東京は日本の首都であり、政治・経済・文化の中心地である。人口は約千四百万人で、世界有数の大都市圏を"
+         "形成している。江戸時代には将軍の居城が置かれ、明治維新の後に東京と改称された。")
+KYOTO = ("京都は千年以上にわたり都が置かれた古都であり、多くの寺社や伝統的な町並みが残っている。毎年多くの"
+         "観光客が訪れ、祇園祭などの祭りも有名である。")
+LEFT_COLUMN = ("左段の文章です。札幌は北海道の道庁所在地であり、雪まつりで知られる。冬には大通公園に多くの雪像が"
+               "並び、国内外から観光客が集まる。")
+RIGHT_COLUMN = ("右段の文章です。那覇は沖縄県の県庁所在地であり、首里城で知られる。一年を通して温暖な気候で、"
+                "国際通りには多くの店が並ぶ。")
+ENGLISH = ("Indexing builds a searchable representation of documents. The extra\u00adordinarily "
+           "long-winded narrator keeps explaining the import\u00adance of hyphen\u00adation in type\u00adsetting "
+           "systems, where every para\u00adgraph is justified and words are broken across lines.")
+VERTICAL = ("縦書きの文章は右から左へ読む。奈良は古代の都であり、東大寺の大仏で知られている。鹿が公園を自由に歩き、"
+            "多くの人々が訪れる。") * 2
+
+
+def make_test_documents(folder: Path) -> Path:
+    """The bad-file and layout cases of the tests, each made by the tool that makes such files."""
+    good = folder / "good"
+    bad = folder / "bad"
+    good.mkdir()
+    bad.mkdir()
+
+    def page(body: str, number: int, layout: str = "") -> str:
+        return page_html(body, header=HEADER, footer=f"- {number} -", layout=layout)
+
+    english = "<p>" + html.escape(ENGLISH).replace("\u00ad", "&shy;") + "</p>"
+    pages = [
+        page(paragraphs_html([TOKYO, KYOTO], "第一章 日本の都市"), 1),
+        page(paragraphs_html([LEFT_COLUMN * 3]) + paragraphs_html([RIGHT_COLUMN * 3]) + english * 2, 2, "columns"),
+        page(paragraphs_html([VERTICAL]), 3, "vertical"),
+        image_page(),
+        page(positioned_columns_html(paragraphs_html([LEFT_COLUMN * 2]), paragraphs_html([RIGHT_COLUMN * 2])), 5),
+    ]
+    chromium_pdf(document_html(pages), good / "report.pdf")
+    word_file(good / "guide.docx", [
+        ("h1", "運用ガイド"), ("p", "この文書はサーバーの運用手順を説明する。"),
+        ("h2", "バックアップ"), ("p", "バックアップは毎晩三時に取得する。保存期間は三十日である。"),
+        ("table", [["項目", "値"], ["保存先", "オブジェクトストレージ"], ["世代数", "30"]]),
+        ("h2", "Monitoring"), ("p", "Alerts go to the on-call engineer within five minutes."),
+    ])
+    chromium_pdf(document_html([image_page(), image_page()]), bad / "scan.pdf")
+    libreoffice_pdf(document_html([page(paragraphs_html([TOKYO]), 1)]), bad / "secret.pdf", password="himitsu")
+    whole = (good / "report.pdf").read_bytes()
+    (bad / "truncated.pdf").write_bytes(whole[: len(whole) // 3])
+    (bad / "broken.docx").write_bytes(b"PK\x03\x04 this is not a Word file")
+    return folder

@@ -31,5 +31,7 @@ def pages_of(starts: Sequence[int], start: int, end: int) -> tuple[int, ...]:
 
 def page_bounds(starts: Sequence[int], length: int) -> list[tuple[int, int]]:
     """(start, end) of each page in a text of `length` characters."""
+    if not starts:
+        return []
     ends = [*starts[1:], length]
     return list(zip(starts, ends, strict=True))

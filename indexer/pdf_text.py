@@ -48,6 +48,7 @@ class Glyph:
 class Line:
     glyphs: list[Glyph]
     vertical: bool = False
+    hyphenated: bool = False  # PDFium joined this row's last word with the next row's first (it took the hyphen)
     text: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -121,15 +122,16 @@ def _is_vertical(glyphs: Sequence[Glyph]) -> bool:
     return height > 2 * width
 
 
-def _split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
-    """A horizontal run cut where a wide gap (a column gutter) separates its characters."""
-    marks = [g for g in glyphs if g.char.strip()]
+def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
+    """A horizontal run cut into rows (PDFium joins the rows of a hyphenated word) and at wide gaps
+    (a column gutter between two runs of one row)."""
     parts: list[list[Glyph]] = [[]]
     last: Glyph | None = None
     for glyph in glyphs:
         if glyph.char.strip():
-            size = max(glyph.top - glyph.bottom, 1.0)
-            if last is not None and glyph.left - last.right > 4 * size and len(marks) > 2:
+            size = max(glyph.top - glyph.bottom, last.top - last.bottom if last else 0, 1.0)
+            if last is not None and (glyph.left - last.right > 4 * size or
+                                     (glyph.top < last.bottom and glyph.left < last.left)):
                 parts.append([])
             last = glyph
         parts[-1].append(glyph)
@@ -143,7 +145,8 @@ def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
         if _is_vertical(run):
             lines.append(Line(run, vertical=True))
             continue
-        for part in _split_at_gaps(run):
+        rows = _split_rows(run)
+        for number, part in enumerate(rows, 1):
             marks = [g for g in part if g.char.strip()]
             previous = lines[-1] if lines and not lines[-1].vertical else None
             previous_marks = [g for g in previous.glyphs if g.char.strip()] if previous else []
@@ -152,7 +155,8 @@ def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
                 space = [Glyph(" ", last.right, last.bottom, last.right, last.top)] * _spaced(last, marks[0])
                 lines[-1] = Line(previous.glyphs + space + part)
             else:
-                lines.append(Line(part))
+                hyphenated = number < len(rows) and rows[number][0].left < part[-1].left  # a row, not a gap
+                lines.append(Line(part, hyphenated=hyphenated))
     return [line for line in lines if line.text]
 
 
@@ -230,23 +234,39 @@ def join_lines(first: str, second: str) -> str:
         return first[:-1] + second
     if first[-1] == "\u00ad":
         return first[:-1] + second
+    if first[-1] in _HYPHENS and second[0].isalnum():  # Tokyo-/Osaka: a hyphen that belongs to the text
+        return first + second
     if _CJK.match(first[-1]) or _CJK.match(second[0]):
         return first + second
     return f"{first} {second}"
 
 
+def _runs_on(flow: Sequence[Line]) -> bool:
+    """Whether a flow's last line is full and unfinished, so its paragraph goes on in the next flow (column)."""
+    last = flow[-1]
+    if last.vertical:
+        full = last.bottom - min(line.bottom for line in flow) <= 1.5 * last.size
+    else:
+        full = max(line.right for line in flow) - last.right <= 1.5 * last.size
+    return full and last.text[-1] not in _SENTENCE_END
+
+
 def _paragraphs(flows: Iterable[list[Line]]) -> list[str]:
     paragraphs: list[str] = []
+    text = ""
     for flow in flows:
         steps = [_pitch(a, b) for a, b in itertools.pairwise(flow)]
         pitch = statistics.median([step for step in steps if step > 0] or [1.0])
-        text = ""
         for previous, line in zip([None, *flow], flow, strict=False):
             if previous is not None and _starts_paragraph(previous, line, flow, pitch):
                 paragraphs.append(text)
                 text = ""
-            text = join_lines(text, line.text)
-        paragraphs.append(text)
+            hyphenated = previous is not None and previous.hyphenated
+            text = text + line.text if hyphenated else join_lines(text, line.text)
+        if not _runs_on(flow):
+            paragraphs.append(text)
+            text = ""
+    paragraphs.append(text)
     return [" ".join(p.split()) if not _CJK.search(p) else p.strip() for p in paragraphs if p.strip()]
 
 

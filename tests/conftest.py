@@ -111,3 +111,11 @@ def live_server(corpus_index: IndexDirectory, tmp_path_factory: pytest.TempPathF
     server = start_server(corpus_index.path, tmp_path_factory.mktemp("logs") / "server.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def document_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PDF and Word files made once per session by real producers (benchmarks/document_files.py)."""
+    from benchmarks.document_files import make_test_documents
+
+    return make_test_documents(tmp_path_factory.mktemp("document-files"))
