@@ -17,7 +17,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Router, delete, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import File
 from msgspec import Meta
@@ -196,6 +196,10 @@ async def _published(services: Services, key: str, action: str, future: Any) -> 
 async def put_document(key: FromPath[str], request: Request[Any, Any, Any],
                        services: NamedDependency[Services]) -> WriteResult:
     check_key(key)
+    size = request.headers.get("content-length", "")
+    if size.isdigit() and int(size) > MAX_UPLOAD_BYTES:
+        raise HTTPException(status_code=413, detail=f"body of {int(size):,} bytes is larger than the "
+                                                    f"{MAX_UPLOAD_BYTES:,}-byte limit of a document write")
     doc, original = await _read_write(request, key)
     return await _published(services, key, "put", _writer(services).put(doc, original))
 
