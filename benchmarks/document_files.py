@@ -68,8 +68,9 @@ def paragraphs_html(paragraphs: Sequence[str], title: str = "") -> str:
     return heading + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
 
 
-def document_html(pages: Sequence[str], lang: str = "ja") -> str:
-    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><style>{PAGE_CSS}</style>'
+def document_html(pages: Sequence[str], lang: str = "ja", title: str = "", css: str = "") -> str:
+    head = f"<title>{html.escape(title)}</title>" if title else ""
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">{head}<style>{PAGE_CSS}{css}</style>'
             f"</head><body>{''.join(pages)}</body></html>")
 
 

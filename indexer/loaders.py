@@ -23,7 +23,7 @@ from indexer.html_text import html_text
 from indexer.language import detect_language
 from indexer.markdown_text import parse_markdown
 from indexer.pages import PAGE_STARTS
-from indexer.pdf_text import PdfError, pdf_pages
+from indexer.pdf_text import PdfError, read_pdf
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 DEFAULT_MAX_BYTES = 10_000_000
@@ -282,9 +282,10 @@ def _load_html(text: str, rel: str, stem: str) -> SourceDocument:
 def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
     """A PDF's pages, blank-line separated; `page_starts` in the metadata says where each begins."""
     try:
-        pages = pdf_pages(path)
+        pdf = read_pdf(path)
     except PdfError as exc:
         raise LoadError(rel, str(exc)) from exc
+    pages = pdf.pages
     starts, parts, offset = [], [], 0
     for page in pages:
         starts.append(offset)
@@ -296,7 +297,8 @@ def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
         metadata["vertical_pages"] = vertical
     if blank := [page.number for page in pages if not page.text]:
         metadata["pages_without_text"] = blank
-    return _document(rel, rel, _first_line(text) or stem, text, _paragraph_sections(text), metadata)
+    title = pdf.title[:TITLE_MAX_CHARS] or _first_line(text) or stem
+    return _document(rel, rel, title, text, _paragraph_sections(text), metadata)
 
 
 def _load_docx(path: Path, rel: str, stem: str) -> SourceDocument:

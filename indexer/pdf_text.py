@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 MAX_PAGES = 2000
 MAX_CHARS = 10_000_000
 MARGIN = 0.12          # top and bottom share of the page where running headers and footers sit
 REPEATED_SHARE = 0.6   # a margin line on at least this share of the pages is a running header/footer
+_FILE_NAME = re.compile(r"\.(?:html?|docx?|odt|rtf|txt|md|pdf)$", re.IGNORECASE)
 _HYPHENS = "-\u00ad\u2010"
 _SENTENCE_END = "。．.!?！？」』)）"
 _CJK_CLASS = r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
@@ -100,15 +102,14 @@ def _follows(a: Glyph, b: Glyph) -> bool:
 
 def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[list[Glyph]]:
     """The page's characters with their boxes, in PDFium's lines (its generated line breaks)."""
-    count = textpage.count_chars()
-    text = textpage.get_text_range(0, count) if count else ""
     lines: list[list[Glyph]] = [[]]
-    for index in range(count if len(text) == count else 0):
-        char = text[index]
-        if char in "\r\n":
+    for index in range(textpage.count_chars()):
+        code = pdfium_c.FPDFText_GetUnicode(textpage.raw, index)  # per index: the text range can differ in length
+        char = chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else ""
+        if char in ("\r", "\n"):
             if lines[-1]:
                 lines.append([])
-        elif char not in "\x00\ufffe":
+        elif char and char != "\ufffe":
             lines[-1].append(Glyph(char, *textpage.get_charbox(index)))
     return [line for line in lines if any(g.char.strip() for g in line)]
 
@@ -304,10 +305,23 @@ def open_pdf(path: Path) -> pdfium.PdfDocument:
         raise PdfError(f"damaged or not a PDF ({detail})") from exc
 
 
+@dataclass(frozen=True)
+class PdfText:
+    title: str             # the document information's Title, or ""
+    pages: list[PdfPage]
+
+
 def pdf_pages(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHARS) -> list[PdfPage]:
     """Every page's text in reading order; PdfError when the file cannot give any text."""
+    return read_pdf(path, max_pages=max_pages, max_chars=max_chars).pages
+
+
+def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHARS) -> PdfText:
+    """The title and every page's text in reading order; PdfError when the file cannot give any text."""
     document = open_pdf(path)
     try:
+        title = " ".join(str(document.get_metadata_dict().get("Title") or "").split())
+        title = "" if _FILE_NAME.search(title) else title  # "page.html", "Microsoft Word - a.docx": no title
         if len(document) > max_pages:
             raise PdfError(f"{len(document):,} pages, more than the {max_pages:,}-page limit")
         laid_out: list[tuple[list[Line], float]] = []
@@ -324,7 +338,7 @@ def pdf_pages(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CH
                 page.close()
         if chars == 0:
             raise PdfError("no text layer (OCR is not supported)")
-        return _read_pages(laid_out)
+        return PdfText(title, _read_pages(laid_out))
     finally:
         document.close()
 
