@@ -65,8 +65,8 @@ class SearchBackend(Protocol):
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
 
-    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
-        """id -> (title, source, language, metadata), without the full text."""
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
+        """id -> (title, source, language, metadata, key), without the full text."""
         ...
 
     def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
@@ -240,7 +240,7 @@ class EmbeddedBackend:
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(ids)
 
-    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         return self.store.documents_brief(doc_ids)
 
     def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:

@@ -26,6 +26,7 @@ import numpy as np
 from indexer.backends import BuildTarget, IndexWriter, open_writer
 from indexer.chunking import Chunk, ChunkSettings, chunk_document
 from indexer.embedders import Embedder, default_batch_size
+from indexer.errors import ConflictError
 from indexer.fusion import FusionSettings
 from indexer.generations import Generation, IndexDirectory
 from indexer.keywords import KeywordTokenizer
@@ -167,6 +168,27 @@ def _plan(docs: Sequence[SourceDocument], stored: dict[str, tuple[str, str]]) ->
     return _Plan(add=add, changed_keys=changed, delete_ids=delete, unchanged=unchanged)
 
 
+def _plan_changes(upserts: Sequence[SourceDocument], deletes: Sequence[str],
+                  stored: dict[str, tuple[str, str]]) -> _Plan:
+    """Add or replace `upserts`, remove the documents keyed `deletes`, keep every other document."""
+    plan = _Plan(add=[], changed_keys=set(), delete_ids=[], unchanged=0)
+    for doc in upserts:
+        old = stored.get(doc.key)
+        if old is not None and old[1] == content_hash(doc):
+            plan.unchanged += 1
+            continue
+        if old is not None:
+            plan.changed_keys.add(doc.key)
+            plan.delete_ids.append(old[0])
+        plan.add.append(doc)
+    plan.delete_ids += [stored[key][0] for key in dict.fromkeys(deletes) if key in stored]
+    return plan
+
+
+class NoIndexError(ConflictError):
+    """A change to an index that has no compatible generation to change."""
+
+
 class IndexBuilder:
     """Writes one new generation of an index directory."""
 
@@ -185,6 +207,7 @@ class IndexBuilder:
         self.options = options or BuildOptions()
         self.progress = progress or (lambda stage, done, total: None)
         self.preparer = preparer  # None: prepare here, in this process (see _add)
+        self.corpus: Path | None = None  # the folder of the last build: its original files are served from there
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -196,6 +219,7 @@ class IndexBuilder:
 
     def build(self, corpus: Path) -> BuildReport:
         started = time.perf_counter()
+        self.corpus = corpus.resolve()
         docs, failures = load_corpus(
             corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes
         )
@@ -212,6 +236,29 @@ class IndexBuilder:
                 raise
         return report
 
+    def apply(self, upserts: Sequence[SourceDocument], deletes: Sequence[str] = ()) -> BuildReport:
+        """Add or replace some documents and remove others, keeping the rest: a new generation.
+
+        The same incremental path as `build` (unchanged documents keep their vectors), for
+        writes that come one document at a time (the server's `PUT /documents/{key}`).
+        """
+        started = time.perf_counter()
+        with self.directory.build_lock():
+            self.directory.clean_stale()
+            previous = self._previous()
+            if previous is None:
+                raise NoIndexError("the index has no generation built with this model and settings to change: "
+                                   "build it first with `yomitoki index`")
+            name = self.directory.next_name()
+            writer = open_writer(self.directory, name, previous, self.embedder.dimension,
+                                 self.options.index_type, self.options.vector_params)
+            try:
+                return self._build_into(writer, name, previous, [], [], started,
+                                        plan=_plan_changes(upserts, deletes, writer.document_hashes()))
+            except BaseException:
+                writer.abort()
+                raise
+
     def _previous(self) -> Generation | None:
         if self.options.rebuild or self.directory.current_name() is None:
             return None
@@ -220,10 +267,10 @@ class IndexBuilder:
 
     def _build_into(
         self, writer: IndexWriter, name: str, previous: Generation | None, docs: list[SourceDocument],
-        failures: list[LoadFailure], started: float,
+        failures: list[LoadFailure], started: float, plan: _Plan | None = None,
     ) -> BuildReport:
         """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
-        plan = _plan(docs, writer.document_hashes())
+        plan = plan or _plan(docs, writer.document_hashes())
         writer.delete_documents(plan.delete_ids)
         embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
         counts, vector_settings = writer.finish()
@@ -285,6 +332,12 @@ class IndexBuilder:
         store.add_document(prepared.document)
         return store.add_chunks(prepared.chunks, prepared.keyword_texts)
 
+    def _kept_corpus(self) -> dict[str, Any]:
+        """The corpus folder the current generation names, carried over by a write that is not a build."""
+        name = self.directory.current_name()
+        corpus = self.directory.current().manifest.get("corpus") if name is not None else None
+        return {"corpus": corpus} if corpus else {}
+
     def _manifest(
         self, counts: dict[str, int], vectors: dict[str, object], plan: _Plan, embedded: int, seconds: float
     ) -> dict[str, Any]:
@@ -295,6 +348,7 @@ class IndexBuilder:
             "fusion": FusionSettings().as_dict(),
             "vectors": vectors,
             "counts": counts,
+            **({"corpus": str(self.corpus)} if self.corpus is not None else self._kept_corpus()),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             "last_build": {"added_or_changed": len(plan.add), "removed": len(plan.delete_ids),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from indexer.distributed import RayPreparer, ray_preparer
 from indexer.distributed import connect as connect_ray
 from indexer.embedders import BACKENDS, load_embedder
 from indexer.errors import YomitokiError
-from indexer.generations import IndexDirectory
+from indexer.generations import IndexDirectory, IndexStateError
 from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
@@ -35,6 +37,7 @@ from indexer.search import MODES
 from indexer.selection import choose_embedder
 from indexer.store import Filters
 from indexer.vectors import INDEX_TYPES
+from indexer.watching import describe, watch_corpus
 
 EXIT_SKIPPED = 3
 console = Console(stderr=True)
@@ -125,11 +128,15 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None,
               help="Embedding actors on the Ray cluster, one CPU each. Default: one per CPU of the cluster.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.option("--watch", is_flag=True,
+              help="After indexing, keep watching CORPUS and re-index on changes (one line per generation).")
+@click.option("--settle", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="With --watch: seconds a changed file must stay unchanged before it is indexed.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
                   overlap: int, batch_size: int | None, follow_symlinks: bool, backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
-                  milvus_collection: str | None, as_json: bool) -> None:
-    """Index the files under CORPUS (.md, .txt, .html, .jsonl) into --index.
+                  milvus_collection: str | None, as_json: bool, watch: bool, settle: float) -> None:
+    """Index the files under CORPUS (.md, .txt, .html, .jsonl, .pdf, .docx) into --index.
 
     Re-running it embeds only new or changed documents and drops documents
     whose files are gone. Exits with 3 when some files were skipped.
@@ -150,8 +157,30 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         with preparing as preparer, progress:
             report = IndexBuilder(directory, embedder, keywords, options, update, preparer).build(corpus)
     _print_report(report, as_json, preparer.summary() if preparer else None)
+    if watch:
+        _watch(corpus, IndexBuilder(directory, embedder, keywords, replace(options, rebuild=False)), settle)
     if report.failures:
         sys.exit(EXIT_SKIPPED)
+
+
+def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
+    """Re-index on every settled change until interrupted; a failed build is reported and watching goes on."""
+    click.echo(f"Watching {corpus} for changes (Ctrl-C to stop).", err=True)
+
+    def build() -> BuildReport:
+        while True:
+            try:
+                return builder.build(corpus)
+            except IndexStateError as exc:  # another build holds the lock: try again shortly
+                console.print(f"[yellow]waiting[/] {exc}")
+                time.sleep(settle)
+
+    def report(done: BuildReport) -> None:
+        click.echo(describe(done))
+        for failure in done.failures:
+            console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
+
+    watch_corpus(corpus, build, report, settle=settle)
 
 
 def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:
@@ -245,11 +274,13 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
         finally:
             searcher.close()
     if as_json:
-        click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False, indent=2))
+        rows = [{name: value for name, value in hit.__dict__.items() if name != "page_starts"} for hit in hits]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("#", "score", "title", "source", "text")
+    table = Table("#", "score", "title", "key", "page", "text")
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())[:120]
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.source, snippet)
+        page = "-".join(str(p) for p in dict.fromkeys((hit.pages[0], hit.pages[-1]))) if hit.pages else ""
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.key, page, snippet)
     Console().print(table)
 

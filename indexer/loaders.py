@@ -1,4 +1,4 @@
-"""Finding and reading corpus files: Markdown, plain text, HTML and JSON lines.
+"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, PDF and Word.
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
 later offset (chunks, highlights, answers) points into, with `sections` marking the
@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.docx_text import DocxError, docx_text
 from indexer.errors import InputError
 from indexer.html_text import html_text
 from indexer.language import detect_language
 from indexer.markdown_text import parse_markdown
+from indexer.pages import PAGE_STARTS
+from indexer.pdf_text import PdfError, read_pdf
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
 _MAX_DEPTH = 64
@@ -277,6 +280,41 @@ def _load_html(text: str, rel: str, stem: str) -> SourceDocument:
     return _document(rel, rel, title, page.text, sections, {"format": "html"})
 
 
+def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
+    """A PDF's pages, blank-line separated; `page_starts` in the metadata says where each begins."""
+    try:
+        pdf = read_pdf(path)
+    except PdfError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    pages = pdf.pages
+    starts, parts, offset = [], [], 0
+    for page in pages:
+        starts.append(offset)
+        parts.append(page.text)
+        offset += len(page.text) + 2
+    text = "\n\n".join(parts)
+    metadata: dict[str, object] = {"format": "pdf", "page_count": len(pages), PAGE_STARTS: starts}
+    if vertical := [page.number for page in pages if page.vertical]:
+        metadata["vertical_pages"] = vertical
+    if blank := [page.number for page in pages if not page.text]:
+        metadata["pages_without_text"] = blank
+    title = pdf.title[:TITLE_MAX_CHARS] or _first_line(text) or stem
+    return _document(rel, rel, title, text, _paragraph_sections(text), metadata)
+
+
+def _load_docx(path: Path, rel: str, stem: str) -> SourceDocument:
+    try:
+        word = docx_text(path)
+    except DocxError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    sections = [Section(block.start, block.end, block.path) for block in word.blocks]
+    title = word.title[:TITLE_MAX_CHARS] or _first_line(word.text) or stem
+    return _document(rel, rel, title, word.text, sections, {"format": "docx"})
+
+
+_FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {".pdf": _load_pdf, ".docx": _load_docx}
+
+
 # ---------------------------------------------------------------- JSON lines
 
 _RESERVED_FIELDS = frozenset({"id", "text", "title", "metadata"})
@@ -349,7 +387,7 @@ def _jsonl_document(record: dict[str, object], rel: str) -> SourceDocument:
         raise _BadLine(f"'title' must be a string, got {type(title).__name__}")
     title = (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text)
     metadata = _record_metadata(record)
-    return _document(f"{rel}#{doc_id}", rel, title, text, _paragraph_sections(text), metadata)
+    return _document(doc_id, rel, title, text, _paragraph_sections(text), metadata)
 
 
 def _load_jsonl(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
@@ -390,6 +428,11 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(rel, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
+    if suffix in _FILE_LOADERS:
+        doc = _FILE_LOADERS[suffix](path, rel, path.stem)
+        if not doc.sections:
+            raise LoadError(rel, "empty document")
+        return [doc], []
     text = _read_text(path, rel)
     if suffix == ".jsonl":
         docs, failures = _load_jsonl(text, rel)
@@ -400,6 +443,21 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     if not doc.sections:
         raise LoadError(rel, "empty document")
     return [doc], []
+
+
+def text_document(key: str, text: str, title: str | None = None,
+                  metadata: dict[str, object] | None = None) -> SourceDocument:
+    """A document given as text rather than read from a file (an HTTP write); its paragraphs are its sections."""
+    if "\x00" in text:
+        raise LoadError(key, "NUL character in the text")
+    sections = _paragraph_sections(text)
+    if not sections:
+        raise LoadError(key, "empty document")
+    given = dict(metadata or {})
+    if "tags" in given:
+        given["tags"] = _parse_tags(given["tags"])
+    given["format"] = "text"
+    return _document(key, key, (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text), text, sections, given)
 
 
 def load_file(path: Path, root: Path) -> list[SourceDocument]:
@@ -419,12 +477,19 @@ def load_corpus(
     """Every loadable document under `root`, and a failure for everything that was refused."""
     paths, failures = discover_files(root, **discover_kwargs)
     docs: list[SourceDocument] = []
+    first_source: dict[str, str] = {}
     for path in paths:
         try:
             file_docs, line_failures = _load(path, root)
         except LoadError as exc:
             failures.append(LoadFailure(exc.path, exc.reason))
             continue
-        docs.extend(file_docs)
         failures.extend(line_failures)
+        for doc in file_docs:
+            if doc.key in first_source:  # keys name documents across the whole corpus
+                reason = f"duplicate key {doc.key!r} (first in {first_source[doc.key]})"
+                failures.append(LoadFailure(doc.source, reason))
+                continue
+            first_source[doc.key] = doc.source
+            docs.append(doc)
     return docs, failures

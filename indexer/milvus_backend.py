@@ -587,12 +587,13 @@ class MilvusBackend:
                     tokens=int(row["tokens"]), offsets=_decode_offsets(row["offsets"]))
         return out
 
-    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         if not doc_ids:
             return {}
         rows = self.client.query(self.docs_collection, filter=_in("id", [f"{d}:00000" for d in doc_ids]),
-                                 output_fields=["doc_id", "title", "source", "language", "metadata"])
-        return {r["doc_id"]: (r["title"], r["source"], r["language"], dict(r["metadata"] or {})) for r in rows}
+                                 output_fields=["doc_id", "title", "source", "language", "metadata", "key"])
+        return {r["doc_id"]: (r["title"], r["source"], r["language"], dict(r["metadata"] or {}), r["key"])
+                for r in rows}
 
     def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
         wanted = sorted({f"{c.doc_id}:{p:05d}" for c in chunks

@@ -12,7 +12,7 @@ Every offset in a hit points into the original, un-normalized document text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from indexer.generations import Generation
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer, match_expression
 from indexer.language import detect_language
 from indexer.normalize import normalize_query
+from indexer.pages import PAGE_STARTS, page_starts, pages_of
 from indexer.store import Filters, Store, StoredChunk, StoredDocument
 from indexer.vectors import VectorIndex
 
@@ -53,6 +54,22 @@ class Hit:
     highlights: tuple[tuple[int, int], ...]  # spans in the original document text
     language: str
     metadata: dict[str, Any]
+    key: str = ""                        # the document's own key: a record's id, a file's path, an upload's key
+    pages: tuple[int, ...] = ()          # 1-based pages the chunk lies on (paged formats only)
+
+    def page_at(self, start: int, end: int) -> int | None:
+        """The page a span of the document's text (within this hit) begins on, or None without pages."""
+        if not self.pages:
+            return None
+        return self.pages[0] + sum(1 for page in self.pages[1:] if self.page_starts[page] <= start)
+
+    page_starts: dict[int, int] = field(default_factory=dict)  # page -> its start, for pages after the first
+
+
+def _paging(starts: list[int], start: int, end: int) -> dict[str, Any]:
+    """A hit's `pages` and the starts of those after the first."""
+    pages = pages_of(starts, start, end)
+    return {"pages": pages, "page_starts": {page: starts[page - 1] for page in pages[1:]}}
 
 
 def check_model(generation: Generation, embedder: Embedder) -> None:
@@ -172,12 +189,14 @@ class Searcher:
             chunk = chunks.get(cid)
             if chunk is None:
                 continue
-            title, source, language, metadata = docs[chunk.doc_id]
+            title, source, language, metadata, key = docs[chunk.doc_id]
             hits.append(Hit(
                 doc_id=chunk.doc_id, chunk_id=cid, title=title, source=source,
                 section=chunk.section, text=originals[cid], start=chunk.start, end=chunk.end,
                 score=round(score, 6), highlights=self.highlights(chunk, terms),
-                language=language, metadata=metadata,
+                language=language, key=key,
+                metadata={name: value for name, value in metadata.items() if name != PAGE_STARTS},
+                **_paging(page_starts(metadata), chunk.start, chunk.end),
             ))
         return hits
 

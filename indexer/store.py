@@ -200,15 +200,15 @@ class Store:
         for row in rows:
             yield _chunk(row)
 
-    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
-        """id -> (title, source, language, metadata) for hits, without the full text."""
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
+        """id -> (title, source, language, metadata, key) for hits, without the full text."""
         if not doc_ids:
             return {}
         marks = ",".join("?" * len(doc_ids))
         rows = self.db.execute(
-            f"SELECT id, title, source, language, metadata FROM documents WHERE id IN ({marks})",
+            f"SELECT id, title, source, language, metadata, key FROM documents WHERE id IN ({marks})",
             list(doc_ids))
-        return {r[0]: (r[1], r[2], r[3], json.loads(r[4])) for r in rows}
+        return {r[0]: (r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows}
 
     def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
         """The original text of each chunk, sliced from its document in SQL."""

@@ -31,7 +31,7 @@ from server.limits import InFlightLimit
 from server.live_index import LiveIndex
 from server.metrics import Metrics
 from server.request_log import RequestObserver
-from server.routes import ask, classify, embeddings, health, search, similarity, ui
+from server.routes import ask, classify, documents, embeddings, health, search, similarity, ui
 from server.routes import metrics as metrics_route
 from server.routes import models as models_route
 from server.services import Services
@@ -91,7 +91,8 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
 
     app = Litestar(
         route_handlers=[search.router, health.router, ui.router, ask.router, metrics_route.router,
-                        similarity.router, classify.router, embeddings.router, models_route.router],
+                        similarity.router, classify.router, embeddings.router, models_route.router,
+                        documents.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -48,12 +48,18 @@ class HitOut(msgspec.Struct, frozen=True):
     score: float
     highlights: list[tuple[int, int]]
     language: str
+    key: str = ""
+    metadata: dict[str, object] = {}
+    page: int | None = None    # first page of a paged document (PDF) the chunk lies on
+    pages: list[int] = []      # every page it lies on: two when it crosses a page break
 
     @classmethod
     def from_hit(cls, hit: Hit) -> HitOut:
         return cls(doc_id=hit.doc_id, chunk_id=hit.chunk_id, title=hit.title, source=hit.source,
                    section=list(hit.section), text=hit.text, start=hit.start, end=hit.end,
-                   score=hit.score, highlights=list(hit.highlights), language=hit.language)
+                   score=hit.score, highlights=list(hit.highlights), language=hit.language,
+                   key=hit.key, metadata=hit.metadata, page=hit.pages[0] if hit.pages else None,
+                   pages=list(hit.pages))
 
 
 class SearchResponse(msgspec.Struct, frozen=True):
@@ -65,6 +71,14 @@ class SearchResponse(msgspec.Struct, frozen=True):
     hits: list[HitOut]
 
 
+class PageOut(msgspec.Struct, frozen=True):
+    """One page of a paged document: text[start:end] is its text."""
+
+    page: int
+    start: int
+    end: int
+
+
 class DocumentOut(msgspec.Struct, frozen=True):
     id: str
     source: str
@@ -73,3 +87,6 @@ class DocumentOut(msgspec.Struct, frozen=True):
     text: str
     metadata: dict[str, object]
     generation: str
+    key: str = ""
+    pages: list[PageOut] = []      # page boundaries of a paged document (PDF); [] for other formats
+    file: str | None = None        # where the original file is served, when the index keeps it

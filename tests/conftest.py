@@ -122,3 +122,11 @@ def scraped(text: str, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return None
+
+
+@pytest.fixture(scope="session")
+def document_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PDF and Word files made once per session by real producers (benchmarks/document_files.py)."""
+    from benchmarks.document_files import make_test_documents
+
+    return make_test_documents(tmp_path_factory.mktemp("document-files"))

@@ -207,7 +207,7 @@ def test_jsonl_documents_and_line_failures(tmp_path: Path) -> None:
     ]
     write(tmp_path / "data" / "docs.jsonl", "\n".join(lines) + "\n")
     docs, failures = load_corpus(tmp_path)
-    assert [d.key for d in docs] == ["data/docs.jsonl#a", "data/docs.jsonl#f"]
+    assert [d.key for d in docs] == ["a", "f"]  # a record's key is its own id
     first, last = docs
     assert first.source == "data/docs.jsonl"
     assert first.title == "First para."
@@ -229,7 +229,7 @@ def test_jsonl_documents_and_line_failures(tmp_path: Path) -> None:
 
 def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path) -> None:
     good = write(tmp_path / "good.jsonl", '{"id": "1", "text": "ok"}\n{"id": "2"}\n')
-    assert [d.key for d in load_file(good, tmp_path)] == ["good.jsonl#1"]
+    assert [d.key for d in load_file(good, tmp_path)] == ["1"]
     bad = write(tmp_path / "bad.jsonl", '{"id": "2"}\n')
     with pytest.raises(LoadError, match="missing 'text'") as info:
         load_file(bad, tmp_path)
@@ -266,7 +266,7 @@ def test_file_failures(tmp_path: Path, name: str, content: str | bytes, reason: 
 def test_discovery_sorts_skips_hidden_and_unsupported(tmp_path: Path) -> None:
     for name in ["b.md", "a/z.txt", "a/y.HTML", "c.jsonl", "d.markdown", "e.htm"]:
         write(tmp_path / name, "x")
-    for name in [".hidden.md", ".git/config.md", "notes.pdf", "image.png", "a/.cache/x.txt"]:
+    for name in [".hidden.md", ".git/config.md", "notes.doc", "image.png", "a/.cache/x.txt"]:
         write(tmp_path / name, "x")
     files, failures = discover_files(tmp_path)
     relative = [p.relative_to(tmp_path).as_posix() for p in files]
@@ -279,9 +279,17 @@ def test_single_file_root(tmp_path: Path) -> None:
     docs, failures = load_corpus(path)
     assert [(d.key, d.title) for d in docs] == [("one.md", "One")]
     assert failures == []
-    files, failures = discover_files(write(tmp_path / "paper.pdf", "x"))
+    files, failures = discover_files(write(tmp_path / "paper.doc", "x"))
     assert files == []
     assert failures[0].reason.startswith("unsupported file type")
+
+
+def test_the_same_key_in_two_files_is_reported(tmp_path: Path) -> None:
+    write(tmp_path / "a.jsonl", '{"id": "rec-1", "text": "first"}\n')
+    write(tmp_path / "b.jsonl", '{"id": "rec-1", "text": "second"}\n{"id": "rec-2", "text": "third"}\n')
+    docs, failures = load_corpus(tmp_path)
+    assert [(d.key, d.text) for d in docs] == [("rec-1", "first"), ("rec-2", "third")]
+    assert [(f.path, f.reason) for f in failures] == [("b.jsonl", "duplicate key 'rec-1' (first in a.jsonl)")]
 
 
 def test_missing_root_is_an_error(tmp_path: Path) -> None:

@@ -168,7 +168,8 @@ class Answerer:
             question=question.text, mode="extractive", reader=reader, answer=extraction.text,
             answer_found=True,
             answer_span=AnswerSpan(doc_id=extraction.passage.hit.doc_id, start=extraction.start,
-                                   end=extraction.end),
+                                   end=extraction.end, key=extraction.passage.hit.key,
+                                   page=extraction.passage.hit.page_at(extraction.start, extraction.end)),
             citations=[CitationOut.from_passage(extraction.passage, n=1)],
             uncited=[CitationOut.from_passage(p, n=i) for i, p in enumerate(others, 2)],
             generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
@@ -233,3 +234,4 @@ def with_code_blocks(searcher: Searcher, passages: list[Passage]) -> list[Passag
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+

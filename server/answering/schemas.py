@@ -29,6 +29,8 @@ class AnswerSpan(msgspec.Struct, frozen=True):
     doc_id: str
     start: int
     end: int
+    key: str = ""
+    page: int | None = None       # the page of a paged document (PDF) the answer is on
 
 
 class CitationOut(msgspec.Struct, frozen=True):
@@ -42,12 +44,16 @@ class CitationOut(msgspec.Struct, frozen=True):
     end: int
     text: str
     score: float
+    key: str = ""
+    page: int | None = None       # first page of a paged document (PDF) the passage lies on
+    pages: list[int] = []
 
     @classmethod
     def from_passage(cls, passage: Passage, n: int | None = None) -> CitationOut:
         hit = passage.hit
         return cls(n=passage.n if n is None else n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
-                   start=hit.start, end=hit.end, text=hit.text, score=hit.score)
+                   start=hit.start, end=hit.end, text=hit.text, score=hit.score, key=hit.key,
+                   page=hit.pages[0] if hit.pages else None, pages=list(hit.pages))
 
 
 class AskResponse(msgspec.Struct, frozen=True):

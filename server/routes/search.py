@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import Annotated, Literal
 
 import anyio.to_thread
@@ -16,7 +15,7 @@ from indexer.normalize import normalize_query
 from indexer.search import Hit
 from indexer.store import Filters
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
-from server.errors import NotFoundError
+from server.routes.documents import read_document
 from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
 from server.services import Services
 
@@ -71,17 +70,9 @@ async def search_get(
     return await run_search(services, q, mode, k, filters)
 
 
-@get("/documents/{doc_id:str}", summary="A document's original text and metadata")
+@get("/documents/{doc_id:str}", summary="A document's original text, metadata and pages, by id or key")
 async def get_document(doc_id: FromPath[str], services: NamedDependency[Services]) -> DocumentOut:
-    def work() -> DocumentOut:
-        with services.index.lease() as searcher:
-            doc = searcher.document(doc_id)
-            if doc is None:
-                raise NotFoundError(f"no document with id {doc_id!r}")
-            return DocumentOut(id=doc.id, source=doc.source, title=doc.title, language=doc.language,
-                               text=doc.text, metadata=doc.metadata, generation=searcher.generation.name)
-
-    return await anyio.to_thread.run_sync(partial(work))
+    return await read_document(services, doc_id)
 
 
 router = Router(path="/", route_handlers=[search_post, search_get, get_document])

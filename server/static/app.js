@@ -55,6 +55,8 @@ const MESSAGES = {
     askAgain: "Press Ask to answer this question.",
     loadingDoc: "Loading the document…",
     docMeta: "{source} · {language} · {chars} characters",
+    page: "page {page}",
+    pages: "pages {first}–{last}",
     span: "Highlighted: characters {start}–{end}.",
     badSpan: "The requested passage ({start}–{end}) is not inside this document.",
     "error.server": "The server answered {status}: {detail}",
@@ -110,6 +112,8 @@ const MESSAGES = {
     askAgain: "「質問する」を押すと回答します。",
     loadingDoc: "文書を読み込んでいます…",
     docMeta: "{source}・{language}・{chars} 文字",
+    page: "{page} ページ",
+    pages: "{first}–{last} ページ",
     span: "強調表示：{start}〜{end} 文字目。",
     badSpan: "指定された範囲（{start}〜{end}）はこの文書の中にありません。",
     "error.server": "サーバーのエラー（{status}）：{detail}",
@@ -285,6 +289,15 @@ function viewHref(docId, start, end) {
   return `/view/${encodeURIComponent(docId)}#${start}-${end}`;
 }
 
+// A PDF passage's page, linked to the original file opened at that page (the browser's PDF viewer)
+function pageLink(hit) {
+  const pages = hit.pages || [];
+  if (!pages.length) return null;
+  const first = pages[0], last = pages[pages.length - 1];
+  const text = first === last ? t("page", { page: first }) : t("pages", { first, last });
+  return el("a", { class: "page", href: `/documents/${encodeURIComponent(hit.doc_id)}/file#page=${first}` }, text);
+}
+
 function score(value) {
   return typeof value === "number" ? value.toFixed(4) : "";
 }
@@ -339,6 +352,7 @@ function hitItem(hit, number, answerSpan) {
     el("p", { class: "meta" },
       el("span", { class: "source" }, hit.source),
       section ? el("span", { class: "section", lang: hit.language }, `${t("section")}: ${section}`) : null,
+      pageLink(hit),
       el("span", { class: "score" }, `${t("score")} ${score(hit.score)}`)),
     el(number === null ? "p" : "blockquote", { class: "snippet", lang: hit.language }, highlighted(passage)));
 }

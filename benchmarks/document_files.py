@@ -1,0 +1,194 @@
+"""PDF and Word files made by real producers, for the tests and the documents benchmark.
+
+- Chromium's `--print-to-pdf` turns HTML pages into PDFs: one or two columns, running
+  headers and footers, vertical (縦書き) text, a page that is only an image.
+- LibreOffice (`soffice --headless --convert-to pdf`) converts HTML too, and writes
+  password-protected PDFs through its PDF export filter's `EncryptFile` option.
+- python-docx writes Word files with headings, paragraphs and tables.
+
+Debian packages: chromium, libreoffice-writer-nogui, fonts-ipafont-gothic (see .ci/run).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import docx
+
+PAGE_CSS = """
+@page { size: A4; margin: 22mm 18mm; }
+body { font-family: 'IPAGothic', 'IPAPGothic', sans-serif; font-size: 10.5pt; line-height: 1.6; margin: 0; }
+.page { page-break-after: always; break-after: page; position: relative; height: 250mm; overflow: hidden;
+        box-sizing: border-box; padding: 12mm 0; }
+.page:last-child { page-break-after: auto; break-after: auto; }
+.header, .footer { font-size: 8pt; color: #444; position: absolute; left: 0; right: 0; }
+.header { top: 0; }
+.footer { bottom: 0; text-align: center; }
+.columns { column-count: 2; column-gap: 10mm; }
+.vertical { writing-mode: vertical-rl; height: 220mm; margin-left: auto; }
+p { margin: 0 0 3.5mm 0; text-align: justify; }
+h1 { font-size: 14pt; margin: 0 0 4mm 0; }
+"""
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (Debian: chromium / libreoffice-writer-nogui)")
+    return path
+
+
+def page_html(body: str, *, header: str = "", footer: str = "", layout: str = "") -> str:
+    """One printed page: an optional running header and footer around the body."""
+    top = f'<div class="header">{html.escape(header)}</div>' if header else ""
+    bottom = f'<div class="footer">{html.escape(footer)}</div>' if footer else ""
+    inner = f'<div class="{layout}">{body}</div>' if layout else body
+    return f'<section class="page">{top}{inner}{bottom}</section>'
+
+
+def positioned_columns_html(left: str, right: str) -> str:
+    """Two columns placed side by side, the right one first in the file: a PDF whose text layer lists
+    the right column before the left (as some producers write them)."""
+    box = "position:absolute; top:0; width:47%; font-size:10.5pt; line-height:1.6;"
+    return (f'<div style="position:relative; height:200mm;">'
+            f'<div style="{box} left:53%;">{right}</div><div style="{box} left:0;">{left}</div></div>')
+
+
+def paragraphs_html(paragraphs: Sequence[str], title: str = "") -> str:
+    heading = f"<h1>{html.escape(title)}</h1>" if title else ""
+    return heading + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+
+
+def document_html(pages: Sequence[str], lang: str = "ja", title: str = "", css: str = "") -> str:
+    head = f"<title>{html.escape(title)}</title>" if title else ""
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">{head}<style>{PAGE_CSS}{css}</style>'
+            f"</head><body>{''.join(pages)}</body></html>")
+
+
+def chromium_pdf(document: str, out: Path, timeout: float = 120) -> Path:
+    """Print an HTML document to `out` with headless Chromium."""
+    with tempfile.TemporaryDirectory() as work:
+        page = Path(work) / "page.html"
+        page.write_text(document, encoding="utf-8")
+        subprocess.run(
+            [_tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+             f"--user-data-dir={work}/profile", f"--print-to-pdf={out}", page.as_uri()],
+            check=True, capture_output=True, timeout=timeout)
+    if not out.exists():
+        raise RuntimeError(f"chromium wrote no PDF to {out}")
+    return out
+
+
+def libreoffice_pdf(document: str, out: Path, *, password: str | None = None, timeout: float = 180) -> Path:
+    """Convert an HTML document to `out` with LibreOffice, encrypted with `password` if given."""
+    target = "pdf:writer_web_pdf_Export"
+    if password is not None:
+        options = {"EncryptFile": {"type": "boolean", "value": "true"},
+                   "DocumentOpenPassword": {"type": "string", "value": password}}
+        target += ":" + json.dumps(options)
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / f"{out.stem}.html"
+        source.write_text(document, encoding="utf-8")
+        subprocess.run(
+            [_tool("soffice"), f"-env:UserInstallation=file://{work}/profile", "--headless",
+             "--convert-to", target, "--outdir", work, str(source)],
+            check=True, capture_output=True, timeout=timeout)
+        shutil.move(Path(work) / f"{out.stem}.pdf", out)
+    return out
+
+
+def png_data_uri(width: int = 400, height: int = 300) -> str:
+    """A grey PNG image (no text in it), as a data: URI for an image-only page."""
+    row = b"\x00" + b"\x99\x99\x99" * width
+    raw = zlib.compress(row * height)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def image_page() -> str:
+    return page_html(f'<img src="{png_data_uri()}" style="width:160mm">')
+
+
+def word_file(out: Path, blocks: Sequence[tuple[str, object]]) -> Path:
+    """A .docx from (kind, value) blocks: ("h1"/"h2", text), ("p", text), ("table", rows)."""
+    document = docx.Document()
+    for kind, value in blocks:
+        if kind.startswith("h"):
+            document.add_heading(str(value), level=int(kind[1:]))
+        elif kind == "p":
+            document.add_paragraph(str(value))
+        elif kind == "table":
+            rows = list(value)  # type: ignore[call-overload]
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for r, row in enumerate(rows):
+                for c, cell in enumerate(row):
+                    table.cell(r, c).text = str(cell)
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+    document.save(str(out))
+    return out
+
+
+# ---------------------------------------------------------------- the tests' files
+
+HEADER = "社外秘 ヨミトキ技術資料"
+TOKYO = ("東京は日本の首都であり、政治・経済・文化の中心地である。人口は約千四百万人で、世界有数の大都市圏を"
+         "形成している。江戸時代には将軍の居城が置かれ、明治維新の後に東京と改称された。")
+KYOTO = ("京都は千年以上にわたり都が置かれた古都であり、多くの寺社や伝統的な町並みが残っている。毎年多くの"
+         "観光客が訪れ、祇園祭などの祭りも有名である。")
+LEFT_COLUMN = ("左段の文章です。札幌は北海道の道庁所在地であり、雪まつりで知られる。冬には大通公園に多くの雪像が"
+               "並び、国内外から観光客が集まる。")
+RIGHT_COLUMN = ("右段の文章です。那覇は沖縄県の県庁所在地であり、首里城で知られる。一年を通して温暖な気候で、"
+                "国際通りには多くの店が並ぶ。")
+ENGLISH = ("Indexing builds a searchable representation of documents. The extra\u00adordinarily "
+           "long-winded narrator keeps explaining the import\u00adance of hyphen\u00adation in type\u00adsetting "
+           "systems, where every para\u00adgraph is justified and words are broken across lines.")
+VERTICAL = ("縦書きの文章は右から左へ読む。奈良は古代の都であり、東大寺の大仏で知られている。鹿が公園を自由に歩き、"
+            "多くの人々が訪れる。") * 2
+
+
+def make_test_documents(folder: Path) -> Path:
+    """The bad-file and layout cases of the tests, each made by the tool that makes such files."""
+    good = folder / "good"
+    bad = folder / "bad"
+    good.mkdir()
+    bad.mkdir()
+
+    def page(body: str, number: int, layout: str = "") -> str:
+        return page_html(body, header=HEADER, footer=f"- {number} -", layout=layout)
+
+    english = "<p>" + html.escape(ENGLISH).replace("\u00ad", "&shy;") + "</p>"
+    pages = [
+        page(paragraphs_html([TOKYO, KYOTO], "第一章 日本の都市"), 1),
+        page(paragraphs_html([LEFT_COLUMN * 3]) + paragraphs_html([RIGHT_COLUMN * 3]) + english * 2, 2, "columns"),
+        page(paragraphs_html([VERTICAL]), 3, "vertical"),
+        image_page(),
+        page(positioned_columns_html(paragraphs_html([LEFT_COLUMN * 2]), paragraphs_html([RIGHT_COLUMN * 2])), 5),
+    ]
+    chromium_pdf(document_html(pages), good / "report.pdf")
+    word_file(good / "guide.docx", [
+        ("h1", "運用ガイド"), ("p", "この文書はサーバーの運用手順を説明する。"),
+        ("h2", "バックアップ"), ("p", "バックアップは毎晩三時に取得する。保存期間は三十日である。"),
+        ("table", [["項目", "値"], ["保存先", "オブジェクトストレージ"], ["世代数", "30"]]),
+        ("h2", "Monitoring"), ("p", "Alerts go to the on-call engineer within five minutes."),
+    ])
+    chromium_pdf(document_html([image_page(), image_page()]), bad / "scan.pdf")
+    libreoffice_pdf(document_html([page(paragraphs_html([TOKYO]), 1)]), bad / "secret.pdf", password="himitsu")
+    whole = (good / "report.pdf").read_bytes()
+    (bad / "truncated.pdf").write_bytes(whole[: len(whole) // 3])
+    (bad / "broken.docx").write_bytes(b"PK\x03\x04 this is not a Word file")
+    return folder

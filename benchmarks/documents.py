@@ -1,0 +1,258 @@
+"""Retrieval from PDF and Word files against the same paragraphs as JSON lines, and PDF indexing speed.
+
+    python benchmarks/documents.py [--data ../shared/data] [--paragraphs 120] [--questions 300]
+                                   [--per-page 3] [--sets jsquad,squad] [--workdir /tmp/yomitoki-documents]
+
+JSQuAD (Japanese): `--paragraphs` paragraphs, sampled with a fixed seed, are printed by
+headless Chromium into PDF files of four pages, `--per-page` paragraphs a page, every
+other page in two columns, with a running header and a page-number footer. The same
+paragraphs are also written as JSON lines (one record per paragraph, the same title as
+their PDF file). Both folders are indexed with yomitoki's own builder (the bundled
+all-MiniLM-L6-v2, hybrid search) and the questions about those paragraphs are searched:
+
+- recall@5: a question counts when one of the top 5 hits covers its gold paragraph (for
+  JSON lines: the paragraph's record; for PDF: a chunk overlapping the paragraph's text,
+  found in the extracted text with spaces ignored);
+- gold page: of those covering hits, the share whose `pages` include the page the
+  paragraph was printed on (target ≥ 99%);
+- extraction: the share of paragraphs whose whole text was found in the PDF text.
+
+SQuAD (English): the same with python-docx Word files (a heading per article, ten
+paragraphs a file), no pages.
+
+Speed: PDF extraction (load_corpus over the PDF folder) in pages/s, beside the build's
+embedding time, measured in the same run; the machine's load average is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.document_files import (  # noqa: E402
+    chromium_pdf,
+    document_html,
+    page_html,
+    paragraphs_html,
+    word_file,
+)
+from indexer.build import BuildOptions, BuildReport, IndexBuilder, document_id  # noqa: E402
+from indexer.embedders import Embedder, load_embedder  # noqa: E402
+from indexer.generations import IndexDirectory  # noqa: E402
+from indexer.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.loaders import load_corpus  # noqa: E402
+from indexer.search import Hit, Searcher  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+MODEL = "all-minilm-l6-v2"
+PAGES_PER_FILE = 4
+BENCH_CSS = "body { font-size: 9pt; line-height: 1.5; } p { margin-bottom: 2.5mm; }"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    id: str
+    title: str
+    text: str
+    file: str = ""
+    page: int = 0      # 1-based page it was printed on (PDF)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    paragraph: str
+
+
+def load_set(name: str, data: Path, paragraphs: int, questions: int,
+             seed: int = 7) -> tuple[list[Paragraph], list[Question]]:
+    path = data / ("squad-v1.1/dev-v1.1.json" if name == "squad" else "jsquad/valid-v1.3.json")
+    articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+    found: list[Paragraph] = []
+    asked: list[Question] = []
+    for a, article in enumerate(articles):
+        for p, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph["context"]
+            title, _, text = context.partition(" [SEP] ") if name == "jsquad" else (article["title"], "", context)
+            pid = f"{name}-{a}-{p}"
+            found.append(Paragraph(pid, title.replace("_", " "), " ".join(text.split())))
+            asked += [Question(qa["question"], pid) for qa in paragraph["qas"]]
+    rng = random.Random(seed)
+    chosen = rng.sample(found, min(paragraphs, len(found)))
+    ids = {p.id for p in chosen}
+    pool = [q for q in asked if q.paragraph in ids]
+    return chosen, rng.sample(pool, min(questions, len(pool)))
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_pdfs(paragraphs: Sequence[Paragraph], folder: Path, per_page: int) -> list[Paragraph]:
+    """PDF files of PAGES_PER_FILE pages; returns the paragraphs with their file and page."""
+    placed: list[Paragraph] = []
+    per_file = per_page * PAGES_PER_FILE
+    for f, start in enumerate(range(0, len(paragraphs), per_file)):
+        name = f"jsquad-{f:03d}.pdf"
+        pages = []
+        group = paragraphs[start : start + per_file]
+        for n, offset in enumerate(range(0, len(group), per_page), 1):
+            on_page = group[offset : offset + per_page]
+            layout = "columns" if n % 2 == 0 else ""
+            body = paragraphs_html([p.text for p in on_page])
+            pages.append(page_html(body, header=f"JSQuAD 段落集 {name}", footer=f"- {n} -", layout=layout))
+            placed += [Paragraph(p.id, p.title, p.text, name, n) for p in on_page]
+        chromium_pdf(document_html(pages, title=f"段落集 {f:03d}", css=BENCH_CSS), folder / name)
+    return placed
+
+
+def write_jsonl(paragraphs: Sequence[Paragraph], path: Path, title_of: dict[str, str]) -> None:
+    records = [{"id": p.id, "title": title_of[p.id], "text": p.text} for p in paragraphs]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def write_docx(paragraphs: Sequence[Paragraph], folder: Path) -> list[Paragraph]:
+    placed = []
+    for f, start in enumerate(range(0, len(paragraphs), 10)):
+        name = f"squad-{f:03d}.docx"
+        blocks: list[tuple[str, object]] = []
+        for p in paragraphs[start : start + 10]:
+            blocks += [("h2", p.title), ("p", p.text)]
+            placed.append(Paragraph(p.id, p.title, p.text, name))
+        word_file(folder / name, blocks)
+    return placed
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def index(corpus: Path, target: Path, embedder: Embedder) -> BuildReport:
+    shutil.rmtree(target, ignore_errors=True)
+    return IndexBuilder(IndexDirectory(target), embedder, load_keyword_tokenizer(), BuildOptions()).build(corpus)
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def spans_in_files(paragraphs: Sequence[Paragraph], searcher: Searcher) -> dict[str, tuple[str, int, int]]:
+    """paragraph id -> (document key, start, end) of its text in the extracted document text."""
+    texts: dict[str, tuple[str, list[int]]] = {}
+    spans = {}
+    for p in paragraphs:
+        if p.file not in texts:
+            doc = searcher.document(document_id(p.file))
+            original = doc.text if doc else ""
+            keep = [i for i, c in enumerate(original) if not c.isspace()]
+            texts[p.file] = ("".join(original[i] for i in keep), keep)
+        flat, keep = texts[p.file]
+        at = flat.find(_flat(p.text))
+        if at >= 0:
+            spans[p.id] = (p.file, keep[at], keep[at + len(_flat(p.text)) - 1] + 1)
+    return spans
+
+
+def covers(hit: Hit, span: tuple[str, int, int] | None) -> bool:
+    return span is not None and hit.key == span[0] and hit.start < span[2] and hit.end > span[1]
+
+
+def evaluate(questions: Sequence[Question], searcher: Searcher, gold_span: dict[str, tuple[str, int, int]],
+             pages: dict[str, int] | None, k: int = 5) -> tuple[float, float | None, int]:
+    found = 0
+    page_right = page_total = 0
+    for q in questions:
+        hits = searcher.search(q.text, k=k)
+        covering = [h for h in hits if covers(h, gold_span.get(q.paragraph))]
+        found += bool(covering)
+        if pages is not None:
+            page_total += len(covering)
+            page_right += sum(1 for h in covering if pages[q.paragraph] in h.pages)
+    share = page_right / page_total if page_total else None
+    return found / len(questions), share, page_total
+
+
+def run_set(name: str, args: argparse.Namespace, embedder: Embedder) -> dict[str, object]:
+    paragraphs, questions = load_set(name, args.data, args.paragraphs, args.questions)
+    work = args.workdir / name
+    shutil.rmtree(work, ignore_errors=True)
+    files, records = work / "files", work / "records"
+    files.mkdir(parents=True)
+    records.mkdir()
+    started = time.perf_counter()
+    placed = write_pdfs(paragraphs, files, args.per_page) if name == "jsquad" else write_docx(paragraphs, files)
+    render_s = time.perf_counter() - started
+    write_jsonl(placed, records / f"{name}.jsonl", {p.id: Path(p.file).stem for p in placed})
+
+    started = time.perf_counter()
+    docs, failures = load_corpus(files)
+    extract_s = time.perf_counter() - started
+    page_count = sum(int(d.metadata.get("page_count", 0)) for d in docs)
+    file_report = index(files, work / "index-files", embedder)
+    record_report = index(records, work / "index-records", embedder)
+
+    file_searcher = Searcher(IndexDirectory(work / "index-files").current(), embedder)
+    record_searcher = Searcher(IndexDirectory(work / "index-records").current(), embedder)
+    try:
+        spans = spans_in_files(placed, file_searcher)
+        pages = {p.id: p.page for p in placed} if name == "jsquad" else None
+        file_recall, page_share, covering = evaluate(questions, file_searcher, spans, pages)
+        record_spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
+        record_recall, _, _ = evaluate(questions, record_searcher, record_spans, None)
+    finally:
+        file_searcher.close()
+        record_searcher.close()
+    return {
+        "set": name, "format": "pdf" if name == "jsquad" else "docx", "paragraphs": len(placed),
+        "questions": len(questions), "files": len(docs), "failures": [f.reason for f in failures],
+        "pages": page_count, "extracted_whole": len(spans) / len(placed),
+        "recall@5": round(file_recall, 4), "recall@5_jsonl": round(record_recall, 4),
+        "recall_gap": round(record_recall - file_recall, 4),
+        "gold_page_share": None if page_share is None else round(page_share, 4), "covering_hits": covering,
+        "render_s": round(render_s, 2), "extract_s": round(extract_s, 3),
+        "extract_pages_per_s": round(page_count / extract_s, 1) if page_count else None,
+        "build_s": round(file_report.seconds, 2), "embed_s": round(file_report.embed_seconds, 2),
+        "build_pages_per_s": round(page_count / file_report.seconds, 2) if page_count else None,
+        "jsonl_build_s": round(record_report.seconds, 2), "jsonl_embed_s": round(record_report.embed_seconds, 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--paragraphs", type=int, default=120, help="paragraphs per set (a sample)")
+    parser.add_argument("--questions", type=int, default=300, help="questions per set (a sample)")
+    parser.add_argument("--per-page", type=int, default=3, help="JSQuAD paragraphs printed on a page")
+    parser.add_argument("--sets", default="jsquad,squad")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-documents"))
+    parser.add_argument("--model", default=MODEL)
+    args = parser.parse_args(argv)
+    embedder = load_embedder(args.model)
+    print(f"load average before: {os.getloadavg()}")
+    for name in args.sets.split(","):
+        result = run_set(name, args, embedder)
+        print(json.dumps(result, ensure_ascii=False))
+        print(f"{name}: recall@5 {result['format']} {result['recall@5']:.3f} vs JSON lines "
+              f"{result['recall@5_jsonl']:.3f} (gap {result['recall_gap']:+.3f}; target within 0.02)"
+              + (f"; gold page {result['gold_page_share']:.1%} of {result['covering_hits']} covering hits "
+                 f"(target ≥ 99%)" if result["gold_page_share"] is not None else "")
+              + f"; extracted whole {result['extracted_whole']:.1%}")
+        if result["pages"]:
+            print(f"{name}: {result['pages']} pages: extraction {result['extract_s']}s "
+                  f"({result['extract_pages_per_s']} pages/s) beside embedding {result['embed_s']}s; "
+                  f"whole build {result['build_s']}s ({result['build_pages_per_s']} pages/s)")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The text of a Word (.docx) file with python-docx: headings become the section trail,
+paragraphs and tables (one line per row, cells separated by tabs) the sections' text."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docx
+from docx.opc.exceptions import PackageNotFoundError
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from indexer.errors import InputError
+
+_HEADING = re.compile(r"(?:heading|見出し)\s*(\d)", re.IGNORECASE)
+
+
+class DocxError(InputError):
+    """A Word file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class DocxBlock:
+    start: int
+    end: int
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DocxText:
+    text: str
+    blocks: list[DocxBlock]
+    title: str
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    name = paragraph.style.name if paragraph.style is not None else ""
+    if name == "Title":
+        return 0
+    match = _HEADING.match(name or "")
+    return int(match.group(1)) if match else None
+
+
+def _table_text(table: Table) -> str:
+    rows = ("\t".join(" ".join(cell.text.split()) for cell in row.cells) for row in table.rows)
+    return "\n".join(row for row in rows if row.strip())
+
+
+def docx_text(path: Path) -> DocxText:
+    """Headings, paragraphs and tables in document order, blank-line separated."""
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DocxError(f"damaged or not a Word file ({exc.__class__.__name__}: {exc})") from exc
+    parts: list[str] = []
+    blocks: list[DocxBlock] = []
+    trail: list[tuple[int, str]] = []
+    title = (document.core_properties.title or "").strip()
+    offset = 0
+    for item in document.iter_inner_content():
+        level = _heading_level(item) if isinstance(item, Paragraph) else None
+        text = item.text.strip() if isinstance(item, Paragraph) else _table_text(item)
+        if not text:
+            continue
+        if level is not None:
+            trail = [(lvl, name) for lvl, name in trail if lvl < level] + [(level, text)]
+            title = title or text
+        if parts:
+            offset += 2
+        blocks.append(DocxBlock(offset, offset + len(text), tuple(name for _, name in trail)))
+        parts.append(text)
+        offset += len(text)
+    return DocxText("\n\n".join(parts), blocks, title)

@@ -1,0 +1,364 @@
+"""The text of a PDF, page by page, read the way a person reads the page.
+
+pypdfium2 (PDFium) gives every character of a page's text layer with its box. From
+the boxes this module rebuilds the lines (horizontal, or vertical for 縦書き), drops
+running headers and footers that repeat in the page margins, reads two-column pages
+column by column and vertical pages right to left, and joins the lines of a paragraph:
+no space between Japanese characters, one between English words, and an English word
+hyphenated at a line end made whole again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from indexer.errors import InputError
+
+MAX_PAGES = 2000
+MAX_CHARS = 10_000_000
+MARGIN = 0.12          # top and bottom share of the page where running headers and footers sit
+REPEATED_SHARE = 0.6   # a margin line on at least this share of the pages is a running header/footer
+_FILE_NAME = re.compile(r"\.(?:html?|docx?|odt|rtf|txt|md|pdf)$", re.IGNORECASE)
+_HYPHENS = "-\u00ad\u2010"
+_SENTENCE_END = "。．.!?！？」』)）"
+_CJK_CLASS = r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+_CJK = re.compile(_CJK_CLASS)
+_CJK_SPACE = re.compile(rf"(?<={_CJK_CLASS})\s+(?={_CJK_CLASS})")  # PDFium's guessed spaces around 、・「」
+
+
+class PdfError(InputError):
+    """A PDF that cannot be read: damaged, encrypted, without text, or too large."""
+
+
+@dataclass(frozen=True)
+class Glyph:
+    char: str
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+
+@dataclass
+class Line:
+    glyphs: list[Glyph]
+    vertical: bool = False
+    hyphenated: bool = False  # PDFium joined this row's last word with the next row's first (it took the hyphen)
+    text: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.text = _CJK_SPACE.sub("", "".join(g.char for g in self.glyphs)).strip()
+
+    @property
+    def left(self) -> float:
+        return min(g.left for g in self.glyphs)
+
+    @property
+    def right(self) -> float:
+        return max(g.right for g in self.glyphs)
+
+    @property
+    def top(self) -> float:
+        return max(g.top for g in self.glyphs)
+
+    @property
+    def bottom(self) -> float:
+        return min(g.bottom for g in self.glyphs)
+
+    @property
+    def size(self) -> float:
+        """The line's character size: glyph height across a horizontal line, width down a vertical one."""
+        sizes = [(g.right - g.left) if self.vertical else (g.top - g.bottom) for g in self.glyphs if g.char.strip()]
+        return statistics.median(sizes) if sizes else 1.0
+
+
+@dataclass(frozen=True)
+class PdfPage:
+    number: int            # 1-based
+    text: str              # paragraphs separated by blank lines
+    vertical: bool         # read as vertical (縦書き) text
+
+
+# ---------------------------------------------------------------- lines
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _follows(a: Glyph, b: Glyph) -> bool:
+    """Whether b continues a's horizontal line: on the same baseline, just right of it."""
+    height = max(a.top - a.bottom, b.top - b.bottom, 1.0)
+    same_row = _overlap(a.bottom, a.top, b.bottom, b.top) >= 0.3 * min(a.top - a.bottom, b.top - b.bottom)
+    return same_row and a.left - 0.5 * height <= b.left <= a.right + 2 * height
+
+
+def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[list[Glyph]]:
+    """The page's characters with their boxes, in PDFium's lines (its generated line breaks)."""
+    lines: list[list[Glyph]] = [[]]
+    for index in range(textpage.count_chars()):
+        code = pdfium_c.FPDFText_GetUnicode(textpage.raw, index)  # per index: the text range can differ in length
+        char = chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else ""
+        if char in ("\r", "\n"):
+            if lines[-1]:
+                lines.append([])
+        elif char and char != "\ufffe":
+            lines[-1].append(Glyph(char, *textpage.get_charbox(index)))
+    return [line for line in lines if any(g.char.strip() for g in line)]
+
+
+def _is_vertical(glyphs: Sequence[Glyph]) -> bool:
+    marks = [g for g in glyphs if g.char.strip()]
+    if len(marks) < 2:
+        return False
+    width = max(g.right for g in marks) - min(g.left for g in marks)
+    height = max(g.top for g in marks) - min(g.bottom for g in marks)
+    return height > 2 * width
+
+
+def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
+    """A horizontal run cut into rows (PDFium joins the rows of a hyphenated word) and at wide gaps
+    (a column gutter between two runs of one row)."""
+    parts: list[list[Glyph]] = [[]]
+    last: Glyph | None = None
+    for glyph in glyphs:
+        if glyph.char.strip():
+            size = max(glyph.top - glyph.bottom, last.top - last.bottom if last else 0, 1.0)
+            if last is not None and (glyph.left - last.right > 4 * size or
+                                     (glyph.top < last.bottom and glyph.left < last.left)):
+                parts.append([])
+            last = glyph
+        parts[-1].append(glyph)
+    return [part for part in parts if any(g.char.strip() for g in part)]
+
+
+def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
+    """PDFium's lines, vertical ones marked, horizontal ones cut at gutters and glued where it split a row."""
+    lines: list[Line] = []
+    for run in runs:
+        if _is_vertical(run):
+            lines.append(Line(run, vertical=True))
+            continue
+        rows = _split_rows(run)
+        for number, part in enumerate(rows, 1):
+            marks = [g for g in part if g.char.strip()]
+            previous = lines[-1] if lines and not lines[-1].vertical else None
+            previous_marks = [g for g in previous.glyphs if g.char.strip()] if previous else []
+            if previous is not None and previous_marks and _follows(previous_marks[-1], marks[0]):
+                last = previous_marks[-1]
+                space = [Glyph(" ", last.right, last.bottom, last.right, last.top)] * _spaced(last, marks[0])
+                lines[-1] = Line(previous.glyphs + space + part)
+            else:
+                hyphenated = number < len(rows) and rows[number][0].left < part[-1].left  # a row, not a gap
+                lines.append(Line(part, hyphenated=hyphenated))
+    return [line for line in lines if line.text]
+
+
+def _spaced(a: Glyph, b: Glyph) -> int:
+    """1 when a visible gap separates two glyphs of one row, else 0."""
+    return int(b.left - a.right > 0.25 * max(a.top - a.bottom, 1.0))
+
+
+# ---------------------------------------------------------------- page layout
+
+
+def _gutter(lines: Sequence[Line]) -> float | None:
+    """The x of a gap between two columns that no line crosses, if the page has two columns."""
+    if len(lines) < 4:
+        return None
+    x0, x1 = min(line.left for line in lines), max(line.right for line in lines)
+    best: tuple[int, float] | None = None
+    for tenth in range(30, 71, 2):
+        x = x0 + (x1 - x0) * tenth / 100
+        left = sum(1 for line in lines if line.right <= x)
+        right = sum(1 for line in lines if line.left >= x)
+        crossing = len(lines) - left - right
+        if left >= 2 and right >= 2 and crossing <= 0.25 * len(lines) and (best is None or crossing < best[0]):
+            best = (crossing, x)
+    return best[1] if best else None
+
+
+def _horizontal_order(lines: list[Line]) -> list[list[Line]]:
+    """Horizontal lines as reading flows: a two-column band's left column, then its right one."""
+    gutter = _gutter(lines)
+    if gutter is None:
+        return [lines]
+    lines = sorted(lines, key=lambda line: (-line.top, line.left))
+    flows: list[list[Line]] = []
+    left: list[Line] = []
+    right: list[Line] = []
+    for line in lines:
+        if line.right <= gutter:
+            left.append(line)
+        elif line.left >= gutter:
+            right.append(line)
+        else:  # a full-width line (a title) closes the band above it
+            flows += [flow for flow in (left, right) if flow]
+            left, right = [], []
+            flows.append([line])
+    flows += [flow for flow in (left, right) if flow]
+    return flows
+
+
+def _vertical_order(lines: list[Line]) -> list[list[Line]]:
+    """Vertical lines right to left."""
+    return [sorted(lines, key=lambda line: (-line.right, -line.top))] if lines else []
+
+
+def _pitch(previous: Line, line: Line) -> float:
+    """How far one line's start is from the previous one's, across the direction of reading."""
+    return previous.right - line.right if line.vertical else previous.top - line.top
+
+
+def _starts_paragraph(previous: Line, line: Line, flow: Sequence[Line], pitch: float) -> bool:
+    """A wider than usual gap, a step back (a new column) or a short line ending a sentence."""
+    step = _pitch(previous, line)
+    if line.vertical:
+        short = previous.bottom - min(other.bottom for other in flow) > 1.5 * previous.size
+    else:
+        short = max(other.right for other in flow) - previous.right > 1.5 * previous.size
+    return step > 1.3 * pitch or step < 0.5 * pitch or (short and previous.text[-1] in _SENTENCE_END)
+
+
+def join_lines(first: str, second: str) -> str:
+    """Two lines of one paragraph as one: Japanese without a space, English words with one."""
+    if not first or not second:
+        return first + second
+    if first[-1] in _HYPHENS and len(first) > 1 and first[-2].isalpha() and second[0].islower():
+        return first[:-1] + second
+    if first[-1] == "\u00ad":
+        return first[:-1] + second
+    if first[-1] in _HYPHENS and second[0].isalnum():  # Tokyo-/Osaka: a hyphen that belongs to the text
+        return first + second
+    if _CJK.match(first[-1]) or _CJK.match(second[0]):
+        return first + second
+    return f"{first} {second}"
+
+
+def _runs_on(flow: Sequence[Line]) -> bool:
+    """Whether a flow's last line is full and unfinished, so its paragraph goes on in the next flow (column)."""
+    last = flow[-1]
+    if last.vertical:
+        full = last.bottom - min(line.bottom for line in flow) <= 1.5 * last.size
+    else:
+        full = max(line.right for line in flow) - last.right <= 1.5 * last.size
+    return full and last.text[-1] not in _SENTENCE_END
+
+
+def _paragraphs(flows: Iterable[list[Line]]) -> list[str]:
+    paragraphs: list[str] = []
+    text = ""
+    for flow in flows:
+        steps = [_pitch(a, b) for a, b in itertools.pairwise(flow)]
+        pitch = statistics.median([step for step in steps if step > 0] or [1.0])
+        for previous, line in zip([None, *flow], flow, strict=False):
+            if previous is not None and _starts_paragraph(previous, line, flow, pitch):
+                paragraphs.append(text)
+                text = ""
+            hyphenated = previous is not None and previous.hyphenated
+            text = text + line.text if hyphenated else join_lines(text, line.text)
+        if not _runs_on(flow):
+            paragraphs.append(text)
+            text = ""
+    paragraphs.append(text)
+    return [" ".join(p.split()) if not _CJK.search(p) else p.strip() for p in paragraphs if p.strip()]
+
+
+# ---------------------------------------------------------------- headers and footers
+
+
+def _margin_key(line: Line, height: float) -> str | None:
+    """What a line in the top or bottom margin reads as (digits masked), or None outside them."""
+    if line.bottom >= height * (1 - MARGIN) or line.top <= height * MARGIN:
+        return re.sub(r"\d+", "#", "".join(line.text.split()))
+    return None
+
+
+def _running_lines(pages: Sequence[tuple[list[Line], float]]) -> set[str]:
+    """Margin lines repeated on most pages: running headers, footers and page numbers."""
+    counts: Counter[str] = Counter()
+    for lines, height in pages:
+        counts.update({key for line in lines if (key := _margin_key(line, height)) is not None})
+    with_text = sum(1 for lines, _ in pages if lines)
+    needed = max(2, REPEATED_SHARE * with_text)
+    return {key for key, count in counts.items() if count >= needed}
+
+
+# ---------------------------------------------------------------- documents
+
+
+def open_pdf(path: Path) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        message = str(exc)
+        if "password" in message.lower():
+            raise PdfError("encrypted PDF (password-protected files are not supported)") from exc
+        detail = message.removeprefix("Failed to load document").strip(" .()").removeprefix("PDFium: ")
+        raise PdfError(f"damaged or not a PDF ({detail})") from exc
+
+
+@dataclass(frozen=True)
+class PdfText:
+    title: str             # the document information's Title, or ""
+    pages: list[PdfPage]
+
+
+def pdf_pages(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHARS) -> list[PdfPage]:
+    """Every page's text in reading order; PdfError when the file cannot give any text."""
+    return read_pdf(path, max_pages=max_pages, max_chars=max_chars).pages
+
+
+def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHARS) -> PdfText:
+    """The title and every page's text in reading order; PdfError when the file cannot give any text."""
+    document = open_pdf(path)
+    try:
+        title = " ".join(str(document.get_metadata_dict().get("Title") or "").split())
+        title = "" if _FILE_NAME.search(title) else title  # "page.html", "Microsoft Word - a.docx": no title
+        if len(document) > max_pages:
+            raise PdfError(f"{len(document):,} pages, more than the {max_pages:,}-page limit")
+        laid_out: list[tuple[list[Line], float]] = []
+        chars = 0
+        for page in document:
+            try:
+                textpage = page.get_textpage()
+                runs = _pdfium_lines(textpage)
+                chars += sum(len(run) for run in runs)
+                if chars > max_chars:
+                    raise PdfError(f"more than {max_chars:,} characters of text, the limit")
+                laid_out.append((_lines(runs), page.get_height()))
+            finally:
+                page.close()
+        if chars == 0:
+            raise PdfError("no text layer (OCR is not supported)")
+        return PdfText(title, _read_pages(laid_out))
+    finally:
+        document.close()
+
+
+def _read_pages(laid_out: Sequence[tuple[list[Line], float]]) -> list[PdfPage]:
+    running = _running_lines(laid_out)
+    pages = []
+    for number, (lines, height) in enumerate(laid_out, 1):
+        kept = [line for line in lines if _margin_key(line, height) not in running]
+        vertical = [line for line in kept if line.vertical]
+        horizontal = [line for line in kept if not line.vertical]
+        is_vertical = sum(len(line.text) for line in vertical) > sum(len(line.text) for line in horizontal)
+        if is_vertical:  # horizontal lines above the vertical block (a title) come first
+            block_top = max(line.top for line in vertical)
+            above = [line for line in horizontal if line.bottom >= block_top]
+            below = [line for line in horizontal if line.bottom < block_top]
+            flows = _horizontal_order(above) + _vertical_order(vertical) + _horizontal_order(below)
+        else:
+            flows = _horizontal_order(horizontal) + _vertical_order(vertical)
+        pages.append(PdfPage(number, "\n\n".join(_paragraphs(flow for flow in flows if flow)), is_vertical))
+    return pages

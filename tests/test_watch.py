@@ -1,0 +1,83 @@
+"""`yomitoki index DIR --index IDX --watch`, run as a real process."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from indexer.embedders import Embedder
+from indexer.generations import IndexDirectory
+from indexer.search import Searcher
+from tests.conftest import yomitoki
+
+
+def _lines(stream: object, into: queue.Queue[tuple[float, str]]) -> None:
+    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        into.put((time.monotonic(), raw.decode(errors="replace").rstrip()))
+
+
+def _next_generation_line(lines: queue.Queue[tuple[float, str]], timeout: float, log: list[str]) -> tuple[float, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            at, line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        log.append(line)
+        if line.startswith("gen-"):
+            return at, line
+    raise AssertionError(f"no generation was published within {timeout} s; output:\n" + "\n".join(log))
+
+
+def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "first.md").write_text("# First\n\nThe first note is about tea.\n")
+    process = subprocess.Popen(
+        yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch",
+                 "--settle", "1.0"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: queue.Queue[tuple[float, str]] = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    log: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not any("Watching" in line for line in log):
+            assert time.monotonic() < deadline, "the watcher did not start within 180 s:\n" + "\n".join(log)
+            try:
+                log.append(lines.get(timeout=1)[1])
+            except queue.Empty:
+                assert process.poll() is None, "index --watch exited:\n" + "\n".join(log)
+        # a file written slowly, in pieces: nothing is published until it has stopped changing
+        slow = corpus / "slow.md"
+        started = time.monotonic()
+        with slow.open("w") as handle:
+            for part in range(8):
+                handle.write(f"Part {part} of the slow note about coffee beans.\n\n")
+                handle.flush()
+                time.sleep(0.3)
+        finished = time.monotonic()
+        at, line = _next_generation_line(lines, 60, log)
+        assert at >= finished, f"published while the file was still being written ({at - started:.1f}s in): {line}"
+        assert "1 added" in line, line
+        searcher = Searcher(IndexDirectory(index).current(), embedder)
+        try:
+            document = searcher.document(searcher.search("coffee beans", mode="keyword", k=1)[0].doc_id)
+            assert document is not None and document.text == slow.read_text()
+        finally:
+            searcher.close()
+        time.sleep(3)  # a half-done version published first would be followed by a "1 changed" generation
+        later = [lines.get()[1] for _ in range(lines.qsize())]
+        assert not [line for line in later if line.startswith("gen-")], later
+        (corpus / "first.md").unlink()
+        _, line = _next_generation_line(lines, 60, log)
+        assert "1 removed" in line, line
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
