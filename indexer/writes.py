@@ -22,6 +22,7 @@ from typing import Any
 from indexer.build import BuildOptions, BuildReport, IndexBuilder, document_id
 from indexer.chunking import ChunkSettings
 from indexer.embedders import Embedder
+from indexer.errors import InputError
 from indexer.generations import IndexDirectory
 from indexer.keywords import load_keyword_tokenizer
 from indexer.loaders import SUPPORTED_SUFFIXES, SourceDocument, load_file
@@ -30,7 +31,7 @@ MAX_KEY_CHARS = 512
 _BAD_KEY = re.compile(r"[\x00-\x1f\x7f/]")
 
 
-class WriteError(ValueError):
+class WriteError(InputError):
     """A write that cannot be made as asked (a bad key, an unreadable upload)."""
 
 
