@@ -131,7 +131,8 @@ class SudachiAnalyser:
     def _tokenizer(self) -> Any:
         tokenizer = getattr(self._local, "tokenizer", None)
         if tokenizer is None:
-            tokenizer = self._local.tokenizer = self._dictionary.tokenizer(mode=self._mode)
+            make = getattr(self._dictionary, "tokenizer", None) or self._dictionary.create  # SudachiPy 0.7 / 0.6
+            tokenizer = self._local.tokenizer = make(mode=self._mode)
         return tokenizer
 
 
