@@ -29,6 +29,15 @@ class UnavailableError(RuntimeError):
         self.retry_after = retry_after
 
 
+class UpstreamError(UnavailableError):
+    """An upstream service (an OpenAI-compatible generator) that is down (503), slow (504) or
+    answered something unusable (502); the message names the upstream's reason."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _body(status: int, detail: str, extra: object = None) -> dict[str, object]:
     body: dict[str, object] = {"status_code": status, "detail": detail}
     if extra is not None:
@@ -69,6 +78,10 @@ def unavailable(_: Request, exc: UnavailableError) -> Response[dict[str, object]
     return error_response(503, str(exc), headers=headers)
 
 
+def upstream_failed(_: Request, exc: UpstreamError) -> Response[dict[str, object]]:
+    return error_response(exc.status, str(exc))
+
+
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, HTTPException):
         return http_error(request, exc)
@@ -81,6 +94,7 @@ EXCEPTION_HANDLERS = {
     NotFoundError: not_found,
     ConflictError: conflict,
     UnavailableError: unavailable,
+    UpstreamError: upstream_failed,
     ValueError: value_error,
     HTTPException: http_error,
     Exception: internal_error,

@@ -12,19 +12,20 @@ import msgspec
 from indexer.embedders import load_embedder
 from indexer.generations import IndexDirectory
 from indexer.search import Searcher
-from server.answering.models import register_models
+from server.answering.models import GeneratorOptions, register_models
 from server.answering.pipeline import Answerer, Question
 from server.answering.schemas import AskResponse
 from server.model_registry import ModelRegistry
 
 
 @contextmanager
-def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None) -> Iterator[Answerer]:
+def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None,
+                   options: GeneratorOptions | None = None) -> Iterator[Answerer]:
     """An answerer over the live generation of an index directory; models load on first use."""
     generation = IndexDirectory(index_dir).current()
     searcher = Searcher(generation, load_embedder(generation.manifest["model"]["name"]))
     registry = ModelRegistry()
-    register_models(registry, qa_model, generator)
+    register_models(registry, qa_model, generator, options)
     try:
         yield Answerer(lambda: nullcontext(searcher), registry)
     finally:
@@ -41,9 +42,9 @@ def describe_sources(response: AskResponse) -> str:
 
 
 def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
-                as_json: bool) -> AskResponse:
+                as_json: bool, options: GeneratorOptions | None = None) -> AskResponse:
     """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
-    with local_answerer(index_dir, qa_model, generator) as answerer:
+    with local_answerer(index_dir, qa_model, generator, options) as answerer:
         for event in answerer.stream(question):
             if event.response is not None:
                 if as_json:

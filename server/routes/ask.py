@@ -19,9 +19,10 @@ from litestar.response.sse import ServerSentEventMessage
 from indexer.search import QueryError
 from indexer.store import Filters
 from server.answering import Answerer, Question
+from server.answering.followups import Turn
 from server.answering.pipeline import AnswerEvent
 from server.answering.schemas import AskRequest, AskResponse
-from server.errors import NotFoundError, UnavailableError
+from server.errors import NotFoundError, UnavailableError, UpstreamError
 from server.services import Services
 
 log = logging.getLogger("yomitoki.server")
@@ -29,7 +30,9 @@ log = logging.getLogger("yomitoki.server")
 
 def _question(data: AskRequest) -> Question:
     filters = data.filters.to_filters() if data.filters else Filters()
-    return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens)
+    history = tuple(Turn(t.role, t.content) for t in data.history)
+    return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens,
+                    history=history)
 
 
 def _answerer(services: Services) -> Answerer:
@@ -78,6 +81,8 @@ def _error_event(exc: Exception) -> ServerSentEventMessage:
         status = 400
     elif isinstance(exc, NotFoundError):
         status = 404
+    elif isinstance(exc, UpstreamError):
+        status = exc.status
     elif isinstance(exc, UnavailableError):
         status = 503
     else:
