@@ -24,7 +24,8 @@ def generator_options(command: Any) -> Any:
                      metavar="ja,en", help="Languages the generator writes; `auto` answers questions in "
                                            "others extractively. Default: en for the bundled SmolLM2, else ja,en."),
         click.option("--generator-threads", default=None, type=click.IntRange(1, 256),
-                     help="llama.cpp threads for a GGUF generator; default: --threads."),
+                     help="llama.cpp threads for a GGUF generator; default 1 (faster than 2 when searches "
+                          "share the cores; see the README)."),
     ]):
         command = option(command)
     return command

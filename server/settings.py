@@ -26,7 +26,7 @@ class ServerSettings:
     generator_model: str | None = None    # the upstream's model name, for generator openai:BASE_URL
     generator_languages: tuple[str, ...] | None = None  # what the generator writes; None: its own default
     generator_api_key: str | None = field(default=None, repr=False)  # the upstream's key; never logged
-    generator_threads: int | None = None  # llama.cpp threads; None: `threads`
+    generator_threads: int | None = None  # llama.cpp threads; None: llamacpp.DEFAULT_THREADS (1)
     sts_model: str | None = None          # sentence-transformers CrossEncoder for /similarity
     classifier_model: str | None = None   # transformers sequence-classification model
     max_body_bytes: int = 2_000_000
@@ -58,7 +58,8 @@ class ServerSettings:
 
     def generator_options(self) -> GeneratorOptions:
         return GeneratorOptions(model=self.generator_model, languages=self.generator_languages,
-                                api_key=self.generator_api_key, threads=self.generator_threads or self.threads)
+                                api_key=self.generator_api_key,
+                                **({"threads": self.generator_threads} if self.generator_threads else {}))
 
 
 def parse_languages(value: str) -> tuple[str, ...]:

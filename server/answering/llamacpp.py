@@ -27,12 +27,16 @@ from server.answering.generation import GenerationLimits, GenerationOutcome
 from server.errors import UnavailableError
 
 log = logging.getLogger("yomitoki.answering")
+# One thread by default: with the cores busy (searches, other processes) llama.cpp's threads wait on
+# each other at every layer; measured with benchmarks/generator_speed.py at load average 16 on 2 cores,
+# 1 thread wrote 20-25 tokens/s and 2 threads 1-2 tokens/s (poll 0 or 50 alike).
+DEFAULT_THREADS = 1
 CONTEXT_WINDOW = 4096   # tokens of prompt and answer per request (SmolLM2 was trained on 8192)
 _END = object()         # the generation call returned
 
 
 class LlamaCppGenerator:
-    def __init__(self, path: Path, name: str, languages: tuple[str, ...], threads: int = 2,
+    def __init__(self, path: Path, name: str, languages: tuple[str, ...], threads: int = DEFAULT_THREADS,
                  context_window: int = CONTEXT_WINDOW) -> None:
         import xllamacpp
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from indexer.models import locate_generator
 from server.answering.generation import TextGenerator, _gguf_location, load_generator
-from server.answering.llamacpp import load_llamacpp
+from server.answering.llamacpp import DEFAULT_THREADS, load_llamacpp
 from server.answering.qa_reader import load_qa_reader
 from server.answering.upstream import PREFIX, OpenAIGenerator, UpstreamSettings
 from server.model_registry import ModelRegistry
@@ -28,7 +28,7 @@ class GeneratorOptions:
     model: str | None = None                   # the upstream's model name (openai:)
     languages: tuple[str, ...] | None = None   # None: the generator's own (bundled) or both
     api_key: str | None = field(default=None, repr=False)
-    threads: int = 2                           # llama.cpp threads
+    threads: int = DEFAULT_THREADS             # llama.cpp threads (see llamacpp.py for why 1)
     token_timeout_s: float = 30.0              # upstream: longest wait for the first or next token
 
 
