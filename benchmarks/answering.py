@@ -2,6 +2,7 @@
 
     python benchmarks/answering.py [--data ../shared/data] [--sets squad,jsquad] [--limit 300]
                                    [--qa-model PATH_OR_HUB_ID] [--no-latency] [--threads 1]
+                                   [--generator NAME [--generator-mode auto] [--generator-limit 40]]
 
 For each set, every paragraph becomes a document (the articles split over two
 files, `a.jsonl` and `b.jsonl`, by article) and is indexed with yomitoki's own
@@ -24,6 +25,12 @@ search over all paragraphs, k=5, relevance scoring, packing, the reader):
   the best balanced accuracy, pooled over the sets, and how the configured
   `RELEVANCE_THRESHOLD` does.
 
+With --generator (the bundled name, a .gguf file or openai:BASE_URL with
+--generator-model), `--generator-limit` questions per set are also answered by
+the generator through the pipeline: answer contains a gold answer, citation
+precision, refusals when the article is left out, tokens/s, first-token and
+total latency (see benchmarks/generative.py).
+
 Latency: 100 questions (the corpus's section headings) through `POST /ask` in
 extractive mode with the sentence reader (Litestar TestClient, the real app),
 beside `POST /search` for the same questions as the baseline; median and p95,
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -50,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.generative import evaluate_generator, report_generator  # noqa: E402
 from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
 from indexer.embedders import Embedder, load_embedder  # noqa: E402
 from indexer.generations import IndexDirectory  # noqa: E402
@@ -57,10 +66,12 @@ from indexer.keywords import load_keyword_tokenizer  # noqa: E402
 from indexer.opening import open_index  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
 from indexer.store import Filters  # noqa: E402
+from server.answering.models import GeneratorOptions  # noqa: E402
 from server.answering.pipeline import RELEVANCE_THRESHOLD, Answerer, Question  # noqa: E402
 from server.answering.qa_reader import load_qa_reader  # noqa: E402
 from server.answering.sentence_reader import first_sentence, sentence_candidates  # noqa: E402
 from server.model_registry import ModelRegistry  # noqa: E402
+from server.settings import parse_languages  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODEL = "all-minilm-l6-v2"
@@ -301,6 +312,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-bench-answering"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--generator", default=None, help="also answer with this generator")
+    parser.add_argument("--generator-model", default=None, help="the upstream's model, for openai:BASE_URL")
+    parser.add_argument("--generator-languages", default=None, help="e.g. ja,en")
+    parser.add_argument("--generator-mode", default="auto", choices=["auto", "generative"])
+    parser.add_argument("--generator-limit", type=int, default=40, help="questions per set for the generator")
+    parser.add_argument("--generator-only", action="store_true", help="skip the extractive figures")
     args = parser.parse_args()
 
     import torch
@@ -314,17 +331,27 @@ def main() -> None:
         qa = load_qa_set(name, args.data)
         directory, seconds = build_index(qa, embedder, args.workdir)
         searcher = Searcher(directory.current(), embedder)
-        tally = evaluate(qa, searcher, args.qa_model, args.limit, args.k, args.seed)
+        if args.generator:
+            options = GeneratorOptions(
+                model=args.generator_model, api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY"),
+                languages=parse_languages(args.generator_languages) if args.generator_languages else None)
+            generated = evaluate_generator(
+                qa.questions, {p["id"]: p["file"] for p in qa.paragraphs}, searcher,
+                lambda text, answers, language=qa.language: contains_answer(text, answers, language),
+                args.generator, options, args.generator_mode, args.generator_limit, args.k, args.seed)
+            report_generator(qa.name, args.generator, args.generator_mode, generated)
+        if not args.generator_only:
+            tally = evaluate(qa, searcher, args.qa_model, args.limit, args.k, args.seed)
+            report(qa, tally, args.k, seconds)
+            positives += tally.positives
+            negatives += tally.negatives
         searcher.close()
-        report(qa, tally, args.k, seconds)
-        positives += tally.positives
-        negatives += tally.negatives
     if positives:
         threshold, accuracy = best_threshold(positives, negatives)
         print(f"\n'not in the documents' threshold, pooled: best {threshold:.3f} (balanced accuracy "
               f"{accuracy:.1%}); configured {RELEVANCE_THRESHOLD} gives "
               f"{balanced_accuracy(positives, negatives, RELEVANCE_THRESHOLD):.1%}")
-    if not args.no_latency:
+    if not args.no_latency and not args.generator_only:
         latency(args.workdir, embedder)
     print(f"\n(total {time.perf_counter() - started:.0f}s, torch threads {args.threads})")
 

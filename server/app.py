@@ -31,7 +31,7 @@ from server.limits import InFlightLimit
 from server.live_index import LiveIndex
 from server.metrics import Metrics
 from server.request_log import RequestObserver
-from server.routes import ask, classify, documents, embeddings, health, search, similarity, ui
+from server.routes import ask, chat, classify, documents, embeddings, health, search, similarity, ui
 from server.routes import metrics as metrics_route
 from server.routes import models as models_route
 from server.services import Services
@@ -47,7 +47,8 @@ def open_services(settings: ServerSettings) -> Services:
     searcher = open_index(source, model=settings.model, threads=settings.threads)
     services = Services(settings=settings, embedder=searcher.embedder,
                         index=LiveIndex(source, searcher.embedder, searcher))
-    register_models(services.models, settings.qa_model, settings.generator)  # loaded on first use
+    register_models(services.models, settings.qa_model, settings.generator,  # loaded on first use
+                    settings.generator_options())
     register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
     return services
 
@@ -92,7 +93,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     app = Litestar(
         route_handlers=[search.router, health.router, ui.router, ask.router, metrics_route.router,
                         similarity.router, classify.router, embeddings.router, models_route.router,
-                        documents.router],
+                        documents.router, chat.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -10,9 +10,26 @@ from typing import Any
 import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
+from server.answering.models import check_generator
 from server.auth import collect_keys
 from server.request_log import log_config
-from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings
+from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings, parse_languages
+
+
+def generator_options(command: Any) -> Any:
+    """--generator-model, --generator-languages and --generator-threads."""
+    for option in reversed([
+        click.option("--generator-model", default=None, envvar="YOMITOKI_GENERATOR_MODEL",
+                     help="The upstream's model name, for --generator openai:BASE_URL."),
+        click.option("--generator-languages", default=None, envvar="YOMITOKI_GENERATOR_LANGUAGES",
+                     metavar="ja,en", help="Languages the generator writes; `auto` answers questions in "
+                                           "others extractively. Default: en for the bundled SmolLM2, else ja,en."),
+        click.option("--generator-threads", default=None, type=click.IntRange(1, 256),
+                     help="llama.cpp threads for a GGUF generator; default 1 (faster than 2 when searches "
+                          "share the cores; see the README)."),
+    ]):
+        command = option(command)
+    return command
 
 
 @cli.command("serve")
@@ -46,8 +63,11 @@ from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings
               help="Extractive QA model for /ask (a transformers question-answering model: path or hub id); "
                    "loaded on first use. Without it, extractive answers are the best-supported sentence.")
 @click.option("--generator", default=DEFAULTS.generator, envvar="YOMITOKI_GENERATOR", show_default=True,
-              help="Generation model for /ask: the bundled name, a folder or .gguf file of a causal or "
-                   "seq2seq transformers model, or a hub id; `none` switches generation off. Loaded on first use.")
+              help="Generation model for /ask and /v1/chat/completions: the bundled name or a .gguf file "
+                   "(run by llama.cpp), openai:BASE_URL (an OpenAI-compatible server, with --generator-model; "
+                   "key from YOMITOKI_GENERATOR_API_KEY), a transformers folder or hub id; `none` switches "
+                   "generation off. Loaded on first use.")
+@generator_options
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes sharing the port, for throughput on several cores; each loads its own "
                    "models (memory × N). With N workers, give each fewer --threads (cores / N).")
@@ -55,7 +75,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                   port: int, model: str | None, threads: int, workers: int,
                   log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
-                  classifier_model: str | None, qa_model: str | None, generator: str) -> None:
+                  classifier_model: str | None, qa_model: str | None, generator: str, generator_model: str | None,
+                  generator_languages: str | None, generator_threads: int | None) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -71,7 +92,12 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
-                              generator=generator)
+                              generator=generator, generator_model=generator_model,
+                              generator_languages=parse_languages(generator_languages) if generator_languages else None,
+                              generator_threads=generator_threads,
+                              generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None)
+    with domain_errors():
+        check_generator(settings.generator, settings.generator_options())
     common: dict[str, Any] = {
         "host": host, "port": port, "log_level": log_level, "log_config": log_config(log_level),
         "access_log": False,  # one line per request: request_log
@@ -199,6 +225,7 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
               help="Extractive QA model (path or hub id); without it, the best-supported sentence.")
 @click.option("--generator", default=DEFAULTS.generator, envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model (bundled name, folder, .gguf file or hub id); `none` switches it off.")
+@generator_options
 @click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(1, 512),
               help="Most tokens to generate.")
 @click.option("--source", default=None, help="Only documents whose source path starts with this.")
@@ -206,6 +233,7 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @click.option("--tag", "tags", multiple=True, help="Only documents with any of these tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str | None, generator: str,
+                generator_model: str | None, generator_languages: str | None, generator_threads: int | None,
                 max_tokens: int, source: str | None, language: str | None, tags: tuple[str, ...],
                 milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
@@ -215,8 +243,13 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
     ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,
                    filters=Filters(source=source, language=language, tags=tags))
     with domain_errors():
+        options = ServerSettings(
+            index_dir=index_dir, generator_model=generator_model, generator_threads=generator_threads,
+            generator_languages=parse_languages(generator_languages) if generator_languages else None,
+            generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None).generator_options()
+        check_generator(generator, options)
         ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
-                    milvus_uri=milvus_uri, milvus_collection=milvus_collection)
+                    milvus_uri=milvus_uri, milvus_collection=milvus_collection, options=options)
 
 
 def main() -> None:

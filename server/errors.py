@@ -18,9 +18,18 @@ from litestar.exceptions import HTTPException
 from indexer.errors import ConflictError, InputError, NotFoundError, UnavailableError, YomitokiError
 
 __all__ = ["EXCEPTION_HANDLERS", "ConflictError", "InputError", "NotFoundError", "UnavailableError",
-           "YomitokiError", "client_status", "error_response", "log_internal"]
+           "UpstreamError", "YomitokiError", "client_status", "error_response", "log_internal"]
 
 log = logging.getLogger("yomitoki.server")
+
+
+class UpstreamError(UnavailableError):
+    """An upstream service (an OpenAI-compatible generator) that is down (503), slow (504) or
+    answered something unusable (502); the message names the upstream's reason."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _body(status: int, detail: str, extra: object = None) -> dict[str, object]:
@@ -42,6 +51,8 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, object]]:
 
 def client_status(exc: BaseException) -> int | None:
     """The status a client is told for `exc` with its message, or None: an internal failure (500)."""
+    if isinstance(exc, UpstreamError):
+        return exc.status
     if isinstance(exc, YomitokiError) and (exc.http_status < 500 or isinstance(exc, UnavailableError)):
         return exc.http_status
     return None

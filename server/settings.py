@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from server.answering.models import GeneratorOptions
 from server.auth import ApiKey
 
 WORKER_SETTINGS_ENV = "YOMITOKI_WORKER_SETTINGS"  # how `serve --workers N` hands its settings to each process
@@ -25,6 +26,10 @@ class ServerSettings:
     reload_interval: float = 1.0          # seconds between checks for a newly published generation
     qa_model: str | None = None           # transformers question-answering model (path or hub id)
     generator: str | None = "smollm2-135m-instruct"
+    generator_model: str | None = None    # the upstream's model name, for generator openai:BASE_URL
+    generator_languages: tuple[str, ...] | None = None  # what the generator writes; None: its own default
+    generator_api_key: str | None = field(default=None, repr=False)  # the upstream's key; never logged
+    generator_threads: int | None = None  # llama.cpp threads; None: llamacpp.DEFAULT_THREADS (1)
     sts_model: str | None = None          # sentence-transformers CrossEncoder for /similarity
     classifier_model: str | None = None   # transformers sequence-classification model
     max_body_bytes: int = 2_000_000
@@ -46,4 +51,16 @@ class ServerSettings:
         return msgspec.json.decode(env[WORKER_SETTINGS_ENV], type=cls, dec_hook=lambda kind, value: kind(value))
 
 
+    def generator_options(self) -> GeneratorOptions:
+        return GeneratorOptions(model=self.generator_model, languages=self.generator_languages,
+                                api_key=self.generator_api_key,
+                                **({"threads": self.generator_threads} if self.generator_threads else {}))
+
+
+
 DEFAULTS = ServerSettings(index_dir=Path("index"))  # the command line's defaults
+
+
+def parse_languages(value: str) -> tuple[str, ...]:
+    """`ja,en` → ("ja", "en")."""
+    return tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))

@@ -117,7 +117,7 @@ def test_openai_client_against_the_real_server(openai_client: openai.OpenAI, emb
     default = openai_client.embeddings.create(model=MODEL, input="読み解き")  # the client asks for base64 itself
     assert np.array(default.data[0].embedding) == pytest.approx(expected[0], abs=1e-6)
     assert default.usage.prompt_tokens > 0
-    assert [m.id for m in openai_client.models.list()] == [MODEL]
+    assert [m.id for m in openai_client.models.list()] == [MODEL, "yomitoki-rag", "smollm2-135m-instruct"]
 
 
 def test_openai_client_sees_clear_errors(openai_client: openai.OpenAI) -> None:

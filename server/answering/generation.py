@@ -30,6 +30,7 @@ REPETITION_PENALTY = 1.0  # above 1 it also punishes copying words from the pass
 class GenerationLimits:
     max_new_tokens: int = 128
     time_limit_s: float = 60.0
+    temperature: float = 0.0     # 0: greedy (the transformers path is always greedy)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class GenerationOutcome:
 class TextGenerator(Protocol):
     name: str
     context_window: int
+    languages: tuple[str, ...]   # what it writes well ("en", "ja"); `auto` answers other questions extractively
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
@@ -71,6 +73,7 @@ class _Stop:
 class TransformersGenerator:
     def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.languages: tuple[str, ...] = ("ja", "en")
         self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.context_window = int(getattr(model.config, "max_position_embeddings", None) or 1024)
         self._lock = threading.Lock()

@@ -10,7 +10,7 @@ import click
 import msgspec
 
 from indexer.opening import open_index
-from server.answering.models import register_models
+from server.answering.models import GeneratorOptions, register_models
 from server.answering.pipeline import Answerer, Question
 from server.answering.schemas import AskResponse
 from server.model_registry import ModelRegistry
@@ -18,11 +18,12 @@ from server.model_registry import ModelRegistry
 
 @contextmanager
 def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None, *,
-                   milvus_uri: str | None = None, milvus_collection: str | None = None) -> Iterator[Answerer]:
+                   milvus_uri: str | None = None, milvus_collection: str | None = None,
+                   options: GeneratorOptions | None = None) -> Iterator[Answerer]:
     """An answerer over the live generation of an index (its folder, or Milvus); models load on first use."""
     searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
     registry = ModelRegistry()
-    register_models(registry, qa_model, generator)
+    register_models(registry, qa_model, generator, options)
     try:
         yield Answerer(lambda: nullcontext(searcher), registry)
     finally:
@@ -39,10 +40,11 @@ def describe_sources(response: AskResponse) -> str:
 
 
 def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
-                as_json: bool, milvus_uri: str | None = None, milvus_collection: str | None = None) -> AskResponse:
+                as_json: bool, milvus_uri: str | None = None, milvus_collection: str | None = None,
+                options: GeneratorOptions | None = None) -> AskResponse:
     """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
     with local_answerer(index_dir, qa_model, generator, milvus_uri=milvus_uri,
-                        milvus_collection=milvus_collection) as answerer:
+                        milvus_collection=milvus_collection, options=options) as answerer:
         for event in answerer.stream(question):
             if event.response is not None:
                 if as_json:

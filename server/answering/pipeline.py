@@ -16,9 +16,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from indexer.language import detect_language
 from indexer.search import Searcher
 from indexer.store import Filters
+from server.answering.followups import Turn, standalone_query
 from server.answering.generation import GenerationLimits, GenerationOutcome, TextGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
@@ -26,7 +29,7 @@ from server.answering.prompting import CitationFilter, build_prompt, cited_numbe
 from server.answering.relevance import QuestionProfile, RelevanceScorer
 from server.answering.schemas import AnswerSpan, AskResponse, CitationOut
 from server.answering.sentence_reader import SentenceReader, code_blocks
-from server.errors import UnavailableError
+from server.errors import UnavailableError, UpstreamError
 from server.model_registry import ModelRegistry
 
 log = logging.getLogger("yomitoki.answering")
@@ -59,6 +62,8 @@ class Question:
     k: int = 5
     filters: Filters = field(default_factory=Filters)
     max_tokens: int = 128
+    history: tuple[Turn, ...] = ()  # earlier turns of the conversation, oldest first
+    temperature: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,34 @@ class Answerer:
     def stream(self, question: Question,
                cancel: threading.Event | None = None) -> Generator[AnswerEvent, None, None]:
         started = time.perf_counter()
-        mode, model = self.resolve(question.mode)
+        mode, model = self.resolve(question.mode, detect_language(question.text))
+        query = self.search_query(question, model if mode == "generative" else None)
+        asked = dataclasses.replace(question, text=query) if query else question
+        for event in self._answer(asked, mode, model, cancel or threading.Event(), started):
+            if event.response is not None:
+                event = AnswerEvent("done", response=msgspec.structs.replace(
+                    event.response, question=question.text, search_query=query))
+            yield event
+
+    def search_query(self, question: Question, generator: TextGenerator | None) -> str | None:
+        """The standalone query a follow-up question is rewritten into (None: it stands alone)."""
+        if not question.history:
+            return None
+        with self.lease() as searcher:
+            keywords = searcher.keywords
+        query = standalone_query(question.text, question.history, keywords, generator)
+        if query:
+            log.info("follow-up rewritten for search: %r", query)
+        return query
+
+    def _answer(self, question: Question, mode: str, model: Any, cancel: threading.Event,
+                started: float) -> Iterator[AnswerEvent]:
         if mode == "generative":
-            yield from self._generate(question, model, cancel or threading.Event(), started)
+            yield from self._generate(question, model, cancel, started)
             return
+        yield from self._extract(question, model, started)
+
+    def _extract(self, question: Question, model: Reader | None, started: float) -> Iterator[AnswerEvent]:
         found = self.retrieve(question, model)
         extraction = found.extraction if found.passages and self._relevant(found.passages) else None
         response = self._extractive_response(question, model.name if model else SentenceReader.name,
@@ -115,11 +144,14 @@ class Answerer:
             yield AnswerEvent("token", text=response.answer)
         yield AnswerEvent("done", response=response)
 
-    def resolve(self, mode: str) -> tuple[str, Any]:
-        """The mode actually used and its model (None: the sentence reader)."""
+    def resolve(self, mode: str, language: str) -> tuple[str, Any]:
+        """The mode actually used and its model (None: the sentence reader). `auto` generates only
+        when the generator writes the question's language; an explicit `generative` always does."""
         if mode in ("generative", "auto"):
             try:
-                return "generative", self.models.get("generator")
+                generator = self.models.get("generator")
+                if mode == "generative" or language in generator.languages:
+                    return "generative", generator
             except UnavailableError:
                 if mode == "generative":
                     raise
@@ -193,17 +225,26 @@ class Answerer:
             yield AnswerEvent("token", text=response.answer)
             yield AnswerEvent("done", response=response)
             return
-        limits = GenerationLimits(max_new_tokens=question.max_tokens, time_limit_s=self.settings.time_limit_s)
+        limits = GenerationLimits(max_new_tokens=question.max_tokens, time_limit_s=self.settings.time_limit_s,
+                                  temperature=question.temperature)
         outcome = GenerationOutcome()
         citations = CitationFilter(len(found.passages))
         pieces: list[str] = []
-        for piece in generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome):
-            text = citations.feed(piece)
-            if not pieces or not "".join(pieces).strip():
-                text = text.lstrip()
-            if text:
-                pieces.append(text)
-                yield AnswerEvent("token", text=text)
+        try:
+            for piece in generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome):
+                text = citations.feed(piece)
+                if not pieces or not "".join(pieces).strip():
+                    text = text.lstrip()
+                if text:
+                    pieces.append(text)
+                    yield AnswerEvent("token", text=text)
+        except UpstreamError as exc:
+            if question.mode != "auto" or pieces:
+                raise
+            log.warning("generator unavailable, answering extractively: %s", exc)
+            reader = self.models.get("qa") if self.models.has("qa") else None
+            yield from self._extract(question, reader, started)
+            return
         if tail := citations.flush():
             pieces.append(tail)
             yield AnswerEvent("token", text=tail)

@@ -11,6 +11,13 @@ from server.answering.passages import Passage
 from server.schemas import MAX_QUERY_CHARS, SearchFilters
 
 AskMode = Literal["extractive", "generative", "auto"]
+MAX_HISTORY_TURNS = 32
+MAX_TURN_CHARS = 8000
+
+
+class HistoryTurn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS, description="The turn's text, at most 8000 characters.")]
 
 
 class AskRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -21,6 +28,9 @@ class AskRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filters: SearchFilters | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=512, description="Most tokens to generate, 1-512.")] = 128
     stream: bool = False
+    history: Annotated[list[HistoryTurn], Meta(max_length=MAX_HISTORY_TURNS, description=(
+        "Earlier turns of the conversation, oldest first (at most 32); a follow-up question is "
+        "rewritten into a standalone search query from them."))] = []
 
 
 class AnswerSpan(msgspec.Struct, frozen=True):
@@ -68,3 +78,4 @@ class AskResponse(msgspec.Struct, frozen=True):
     generation: str
     took_ms: float
     retrieval_ms: float
+    search_query: str | None = None  # what a follow-up question was rewritten into for the search

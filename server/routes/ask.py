@@ -17,6 +17,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from indexer.store import Filters
 from server.answering import Answerer, Question
+from server.answering.followups import Turn
 from server.answering.pipeline import AnswerEvent
 from server.answering.schemas import AskRequest, AskResponse
 from server.errors import client_status, log_internal
@@ -25,7 +26,9 @@ from server.services import Services
 
 def _question(data: AskRequest) -> Question:
     filters = data.filters.to_filters() if data.filters else Filters()
-    return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens)
+    history = tuple(Turn(t.role, t.content) for t in data.history)
+    return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens,
+                    history=history)
 
 
 def _answerer(services: Services) -> Answerer:

@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from server.answering.chat import RAG_MODEL
 from server.errors import EXCEPTION_HANDLERS, NotFoundError
 from server.services import Services
 from server.tasks.embedding_api import EmbeddedBatch, check_model_name, embed_inputs, encode_vector, served_names
@@ -89,9 +90,12 @@ async def create_embeddings(data: JSONBody[EmbeddingsRequest],
                               usage=Usage(prompt_tokens=batch.tokens, total_tokens=batch.tokens))
 
 
-@get("/v1/models", summary="The served embedding model, OpenAI-style")
+@get("/v1/models", summary="The served models, OpenAI-style: the embedding model, the RAG chat model "
+                           "(yomitoki-rag) and the generator")
 async def list_models(services: NamedDependency[Services]) -> ModelList:
-    return ModelList(data=[ModelCard(id=served_names(services.embedder)[0])])
+    generator = services.models.entry("generator")
+    chat = [RAG_MODEL, *([generator.name] if generator is not None else [])]
+    return ModelList(data=[ModelCard(id=name) for name in [served_names(services.embedder)[0], *chat]])
 
 
 def openai_error(request: Request, exc: Exception) -> Response[dict[str, object]]:

@@ -1,0 +1,158 @@
+"""`/v1/chat/completions` bodies and the mapping between them and the answering pipeline.
+
+The RAG model (`yomitoki-rag`) answers the last user turn from the documents,
+the earlier turns being the conversation a follow-up is read against; the
+configured generator's own name chats with the generator directly, without
+retrieval (what another server uses when yomitoki is its upstream). yomitoki's
+additions ride in one `yomitoki` field each way: search options in the request,
+the passages behind the answer (and the rewritten search query) in the response.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from indexer.store import Filters
+from server.answering.followups import Turn
+from server.answering.pipeline import Question
+from server.answering.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS, AskMode, AskResponse, CitationOut
+from server.schemas import MAX_QUERY_CHARS, SearchFilters
+from server.tasks.errors import TaskInputError
+
+RAG_MODEL = "yomitoki-rag"
+MAX_MESSAGES = 2 * MAX_HISTORY_TURNS + 2          # the history, a system message and the question
+MAX_CONVERSATION_CHARS = 64_000                    # all messages together
+
+
+class ContentPart(msgspec.Struct, frozen=True):
+    type: str
+    text: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | None = None
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | list[ContentPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The `yomitoki` extension of a request: how to search and answer."""
+
+    k: Annotated[int, Meta(ge=1, le=20, description="Passages to retrieve, 1-20.")] = 5
+    filters: SearchFilters | None = None
+    mode: AskMode = "auto"
+
+
+class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: OpenAI clients send extras
+    model: Annotated[str, Meta(min_length=1, max_length=500)]
+    messages: Annotated[list[ChatMessage], Meta(min_length=1, max_length=MAX_MESSAGES)]
+    stream: bool = False
+    max_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    yomitoki: ChatOptions | None = None
+
+    @property
+    def token_limit(self) -> int:
+        return self.max_completion_tokens or self.max_tokens or 128
+
+
+class ChatSource(msgspec.Struct, frozen=True):
+    """A passage shown to the reader or generator; `[n]` in the answer refers to `n`."""
+
+    n: int
+    cited: bool
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class ChatExtension(msgspec.Struct, frozen=True):
+    """The `yomitoki` extension of a response (in a stream, on the final chunk)."""
+
+    mode: str
+    reader: str
+    answer_found: bool
+    search_query: str | None
+    sources: list[ChatSource]
+
+
+def conversation(request: ChatRequest) -> list[dict[str, str]]:
+    """The messages as plain role/content pairs, bounded in size."""
+    messages = [{"role": m.role, "content": m.text} for m in request.messages]
+    if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
+        raise TaskInputError("messages", f"the conversation is longer than {MAX_CONVERSATION_CHARS} characters; "
+                                         "send fewer or shorter earlier turns")
+    return messages
+
+
+def rag_question(request: ChatRequest) -> Question:
+    """The last user turn as a question, the turns before it as its history."""
+    messages = conversation(request)
+    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if last is None:
+        raise TaskInputError("messages", "no message has role 'user': there is no question to answer")
+    text = messages[last]["content"].strip()
+    if not text:
+        raise TaskInputError(f"messages[{last}].content", "the question is empty")
+    if len(text) > MAX_QUERY_CHARS:
+        raise TaskInputError(f"messages[{last}].content", f"the question is longer than {MAX_QUERY_CHARS} characters")
+    history = tuple(Turn(m["role"], m["content"]) for m in messages[:last] if m["role"] in ("user", "assistant"))
+    if len(history) > MAX_HISTORY_TURNS:
+        raise TaskInputError("messages", f"{len(history)} earlier turns; at most {MAX_HISTORY_TURNS} are read")
+    options = request.yomitoki or ChatOptions()
+    return Question(text=text, mode=options.mode, k=options.k,
+                    filters=options.filters.to_filters() if options.filters else Filters(),
+                    max_tokens=request.token_limit, history=history, temperature=request.temperature or 0.0)
+
+
+def extension(response: AskResponse) -> ChatExtension:
+    cited = {c.n for c in response.citations} if response.mode == "generative" else {1} if response.citations else set()
+    shown = sorted([*response.citations, *response.uncited], key=lambda c: c.n)
+    return ChatExtension(mode=response.mode, reader=response.reader, answer_found=response.answer_found,
+                         search_query=response.search_query,
+                         sources=[_source(c, c.n in cited) for c in shown])
+
+
+def _source(c: CitationOut, cited: bool) -> ChatSource:
+    return ChatSource(n=c.n, cited=cited, doc_id=c.doc_id, title=c.title, source=c.source, start=c.start,
+                      end=c.end, text=c.text, score=c.score)
+
+
+class Completion:
+    """One chat completion's id, time and model, and its bodies and stream chunks."""
+
+    def __init__(self, model: str) -> None:
+        self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
+
+    def body(self, content: str, finish: str, ext: ChatExtension | None) -> dict[str, object]:
+        body: dict[str, object] = {
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": finish}]}
+        if ext is not None:
+            body["yomitoki"] = ext
+        return body
+
+    def chunk(self, delta: dict[str, str], finish: str | None = None,
+              ext: ChatExtension | None = None) -> bytes:
+        chunk: dict[str, object] = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if ext is not None:
+            chunk["yomitoki"] = ext
+        return msgspec.json.encode(chunk)

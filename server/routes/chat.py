@@ -1,0 +1,134 @@
+"""`POST /v1/chat/completions`: RAG answers in OpenAI's chat shape, streamed or not.
+
+    client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x")
+    client.chat.completions.create(model="yomitoki-rag", messages=[{"role": "user", "content": "…"}],
+                                   extra_body={"yomitoki": {"k": 5}})
+
+Errors carry OpenAI's `error` object beside the server's usual shape (see
+embeddings.py), so the `openai` client raises with the message and parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Router, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response.sse import ServerSentEventMessage
+
+from server.answering import Answerer
+from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
+from server.answering.generation import GenerationLimits, TextGenerator
+from server.answering.pipeline import AnswerSettings
+from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
+from server.routes.ask import EventStream, _answer
+from server.routes.embeddings import openai_error
+from server.services import Services
+
+log = logging.getLogger("yomitoki.server")
+
+
+def served_models(services: Services) -> list[str]:
+    """The chat models: the RAG model, and the generator by its configured name when there is one."""
+    entry = services.models.entry("generator")
+    return [RAG_MODEL, *([entry.name] if entry is not None else [])]
+
+
+@post("/v1/chat/completions", status_code=200, summary="Chat completions, OpenAI-compatible: RAG answers",
+      description="`model: yomitoki-rag` answers the last user turn from the documents with `[n]` "
+                  "citations; the sources are in the `yomitoki` field (streamed: on the final chunk). "
+                  "The generator's own name chats with it without retrieval.")
+async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependency[Services],
+                           request: Request) -> Any:
+    if data.model not in served_models(services):
+        raise NotFoundError(f"model {data.model!r} is not served here; use one of: "
+                            f"{', '.join(served_models(services))}")
+    completion = Completion(data.model)
+    if data.model == RAG_MODEL:
+        answerer = Answerer(services.index.lease, services.models)
+        question = rag_question(data)
+        if data.stream:
+            return EventStream(_rag_chunks(answerer, question, completion))
+        response = await _answer(request, answerer, question)
+        return completion.body(response.answer, "stop", extension(response))
+    messages = conversation(data)
+    generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")
+    limits = GenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
+    if data.stream:
+        return EventStream(_direct_chunks(generator, messages, limits, completion))
+    text = await anyio.to_thread.run_sync(
+        lambda: "".join(generator.stream(messages, limits, threading.Event())))
+    return completion.body(text, "stop", None)
+
+
+async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion) -> AsyncIterator[Any]:
+    cancel = threading.Event()
+    yield _data(completion.chunk({"role": "assistant", "content": ""}))
+    async for event in _events(answerer.stream(question, cancel), cancel):
+        if isinstance(event, bytes):  # an error
+            yield _data(event)
+            return
+        if event.response is None:
+            yield _data(completion.chunk({"content": event.text}))
+        else:
+            yield _data(completion.chunk({}, "stop", extension(event.response)))
+    yield _data(b"[DONE]")
+
+
+async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: GenerationLimits,
+                         completion: Completion) -> AsyncIterator[Any]:
+    cancel = threading.Event()
+    yield _data(completion.chunk({"role": "assistant", "content": ""}))
+    async for piece in _events(generator.stream(messages, limits, cancel), cancel):
+        if isinstance(piece, bytes):
+            yield _data(piece)
+            return
+        yield _data(completion.chunk({"content": piece}))
+    yield _data(completion.chunk({}, "stop"))
+    yield _data(b"[DONE]")
+
+
+async def _events(items: Iterator[Any], cancel: threading.Event) -> AsyncIterator[Any]:
+    """Each item of a blocking iterator, from a worker thread; a failure as an OpenAI error chunk.
+    Leaving early (the client went away) stops the work behind the iterator."""
+    try:
+        while True:
+            try:
+                item = await anyio.to_thread.run_sync(next, items, None)
+            except Exception as exc:
+                yield _error_chunk(exc)
+                return
+            if item is None:
+                return
+            yield item
+    finally:
+        cancel.set()
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _error_chunk(exc: Exception) -> bytes:
+    status = client_status(exc)
+    if status is None:
+        request_id = log_internal(exc, "POST /v1/chat/completions (stream)")
+        status, message = 500, f"internal server error (request id {request_id})"
+    else:
+        message = str(exc)
+    kind = ("upstream_error" if isinstance(exc, UpstreamError)
+            else "invalid_request_error" if status < 500 else "server_error")
+    return msgspec.json.encode({"error": {"message": message, "type": kind, "code": status}})
+
+
+def _data(payload: bytes) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=payload.decode())
+
+
+router = Router(path="/", route_handlers=[chat_completions],
+                exception_handlers=dict.fromkeys(EXCEPTION_HANDLERS, openai_error))
