@@ -243,14 +243,15 @@ def test_cli_zero_shot_few_shot_and_named(index: IndexDirectory, tmp_path: Path,
 
 
 @pytest.mark.parametrize(
-    "args,message",
+    "args,message,code",
     [
-        (("x", "--label", "only"), "at least 2 labels"),
-        (("x",), "give labels"),
-        (("x", "--classifier", "nope"), "no classifier named 'nope'"),
+        (("x", "--label", "only"), "at least 2 labels", 2),  # bad input: 2, as for a wrong option
+        (("x",), "give labels", 2),
+        (("x", "--classifier", "nope"), "no classifier named 'nope'", 1),
     ],
 )
-def test_cli_errors_exit_1_with_the_reason(index: IndexDirectory, args: tuple[str, ...], message: str) -> None:
+def test_cli_errors_exit_with_their_code_and_the_reason(index: IndexDirectory, args: tuple[str, ...], message: str,
+                                                        code: int) -> None:
     result = run_cli(*args, "--index", str(index.path))
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == code, result.stdout
     assert message in result.stderr
