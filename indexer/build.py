@@ -270,7 +270,7 @@ class IndexBuilder:
         failures: list[LoadFailure], started: float, plan: _Plan | None = None,
     ) -> BuildReport:
         """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
-        plan = plan or _plan(docs, writer.document_hashes())
+        plan = plan if plan is not None else _plan(docs, writer.document_hashes())
         writer.delete_documents(plan.delete_ids)
         embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
         counts, vector_settings = writer.finish()

@@ -31,8 +31,9 @@ def _state(paths: Iterable[Path]) -> dict[Path, tuple[int, int] | None]:
     return state
 
 
-def wait_until_settled(paths: Iterable[Path], settle: float, *, stop: threading.Event | None = None) -> None:
-    """Return once no file in `paths` has changed size or modification time for `settle` seconds."""
+def wait_until_settled(paths: Iterable[Path], settle: float, *,
+                       stop: threading.Event | None = None) -> dict[Path, tuple[int, int] | None]:
+    """Once no file in `paths` has changed size or modification time for `settle` seconds: their state."""
     paths = list(paths)
     before = _state(paths)
     deadline = time.monotonic() + MAX_SETTLE_WAIT_S
@@ -40,8 +41,9 @@ def wait_until_settled(paths: Iterable[Path], settle: float, *, stop: threading.
         time.sleep(settle)
         after = _state(paths)
         if after == before:
-            return
+            break
         before = after
+    return before
 
 
 def _corpus_file(change: watchfiles.Change, path: str) -> bool:
@@ -51,12 +53,21 @@ def _corpus_file(change: watchfiles.Change, path: str) -> bool:
 
 def watch_corpus(corpus: Path, build: Callable[[], BuildReport], on_report: Callable[[BuildReport], None], *,
                  debounce_ms: int = 500, settle: float = 1.0, stop: threading.Event | None = None) -> None:
-    """Build whenever files under `corpus` change, until `stop` is set (or the process is interrupted)."""
+    """Build whenever files under `corpus` change, until `stop` is set (or the process is interrupted).
+
+    Changes reported while waiting for files to settle come again in the next group; files that
+    are as they were when last built from are not built again.
+    """
+    built: dict[Path, tuple[int, int] | None] = {}
     for changes in watchfiles.watch(corpus, watch_filter=_corpus_file, debounce=debounce_ms, step=100,
                                     stop_event=stop, raise_interrupt=False):
-        wait_until_settled((Path(path) for _, path in changes), settle, stop=stop)
+        paths = {Path(path) for _, path in changes}
+        state = wait_until_settled(paths, settle, stop=stop)
         if stop is not None and stop.is_set():
             return
+        if all(path in built and built[path] == state[path] for path in paths):
+            continue
+        built.update(state)
         on_report(build())
 
 
