@@ -64,6 +64,10 @@ class SearchBackend(Protocol):
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
 
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its document's id (for collapsing and facets, without the chunks' text)."""
+        ...
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
         """id -> (title, source, language, metadata), without the full text."""
         ...
@@ -238,6 +242,9 @@ class EmbeddedBackend:
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(ids)
+
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        return self.store.chunk_documents(ids)
 
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
         return self.store.documents_brief(doc_ids)

@@ -12,7 +12,9 @@ Every offset in a hit points into the original, un-normalized document text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,9 @@ from indexer.store import Filters, Store, StoredChunk, StoredDocument
 from indexer.vectors import VectorIndex
 
 MODES = ("dense", "keyword", "hybrid")
+# A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
+MAX_RESULTS = 1000
+MAX_FACET_VALUES = 100
 
 
 class IndexMismatchError(Exception):
@@ -52,6 +57,16 @@ class Hit:
     highlights: tuple[tuple[int, int], ...]  # spans in the original document text
     language: str
     metadata: dict[str, Any]
+    more: int = 0                        # collapsed: the document's other chunks in the results
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of a result set, with the set's size and facet counts."""
+
+    hits: list[Hit]
+    total: int                                        # chunks in the result set (documents when collapsed)
+    facets: dict[str, list[tuple[Any, int]]]          # field -> (value, documents) most first
 
 
 def check_model(generation: Generation, embedder: Embedder) -> None:
@@ -121,13 +136,71 @@ class Searcher:
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """The k best chunks for a query; `query_vector` may be given if already embedded."""
+        return self.find(query, mode=mode, k=k, filters=filters, query_vector=query_vector).hits
+
+    def find(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        offset: int | None = None,
+        filters: Filters | None = None,
+        facets: Sequence[str] = (),
+        collapse: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> Results:
+        """A page of hits (`offset`, `k`), with the result set's size and `facets` counted over all of it.
+
+        Without `offset` and facets the ranking goes `fusion.candidates` deep, as
+        a plain search always has; with either it goes `MAX_RESULTS` deep, so
+        that every page of a query is cut from the same ranking. `collapse`
+        keeps each document's best chunk, with the count of its others.
+        """
+        paged = offset is not None or bool(facets)
+        depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
+        ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
+        owners = self.backend.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
+        more: dict[int, int] = {}
+        if collapse:
+            best: dict[str, int] = {}
+            kept = []
+            for cid, score in ranked:
+                doc = owners.get(cid)
+                if doc is None:
+                    continue
+                if doc in best:
+                    more[best[doc]] += 1
+                else:
+                    best[doc], more[cid] = cid, 0
+                    kept.append((cid, score))
+            ranked = kept
+        start = offset or 0
+        hits = self._hits(normalize_query(query).strip(), ranked[start : start + k])
+        if more:
+            hits = [replace(hit, more=more[hit.chunk_id]) for hit in hits]
+        counts = self._facets(facets, set(owners.values())) if facets else {}
+        return Results(hits=hits, total=len(ranked), facets=counts)
+
+    def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
+        """Per field, how many of these documents hold each value (each element of a list)."""
+        docs = self.backend.documents_brief(sorted(doc_ids))
+        out = {}
+        for field in dict.fromkeys(fields):
+            counter: Counter[Any] = Counter()
+            for _, source, language, metadata in docs.values():
+                counter.update(facet_values(field, source, language, metadata))
+            ordered = sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+            out[field] = ordered[:MAX_FACET_VALUES]
+        return out
+
+    def _rank(self, query: str, mode: str, depth: int, filters: Filters,
+              query_vector: np.ndarray | None) -> list[tuple[int, float]]:
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         text = normalize_query(query).strip()
         if not text:
             raise QueryError("query is empty after normalization")
-        filters = filters or Filters()
-        depth = max(k, self.fusion.candidates)
         dense: list[tuple[int, float]] = []
         keyword: list[tuple[int, float]] = []
         weight = 1.0
@@ -139,12 +212,10 @@ class Searcher:
             vector = query_vector if query_vector is not None else self.embedder.embed([text])[0]
             dense = self._dense(vector, depth, filters)
         if mode == "dense":
-            ranked = dense
-        elif mode == "keyword":
-            ranked = keyword
-        else:
-            ranked = fuse(dense, keyword, weight, self.fusion)
-        return self._hits(text, ranked[:k])
+            return dense
+        if mode == "keyword":
+            return keyword
+        return fuse(dense, keyword, weight, self.fusion)
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.backend.dense(vector, depth, filters)
@@ -213,3 +284,16 @@ class Searcher:
             else:
                 merged.append([start, end])
         return tuple(chunk.to_original(s, e) for s, e in merged)
+
+
+def facet_values(field: str, source: str, language: str, metadata: dict[str, Any]) -> list[Any]:
+    """The values a document holds in a facet field (`tags`, `source`, `language` or `metadata.KEY…`)."""
+    if field == "source":
+        return [source]
+    if field == "language":
+        return [language]
+    value: Any = metadata
+    for key in (["tags"] if field == "tags" else field.split(".")[1:]):
+        value = value.get(key) if isinstance(value, dict) else None
+    items = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(v for v in items if isinstance(v, str | int | float | bool)))
