@@ -235,7 +235,8 @@ class EmbeddedBackend:
             return []
         if self.keyword_matrix is not None:
             allowed = None if filters.empty else self.store.filtered_chunk_ids(filters)
-            found = self.keyword_matrix.search(query.words, query.grams, depth, grams_weight, allowed)
+            found = self.keyword_matrix.search(query.words, query.grams, depth, grams_weight, allowed,
+                                               own_statistics=filters.access)
             if found is not None:
                 return found
         return self.store.keyword_search(query.match, depth, filters, grams_weight)

@@ -65,14 +65,18 @@ class Filters:
     language: str | None = None   # 'ja' or 'en'
     tags: tuple[str, ...] = ()    # any of these tags
     expression: Where | None = None  # a `where` filter (indexer.where) over any field or metadata
+    access: bool = False          # an API key's access filter is among them: keyword statistics count only
+                                  # the chunks that pass (see server.access)
 
     @property
     def empty(self) -> bool:
         return self.source is None and self.language is None and not self.tags and self.expression is None
 
-    def restricted(self, where: Where | None) -> Filters:
-        """These filters and `where` too (an API key's access filter, say)."""
-        return self if where is None else replace(self, expression=both(self.expression, where))
+    def restricted(self, where: Where | None, *, access: bool = False) -> Filters:
+        """These filters and `where` too (`access`: it is an API key's access filter)."""
+        if where is None:
+            return self
+        return replace(self, expression=both(self.expression, where), access=self.access or access)
 
     def admits(self, doc_id: str, source: str, language: str, metadata: dict[str, Any]) -> bool:
         """True when a document passes these filters (the Python reading of `where()`)."""

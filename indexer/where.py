@@ -158,6 +158,12 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Where:
     return Condition(field, op, _value(op, field, data[op], f"{path}.{op}"))
 
 
+def check_field(field: str, path: str) -> str:
+    """A field name a filter or facet may use; FilterError otherwise."""
+    _field_operators(field, path)
+    return field
+
+
 def _field_operators(field: str, path: str) -> tuple[str, ...]:
     if field in FIELD_OPERATORS:
         return FIELD_OPERATORS[field]
