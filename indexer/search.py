@@ -23,7 +23,7 @@ from indexer.backends import EmbeddedBackend, KeywordQuery, SearchBackend, open_
 from indexer.embedders import Embedder
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
-from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer, match_expression
+from indexer.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
 from indexer.language import detect_language
 from indexer.normalize import normalize_query
 from indexer.store import Filters, Store, StoredChunk, StoredDocument
@@ -101,6 +101,7 @@ class Searcher:
         self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
         self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
         self.backend: SearchBackend = backend if backend is not None else open_backend(generation)
+        self.compound_boost = True  # rank chunks holding a split compound of the query as typed first
 
     @property
     def store(self) -> Store:
@@ -206,6 +207,9 @@ class Searcher:
         weight = 1.0
         if mode in ("keyword", "hybrid"):
             keyword = self._keyword(text, depth, filters)
+            compounds = [text[s:e] for s, e in self.compounds(text)] if self.compound_boost else []
+            if compounds and keyword:
+                keyword = self._boost_compounds(keyword, compounds)
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
@@ -216,6 +220,38 @@ class Searcher:
         if mode == "keyword":
             return keyword
         return fuse(dense, keyword, weight, self.fusion)
+
+    def compounds(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the query where the analyser split one written word into pieces, one a single character.
+
+        二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
+        sentence and 3 every ③. The pieces are adjacent in the query, so the
+        run they cover is the word as typed.
+        """
+        spans: list[tuple[int, int]] = []
+        run: list[Term] = []
+        for term in [*self.keywords.words(text), None]:
+            if term is not None and not text[term.start : term.end].isascii() and run and term.start == run[-1].end:
+                run.append(term)
+                continue
+            if len(run) > 1 and any(t.end - t.start == 1 for t in run):
+                spans.append((run[0].start, run[-1].end))
+            run = [term] if term is not None and not text[term.start : term.end].isascii() else []
+        return spans
+
+    def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
+        """Chunks holding the query's split compounds contiguously ahead of those holding only their pieces.
+
+        Each compound a chunk holds adds the best BM25 score of the list, so
+        holding more of them always ranks higher, and BM25 orders the rest.
+        Only the list's first `fusion.candidates` are read and reordered.
+        """
+        head = ranked[: self.fusion.candidates]
+        texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
+        best = head[0][1]
+        boosted = [(cid, score + best * sum(c.lower() in texts.get(cid, "") for c in compounds)) for cid, score in head]
+        boosted.sort(key=lambda item: (-item[1], item[0]))
+        return boosted + ranked[len(head):]
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.backend.dense(vector, depth, filters)
@@ -260,11 +296,14 @@ class Searcher:
         one regular expression instead of re-analysing every hit.
         """
         parts = set()
+        compounds = self.compounds(query)
         for term in self.keywords.words(query):
-            if term.text.isascii():
-                parts.add(rf"\b{re.escape(term.text)}\w*")
-            else:
-                parts.add(re.escape(query[term.start : term.end].lower()))
+            typed = query[term.start : term.end]
+            if typed.isascii():
+                parts.add(rf"\b{re.escape(term.text)}\w*")  # the stem, as a word's start: run → running
+            elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
+                parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
+        parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
         if not parts:
             return None
