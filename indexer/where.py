@@ -329,18 +329,22 @@ def to_sql(where: Where) -> tuple[str, list[Any]]:
         return f"({kind} {'!=' if where.value else '='} 'null')", [path]
     if where.op in ("eq", "in"):
         values = where.value if where.op == "in" else (where.value,)
-        tests, params = [], []
-        for value in values:
+        item_tests, item_params, scalar_tests, scalar_params = [], [], [], []
+        for value in values:  # by kind: JSON true/false, text, numbers (a number never equals a text)
             if isinstance(value, bool):
-                tests.append(f"j.type = '{'true' if value else 'false'}'")
-            elif isinstance(value, str):
-                tests.append("(j.type = 'text' AND j.value = ?)")
-                params.append(value)
+                item_tests.append(f"j.type = '{'true' if value else 'false'}'")
+                scalar_tests.append(f"{kind} = '{'true' if value else 'false'}'")
+                scalar_params.append(path)
             else:
-                tests.append("(j.type IN ('integer', 'real') AND j.value = ?)")
-                params.append(value)
-        any_item = f"EXISTS (SELECT 1 FROM json_each(d.metadata, ?) j WHERE {' OR '.join(tests)})"
-        return f"(CASE WHEN {kind} = 'null' THEN NULL ELSE {any_item} END)", [path, path, *params]
+                kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
+                item_tests.append(f"(j.type IN {kinds} AND j.value = ?)")
+                item_params.append(value)
+                scalar_tests.append(f"({kind} IN {kinds} AND json_extract(d.metadata, ?) = ?)")
+                scalar_params += [path, path, value]
+        # a scalar (the common case) is compared directly; only a list is walked with json_each
+        any_item = f"EXISTS (SELECT 1 FROM json_each(d.metadata, ?) j WHERE {' OR '.join(item_tests)})"
+        return (f"(CASE {kind} WHEN 'null' THEN NULL WHEN 'array' THEN {any_item} "
+                f"ELSE ({' OR '.join(scalar_tests)}) END)", [path, path, *item_params, *scalar_params])
     kinds = "('text')" if isinstance(where.value, str) else "('integer', 'real')"
     return (f"(CASE WHEN json_type(d.metadata, ?) IN {kinds} "
             f"THEN json_extract(d.metadata, ?) {RANGES[where.op]} ? END)", [path, path, where.value])

@@ -69,7 +69,7 @@ class FacetCount(msgspec.Struct, frozen=True):
     count: int
 
 
-class HitOut(msgspec.Struct, frozen=True):
+class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
     doc_id: str
     chunk_id: int
     title: str
@@ -91,7 +91,7 @@ class HitOut(msgspec.Struct, frozen=True):
                    more=hit.more if collapsed else None)
 
 
-class SearchResponse(msgspec.Struct, frozen=True):
+class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     query: str
     mode: Mode
     k: int
