@@ -1,6 +1,10 @@
 """Retrieval quality: dense, keyword and hybrid search against a raw baseline.
 
-    python benchmarks/retrieval.py [--model all-minilm-l6-v2] [--sets scifact,jsquad]
+    python benchmarks/retrieval.py [--model all-minilm-l6-v2] [--sets scifact,jsquad] [--compounds]
+
+`--compounds` also ranks keyword and hybrid search without the boost of
+Japanese compounds the analyser splits (`Searcher.compound_boost`), in the
+same run on the same index: the before and after of that boost.
 
 Sets (read from ../shared/data, never copied into the repository):
 - SciFact (BEIR): 5,183 abstracts, 300 test queries; nDCG@10 at document level.
@@ -149,7 +153,7 @@ def rank_documents(searcher: Searcher, retrieval: RetrievalSet, mode: str, vecto
     return rankings
 
 
-def evaluate(retrieval: RetrievalSet, model: str) -> dict[str, dict[str, float]]:
+def evaluate(retrieval: RetrievalSet, model: str, compounds: bool = False) -> dict[str, dict[str, float]]:
     embedder = load_embedder(model)
     results: dict[str, dict[str, float]] = {}
     base, seconds = baseline(retrieval, embedder)
@@ -163,6 +167,14 @@ def evaluate(retrieval: RetrievalSet, model: str) -> dict[str, dict[str, float]]
             ranked = rank_documents(searcher, retrieval, mode, vectors)
             results[f"yomitoki {mode}"] = {**metrics(ranked, retrieval),
                                            "seconds": time.perf_counter() - started}
+        if compounds:
+            searcher.compound_boost = False
+            for mode in ("keyword", "hybrid"):
+                started = time.perf_counter()
+                ranked = rank_documents(searcher, retrieval, mode, vectors)
+                results[f"{mode}, no compound boost"] = {**metrics(ranked, retrieval),
+                                                        "seconds": time.perf_counter() - started}
+            searcher.compound_boost = True
         results["yomitoki index build"] = {"seconds": build_seconds,
                                            "chunks": float(searcher.vectors.size)}
         searcher.close()
@@ -184,13 +196,15 @@ def main() -> None:
     parser.add_argument("--sets", default="scifact,jsquad")
     parser.add_argument("--jsquad-limit", type=int, default=None, help="sample this many JSQuAD questions")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--compounds", action="store_true",
+                        help="also rank keyword and hybrid without the Japanese compound boost (before/after)")
     args = parser.parse_args()
     loaders = {"scifact": lambda: load_scifact(args.data), "jsquad": lambda: load_jsquad(args.data, args.jsquad_limit)}
     report: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for name in args.sets.split(","):
         retrieval = loaders[name]()
         for model in args.model or ["all-minilm-l6-v2"]:
-            results = evaluate(retrieval, model)
+            results = evaluate(retrieval, model, args.compounds)
             report.setdefault(name, {})[model] = results
             print_table(f"{name}: {len(retrieval.documents)} documents, {len(retrieval.queries)} queries",
                         model, results)

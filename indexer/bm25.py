@@ -128,11 +128,17 @@ class KeywordMatrix:
         return cache[key]
 
     def search(self, words: Sequence[str], grams: Sequence[str], depth: int, grams_weight: float,
-               allowed: np.ndarray | None = None) -> list[tuple[int, float]] | None:
+               allowed: np.ndarray | None = None, *, own_statistics: bool = False) -> list[tuple[int, float]] | None:
         """(chunk id, bm25 score) best first, as FTS5 ranks them; None when a term is not one FTS5 token.
 
-        `allowed`, when given, holds the chunk ids a filter lets through.
+        `allowed`, when given, holds the chunk ids a filter lets through. With
+        `own_statistics` the allowed chunks alone make the statistics (row
+        count, each term's document frequency, average length), so the scores
+        are those of an index holding only them: what an API key restricted to
+        some documents sees must not depend on the others.
         """
+        if allowed is not None and own_statistics:
+            return self._search_within(words, grams, depth, grams_weight, np.isin(self.chunk_ids, allowed))
         positions: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for column, (terms, weight) in enumerate(((words, 1.0), (grams, grams_weight))):
@@ -154,6 +160,43 @@ class KeywordMatrix:
         matched = np.flatnonzero(scores)
         if allowed is not None:
             matched = matched[np.isin(self.chunk_ids[matched], allowed)]
+        if len(matched) > depth:
+            matched = matched[np.argpartition(-scores[matched], depth - 1)[:depth]]
+        order = np.lexsort((self.chunk_ids[matched], -scores[matched]))
+        best = matched[order]
+        return [(int(i), float(s)) for i, s in zip(self.chunk_ids[best], scores[best], strict=True)]
+
+    def _search_within(self, words: Sequence[str], grams: Sequence[str], depth: int, grams_weight: float,
+                       inside: np.ndarray) -> list[tuple[int, float]] | None:
+        """`search` with BM25 computed as if the rows outside `inside` (a mask) were not indexed."""
+        count = int(inside.sum())
+        if not count:
+            return []
+        lengths = np.where(inside, self.lengths, 0.0)
+        norm = K1 * (1 - B + B * lengths / (lengths.sum() / count))
+        positions: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for column, (terms, weight) in enumerate(((words, 1.0), (grams, grams_weight))):
+            for term in dict.fromkeys(terms):
+                tokens = ascii_tokens(term)
+                if len(tokens) != 1:
+                    return None
+                term_id = self.vocab[column].get(tokens[0])
+                if term_id is None:
+                    continue
+                lo, hi = self.starts[column][term_id], self.starts[column][term_id + 1]
+                rows = self.rows[column][lo:hi]
+                kept = inside[rows]
+                rows, tf = rows[kept], weight * self.freqs[column][lo:hi][kept]
+                if not len(rows):
+                    continue
+                idf = max(math.log((count - len(rows) + 0.5) / (len(rows) + 0.5)), 1e-6)
+                positions.append(rows)
+                weights.append(idf * tf * (K1 + 1) / (tf + norm[rows]))
+        if not positions:
+            return []
+        scores = np.bincount(np.concatenate(positions), np.concatenate(weights), minlength=self.size)
+        matched = np.flatnonzero(scores)
         if len(matched) > depth:
             matched = matched[np.argpartition(-scores[matched], depth - 1)[:depth]]
         order = np.lexsort((self.chunk_ids[matched], -scores[matched]))

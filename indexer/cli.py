@@ -33,11 +33,12 @@ from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
 from indexer.opening import open_index
-from indexer.search import MODES
+from indexer.search import MAX_RESULTS, MODES
 from indexer.selection import choose_embedder
 from indexer.store import Filters
 from indexer.vectors import INDEX_TYPES
 from indexer.watching import describe, watch_corpus
+from indexer.where import FilterError, parse_json
 
 EXIT_SKIPPED = 3
 console = Console(stderr=True)
@@ -261,16 +262,25 @@ def check_command(index_dir: Path, every: bool, as_json: bool) -> None:
 @click.option("--source", default=None, help="Only documents whose source path starts with this.")
 @click.option("--language", type=click.Choice(["ja", "en"]), default=None)
 @click.option("--tag", "tags", multiple=True, help="Only documents with any of these tags.")
+@click.option("--where", "where_text", default=None, metavar="JSON",
+              help='A filter on any field or metadata, e.g. \'{"field": "metadata.year", "gte": 2020}\'.')
+@click.option("--offset", type=click.IntRange(0, MAX_RESULTS - 1), default=None, help="Skip this many results.")
+@click.option("--collapse", is_flag=True, help="Each document once, with its best chunk.")
 @milvus_options
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search_command(query: str, index_dir: Path, mode: str, k: int, source: str | None,
-                   language: str | None, tags: tuple[str, ...], milvus_uri: str | None,
-                   milvus_collection: str | None, as_json: bool) -> None:
+                   language: str | None, tags: tuple[str, ...], where_text: str | None, offset: int | None,
+                   collapse: bool, milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
     """Search the index from the terminal."""
+    try:
+        where = None if where_text is None else parse_json(where_text, "--where")
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from exc
     with domain_errors():
         searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
         try:
-            hits = searcher.search(query, mode=mode, k=k, filters=Filters(source=source, language=language, tags=tags))
+            filters = Filters(source=source, language=language, tags=tags, expression=where)
+            hits = searcher.find(query, mode=mode, k=k, offset=offset, filters=filters, collapse=collapse).hits
         finally:
             searcher.close()
     if as_json:

@@ -128,8 +128,13 @@ class SudachiAnalyser:
     def _tokenizer(self) -> Any:
         tokenizer = getattr(self._local, "tokenizer", None)
         if tokenizer is None:
-            make = getattr(self._dictionary, "tokenizer", None) or self._dictionary.create  # SudachiPy 0.7 / 0.6
-            tokenizer = self._local.tokenizer = make(mode=self._mode)
+            if hasattr(self._dictionary, "tokenizer"):
+                tokenizer = self._dictionary.tokenizer(mode=self._mode)
+            else:  # SudachiPy 0.6 (what GiNZA pins) names it `create` and wants a SplitMode
+                import sudachipy
+
+                tokenizer = self._dictionary.create(mode=getattr(sudachipy.SplitMode, self._mode))
+            self._local.tokenizer = tokenizer
         return tokenizer
 
 

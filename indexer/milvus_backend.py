@@ -59,6 +59,7 @@ from indexer.generations import (
 )
 from indexer.store import Filters, StoredChunk, StoredDocument
 from indexer.vectors import AUTO_HNSW_FROM, VectorParams
+from indexer.where import to_milvus
 
 MANIFEST_ID = "__manifest__"
 TEXT_PART_CHARS = 16_000      # at most 64,000 bytes of UTF-8: under VARCHAR's 65,535
@@ -167,8 +168,8 @@ def like_prefix(value: str) -> str:
 
 
 def filter_expression(filters: Filters) -> str:
-    """The Milvus filter for source prefix, language and tags ("" when there is none)."""
-    clauses = []
+    """The Milvus filter for source prefix, language, tags and a `where` filter ("" when there is none)."""
+    clauses = [] if filters.expression is None else [to_milvus(filters.expression)]
     if filters.source is not None:
         clauses.append(f"source like {string_literal(like_prefix(filters.source))}")
     if filters.language is not None:
@@ -339,6 +340,7 @@ def _schemas(client: Any, dimension: int) -> tuple[Any, Any]:
     chunks.add_field("language", DataType.VARCHAR, max_length=64)
     chunks.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_TAGS,
                      max_length=MAX_TAG_BYTES)
+    chunks.add_field("metadata", DataType.JSON)  # the document's, for `where` filters before ranking
     chunks.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
     for column in ("words", "grams"):
         chunks.add_field(column, DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
@@ -383,7 +385,8 @@ class MilvusWriter:
         chunk_schema, doc_schema = _schemas(self.client, dimension)
         self.client.create_collection(self.chunks, schema=chunk_schema)
         self.client.create_collection(self.docs, schema=doc_schema)
-        self._docs: dict[str, tuple[str, str, list[str]]] = {}   # id -> (source, language, tags) for chunk rows
+        # id -> (source, language, tags, metadata) for chunk rows
+        self._docs: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {}
         self._pending: dict[int, dict[str, Any]] = {}            # chunk rows waiting for their vectors
         self._doc_rows: list[dict[str, Any]] = []
         self.next_id = 1
@@ -395,11 +398,14 @@ class MilvusWriter:
         if int(store.get("dimension", self.dimension)) != self.dimension:
             raise ValueError(f"generation {previous.name} holds {store.get('dimension')}-d vectors, "
                              f"the model gives {self.dimension}: rebuild with --rebuild")
-        for batch in _iterate(self.client, store["chunks"], "id >= 0", _CHUNK_COPY_FIELDS):
-            self.client.insert(self.chunks, batch)
         expr = f'doc_id != "{MANIFEST_ID}"'
+        metadata: dict[str, Any] = {}
         for batch in _iterate(self.client, store["documents"], expr, [*_DOC_FIELDS, "placeholder"]):
+            metadata.update((row["doc_id"], row["metadata"] or {}) for row in batch if row["part"] == 0)
             self.client.insert(self.docs, batch)
+        # chunk rows take their document's metadata afresh: generations from before `where` filters lack it
+        for batch in _iterate(self.client, store["chunks"], "id >= 0", _CHUNK_COPY_FIELDS):
+            self.client.insert(self.chunks, [{**row, "metadata": metadata.get(row["doc_id"], {})} for row in batch])
         self.next_id = int(store.get("next_chunk_id", 1))
 
     def document_hashes(self) -> dict[str, tuple[str, str]]:
@@ -423,7 +429,7 @@ class MilvusWriter:
         if len(tags) > MAX_TAGS or any(len(t.encode()) > MAX_TAG_BYTES for t in tags):
             raise ValueError(f"{doc.source}: Milvus holds at most {MAX_TAGS} tags of {MAX_TAG_BYTES} bytes each "
                              f"per document; this one has {len(tags)}, the longest {max(len(t) for t in tags)} chars")
-        self._docs[doc.id] = (doc.source, doc.language, tags)
+        self._docs[doc.id] = (doc.source, doc.language, tags, doc.metadata)
         for part, text in enumerate(_text_parts(doc.text)):
             extra = {} if part else {"key": doc.key, "source": doc.source, "title": doc.title,
                                      "language": doc.language, "metadata": doc.metadata,
@@ -441,13 +447,13 @@ class MilvusWriter:
         ids = []
         for row, (words, grams) in zip(rows, fts, strict=True):
             chunk_id, self.next_id = self.next_id, self.next_id + 1
-            source, language, tags = self._docs[row["doc_id"]]
+            source, language, tags, metadata = self._docs[row["doc_id"]]
             self._pending[chunk_id] = {
                 "id": chunk_id, "doc_id": row["doc_id"], "ordinal": row["ordinal"], "start": row["start"],
                 "end": row["end"], "tokens": row["tokens"], "text": row["text"],
                 "section": json.dumps(list(row["section"]), ensure_ascii=False),
                 "offsets": _encode_offsets(row["offsets"], source), "source": source, "language": language,
-                "tags": tags, "words": hashed_terms(words), "grams": hashed_terms(grams),
+                "tags": tags, "metadata": metadata, "words": hashed_terms(words), "grams": hashed_terms(grams),
             }
             ids.append(chunk_id)
         return ids
@@ -585,6 +591,14 @@ class MilvusBackend:
                     id=int(row["id"]), doc_id=row["doc_id"], ordinal=int(row["ordinal"]), start=int(row["start"]),
                     end=int(row["end"]), text=row["text"], section=tuple(json.loads(row["section"] or "[]")),
                     tokens=int(row["tokens"]), offsets=_decode_offsets(row["offsets"]))
+        return out
+
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for offset in range(0, len(ids), ID_BATCH):
+            rows = self.client.query(self.chunks_collection, filter=_in("id", ids[offset : offset + ID_BATCH]),
+                                     output_fields=["id", "doc_id"])
+            out.update((int(row["id"]), row["doc_id"]) for row in rows)
         return out
 
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:

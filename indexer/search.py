@@ -12,7 +12,9 @@ Every offset in a hit points into the original, un-normalized document text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,7 @@ from indexer.embedders import Embedder
 from indexer.errors import ConflictError, InputError
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
-from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer, match_expression
+from indexer.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
 from indexer.language import detect_language
 from indexer.normalize import normalize_query
 from indexer.pages import PAGE_STARTS, page_starts, pages_of
@@ -30,6 +32,9 @@ from indexer.store import Filters, Store, StoredChunk, StoredDocument
 from indexer.vectors import VectorIndex
 
 MODES = ("dense", "keyword", "hybrid")
+# A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
+MAX_RESULTS = 1000
+MAX_FACET_VALUES = 100
 
 
 class IndexMismatchError(ConflictError):
@@ -64,6 +69,16 @@ class Hit:
         return self.pages[0] + sum(1 for page in self.pages[1:] if self.page_starts[page] <= start)
 
     page_starts: dict[int, int] = field(default_factory=dict)  # page -> its start, for pages after the first
+    more: int = 0                        # collapsed: the document's other chunks in the results
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of a result set, with the set's size and facet counts."""
+
+    hits: list[Hit]
+    total: int                                        # chunks in the result set (documents when collapsed)
+    facets: dict[str, list[tuple[Any, int]]]          # field -> (value, documents) most first
 
 
 def _paging(starts: list[int], start: int, end: int) -> dict[str, Any]:
@@ -104,6 +119,7 @@ class Searcher:
         self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
         self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
         self.backend: SearchBackend = backend if backend is not None else open_backend(generation)
+        self.compound_boost = True  # rank chunks holding a split compound of the query as typed first
 
     @property
     def store(self) -> Store:
@@ -139,30 +155,121 @@ class Searcher:
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """The k best chunks for a query; `query_vector` may be given if already embedded."""
+        return self.find(query, mode=mode, k=k, filters=filters, query_vector=query_vector).hits
+
+    def find(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        offset: int | None = None,
+        filters: Filters | None = None,
+        facets: Sequence[str] = (),
+        collapse: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> Results:
+        """A page of hits (`offset`, `k`), with the result set's size and `facets` counted over all of it.
+
+        Without `offset` and facets the ranking goes `fusion.candidates` deep, as
+        a plain search always has; with either it goes `MAX_RESULTS` deep, so
+        that every page of a query is cut from the same ranking. `collapse`
+        keeps each document's best chunk, with the count of its others.
+        """
+        paged = offset is not None or bool(facets)
+        depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
+        ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
+        owners = self.backend.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
+        more: dict[int, int] = {}
+        if collapse:
+            best: dict[str, int] = {}
+            kept = []
+            for cid, score in ranked:
+                doc = owners.get(cid)
+                if doc is None:
+                    continue
+                if doc in best:
+                    more[best[doc]] += 1
+                else:
+                    best[doc], more[cid] = cid, 0
+                    kept.append((cid, score))
+            ranked = kept
+        start = offset or 0
+        hits = self._hits(normalize_query(query).strip(), ranked[start : start + k])
+        if more:
+            hits = [replace(hit, more=more[hit.chunk_id]) for hit in hits]
+        counts = self._facets(facets, set(owners.values())) if facets else {}
+        return Results(hits=hits, total=len(ranked), facets=counts)
+
+    def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
+        """Per field, how many of these documents hold each value (each element of a list)."""
+        docs = self.backend.documents_brief(sorted(doc_ids))
+        out = {}
+        for name in dict.fromkeys(fields):
+            counter: Counter[Any] = Counter()
+            for _, source, language, metadata, _key in docs.values():
+                counter.update(facet_values(name, source, language, metadata))
+            ordered = sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+            out[name] = ordered[:MAX_FACET_VALUES]
+        return out
+
+    def _rank(self, query: str, mode: str, depth: int, filters: Filters,
+              query_vector: np.ndarray | None) -> list[tuple[int, float]]:
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         text = normalize_query(query).strip()
         if not text:
             raise QueryError("query is empty after normalization")
-        filters = filters or Filters()
-        depth = max(k, self.fusion.candidates)
         dense: list[tuple[int, float]] = []
         keyword: list[tuple[int, float]] = []
         weight = 1.0
         if mode in ("keyword", "hybrid"):
             keyword = self._keyword(text, depth, filters)
+            compounds = [text[s:e] for s, e in self.compounds(text)] if self.compound_boost else []
+            if compounds and keyword:
+                keyword = self._boost_compounds(keyword, compounds)
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
             vector = query_vector if query_vector is not None else self.embedder.embed([text])[0]
             dense = self._dense(vector, depth, filters)
         if mode == "dense":
-            ranked = dense
-        elif mode == "keyword":
-            ranked = keyword
-        else:
-            ranked = fuse(dense, keyword, weight, self.fusion)
-        return self._hits(text, ranked[:k])
+            return dense
+        if mode == "keyword":
+            return keyword
+        return fuse(dense, keyword, weight, self.fusion)
+
+    def compounds(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the query where the analyser split one written word into pieces, one a single character.
+
+        二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
+        sentence and 3 every ③. The pieces are adjacent in the query, so the
+        run they cover is the word as typed.
+        """
+        spans: list[tuple[int, int]] = []
+        run: list[Term] = []
+        for term in [*self.keywords.words(text), None]:
+            if term is not None and not text[term.start : term.end].isascii() and run and term.start == run[-1].end:
+                run.append(term)
+                continue
+            if len(run) > 1 and any(t.end - t.start == 1 for t in run):
+                spans.append((run[0].start, run[-1].end))
+            run = [term] if term is not None and not text[term.start : term.end].isascii() else []
+        return spans
+
+    def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
+        """Chunks holding the query's split compounds contiguously ahead of those holding only their pieces.
+
+        Each compound a chunk holds adds the best BM25 score of the list, so
+        holding more of them always ranks higher, and BM25 orders the rest.
+        Only the list's first `fusion.candidates` are read and reordered.
+        """
+        head = ranked[: self.fusion.candidates]
+        texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
+        best = head[0][1]
+        boosted = [(cid, score + best * sum(c.lower() in texts.get(cid, "") for c in compounds)) for cid, score in head]
+        boosted.sort(key=lambda item: (-item[1], item[0]))
+        return boosted + ranked[len(head):]
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.backend.dense(vector, depth, filters)
@@ -209,11 +316,14 @@ class Searcher:
         one regular expression instead of re-analysing every hit.
         """
         parts = set()
+        compounds = self.compounds(query)
         for term in self.keywords.words(query):
-            if term.text.isascii():
-                parts.add(rf"\b{re.escape(term.text)}\w*")
-            else:
-                parts.add(re.escape(query[term.start : term.end].lower()))
+            typed = query[term.start : term.end]
+            if typed.isascii():
+                parts.add(rf"\b{re.escape(term.text)}\w*")  # the stem, as a word's start: run → running
+            elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
+                parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
+        parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
         if not parts:
             return None
@@ -233,3 +343,16 @@ class Searcher:
             else:
                 merged.append([start, end])
         return tuple(chunk.to_original(s, e) for s, e in merged)
+
+
+def facet_values(field: str, source: str, language: str, metadata: dict[str, Any]) -> list[Any]:
+    """The values a document holds in a facet field (`tags`, `source`, `language` or `metadata.KEY…`)."""
+    if field == "source":
+        return [source]
+    if field == "language":
+        return [language]
+    value: Any = metadata
+    for key in (["tags"] if field == "tags" else field.split(".")[1:]):
+        value = value.get(key) if isinstance(value, dict) else None
+    items = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(v for v in items if isinstance(v, str | int | float | bool)))

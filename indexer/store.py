@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sqlite_utils
+
+from indexer.where import Where, both, evaluate, to_sql
 
 SCHEMA_VERSION = 1
 
@@ -62,10 +64,28 @@ class Filters:
     source: str | None = None     # source path prefix
     language: str | None = None   # 'ja' or 'en'
     tags: tuple[str, ...] = ()    # any of these tags
+    expression: Where | None = None  # a `where` filter (indexer.where) over any field or metadata
+    access: bool = False          # an API key's access filter is among them: keyword statistics count only
+                                  # the chunks that pass (see server.access)
 
     @property
     def empty(self) -> bool:
-        return self.source is None and self.language is None and not self.tags
+        return self.source is None and self.language is None and not self.tags and self.expression is None
+
+    def restricted(self, where: Where | None, *, access: bool = False) -> Filters:
+        """These filters and `where` too (`access`: it is an API key's access filter)."""
+        if where is None:
+            return self
+        return replace(self, expression=both(self.expression, where), access=self.access or access)
+
+    def admits(self, doc_id: str, source: str, language: str, metadata: dict[str, Any]) -> bool:
+        """True when a document passes these filters (the Python reading of `where()`)."""
+        tags = metadata.get("tags")
+        tags = {str(t) for t in tags} if isinstance(tags, list) else set()
+        return ((self.source is None or source.startswith(self.source))
+                and (self.language is None or language == self.language)
+                and (not self.tags or bool(tags & set(self.tags)))
+                and (self.expression is None or evaluate(self.expression, doc_id, source, language, metadata)))
 
     def where(self) -> tuple[str, list[Any]]:
         """A SQL condition over `documents d`, with its parameters."""
@@ -80,6 +100,10 @@ class Filters:
             marks = ",".join("?" * len(self.tags))
             clauses.append(f"d.id IN (SELECT doc_id FROM doc_tags WHERE tag IN ({marks}))")
             params += list(self.tags)
+        if self.expression is not None:
+            sql, more = to_sql(self.expression)
+            clauses.append(f"coalesce({sql}, 0)")  # unknown (NULL) does not pass
+            params += more
         return (" AND ".join(clauses) or "1"), params
 
 
@@ -193,6 +217,13 @@ class Store:
             f"SELECT id, doc_id, ordinal, start, end, text, section, tokens, offsets "
             f"FROM chunks WHERE id IN ({marks})", list(ids))
         return {row[0]: _chunk(row) for row in rows}
+
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its document's id."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
 
     def iter_chunks(self) -> Iterator[StoredChunk]:
         rows = self.db.execute(

@@ -3,9 +3,14 @@
 Keys come from `--api-key` (repeatable), the `YOMITOKI_API_KEYS` variable
 (comma- or space-separated) or a keys file that holds only sha256 hashes:
 
-    # sha256 of the key      scope   label (optional, shown in logs instead of the key)
+    # sha256 of the key      scope   label (optional, shown in logs instead of the key)   access filter
     sha256:5e884898da28…     read    alice
     sha256:8d969eef6eca…     admin   deploy
+    sha256:3c9909afec25…     read    hr-team  where={"field":"tags","eq":"hr"}
+
+A `where=` field holds an access filter (`server.access`): the key sees only
+the documents it lets through. It is JSON without spaces or `#` (write them
+as \u0020 and \u0023 inside strings; `yomitoki keys add` does).
 
 A plain key is an admin key; prefix it with `read:` to make it a read key.
 Only the sha256 of each key is kept in memory; a presented key is hashed and
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +41,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from indexer.errors import InputError
+from indexer.where import FilterError, Where, parse_json, to_json
+from server.access import STATE_KEY
 
 SCOPES = ("read", "admin")
 # /health for probes, the OpenAPI pages, and the web page's own files (they hold no data: the API
@@ -43,6 +51,7 @@ PUBLIC_PATHS = ("/health", "/")
 PUBLIC_PREFIXES = ("/schema", "/static/", "/view/")
 ADMIN_PREFIXES = ("/classifiers",)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+WHERE_PREFIX = "where="
 _HEX = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="yomitoki"'}
 
@@ -56,9 +65,18 @@ class ApiKey:
     digest: bytes                      # sha256 of the key; the key itself is never kept
     scope: str                         # "read" or "admin"
     label: str                         # what logs may show: never the key
+    # the access filter (an `indexer.where.Where`; None sees every document), typed `object` because
+    # Litestar converts the settings that hold keys with msgspec, which cannot take a union of dataclasses
+    where: object = None
 
     def __repr__(self) -> str:
-        return f"ApiKey(scope={self.scope!r}, label={self.label!r})"
+        return f"ApiKey(scope={self.scope!r}, label={self.label!r}, restricted={self.where is not None})"
+
+
+def where_field(where: Where) -> str:
+    """The keys-file field of an access filter: one JSON word, its spaces and `#` escaped."""
+    text = json.dumps(to_json(where), ensure_ascii=False, separators=(",", ":"))
+    return WHERE_PREFIX + re.sub(r"[\s#]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def digest(key: str) -> bytes:
@@ -103,8 +121,14 @@ def file_keys(path: Path) -> list[ApiKey]:
         scope = fields[1] if len(fields) > 1 else "read"
         if scope not in SCOPES:
             raise KeysFileError(f"{path}:{number}: unknown scope {scope!r}, use read or admin")
+        where = None
+        if len(fields) > 2 and fields[-1].startswith(WHERE_PREFIX):
+            try:
+                where = parse_json(fields.pop()[len(WHERE_PREFIX):], "where")
+            except FilterError as exc:
+                raise KeysFileError(f"{path}:{number}: bad access filter: {exc}") from exc
         label = " ".join(fields[2:]) or f"{Path(path).name}:{number}"
-        keys.append(ApiKey(bytes.fromhex(match.group(1)), scope, label))
+        keys.append(ApiKey(bytes.fromhex(match.group(1)), scope, label, where))
     return keys
 
 
@@ -180,4 +204,6 @@ class ApiKeyAuth(ASGIMiddleware):
         if needed == "admin" and key.scope != "admin":
             raise PermissionDeniedException(
                 detail=f"this API key has the '{key.scope}' scope; {method} {path} needs 'admin'")
-        scope.setdefault("state", {})["api_key"] = key.label
+        state = scope.setdefault("state", {})
+        state["api_key"] = key.label
+        state[STATE_KEY] = key.where

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
+from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.models import check_generator
 from server.auth import collect_keys
 from server.request_log import log_config

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from indexer.search import Hit
+from indexer.search import MAX_RESULTS, Hit
 from indexer.store import Filters
+from indexer.where import check_field, parse
+
+WHERE_DESCRIPTION = (
+    "A filter on any field, applied before ranking: a condition `{\"field\": F, OP: VALUE}` or "
+    "`{\"and\": [...]}`, `{\"or\": [...]}`, `{\"not\": {...}}`. F is source, language, doc_id, tags or "
+    "metadata.KEY[.KEY]; OP is eq, in (a list), gt, gte, lt, lte (a number or an ISO 8601 date), exists "
+    "(true/false) or prefix (source only). A condition on a key a document lacks is unknown, and `not` of "
+    "unknown is unknown: only documents for which the filter is true pass."
+)
+Where = Annotated[dict[str, Any], Meta(description=WHERE_DESCRIPTION, examples=[
+    {"and": [{"field": "metadata.year", "gte": 2020}, {"field": "tags", "in": ["hr", "legal"]}]}])]
+FacetField = Annotated[str, Meta(min_length=1, max_length=200,
+                                 description="tags, source, language or metadata.KEY[.KEY]")]
 
 MAX_QUERY_CHARS = 2000
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -24,9 +37,12 @@ class SearchFilters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     source: Annotated[str, Meta(min_length=1, max_length=1000)] | None = None
     language: Literal["ja", "en"] | None = None
     tags: Annotated[list[Tag], Meta(max_length=50)] = []
+    where: Where | None = None
 
     def to_filters(self) -> Filters:
-        return Filters(source=self.source, language=self.language, tags=tuple(self.tags))
+        """The filters, checked; a bad `where` raises FilterError (a 400 naming the place)."""
+        expression = None if self.where is None else parse(self.where, "filters.where")
+        return Filters(source=self.source, language=self.language, tags=tuple(self.tags), expression=expression)
 
 
 class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,9 +50,26 @@ class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: Mode = "hybrid"
     k: TopK = 10
     filters: SearchFilters | None = None
+    offset: Annotated[int, Meta(ge=0, le=MAX_RESULTS - 1, description=(
+        "Skip this many results: pages of one query, in one stable order, over its best {MAX_RESULTS} "
+        "results. Send it from the first page on (0), as a paged search ranks deeper than a plain one."))] | None = None
+    facets: Annotated[list[FacetField], Meta(max_length=20, description=(
+        "Fields to count values of, over every document in the filtered result set (not just this page)."))] = []
+    collapse: Annotated[Literal["document"], Meta(description=(
+        "`document`: each document once, with its best chunk; `more` counts its other matching chunks."))] | None = None
+
+    def checked_facets(self) -> list[str]:
+        for number, field in enumerate(self.facets):
+            check_field(field, f"facets[{number}]")
+        return self.facets
 
 
-class HitOut(msgspec.Struct, frozen=True):
+class FacetCount(msgspec.Struct, frozen=True):
+    value: str | int | float | bool
+    count: int
+
+
+class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
     doc_id: str
     chunk_id: int
     title: str
@@ -52,23 +85,28 @@ class HitOut(msgspec.Struct, frozen=True):
     metadata: dict[str, object] = {}
     page: int | None = None    # first page of a paged document (PDF) the chunk lies on
     pages: list[int] = []      # every page it lies on: two when it crosses a page break
+    more: int | None = None  # with collapse: the document's other matching chunks
 
     @classmethod
-    def from_hit(cls, hit: Hit) -> HitOut:
+    def from_hit(cls, hit: Hit, collapsed: bool = False) -> HitOut:
         return cls(doc_id=hit.doc_id, chunk_id=hit.chunk_id, title=hit.title, source=hit.source,
                    section=list(hit.section), text=hit.text, start=hit.start, end=hit.end,
                    score=hit.score, highlights=list(hit.highlights), language=hit.language,
                    key=hit.key, metadata=hit.metadata, page=hit.pages[0] if hit.pages else None,
-                   pages=list(hit.pages))
+                   pages=list(hit.pages),
+                   more=hit.more if collapsed else None)
 
 
-class SearchResponse(msgspec.Struct, frozen=True):
+class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     query: str
     mode: Mode
     k: int
     generation: str
     took_ms: float
     hits: list[HitOut]
+    offset: int = 0
+    total: int | None = None  # the result set's size (documents when collapsed)
+    facets: dict[str, list[FacetCount]] | None = None
 
 
 class PageOut(msgspec.Struct, frozen=True):

@@ -104,7 +104,8 @@ def shot(page: Page, name: str, **options: object) -> Path:
 
 
 def api_search(server: RunningServer, query: str, mode: str) -> dict:
-    response = httpx.post(f"{server.url}/search", json={"query": query, "mode": mode, "k": 10}, timeout=60)
+    response = httpx.post(f"{server.url}/search", json={"query": query, "mode": mode, "k": 10, "collapse": "document"},
+                          timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -174,6 +175,23 @@ def test_search_in_japanese_highlights_the_matched_words(web: Browsing) -> None:
         assert marks and set(marks) <= slices, (marks, slices)
     assert "銀座" in items.first.locator("mark").all_text_contents()
     shot(page, "search-ja")
+
+
+def test_each_document_is_shown_once_with_the_count_of_its_other_passages(web: Browsing) -> None:
+    page = web.page(locale="ja-JP")
+    page.goto(web.server.url + "/")
+    search(page, "形態素解析とは")
+    shown = shown_hits(page)
+    expected = api_search(web.server, "形態素解析とは", "hybrid")
+    assert shown == [(h["doc_id"], h["start"], h["end"]) for h in expected["hits"]]
+    assert len({doc for doc, _, _ in shown}) == len(shown) > 1
+    more = [h["more"] for h in expected["hits"]]
+    assert any(more), "no hit stood for several passages: the query no longer tests collapsing"
+    for item, count in zip(page.locator("#hits > li").all(), more, strict=True):
+        if count:
+            expect(item.locator(".more")).to_contain_text(str(count))
+        else:
+            expect(item.locator(".more")).to_have_count(0)
 
 
 def test_search_in_english_in_each_mode(web: Browsing) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from indexer.store import Filters
+from server.access import scoped
 from server.answering import Answerer, Question
 from server.answering.followups import Turn
 from server.answering.pipeline import AnswerEvent
@@ -115,6 +117,7 @@ async def answer_events(answerer: Answerer, question: Question,
 async def ask(data: JSONBody[AskRequest], services: NamedDependency[Services],
               request: Request) -> AskResponse:
     question = _question(data)
+    question = dataclasses.replace(question, filters=scoped(question.filters, request))  # the key's documents only
     answerer = _answerer(services)
     if data.stream:
         return EventStream(answer_events(answerer, question, threading.Event()))  # type: ignore[return-value]

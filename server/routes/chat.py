@@ -10,6 +10,7 @@ embeddings.py), so the `openai` client raises with the message and parameter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +23,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response.sse import ServerSentEventMessage
 
+from server.access import scoped
 from server.answering import Answerer
 from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
 from server.answering.generation import GenerationLimits, TextGenerator
@@ -53,6 +55,7 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
     if data.model == RAG_MODEL:
         answerer = Answerer(services.index.lease, services.models)
         question = rag_question(data)
+        question = dataclasses.replace(question, filters=scoped(question.filters, request))  # the key's documents
         if data.stream:
             return EventStream(_rag_chunks(answerer, question, completion))
         response = await _answer(request, answerer, question)

@@ -28,7 +28,9 @@ from indexer.loaders import LoadError, SourceDocument, text_document
 from indexer.pages import page_bounds, page_starts
 from indexer.search import Searcher
 from indexer.store import StoredDocument
+from indexer.where import Where
 from indexer.writes import DocumentWriter, WriteError, check_key, original_path, uploaded_document
+from server.access import access_filter, visible
 from server.errors import ConflictError, NotFoundError
 from server.schemas import DocumentOut, PageOut
 from server.services import Services
@@ -75,18 +77,20 @@ def document_out(searcher: Searcher, doc: StoredDocument) -> DocumentOut:
                        file=f"/documents/{doc.id}/file" if has_file else None)
 
 
-def find_document(searcher: Searcher, id_or_key: str) -> StoredDocument:
-    """A document by its id, else by its key; NotFoundError when neither names one."""
-    doc = searcher.document(id_or_key) or searcher.document(document_id(id_or_key))
+def find_document(searcher: Searcher, id_or_key: str, where: Where | None = None) -> StoredDocument:
+    """A document by its id, else by its key; NotFoundError when neither names one that the access filter
+    `where` admits (a document hidden from the caller's key is exactly a missing one)."""
+    doc = (visible(searcher.document(id_or_key), where)
+           or visible(searcher.document(document_id(id_or_key)), where))
     if doc is None:
         raise NotFoundError(f"no document with id or key {id_or_key!r}")
     return doc
 
 
-async def read_document(services: Services, id_or_key: str) -> DocumentOut:
+async def read_document(services: Services, id_or_key: str, where: Where | None = None) -> DocumentOut:
     def work() -> DocumentOut:
         with services.index.lease() as searcher:
-            return document_out(searcher, find_document(searcher, id_or_key))
+            return document_out(searcher, find_document(searcher, id_or_key, where))
 
     return await anyio.to_thread.run_sync(work)
 
@@ -94,8 +98,9 @@ async def read_document(services: Services, id_or_key: str) -> DocumentOut:
 @get("/documents", summary="A document by its key (a JSON-lines id, a file's path, an uploaded key)")
 async def get_document_by_key(
     services: NamedDependency[Services], key: Annotated[str, QueryParameter(min_length=1, max_length=1000)],
+    request: Request[Any, Any, Any],
 ) -> DocumentOut:
-    return await read_document(services, key)
+    return await read_document(services, key, access_filter(request))
 
 
 def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Path | None:
@@ -112,10 +117,13 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
 
 
 @get("/documents/{doc_id:str}/file", summary="The original PDF or Word file of a document")
-async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Services]) -> File:
+async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Services],
+                            request: Request[Any, Any, Any]) -> File:
+    where = access_filter(request)
+
     def work() -> File:
         with services.index.lease() as searcher:
-            doc = find_document(searcher, doc_id)
+            doc = find_document(searcher, doc_id, where)
             kind = str(doc.metadata.get("format"))
             if kind not in ORIGINAL_TYPES:
                 raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF or Word file: read its text instead")

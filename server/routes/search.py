@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import anyio.to_thread
 import numpy as np
-from litestar import Router, get, post
+from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from indexer.errors import InputError
 from indexer.normalize import normalize_query
-from indexer.search import Hit
+from indexer.search import MAX_RESULTS, Results
 from indexer.store import Filters
+from server.access import access_filter, scoped
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
 from server.routes.documents import read_document
-from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
+from server.schemas import MAX_QUERY_CHARS, DocumentOut, FacetCount, HitOut, Mode, SearchRequest, SearchResponse, Tag
 from server.services import Services
 
 
-async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters) -> SearchResponse:
+async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters,
+                     page: Page | None = None) -> SearchResponse:
+    """A search; `filters` must already hold the key's access filter (`server.access.scoped`)."""
+    page = page or Page()
     started = time.perf_counter()
     batcher: QueryBatcher | None = services.extras.get(BATCHER_KEY)
     # An idle model embeds this query in the search's own thread; a busy one batches it with the others.
     release = batcher.claim() if batcher is not None and mode != "keyword" else None
 
-    def work(vector: np.ndarray | None) -> tuple[str, list[Hit]]:
+    def work(vector: np.ndarray | None) -> tuple[str, Results]:
         with services.index.lease() as searcher:
             if release:
                 text = normalize_query(query).strip()
@@ -34,30 +40,49 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
                     vector = searcher.embedder.embed([text])[0] if text else None
                 finally:
                     release()
-            hits = searcher.search(query, mode=mode, k=k, filters=filters, query_vector=vector)
-            return searcher.generation.name, hits
+            results = searcher.find(query, mode=mode, k=k, offset=page.offset, filters=filters,
+                                    facets=page.facets, collapse=page.collapse, query_vector=vector)
+            return searcher.generation.name, results
 
     try:
         vector = None if release else await query_vector(batcher, query, mode)  # batched with other queries
         limiter = services.extras.get(SEARCH_LIMITER_KEY)
-        generation, hits = await anyio.to_thread.run_sync(work, vector, limiter=limiter)
+        generation, results = await anyio.to_thread.run_sync(work, vector, limiter=limiter)
     finally:
         if release:
             release()  # on every path, cancellation included: the model must never stay claimed
     took = (time.perf_counter() - started) * 1000
+    paged = page.offset is not None or bool(page.facets)
+    facets = {field: [FacetCount(value, count) for value, count in counts]
+              for field, counts in results.facets.items()} if page.facets else None
     return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
-                          took_ms=round(took, 3), hits=[HitOut.from_hit(h) for h in hits])
+                          took_ms=round(took, 3), hits=[HitOut.from_hit(h, page.collapse) for h in results.hits],
+                          offset=page.offset or 0, total=results.total if paged else None, facets=facets)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which part of a result set to return: `offset`, facet fields, one hit per document."""
+
+    offset: int | None = None
+    facets: tuple[str, ...] = ()
+    collapse: bool = False
 
 
 @post("/search", status_code=200, summary="Search the documents (dense, keyword or hybrid)")
-async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[Services]) -> SearchResponse:
-    filters = data.filters.to_filters() if data.filters else Filters()
-    return await run_search(services, data.query, data.mode, data.k, filters)
+async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[Services],
+                      request: Request) -> SearchResponse:
+    filters = scoped(data.filters.to_filters() if data.filters else Filters(), request)
+    page = Page(offset=data.offset, facets=tuple(data.checked_facets()), collapse=data.collapse == "document")
+    if (data.offset or 0) + data.k > MAX_RESULTS:
+        raise InputError(f"offset + k must be at most {MAX_RESULTS}, got {data.offset} + {data.k}", field="offset")
+    return await run_search(services, data.query, data.mode, data.k, filters, page)
 
 
 @get("/search", summary="Search with query parameters (for browsers and quick checks)")
 async def search_get(
     services: NamedDependency[Services],
+    request: Request,
     # Litestar ignores msgspec `Meta` on query parameters: limits go in QueryParameter(...).
     q: Annotated[str, QueryParameter(min_length=1, max_length=MAX_QUERY_CHARS)],
     mode: FromQuery[Mode] = "hybrid",
@@ -65,14 +90,19 @@ async def search_get(
     source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
     tag: Annotated[list[Tag] | None, QueryParameter(max_items=50)] = None,
+    offset: Annotated[int | None, QueryParameter(ge=0, le=MAX_RESULTS - 1)] = None,
+    collapse: Annotated[Literal["document"] | None, QueryParameter()] = None,
 ) -> SearchResponse:
-    filters = Filters(source=source, language=language, tags=tuple(tag or ()))
-    return await run_search(services, q, mode, k, filters)
+    filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ())), request)
+    if (offset or 0) + k > MAX_RESULTS:
+        raise InputError(f"offset + k must be at most {MAX_RESULTS}, got {offset} + {k}", field="offset")
+    return await run_search(services, q, mode, k, filters, Page(offset=offset, collapse=collapse == "document"))
 
 
 @get("/documents/{doc_id:str}", summary="A document's original text, metadata and pages, by id or key")
-async def get_document(doc_id: FromPath[str], services: NamedDependency[Services]) -> DocumentOut:
-    return await read_document(services, doc_id)
+async def get_document(doc_id: FromPath[str], services: NamedDependency[Services],
+                       request: Request) -> DocumentOut:
+    return await read_document(services, doc_id, access_filter(request))  # hidden from this key: as missing
 
 
 router = Router(path="/", route_handlers=[search_post, search_get, get_document])

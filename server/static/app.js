@@ -38,6 +38,7 @@ const MESSAGES = {
     uncited: "Also retrieved, not cited",
     back: "Back to search",
     score: "score",
+    morePassages: "+{count} more matching passages in this document",
     section: "section",
     empty: "Type something first.",
     searching: "Searching…",
@@ -95,6 +96,7 @@ const MESSAGES = {
     uncited: "検索されたが引用されなかった文書",
     back: "検索に戻る",
     score: "スコア",
+    morePassages: "この文書でほかに {count} か所が一致",
     section: "節",
     empty: "まず何か入力してください。",
     searching: "検索しています…",
@@ -317,7 +319,7 @@ async function runSearch(query, mode) {
     const response = await fetchOk("/search", {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json" },
-      body: JSON.stringify({ query, mode, k: 10 }),
+      body: JSON.stringify({ query, mode, k: 10, collapse: "document" }),  // each document once
       signal: controller.signal,
     });
     body = await response.json();
@@ -353,7 +355,8 @@ function hitItem(hit, number, answerSpan) {
       el("span", { class: "source" }, hit.source),
       section ? el("span", { class: "section", lang: hit.language }, `${t("section")}: ${section}`) : null,
       pageLink(hit),
-      el("span", { class: "score" }, `${t("score")} ${score(hit.score)}`)),
+      el("span", { class: "score" }, `${t("score")} ${score(hit.score)}`),
+      hit.more ? el("span", { class: "more" }, t("morePassages", { count: hit.more })) : null),
     el(number === null ? "p" : "blockquote", { class: "snippet", lang: hit.language }, highlighted(passage)));
 }
 

@@ -1,0 +1,96 @@
+"""`yomitoki keys add|list|remove`: API keys in a keys file, stored as sha256 hashes.
+
+`add` makes a random key, prints it once and writes only its hash, with the
+key's scope, name and optional access filter (`--where`, see `server.access`):
+
+    yomitoki keys add hr-team --file keys.txt --scope read --where '{"field": "tags", "eq": "hr"}'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+
+import click
+
+from indexer.cli import cli
+from indexer.where import FilterError, parse_json, to_json
+from server.auth import SCOPES, KeysFileError, file_keys, hash_line, where_field
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+file_option = click.option("--file", "keys_file", required=True, envvar="YOMITOKI_API_KEYS_FILE",
+                           type=click.Path(dir_okay=False, path_type=Path),
+                           help="The keys file (what `serve --api-keys-file` reads).")
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Manage API keys: each with a scope and, optionally, a filter on the documents it sees."""
+
+
+@keys_group.command("add")
+@click.argument("name")
+@file_option
+@click.option("--scope", type=click.Choice(SCOPES), default="read", show_default=True)
+@click.option("--where", "where_text", default=None, metavar="JSON",
+              help="Access filter: the key sees only the documents it lets through (indexer.where JSON).")
+def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) -> None:
+    """Make a key NAME; print it once (only its hash is stored)."""
+    if not NAME.fullmatch(name):
+        raise click.BadParameter("letters, digits, '_', '.', '@' and '-', starting with a letter or digit, "
+                                 "at most 64", param_hint="NAME")
+    try:
+        where = None if where_text is None else parse_json(where_text, "--where")
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from exc
+    if any(key.label == name for key in _read(keys_file)):
+        raise click.ClickException(f"{keys_file} already has a key named {name!r}: remove it first")
+    key = secrets.token_urlsafe(32)
+    line = hash_line(key, scope, name) + (f" {where_field(where)}" if where is not None else "")
+    new = not keys_file.exists()
+    with keys_file.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    if new:
+        os.chmod(keys_file, 0o600)
+    click.echo(key)
+    click.echo(f"added {scope} key {name!r} to {keys_file}: the key above is shown only now", err=True)
+
+
+@keys_group.command("list")
+@file_option
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
+def list_command(keys_file: Path, as_json: bool) -> None:
+    """The keys' names, scopes and access filters (never the keys)."""
+    rows = [{"name": k.label, "scope": k.scope, "where": None if k.where is None else to_json(k.where)}
+            for k in _read(keys_file)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        where = "all documents" if row["where"] is None else json.dumps(row["where"], ensure_ascii=False)
+        click.echo(f"{row['name']}\t{row['scope']}\t{where}")
+
+
+@keys_group.command("remove")
+@click.argument("name")
+@file_option
+def remove_command(name: str, keys_file: Path) -> None:
+    """Remove the key NAME from the keys file."""
+    lines = keys_file.read_text(encoding="utf-8").splitlines() if keys_file.exists() else []
+    kept = [line for line in lines if line.split("#", 1)[0].split()[2:3] != [name]]
+    if len(kept) == len(lines):
+        raise click.ClickException(f"{keys_file} has no key named {name!r}")
+    keys_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    click.echo(f"removed key {name!r} from {keys_file}", err=True)
+
+
+def _read(keys_file: Path) -> list:
+    if not keys_file.exists():
+        return []
+    try:
+        return file_keys(keys_file)
+    except KeysFileError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,171 @@
+"""API keys restricted by a filter: a key sees its documents and learns nothing of the others.
+
+Two real servers: one over the whole corpus with keys made by `yomitoki keys add`
+(an admin key, a key for the English documents, a key for the Japanese ones),
+and one, with no keys, over an index built from the English documents alone.
+What the English key observes on the first (hits, scores, totals, facets,
+answers, citations, refusals, 404s) must equal what anyone observes on the
+second: then the Japanese documents cannot have influenced it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from indexer.embedders import Embedder
+from indexer.generations import IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
+
+ENGLISH = {"field": "source", "prefix": "en-"}
+QUERIES = ["BM25 keyword search", "hybrid search reciprocal rank fusion", "形態素解析", "Unicode 正規化 NFKC",
+           "how are offsets kept after normalization", "量子化"]
+
+
+def add_key(keys_file: Path, name: str, *options: str) -> str:
+    done = subprocess.run(yomitoki("keys", "add", name, "--file", str(keys_file), *options),
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    keys_file = tmp_path_factory.mktemp("keys") / "keys.txt"
+    made = {"admin": add_key(keys_file, "deploy", "--scope", "admin"),
+            "en": add_key(keys_file, "english-team", "--where", '{"field": "source", "prefix": "en-"}'),
+            "ja": add_key(keys_file, "japanese-team", "--where", '{"field": "language", "eq": "ja"}')}
+    return keys_file, made
+
+
+@pytest.fixture(scope="module")
+def servers(corpus_index: IndexDirectory, keys: tuple[Path, dict[str, str]], embedder: Embedder,
+            keywords: KeywordTokenizer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer,
+                                                                                                  RunningServer]]:
+    english = tmp_path_factory.mktemp("english-corpus")
+    for path in CORPUS.glob("en-*"):
+        shutil.copy(path, english / path.name)
+    index = tmp_path_factory.mktemp("english-index")
+    build(english, index, embedder, keywords)
+    logs = tmp_path_factory.mktemp("access-logs")
+    whole = start_server(corpus_index.path, logs / "whole.log", "--api-keys-file", str(keys[0]))
+    try:
+        alone = start_server(index, logs / "alone.log")
+    except BaseException:
+        whole.stop()
+        raise
+    yield whole, alone
+    whole.stop()
+    alone.stop()
+
+
+def call(server: RunningServer, method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=60, **kwargs)
+
+
+def comparable(body: Any) -> Any:
+    """A response without what differs between any two servers: timings, generation names, chunk ids."""
+    if isinstance(body, dict):
+        return {k: comparable(v) for k, v in body.items()
+                if k not in ("took_ms", "retrieval_ms", "generation", "chunk_id", "generation_ms")}
+    if isinstance(body, list):
+        return [comparable(v) for v in body]
+    return body
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "dense"])
+@pytest.mark.parametrize("query", QUERIES)
+def test_a_restricted_key_searches_as_if_only_its_documents_existed(servers, keys, query: str, mode: str) -> None:
+    whole, alone = servers
+    body = {"query": query, "mode": mode, "k": 5, "offset": 0, "facets": ["tags", "language"],
+            "collapse": "document"}
+    seen = call(whole, "POST", "/search", keys[1]["en"], json=body)
+    expected = call(alone, "POST", "/search", json=body)
+    assert seen.status_code == expected.status_code == 200, seen.text
+    assert comparable(seen.json()) == comparable(expected.json())
+    assert all(hit["source"].startswith("en-") for hit in seen.json()["hits"])
+
+
+def test_pages_and_the_get_form_obey_the_key(servers, keys) -> None:
+    whole, alone = servers
+    for offset in (0, 5, 10):
+        params = {"q": "search index 検索", "k": 5, "offset": offset}
+        seen = call(whole, "GET", "/search", keys[1]["en"], params=params)
+        assert comparable(seen.json()) == comparable(call(alone, "GET", "/search", params=params).json())
+
+
+def test_hidden_documents_are_404_exactly_like_missing_ones(servers, keys) -> None:
+    whole, _ = servers
+    japanese_ids = set()
+    for query in QUERIES:  # ids the Japanese key saw, and the admin key's: what a guesser would try
+        for key in (keys[1]["ja"], keys[1]["admin"]):
+            found = call(whole, "POST", "/search", key, json={"query": query, "k": 20, "mode": "keyword"})
+            japanese_ids |= {h["doc_id"] for h in found.json()["hits"] if not h["source"].startswith("en-")}
+    assert len(japanese_ids) >= 5
+    missing = call(whole, "GET", "/documents/0000000000000000", keys[1]["en"])
+    assert missing.status_code == 404
+    for doc_id in japanese_ids:
+        assert call(whole, "GET", f"/documents/{doc_id}", keys[1]["ja"]).status_code == 200
+        hidden = call(whole, "GET", f"/documents/{doc_id}", keys[1]["en"])
+        assert hidden.status_code == 404
+        assert hidden.json() == {**missing.json(), "detail": missing.json()["detail"].replace(
+            "0000000000000000", doc_id)}
+        assert set(hidden.headers) - {"date", "content-length", "x-request-id"} == \
+            set(missing.headers) - {"date", "content-length", "x-request-id"}
+        # nor can a filter on the id reach it
+        by_id = call(whole, "POST", "/search", keys[1]["en"], json={
+            "query": "検索", "k": 10, "offset": 0, "facets": ["tags"],
+            "filters": {"where": {"field": "doc_id", "eq": doc_id}}})
+        assert by_id.json()["hits"] == [] and by_id.json()["total"] == 0 and by_id.json()["facets"] == {"tags": []}
+
+
+def test_the_key_filter_and_the_request_filter_both_apply(servers, keys) -> None:
+    whole, _ = servers
+    body = {"query": "search", "k": 20, "filters": {"language": "ja"}}
+    assert call(whole, "POST", "/search", keys[1]["en"], json=body).json()["hits"] == []
+    assert call(whole, "POST", "/search", keys[1]["ja"], json=body).json()["hits"]
+
+
+@pytest.mark.parametrize("question", ["What does BM25 use besides term frequency?",
+                                      "形態素解析器は何をしますか？", "What is the capital of Peru?"])
+def test_answers_citations_and_refusals_come_from_the_keys_documents(servers, keys, question: str) -> None:
+    whole, alone = servers
+    body = {"question": question, "mode": "extractive", "k": 3}
+    seen = call(whole, "POST", "/ask", keys[1]["en"], json=body)
+    expected = call(alone, "POST", "/ask", json=body)
+    assert seen.status_code == expected.status_code == 200, seen.text
+    assert comparable(seen.json()) == comparable(expected.json())
+
+
+def test_a_bad_filter_is_a_400_naming_the_field(servers, keys) -> None:
+    whole, _ = servers
+    response = call(whole, "POST", "/search", keys[1]["admin"], json={
+        "query": "search", "filters": {"where": {"and": [{"field": "metadata.year", "gte": "soon"}]}}})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("filters.where.and[0].gte: 'soon' is neither a number")
+    facet = call(whole, "POST", "/search", keys[1]["admin"], json={"query": "search", "facets": ["colour"]})
+    assert facet.status_code == 400 and facet.json()["detail"].startswith("facets[0]: unknown field 'colour'")
+
+
+def test_keys_are_listed_and_removed_without_showing_them(keys) -> None:
+    keys_file, made = keys
+    text = keys_file.read_text()
+    assert all(key not in text for key in made.values())
+    listed = subprocess.run(yomitoki("keys", "list", "--file", str(keys_file)), capture_output=True, text=True,
+                            timeout=60, check=True).stdout
+    assert "english-team\tread\t" in listed and '"prefix": "en-"' in listed
+    copy = keys_file.with_name("copy.txt")
+    shutil.copy(keys_file, copy)
+    subprocess.run(yomitoki("keys", "remove", "japanese-team", "--file", str(copy)), check=True, timeout=60,
+                   capture_output=True)
+    assert "japanese-team" not in copy.read_text() and "english-team" in copy.read_text()
+    bad = subprocess.run(yomitoki("keys", "add", "x", "--file", str(copy), "--where", '{"field": "colour"}'),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown field" in bad.stderr and "where.field" in bad.stderr

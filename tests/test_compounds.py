@@ -1,0 +1,51 @@
+"""Japanese compounds the analyser splits: ranked as typed, highlighted as typed.
+
+二文 is analysed as 二 (normalized to 2) + 文, and 三行 as 3 + 行; alone, 文 is in
+every other sentence and 3 in every ③. The documents that hold the compound
+itself must come first, and highlights must mark the compound, never a lone
+piece or a character the analyser normalized.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer.search import Searcher
+from tests.conftest import CORPUS
+
+
+def holding(text: str) -> set[str]:
+    return {p.name for p in CORPUS.glob("*.md") if text in p.read_text(encoding="utf-8")}
+
+
+@pytest.mark.parametrize("compound", ["二文", "三行"])
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_documents_holding_the_compound_come_first(searcher: Searcher, compound: str, mode: str) -> None:
+    wanted = holding(compound)
+    assert wanted and len(wanted) < 5, "the corpus no longer tests this compound"
+    hits = searcher.find(compound, mode=mode, k=len(wanted), offset=0, collapse=True).hits
+    assert {hit.source for hit in hits} == wanted
+
+
+@pytest.mark.parametrize("compound", ["二文", "三行"])
+def test_highlights_mark_the_compound_as_typed(searcher: Searcher, compound: str) -> None:
+    hits = searcher.search(compound, mode="keyword", k=20)
+    marked = set()
+    for hit in hits:
+        document = searcher.document(hit.doc_id)
+        assert document is not None
+        marked |= {document.text[start:end] for start, end in hit.highlights}
+    assert compound in marked
+    assert marked <= {compound, *(compound[i : i + 2] for i in range(len(compound) - 1))}, marked
+
+
+def test_the_pieces_of_a_compound_still_match_alone_when_typed_alone(searcher: Searcher) -> None:
+    hits = searcher.search("文", mode="keyword", k=3)
+    assert hits and all(any(searcher.document(h.doc_id).text[s:e] == "文" for s, e in h.highlights) for h in hits)
+
+
+def test_words_the_analyser_keeps_whole_are_not_compounds(searcher: Searcher) -> None:
+    assert searcher.compounds("形態素解析とは") == []
+    assert searcher.compounds("二文") == [(0, 2)]
+    assert searcher.compounds("三行で要約する") == [(0, 2)]
+    assert searcher.compounds("BM25 と 二文") == [(7, 9)]

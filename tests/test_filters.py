@@ -1,0 +1,202 @@
+"""`where` filters, pages, facets and collapsing, the same on both stores (FAISS + SQLite, and Milvus Lite).
+
+Every expectation is computed from the records themselves with `indexer.where.evaluate`
+(or plain Python), never copied from an earlier run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexer.build import IndexBuilder
+from indexer.embedders import Embedder
+from indexer.generations import IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from indexer.milvus_backend import MilvusIndex
+from indexer.search import Searcher, facet_values
+from indexer.store import Filters
+from indexer.where import FilterError, evaluate, parse
+
+TEAMS: list[Any] = ["hr", "eng", ["hr", "eng"], "legal", None]
+ANIMALS = ["walrus", "penguin", "owl", "otter", "heron"]
+
+
+def records() -> list[dict[str, Any]]:
+    """36 reports whose metadata mixes kinds on purpose: numbers, a year kept as text, dates, lists, gaps."""
+    out = []
+    for i in range(36):
+        metadata: dict[str, Any] = {"tags": [ANIMALS[i % 5], "even" if i % 2 == 0 else "odd"]}
+        if i % 7 != 3:
+            metadata["year"] = 2015 + i % 10 if i % 11 != 5 else str(2015 + i % 10)
+        if i % 4 != 1:
+            metadata["published"] = f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        if TEAMS[i % 5] is not None:
+            metadata["team"] = TEAMS[i % 5]
+        if i % 3 != 2:
+            metadata["draft"] = i % 3 == 0
+        metadata["score"] = round(i * 0.25, 2)
+        metadata["owner"] = {"name": ["aiko", "ben", "chen"][i % 3]}
+        animal = ANIMALS[i % 5]
+        out.append({"id": f"r{i:02d}", "title": f"Report {i} on the {animal}",
+                    "text": f"Field report {i}. The {animal} was seen near the river at dawn; "
+                            f"report number {i} notes its feeding habits and the weather.",
+                    "metadata": metadata})
+    return out
+
+
+@pytest.fixture(scope="module")
+def report_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reports")
+    lines = [json.dumps(r, ensure_ascii=False) for r in records()]
+    (folder / "reports.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "river.md").write_text("---\ntags: river\n---\n# River notes\n\nA field report "
+                                                "about the river.\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["embedded", "milvus"])
+def report_searcher(request: pytest.FixtureRequest, report_corpus: Path, embedder: Embedder,
+                    keywords: KeywordTokenizer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    folder = tmp_path_factory.mktemp(f"reports-{request.param}")
+    target = (IndexDirectory(folder / "index") if request.param == "embedded"
+              else MilvusIndex(str(folder / "reports.db"), "reports"))
+    IndexBuilder(target, embedder, keywords).build(report_corpus)
+    searcher = Searcher(target.current(), embedder)
+    yield searcher
+    searcher.close()
+
+
+def all_documents(searcher: Searcher) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+    """doc id -> (title, source, language, metadata) of every document, through a dense search of all."""
+    results = searcher.find("field report", mode="dense", k=1000, offset=0, collapse=True)
+    ids = [hit.doc_id for hit in results.hits]
+    return searcher.backend.documents_brief(ids)
+
+
+def expected(searcher: Searcher, where: dict[str, Any]) -> set[str]:
+    tree = parse(where)
+    return {doc_id for doc_id, (_, source, language, metadata) in all_documents(searcher).items()
+            if evaluate(tree, doc_id, source, language, metadata)}
+
+
+FILTERS = [
+    {"field": "metadata.team", "eq": "hr"},                        # a scalar, and a list holding it
+    {"field": "metadata.year", "eq": 2021},                        # a number; "2021" as text is not it
+    {"field": "metadata.year", "eq": "2020"},
+    {"field": "metadata.draft", "eq": True},
+    {"field": "metadata.draft", "eq": False},
+    {"field": "metadata.team", "in": ["legal", "eng"]},
+    {"field": "metadata.year", "in": [2016, 2018, "2020"]},
+    {"field": "metadata.year", "gt": 2020},
+    {"field": "metadata.year", "gte": 2020},
+    {"field": "metadata.year", "lt": 2017},
+    {"field": "metadata.year", "lte": 2017},
+    {"field": "metadata.score", "gte": 3.5},
+    {"field": "metadata.published", "gte": "2024-06-01"},
+    {"field": "metadata.published", "lt": "2024-03-15"},
+    {"field": "metadata.year", "exists": True},
+    {"field": "metadata.year", "exists": False},
+    {"field": "metadata.owner.name", "eq": "ben"},
+    {"field": "tags", "eq": "walrus"},
+    {"field": "tags", "in": ["owl", "heron"]},
+    {"field": "source", "prefix": "notes/"},
+    {"field": "source", "eq": "notes/river.md"},
+    {"field": "language", "eq": "en"},
+    {"field": "doc_id", "in": ["nope"]},
+    {"and": [{"field": "metadata.year", "gte": 2018}, {"field": "tags", "eq": "even"}]},
+    {"or": [{"field": "metadata.team", "eq": "legal"}, {"field": "metadata.score", "lt": 1}]},
+    {"not": {"field": "metadata.year", "gte": 2020}},              # unknown (no year, or year as text) stays out
+    {"not": {"field": "metadata.team", "eq": "hr"}},
+    {"not": {"field": "tags", "eq": "odd"}},
+    {"or": [{"not": {"field": "metadata.year", "exists": True}}, {"field": "metadata.year", "lt": 2016}]},
+]
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=[json.dumps(f, ensure_ascii=False) for f in FILTERS])
+@pytest.mark.parametrize("mode", ["dense", "keyword"])
+def test_each_operator_keeps_exactly_the_matching_documents(report_searcher: Searcher, where: dict[str, Any],
+                                                           mode: str) -> None:
+    wanted = expected(report_searcher, where)
+    results = report_searcher.find("field report river", mode=mode, k=100, offset=0, collapse=True,
+                                   filters=Filters(expression=parse(where)))
+    assert {hit.doc_id for hit in results.hits} == wanted
+    assert results.total == len(wanted)
+
+
+def test_k_hits_come_back_when_k_pass_a_selective_filter(report_searcher: Searcher) -> None:
+    where = parse({"field": "metadata.owner.name", "eq": "chen"})
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = report_searcher.search("walrus report", mode=mode, k=10, filters=Filters(expression=where))
+        assert len(hits) == 10, mode
+        assert all(h.metadata["owner"]["name"] == "chen" for h in hits)
+
+
+def test_the_old_filters_and_where_combine(report_searcher: Searcher) -> None:
+    filters = Filters(tags=("walrus",), expression=parse({"field": "metadata.year", "exists": True}))
+    hits = report_searcher.find("report", mode="keyword", k=100, offset=0, filters=filters).hits
+    assert hits and all("walrus" in h.metadata["tags"] and "year" in h.metadata for h in hits)
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_pages_cover_the_result_set_once_in_a_stable_order(report_searcher: Searcher, mode: str) -> None:
+    whole = report_searcher.find("walrus report at dawn", mode=mode, k=1000, offset=0)
+    seen = []
+    for offset in range(0, whole.total + 7, 7):
+        page = report_searcher.find("walrus report at dawn", mode=mode, k=7, offset=offset)
+        assert page.total == whole.total
+        seen += [h.chunk_id for h in page.hits]
+    assert seen == [h.chunk_id for h in whole.hits]
+    assert len(seen) == len(set(seen)) == whole.total > 7
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword"])
+def test_facets_count_the_whole_filtered_result_set(report_searcher: Searcher, mode: str) -> None:
+    where = {"field": "metadata.year", "gte": 2018}
+    fields = ["tags", "metadata.team", "metadata.year", "language", "metadata.owner.name"]
+    results = report_searcher.find("field report", mode=mode, k=3, offset=0, facets=fields,
+                                   filters=Filters(expression=parse(where)))
+    assert len(results.hits) == 3  # one page; the counts cover every document that passes
+    documents = all_documents(report_searcher)
+    passing = expected(report_searcher, where)
+    for field in fields:
+        counts: Counter[Any] = Counter()
+        for doc_id in passing:
+            _, source, language, metadata = documents[doc_id]
+            counts.update(facet_values(field, source, language, metadata))
+        assert dict(results.facets[field]) == dict(counts), field
+
+
+def test_collapse_gives_each_document_once_with_its_other_chunks(report_searcher: Searcher) -> None:
+    plain = report_searcher.find("river report", mode="keyword", k=1000, offset=0)
+    collapsed = report_searcher.find("river report", mode="keyword", k=1000, offset=0, collapse=True)
+    per_doc = Counter(h.doc_id for h in plain.hits)
+    assert [h.doc_id for h in collapsed.hits] == list(dict.fromkeys(h.doc_id for h in plain.hits))
+    assert {h.doc_id: h.more + 1 for h in collapsed.hits} == dict(per_doc)
+    assert collapsed.total == len(per_doc)
+
+
+@pytest.mark.parametrize(("where", "place"), [
+    ({"field": "metadata.year", "gte": "last year"}, "where.gte"),
+    ({"field": "colour", "eq": "red"}, "where.field"),
+    ({"field": "metadata.year", "between": [1, 2]}, "where.between"),
+    ({"field": "source", "gt": 3}, "where.gt"),
+    ({"and": [{"field": "tags", "eq": 3}]}, "where.and[0].eq"),
+    ({"and": []}, "where.and"),
+    ({"or": [{"field": "metadata.a b", "exists": True}]}, "where.or[0].field"),
+    ({"field": "metadata.year", "eq": 1, "gt": 0}, "where"),
+    ({"not": [1]}, "where.not"),
+    ({"field": "metadata.x", "in": []}, "where.in"),
+    ({"field": "metadata.x", "exists": "yes"}, "where.exists"),
+])
+def test_a_bad_filter_names_its_place_and_reason(where: dict[str, Any], place: str) -> None:
+    with pytest.raises(FilterError) as caught:
+        parse(where)
+    assert caught.value.path == place
+    assert str(caught.value).startswith(f"{place}: ") and len(caught.value.reason) > 10
