@@ -262,10 +262,10 @@ def _eval(where: Where, fields: dict[str, str], metadata: Mapping[str, Any]) -> 
             return decided
         return None if None in values else not decided
     if where.field in fields:
-        value = fields[where.field]
+        own = fields[where.field]
         if where.op == "prefix":
-            return value.startswith(where.value)
-        return value in (where.value if where.op == "in" else (where.value,))
+            return own.startswith(where.value)
+        return own in (where.value if where.op == "in" else (where.value,))
     if where.field in ("tags", "metadata.tags"):
         tags = metadata.get("tags")
         tags = [str(t) for t in tags] if isinstance(tags, list) else []

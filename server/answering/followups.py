@@ -119,6 +119,8 @@ def standalone_query(question: str, history: Sequence[Turn], keywords: KeywordTo
     """The search query for a follow-up question, or None when the question stands alone."""
     if not any(t.role == "user" for t in history) or not is_follow_up(question):
         return None
-    writes = generator is not None and detect_language(question) in generator.languages
-    return (writes and generator_rewrite(question, history, generator)) \
-        or rule_rewrite(question, history, keywords)  # type: ignore[arg-type]
+    if generator is not None and detect_language(question) in generator.languages:
+        rewritten = generator_rewrite(question, history, generator)
+        if rewritten:
+            return rewritten
+    return rule_rewrite(question, history, keywords)

@@ -20,8 +20,8 @@ from server.answering.upstream import PREFIX, OpenAIGenerator, UpstreamSettings
 from server.model_registry import ModelRegistry
 
 DEFAULT_GENERATOR = "smollm2-135m-instruct"
-BUNDLED_LANGUAGES = {"smollm2-135m-instruct": ("en",)}  # SmolLM2 writes English only
-ALL_LANGUAGES = ("ja", "en")
+BUNDLED_LANGUAGES: dict[str, tuple[str, ...]] = {"smollm2-135m-instruct": ("en",)}  # SmolLM2 writes English only
+ALL_LANGUAGES: tuple[str, ...] = ("ja", "en")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def load_any_generator(name: str, options: GeneratorOptions) -> TextGenerator:
             base_url=name[len(PREFIX):], model=options.model or "", api_key=options.api_key,
             languages=options.languages or ALL_LANGUAGES, token_timeout_s=options.token_timeout_s))
     location = locate_generator(name)
-    languages = options.languages or BUNDLED_LANGUAGES.get(location.name, ALL_LANGUAGES)
+    languages: tuple[str, ...] = options.languages or BUNDLED_LANGUAGES.get(location.name, ALL_LANGUAGES)
     folder, gguf = _gguf_location(name)
     if gguf is not None:
         return load_llamacpp(Path(folder) / gguf, name, languages, options.threads)

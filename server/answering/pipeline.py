@@ -242,8 +242,8 @@ class Answerer:
             if question.mode != "auto" or pieces:
                 raise
             log.warning("generator unavailable, answering extractively: %s", exc)
-            reader = self.models.get("qa") if self.models.has("qa") else None
-            yield from self._extract(question, reader, started)
+            qa = self.models.get("qa") if self.models.has("qa") else None
+            yield from self._extract(question, qa, started)
             return
         if tail := citations.flush():
             pieces.append(tail)

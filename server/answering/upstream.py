@@ -64,7 +64,7 @@ class OpenAIGenerator:
         outcome = outcome if outcome is not None else GenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
         try:
-            with self._client.chat.completions.create(
+            with self._client.chat.completions.create(  # type: ignore[union-attr]
                     model=self.settings.model, messages=messages, stream=True,  # type: ignore[arg-type]
                     max_tokens=limits.max_new_tokens, temperature=limits.temperature) as chunks:
                 yield from self._pieces(chunks, cancel, deadline, outcome)
