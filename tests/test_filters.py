@@ -73,7 +73,7 @@ def report_searcher(request: pytest.FixtureRequest, report_corpus: Path, embedde
     searcher.close()
 
 
-def all_documents(searcher: Searcher) -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+def all_documents(searcher: Searcher) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
     """doc id -> (title, source, language, metadata) of every document, through a dense search of all."""
     results = searcher.find("field report", mode="dense", k=1000, offset=0, collapse=True)
     ids = [hit.doc_id for hit in results.hits]
@@ -82,7 +82,7 @@ def all_documents(searcher: Searcher) -> dict[str, tuple[str, str, str, dict[str
 
 def expected(searcher: Searcher, where: dict[str, Any]) -> set[str]:
     tree = parse(where)
-    return {doc_id for doc_id, (_, source, language, metadata) in all_documents(searcher).items()
+    return {doc_id for doc_id, (_, source, language, metadata, _key) in all_documents(searcher).items()
             if evaluate(tree, doc_id, source, language, metadata)}
 
 
@@ -168,7 +168,7 @@ def test_facets_count_the_whole_filtered_result_set(report_searcher: Searcher, m
     for field in fields:
         counts: Counter[Any] = Counter()
         for doc_id in passing:
-            _, source, language, metadata = documents[doc_id]
+            _, source, language, metadata, _key = documents[doc_id]
             counts.update(facet_values(field, source, language, metadata))
         assert dict(results.facets[field]) == dict(counts), field
 
