@@ -168,6 +168,8 @@ def like_prefix(value: str) -> str:
 
 def filter_expression(filters: Filters) -> str:
     """The Milvus filter for source prefix, language and tags ("" when there is none)."""
+    if filters.entities:
+        raise ValueError("filters.entities: entities are kept by the embedded store only (index --entities)")
     clauses = []
     if filters.source is not None:
         clauses.append(f"source like {string_literal(like_prefix(filters.source))}")

@@ -10,8 +10,10 @@ import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server.auth import collect_keys
+from server.entities_cli import entities_command, train_entities_command
 from server.request_log import log_config
 from server.settings import ServerSettings
+from server.tasks.entities import parse_ner_models
 
 
 @cli.command("serve")
@@ -47,6 +49,9 @@ from server.settings import ServerSettings
 @click.option("--generator", default="smollm2-135m-instruct", envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model for /ask: the bundled name, a folder or .gguf file of a causal or "
                    "seq2seq transformers model, or a hub id; `none` switches generation off. Loaded on first use.")
+@click.option("--ner-model", "ner_models", multiple=True, metavar="[LANG=]PATH_OR_ID",
+              help="Entity model for /entities in a language (repeat per language): a transformers "
+                   "token-classification model or a spaCy pipeline. Japanese uses GiNZA (ja_ginza) unless given.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes sharing the port, for throughput on several cores; each loads its own "
                    "models (memory × N). With N workers, give each fewer --threads (cores / N).")
@@ -54,7 +59,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                   port: int, model: str | None, threads: int, workers: int,
                   log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
-                  classifier_model: str | None, qa_model: str | None, generator: str) -> None:
+                  classifier_model: str | None, qa_model: str | None, generator: str,
+                  ner_models: tuple[str, ...]) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -64,11 +70,12 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     torch.set_num_threads(threads)
     with domain_errors():
         keys = collect_keys(api_keys, os.environ, api_keys_file)
+        ner = parse_ner_models(ner_models)
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
-                              generator=generator)
+                              generator=generator, ner_models=tuple(ner.items()))
     common: dict[str, Any] = {
         "host": host, "port": port, "log_level": log_level, "log_config": log_config(log_level),
         "access_log": False,  # one line per request: request_log
@@ -214,6 +221,10 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
             ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json)
     except UnavailableError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+cli.add_command(entities_command)
+cli.add_command(train_entities_command)
 
 
 def main() -> None:

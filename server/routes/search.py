@@ -17,7 +17,16 @@ from indexer.search import Hit
 from indexer.store import Filters
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
 from server.errors import NotFoundError
-from server.schemas import MAX_QUERY_CHARS, DocumentOut, HitOut, Mode, SearchRequest, SearchResponse, Tag
+from server.schemas import (
+    MAX_QUERY_CHARS,
+    DocumentOut,
+    HitOut,
+    Mode,
+    SearchRequest,
+    SearchResponse,
+    Tag,
+    entity_filters,
+)
 from server.services import Services
 
 
@@ -66,9 +75,22 @@ async def search_get(
     source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
     tag: Annotated[list[Tag] | None, QueryParameter(max_items=50)] = None,
+    entity: Annotated[list[str] | None, QueryParameter(max_items=50, description="TYPE:NAME")] = None,
 ) -> SearchResponse:
-    filters = Filters(source=source, language=language, tags=tuple(tag or ()))
+    filters = Filters(source=source, language=language, tags=tuple(tag or ()),
+                      entities=parse_entity_params(entity))
     return await run_search(services, q, mode, k, filters)
+
+
+def parse_entity_params(values: list[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`entity=TYPE:NAME` query parameters, grouped by type (any name of a type, every type)."""
+    grouped: dict[str, list[str]] = {}
+    for value in values or ():
+        entity_type, sep, name = value.partition(":")
+        if not sep or not entity_type.strip() or not name.strip():
+            raise ValueError(f"entity: expected TYPE:NAME (e.g. Person:山田太郎), got {value!r}")
+        grouped.setdefault(entity_type.strip(), []).append(name)
+    return entity_filters(grouped.items())
 
 
 @get("/documents/{doc_id:str}", summary="A document's original text and metadata")
