@@ -285,7 +285,7 @@ def test_entity_models_over_http(client: TestClient) -> None:
     bad = client.post("/entity-models", json={"name": "firms", "examples": [
         {"tokens": ["山田", "さん"], "tags": ["I-人名", "O"]}]})
     assert bad.status_code == 400 and "examples[0]" in detail(bad) and "I-人名 after the start" in detail(bad)
-    made = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(20), "epochs": 4})
+    made = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(30), "epochs": 5})
     assert made.status_code == 201, made.text
     assert made.json()["labels"] == ["会社"] and made.json()["metrics"] is None  # too few to hold any out
     again = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(20), "epochs": 1})
@@ -373,3 +373,24 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
 def test_entity_filter_on_an_index_without_entities_says_so(searcher: Searcher) -> None:
     with pytest.raises(EntityFilterError, match="index --entities"):
         searcher.search("BM25", mode="keyword", k=3, filters=Filters(entities=(("Person", ("x",)),)))
+
+
+def test_train_entities_command_reads_iob2_lines_and_stores_the_model(tmp_path: Path) -> None:
+    rows = [{"tokens": [name, "さん", "は", firm, "に", "勤め", "て", "いる", "。"],
+             "tags": ["O", "O", "O", "B-会社", "O", "O", "O", "O", "O"]}
+            for name, firm in zip(PEOPLE, FIRMS * 2, strict=True)]
+    examples = tmp_path / "firms.jsonl"
+    examples.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    index = tmp_path / "index"
+    result = subprocess.run(yomitoki("train-entities", str(examples), "--index", str(index), "--name", "firms",
+                                     "--epochs", "1"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["name"], info["labels"], info["trained_on"], info["metrics"]) == ("firms", ["会社"], 12, None)
+    assert EntityModelStore.for_index(index).exists("firms")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"tokens": ["山田", "太郎"], "tags": ["O", "I-人名"]}, ensure_ascii=False),
+                   encoding="utf-8")
+    refused = subprocess.run(yomitoki("train-entities", str(bad), "--index", str(index), "--name", "other"),
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "I-人名 after O" in refused.stderr and "bad.jsonl[0]" in refused.stderr
