@@ -279,6 +279,8 @@ def test_search_keeps_working_after_a_model_fails(client: TestClient) -> None:
     models = {m["role"]: m for m in client.get("/models").json()["models"]}
     assert models["ner.ja"]["package"] == "ja-ginza" and models["ner.ja"]["source"] == "bundled"
     assert "missing" in (models["ner.ko"]["error"] or "")
+    facets = client.get("/entities/facets")  # this index was built without --entities
+    assert facets.status_code == 400 and "index --entities" in facets.json()["detail"]
 
 
 def test_entity_models_over_http(client: TestClient) -> None:
@@ -368,6 +370,8 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
         posted = client.post("/search", json={"query": "工場", "filters": {"entities": {"Person": ["山田太郎"]}}})
         assert [h["source"] for h in posted.json()["hits"]] == ["yamada.md"]
         assert client.get("/search", params={"q": "工場", "entity": "Person"}).status_code == 400
+        facets = client.get("/entities/facets", params={"type": "Person"}).json()["facets"]
+        assert {(f["text"], f["chunks"]) for f in facets} == {("山田太郎", 1), ("佐藤花子", 1)}
 
 
 def test_entity_filter_on_an_index_without_entities_says_so(searcher: Searcher) -> None:

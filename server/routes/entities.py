@@ -10,7 +10,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Router, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from indexer.ner.entities import Entity, Extraction, Token
@@ -95,6 +95,17 @@ class EntityModelList(msgspec.Struct, frozen=True):
     models: list[EntityModelInfo]
 
 
+class FacetOut(msgspec.Struct, frozen=True):
+    type: str
+    text: str
+    chunks: int
+
+
+class FacetsResponse(msgspec.Struct, frozen=True):
+    generation: str
+    facets: list[FacetOut]
+
+
 def _named(services: Services) -> NamedModels:
     named = services.extras.get("entity_models")
     if named is None:
@@ -113,6 +124,19 @@ async def find_entities(data: JSONBody[EntitiesRequest], services: NamedDependen
                             took_ms=round((time.perf_counter() - started) * 1000, 3),
                             results=[ResultOut.of(m, x) for m, x in zip(result.models, result.extractions,
                                                                         strict=True)])
+
+
+@get("/entities/facets", summary="The index's entities (index --entities) with the chunks mentioning each")
+async def entity_facets(services: NamedDependency[Services],
+                        entity_type: Annotated[str | None, QueryParameter(query="type", min_length=1,
+                                                                          max_length=100)] = None,
+                        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> FacetsResponse:
+    def work() -> FacetsResponse:
+        with services.index.lease() as searcher:
+            counts = searcher.store.entity_counts(entity_type, limit)
+            return FacetsResponse(searcher.generation.name, [FacetOut(t, x, n) for t, x, n in counts])
+
+    return await anyio.to_thread.run_sync(work)
 
 
 def _train(services: Services, data: EntityModelRequest) -> EntityModelInfo:
@@ -151,5 +175,5 @@ async def delete_entity_model(name: FromPath[str], services: NamedDependency[Ser
     named.forget(name)
 
 
-router = Router(path="/", route_handlers=[find_entities, post_entity_model, list_entity_models, get_entity_model,
-                                          delete_entity_model])
+router = Router(path="/", route_handlers=[find_entities, entity_facets, post_entity_model, list_entity_models,
+                                          get_entity_model, delete_entity_model])
