@@ -20,7 +20,14 @@ from indexer.ner.named import EntityModelStore
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
 from server.errors import ConflictError, NotFoundError, UnavailableError
 from server.tasks.cli_support import lazy
-from server.tasks.entities import EntityJob, NamedModels, configured_models, named_model_errors, parse_ner_models
+from server.tasks.entities import (
+    EntityJob,
+    NamedModels,
+    configured_models,
+    named_model_errors,
+    parse_ner_models,
+    resolve_mapping,
+)
 from server.tasks.entities import run_entities as run
 
 
@@ -68,7 +75,8 @@ def entities_command(texts: tuple[str, ...], index_dir: Path, output_format: str
                 raise UnavailableError(f"no entity model for language {lang!r}: give --ner-model {lang}=PATH_OR_ID")
             return loaders[lang]()
 
-        job = EntityJob(texts=inputs, iob2=output_format == "iob2", model=model, language=language, mapping=mapping)
+        job = EntityJob(texts=inputs, iob2=output_format == "iob2", model=model, language=language,
+                        mapping=resolve_mapping(mapping, files=True))
         result = run(job, model_for, NamedModels(EntityModelStore.for_index(index_dir)).get)
     if as_json:
         rows = [{"model": m, **asdict(x)} for m, x in zip(result.models, result.extractions, strict=True)]

@@ -32,6 +32,7 @@ from server.settings import ServerSettings
 from tests.conftest import RunningServer, yomitoki
 from tests.task_models import tiny_index
 
+MAPPING_FILE = Path(__file__).parents[1] / "indexer" / "ner" / "mappings" / "ginza-ner-wikipedia-ja.json"
 SENTENCES = [
     "2024年4月に山田太郎はトヨタ自動車株式会社の東京本社を訪れた。",
     "佐藤花子さんはソニーグループで働いており、大阪に住んでいる。",
@@ -260,6 +261,7 @@ def test_transformers_model_answers_english_with_offsets(client: TestClient) -> 
     ({"texts": ["山田"], "format": "bio"}, 400, ["format"]),
     ({"texts": ["山田"], "mapping": {"Persn": "人名"}}, 400, ["Persn"]),
     ({"texts": ["山田"], "mapping": "no-such-mapping"}, 400, ["no-such-mapping"]),
+    ({"texts": ["山田"], "mapping": str(MAPPING_FILE)}, 400, ["no entity type mapping"]),  # no server files
     ({"texts": ["山田"], "model": "nobody"}, 404, ["nobody"]),
     ({"texts": ["山田"], "model": "../x"}, 400, ["model"]),
     ({"texts": ["Hello there"], "language": "fr"}, 503, ["--ner-model fr=PATH_OR_ID"]),
@@ -287,9 +289,12 @@ def test_entity_models_over_http(client: TestClient) -> None:
     bad = client.post("/entity-models", json={"name": "firms", "examples": [
         {"tokens": ["山田", "さん"], "tags": ["I-人名", "O"]}]})
     assert bad.status_code == 400 and "examples[0]" in detail(bad) and "I-人名 after the start" in detail(bad)
-    made = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(30), "epochs": 5})
+    base = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(2), "base": "no_such_nlp"})
+    assert base.status_code == 400 and "base" in detail(base) and "no_such_nlp" in detail(base)
+    made = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(60), "epochs": 5,
+                                                "holdout": 0})
     assert made.status_code == 201, made.text
-    assert made.json()["labels"] == ["会社"] and made.json()["metrics"] is None  # too few to hold any out
+    assert made.json()["labels"] == ["会社"] and made.json()["metrics"] is None  # nothing held out
     again = client.post("/entity-models", json={"name": "firms", "examples": firm_examples(20), "epochs": 1})
     assert again.status_code == 409
     assert [m["name"] for m in client.get("/entity-models").json()["models"]] == ["firms"]

@@ -80,14 +80,10 @@ def _mapped(tag: str, mapping: TypeMapping) -> str:
     return f"{prefix}-{target}" if target else "O"
 
 
-def _original(norm: NormalizedText, start: int, end: int) -> Span:
-    return norm.to_original(start, end)
-
-
 def _entities(norm: NormalizedText, found: Analysis, mapping: TypeMapping | None) -> list[Entity]:
     entities = []
     for start, end, label in found.entities:
-        s, e = _original(norm, start, end)
+        s, e = norm.to_original(start, end)
         if e > s:
             entities.append(Entity(label, norm.original[s:e], s, e, mapping.get(label) if mapping else None))
     return entities
@@ -97,7 +93,7 @@ def _tokens(norm: NormalizedText, found: Analysis, mapping: TypeMapping | None) 
     tags = iob2_tags(found.tokens, found.entities)
     tokens = []
     for (start, end), tag in zip(found.tokens, tags, strict=True):
-        s, e = _original(norm, start, end)
+        s, e = norm.to_original(start, end)
         tokens.append(Token(norm.original[s:e], s, e, tag, _mapped(tag, mapping) if mapping else None))
     return tokens
 

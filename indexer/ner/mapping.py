@@ -55,14 +55,14 @@ def mapping_from_table(name: str, types: Mapping[str, str], labels: Iterable[str
     return TypeMapping(name, declared, dict(types))
 
 
-def load_mapping(name_or_path: str) -> TypeMapping:
-    """A bundled mapping by name (see `bundled_mappings`) or a JSON file by path."""
+def load_mapping(name_or_path: str, *, files: bool = True) -> TypeMapping:
+    """A bundled mapping by name (see `bundled_mappings`) or, with `files`, a JSON file by path."""
     path = Path(name_or_path).expanduser()
-    if not path.is_file():
+    if not files or not path.is_file():
         path = MAPPINGS_DIR / f"{name_or_path}.json"
-    if not path.is_file():
-        raise MappingError(f"no entity type mapping {name_or_path!r}: give a JSON file or one of "
-                           f"{', '.join(bundled_mappings())}")
+    if name_or_path not in bundled_mappings() and not (files and path.is_file()):
+        raise MappingError(f"no entity type mapping {name_or_path!r}: give {'a JSON file or ' if files else ''}"
+                           f"one of {', '.join(bundled_mappings())}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         types, labels = data["types"], data.get("labels")

@@ -14,11 +14,19 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from indexer.ner.entities import Entity, Extraction, Token
-from indexer.ner.models import DEFAULT_JA_MODEL
+from indexer.ner.models import DEFAULT_JA_MODEL, EntityModelLoadError
 from indexer.ner.named import NAME_PATTERN, EntityModelInfo, EntityModelStore
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
 from server.services import Services
-from server.tasks.entities import EntityJob, NamedModels, named_model_errors, registry_model_for, run_entities
+from server.tasks.entities import (
+    EntityJob,
+    NamedModels,
+    named_model_errors,
+    registry_model_for,
+    resolve_mapping,
+    run_entities,
+)
+from server.tasks.errors import TaskInputError
 
 MAX_TEXTS = 64
 MAX_TEXT_CHARS = 5000
@@ -117,7 +125,7 @@ def _named(services: Services) -> NamedModels:
 async def find_entities(data: JSONBody[EntitiesRequest], services: NamedDependency[Services]) -> EntitiesResponse:
     started = time.perf_counter()
     job = EntityJob(texts=data.texts, iob2=data.format == "iob2", model=data.model, language=data.language,
-                    mapping=data.mapping)
+                    mapping=resolve_mapping(data.mapping, files=False))  # no server files over HTTP
     result = await anyio.to_thread.run_sync(run_entities, job, registry_model_for(services.models),
                                             _named(services).get)
     return EntitiesResponse(format=data.format, mapping=result.mapping,
@@ -144,7 +152,10 @@ def _train(services: Services, data: EntityModelRequest) -> EntityModelInfo:
     with named_model_errors():
         named.store.check_free(data.name, replace=data.replace)  # before minutes of training
         examples = parse_examples(data.examples)
-        trained = fine_tune(examples, TrainOptions(base=data.base, epochs=data.epochs, holdout=data.holdout))
+        try:
+            trained = fine_tune(examples, TrainOptions(base=data.base, epochs=data.epochs, holdout=data.holdout))
+        except EntityModelLoadError as exc:
+            raise TaskInputError("base", str(exc)) from exc
         info = named.store.save(data.name, trained, description=data.description, replace=data.replace)
     named.forget(data.name)
     return info

@@ -57,7 +57,7 @@ class EntityJob:
     iob2: bool = False
     model: str | None = None                      # a named model fine-tuned beside the index
     language: str | None = None                   # None: detected per text
-    mapping: str | Mapping[str, str] | None = None  # a bundled mapping's name, a file, or an inline table
+    mapping: TypeMapping | None = None            # report types in the caller's scheme too
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,11 @@ def named_model_errors() -> Iterator[None]:
         raise ConflictError(str(exc)) from exc
 
 
-def _mapping(spec: str | Mapping[str, str] | None) -> TypeMapping | None:
+def resolve_mapping(spec: str | Mapping[str, str] | None, *, files: bool) -> TypeMapping | None:
+    """A bundled mapping's name, an inline table or (with `files`: the command line) a JSON file."""
     if spec is None:
         return None
-    return load_mapping(spec) if isinstance(spec, str) else mapping_from_table("inline", dict(spec))
+    return load_mapping(spec, files=files) if isinstance(spec, str) else mapping_from_table("inline", dict(spec))
 
 
 def _no_model(language: str) -> UnavailableError:
@@ -96,7 +97,7 @@ def run_entities(job: EntityJob, model_for: Callable[[str], EntityModel],
     blank = [i for i, text in enumerate(job.texts) if not text.strip()]
     if blank:
         raise TaskInputError(f"texts[{blank[0]}]", "is empty or only whitespace")
-    mapping = _mapping(job.mapping)
+    mapping = job.mapping
     groups: dict[str, list[int]] = {}
     for i, text in enumerate(job.texts):
         key = f"model:{job.model}" if job.model else job.language or detect_language(text)
