@@ -66,6 +66,7 @@ class BuildReport:
     embed_seconds: float
     rebuilt: bool
     entity_seconds: float = 0.0   # extracting entities (index --entities)
+    entity_chunks: int = 0        # chunks entities were extracted from
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class IndexBuilder:
         self.preparer = preparer  # None: prepare here, in this process (see _add)
         self.entities = entities  # None: no entities extracted
         self.entity_seconds = 0.0
+        self.entity_chunks = 0
 
     def settings(self) -> dict[str, Any]:
         settings = {
@@ -244,7 +246,7 @@ class IndexBuilder:
             removed=len(plan.delete_ids) - len(plan.changed_keys), unchanged=plan.unchanged,
             chunks_embedded=embedded, documents=counts["documents"], chunks=counts["chunks"],
             failures=tuple(failures), seconds=seconds, embed_seconds=embed_seconds,
-            rebuilt=previous is None, entity_seconds=self.entity_seconds,
+            rebuilt=previous is None, entity_seconds=self.entity_seconds, entity_chunks=self.entity_chunks,
         )
 
     def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
@@ -289,7 +291,7 @@ class IndexBuilder:
     def _store_document(self, store: IndexWriter, doc: SourceDocument) -> tuple[list[str], list[int]]:
         prepared = prepare_document(doc, self.embedder, self.keywords, self.options.chunking)
         ids = self._write_prepared(store, prepared)
-        if self.entities is not None and ids:
+        if self.entities is not None and ids and self.entities.covers(prepared.document.language):
             self._store_entities(store, ids, [row["text"] for row in prepared.chunks])
         return prepared.texts, ids
 
@@ -300,6 +302,7 @@ class IndexBuilder:
         started = time.perf_counter()
         found = self.entities.extract(texts)  # type: ignore[union-attr]
         self.entity_seconds += time.perf_counter() - started
+        self.entity_chunks += len(texts)
         add(ids, found)
 
     @staticmethod

@@ -165,7 +165,7 @@ def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
         named = EntityModelStore.for_index(index_dir)
         if name and re.match(NAME_PATTERN, name) and named.exists(name):
             return ChunkEntities(named.load(name))
-        return ChunkEntities.load(name) if name else ChunkEntities.load()
+        return ChunkEntities.load(name)
     except EntityModelLoadError as exc:
         raise ValueError(str(exc)) from exc
 
@@ -199,7 +199,8 @@ def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None
             f"{report.chunks} chunks in {report.seconds:.1f}s."
         )
         if report.entity_seconds:
-            click.echo(f"Entities: {report.chunks_embedded / report.entity_seconds:,.1f} chunks/s.")
+            rate = report.entity_chunks / report.entity_seconds
+            click.echo(f"Entities: {report.entity_chunks} chunks ({rate:,.1f}/s).")
     if ray is not None:
         click.echo(f"Ray ({ray['address']}): {ray['nodes']} node(s), {ray['workers']} worker(s) embedded.")
     if report.failures:

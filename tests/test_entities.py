@@ -349,11 +349,13 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
     corpus.mkdir()
     (corpus / "yamada.md").write_text("# 訪問\n\n山田太郎はﾄﾖﾀ自動車の本社を訪れた。\n", encoding="utf-8")
     (corpus / "sato.md").write_text("# 出張\n\n佐藤花子は大阪の工場を訪れた。\n", encoding="utf-8")
+    (corpus / "smith.md").write_text("# Visit\n\nJohn Smith visited the Toyota plant.\n", encoding="utf-8")
     directory = IndexDirectory(tmp_path / "index")
     counting = CountingModel(ginza)
-    entities = ChunkEntities(counting)  # type: ignore[arg-type]
+    entities = ChunkEntities(counting, ("ja",))  # type: ignore[arg-type]
     report = IndexBuilder(directory, embedder, keywords, BuildOptions(), entities=entities).build(corpus)
-    assert counting.texts == report.chunks_embedded == 2 and report.entity_seconds > 0
+    assert report.chunks_embedded == 3 and counting.texts == report.entity_chunks == 2  # GiNZA reads Japanese only
+    assert report.entity_seconds > 0
     searcher = Searcher(directory.current(), embedder)
     try:
         hits = searcher.search("訪れた", mode="hybrid", k=5, filters=Filters(entities=(("Person", ("山田太郎",)),)))
@@ -368,7 +370,7 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
         searcher.close()
     (corpus / "sato.md").write_text("# 出張\n\n佐藤花子は名古屋の工場を訪れた。\n", encoding="utf-8")
     again = IndexBuilder(directory, embedder, keywords, BuildOptions(), entities=entities).build(corpus)
-    assert (again.unchanged, again.changed, counting.texts) == (1, 1, 3)  # only the changed document
+    assert (again.unchanged, again.changed, counting.texts) == (2, 1, 3)  # only the changed document
     with TestClient(create_app(ServerSettings(index_dir=directory.path, generator=None))) as client:
         hits = client.get("/search", params={"q": "工場", "entity": "Person:佐藤花子"}).json()["hits"]
         assert [h["source"] for h in hits] == ["sato.md"]

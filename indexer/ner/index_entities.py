@@ -21,15 +21,23 @@ from indexer.ner.models import DEFAULT_JA_MODEL, load_entity_model
 @dataclass
 class ChunkEntities:
     model: EntityModel
+    languages: tuple[str, ...] | None = None   # documents in these languages only; None: every document
 
     @classmethod
-    def load(cls, name: str = DEFAULT_JA_MODEL) -> ChunkEntities:
+    def load(cls, name: str | None = None) -> ChunkEntities:
+        """The named model for every document, or GiNZA for Japanese documents (it reads only Japanese)."""
+        if name is None:
+            return cls(load_entity_model(DEFAULT_JA_MODEL), ("ja",))
         return cls(load_entity_model(name))
+
+    def covers(self, language: str) -> bool:
+        return self.languages is None or language in self.languages
 
     def settings(self) -> dict[str, Any]:
         """What the manifest records: a different model means the entities must be extracted again."""
         location = getattr(self.model, "location", None)
-        return {"model": self.model.name, "revision": fingerprint(getattr(location, "path", None))}
+        return {"model": self.model.name, "revision": fingerprint(getattr(location, "path", None)),
+                "languages": list(self.languages) if self.languages else None}
 
     def extract(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
         return [entities_by_type(found, text) for text, found in zip(texts, self.model.analyse(texts), strict=True)]
