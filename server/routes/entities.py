@@ -136,12 +136,11 @@ async def find_entities(data: JSONBody[EntitiesRequest], services: NamedDependen
 
 @get("/entities/facets", summary="The index's entities (index --entities) with the chunks mentioning each")
 async def entity_facets(services: NamedDependency[Services],
-                        entity_type: Annotated[str | None, QueryParameter(query="type", min_length=1,
-                                                                          max_length=100)] = None,
+                        type: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> FacetsResponse:
     def work() -> FacetsResponse:
         with services.index.lease() as searcher:
-            counts = searcher.store.entity_counts(entity_type, limit)
+            counts = searcher.store.entity_counts(type, limit)  # the query parameter `type`
             return FacetsResponse(searcher.generation.name, [FacetOut(t, x, n) for t, x, n in counts])
 
     return await anyio.to_thread.run_sync(work)
