@@ -258,6 +258,7 @@ def test_transformers_model_answers_english_with_offsets(client: TestClient) -> 
     ({"texts": ["   "]}, 400, ["texts[0]", "empty"]),
     ({"texts": ["a"] * 65}, 400, ["texts", "64"]),
     ({"texts": ["あ" * 5001]}, 400, ["texts", "5000"]),
+    ({"texts": ["\ufdfa" * 1000]}, 400, ["texts[0]", "18,000 characters once NFKC-normalized"]),
     ({"texts": ["山田"], "format": "bio"}, 400, ["format"]),
     ({"texts": ["山田"], "mapping": {"Persn": "人名"}}, 400, ["Persn"]),
     ({"texts": ["山田"], "mapping": "no-such-mapping"}, 400, ["no-such-mapping"]),

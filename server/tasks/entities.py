@@ -20,11 +20,13 @@ from indexer.ner.entities import EntityModel, Extraction, extract
 from indexer.ner.mapping import TypeMapping, load_mapping, mapping_from_table
 from indexer.ner.models import DEFAULT_JA_MODEL, EntityModelLoadError, load_entity_model
 from indexer.ner.named import EntityModelExistsError, EntityModelNotFoundError, EntityModelStore
+from indexer.normalize import normalize_query
 from server.errors import ConflictError, NotFoundError, UnavailableError
 from server.model_registry import ModelRegistry
 from server.tasks.errors import TaskInputError
 
 ROLE_PREFIX = "ner."
+MAX_NORMALIZED_CHARS = 12_000  # NFKC can lengthen a text many times (ﷺ → 18 characters); Sudachi takes ≤ 49,149 bytes
 
 
 def parse_ner_models(values: Sequence[str]) -> dict[str, str]:
@@ -94,9 +96,12 @@ def _no_model(language: str) -> UnavailableError:
 def run_entities(job: EntityJob, model_for: Callable[[str], EntityModel],
                  named: Callable[[str], EntityModel]) -> EntityResult:
     """Extract entities from each text with its language's model (or the named one)."""
-    blank = [i for i, text in enumerate(job.texts) if not text.strip()]
-    if blank:
-        raise TaskInputError(f"texts[{blank[0]}]", "is empty or only whitespace")
+    for i, text in enumerate(job.texts):
+        if not text.strip():
+            raise TaskInputError(f"texts[{i}]", "is empty or only whitespace")
+        if (length := len(normalize_query(text))) > MAX_NORMALIZED_CHARS:
+            raise TaskInputError(f"texts[{i}]", f"is {length:,} characters once NFKC-normalized; the limit is "
+                                                f"{MAX_NORMALIZED_CHARS:,}")
     mapping = job.mapping
     groups: dict[str, list[int]] = {}
     for i, text in enumerate(job.texts):
