@@ -93,15 +93,19 @@ def _no_model(language: str) -> UnavailableError:
                             f"spaCy pipeline), or name a fine-tuned model with \"model\"")
 
 
-def run_entities(job: EntityJob, model_for: Callable[[str], EntityModel],
-                 named: Callable[[str], EntityModel]) -> EntityResult:
-    """Extract entities from each text with its language's model (or the named one)."""
-    for i, text in enumerate(job.texts):
+def _check_texts(texts: Sequence[str]) -> None:
+    for i, text in enumerate(texts):
         if not text.strip():
             raise TaskInputError(f"texts[{i}]", "is empty or only whitespace")
         if (length := len(normalize_query(text))) > MAX_NORMALIZED_CHARS:
             raise TaskInputError(f"texts[{i}]", f"is {length:,} characters once NFKC-normalized; the limit is "
                                                 f"{MAX_NORMALIZED_CHARS:,}")
+
+
+def run_entities(job: EntityJob, model_for: Callable[[str], EntityModel],
+                 named: Callable[[str], EntityModel]) -> EntityResult:
+    """Extract entities from each text with its language's model (or the named one)."""
+    _check_texts(job.texts)
     mapping = job.mapping
     groups: dict[str, list[int]] = {}
     for i, text in enumerate(job.texts):
