@@ -331,6 +331,9 @@ class EmbeddedWriter:
     def add_chunks(self, rows: Sequence[dict[str, Any]], fts: Sequence[tuple[str, str]]) -> list[int]:
         return self._open().add_chunks(rows, fts)
 
+    def add_entities(self, chunk_ids: Sequence[int], entities: Sequence[dict[str, list[str]]]) -> None:
+        self._open().add_entities(chunk_ids, entities)
+
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.vectors.add(ids, vectors)
 

@@ -31,6 +31,7 @@ from indexer.fusion import FusionSettings
 from indexer.generations import Generation, IndexDirectory
 from indexer.keywords import KeywordTokenizer
 from indexer.loaders import LoadFailure, SourceDocument, load_corpus
+from indexer.ner.index_entities import ChunkEntities
 from indexer.normalize import normalize
 from indexer.store import StoredDocument, encode_offsets
 from indexer.vectors import VectorParams
@@ -65,6 +66,8 @@ class BuildReport:
     seconds: float
     embed_seconds: float
     rebuilt: bool
+    entity_seconds: float = 0.0   # extracting entities (index --entities)
+    entity_chunks: int = 0        # chunks entities were extracted from
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def prepare_document(
 
 
 def _compatible(previous: dict[str, Any], current: dict[str, Any]) -> bool:
-    keys = ("model", "normalizer", "chunker", "keywords")
+    keys = ("model", "normalizer", "chunker", "keywords", "entities")
     return all(previous.get(k) == current.get(k) for k in keys)
 
 
@@ -200,6 +203,7 @@ class IndexBuilder:
         options: BuildOptions | None = None,
         progress: Progress | None = None,
         preparer: Preparer | None = None,
+        entities: ChunkEntities | None = None,
     ) -> None:
         self.directory = directory
         self.embedder = embedder
@@ -208,14 +212,20 @@ class IndexBuilder:
         self.progress = progress or (lambda stage, done, total: None)
         self.preparer = preparer  # None: prepare here, in this process (see _add)
         self.corpus: Path | None = None  # the folder of the last build: its original files are served from there
+        self.entities = entities  # None: no entities extracted
+        self.entity_seconds = 0.0
+        self.entity_chunks = 0
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             "model": self.embedder.describe(),
             "normalizer": NORMALIZER,
             "chunker": {**self.options.chunking.as_dict(), "title_context": True},
             "keywords": self.keywords.settings,
         }
+        if self.entities is not None:
+            settings["entities"] = self.entities.settings()
+        return settings
 
     def build(self, corpus: Path) -> BuildReport:
         started = time.perf_counter()
@@ -283,12 +293,14 @@ class IndexBuilder:
             removed=len(plan.delete_ids) - len(plan.changed_keys), unchanged=plan.unchanged,
             chunks_embedded=embedded, documents=counts["documents"], chunks=counts["chunks"],
             failures=tuple(failures), seconds=seconds, embed_seconds=embed_seconds,
-            rebuilt=previous is None,
+            rebuilt=previous is None, entity_seconds=self.entity_seconds, entity_chunks=self.entity_chunks,
         )
 
     def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
         """Chunk, keyword-index and embed new documents; returns (chunks embedded, seconds embedding)."""
         if self.preparer is not None:
+            if self.entities is not None:
+                raise ValueError("entities are extracted by local builds only: leave out --ray or --entities")
             return self._add_prepared(store, vectors, docs, self.preparer)
         texts: list[str] = []
         ids: list[int] = []
@@ -325,7 +337,20 @@ class IndexBuilder:
 
     def _store_document(self, store: IndexWriter, doc: SourceDocument) -> tuple[list[str], list[int]]:
         prepared = prepare_document(doc, self.embedder, self.keywords, self.options.chunking)
-        return prepared.texts, self._write_prepared(store, prepared)
+        ids = self._write_prepared(store, prepared)
+        if self.entities is not None and ids and self.entities.covers(prepared.document.language):
+            self._store_entities(store, ids, [row["text"] for row in prepared.chunks])
+        return prepared.texts, ids
+
+    def _store_entities(self, store: IndexWriter, ids: list[int], texts: list[str]) -> None:
+        add = getattr(store, "add_entities", None)
+        if add is None:
+            raise ValueError("this store does not keep entities: index --entities needs the embedded store")
+        started = time.perf_counter()
+        found = self.entities.extract(texts)  # type: ignore[union-attr]
+        self.entity_seconds += time.perf_counter() - started
+        self.entity_chunks += len(texts)
+        add(ids, found)
 
     @staticmethod
     def _write_prepared(store: IndexWriter, prepared: PreparedDocument) -> list[int]:

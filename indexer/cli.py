@@ -8,6 +8,7 @@ commands (`serve`, `ask`, …) to the same group in `server.cli`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from indexer.generations import IndexDirectory, IndexStateError
 from indexer.integrity import check_index
 from indexer.keywords import load_keyword_tokenizer
 from indexer.models import locate_embedder
+from indexer.ner.index_entities import ChunkEntities
 from indexer.opening import open_index
 from indexer.search import MAX_RESULTS, MODES
 from indexer.selection import choose_embedder
@@ -128,6 +130,12 @@ def _progress() -> tuple[Progress, Any]:
                    "'scale' extra). CORPUS must be at the same path on every node. See docs/scaling.md.")
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None,
               help="Embedding actors on the Ray cluster, one CPU each. Default: one per CPU of the cluster.")
+@click.option("--entities", "with_entities", is_flag=True,
+              help="Extract named entities per chunk, for entity filters in search (embedded store, local builds). "
+                   "Give it on every run: switching it on or off re-processes every document.")
+@click.option("--entity-model", default=None, metavar="NAME_OR_PATH",
+              help="Entity model for --entities: a model trained with train-entities, a spaCy pipeline or a "
+                   "transformers token classifier. Default: ja_ginza.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 @click.option("--watch", is_flag=True,
               help="After indexing, keep watching CORPUS and re-index on changes (one line per generation).")
@@ -136,7 +144,8 @@ def _progress() -> tuple[Progress, Any]:
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
                   overlap: int, batch_size: int | None, follow_symlinks: bool, backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
-                  milvus_collection: str | None, as_json: bool, watch: bool, settle: float) -> None:
+                  milvus_collection: str | None, with_entities: bool, entity_model: str | None,
+                  as_json: bool, watch: bool, settle: float) -> None:
     """Index the files under CORPUS (.md, .txt, .html, .jsonl, .pdf, .docx) into --index.
 
     Re-running it embeds only new or changed documents and drops documents
@@ -154,12 +163,15 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         preparing: AbstractContextManager[RayPreparer | None] = nullcontext()
         if ray_address:
             preparing = ray_preparer(ray_address, corpus, embedder, keywords, options, workers=ray_workers)
+        entities = _entities(index_dir, entity_model) if with_entities or entity_model else None
         progress, update = _progress()
         with preparing as preparer, progress:
-            report = IndexBuilder(directory, embedder, keywords, options, update, preparer).build(corpus)
+            builder = IndexBuilder(directory, embedder, keywords, options, update, preparer, entities=entities)
+            report = builder.build(corpus)
     _print_report(report, as_json, preparer.summary() if preparer else None)
     if watch:
-        _watch(corpus, IndexBuilder(directory, embedder, keywords, replace(options, rebuild=False)), settle)
+        _watch(corpus, IndexBuilder(directory, embedder, keywords, replace(options, rebuild=False), entities=entities),
+               settle)
     if report.failures:
         sys.exit(EXIT_SKIPPED)
 
@@ -182,6 +194,20 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
             console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
 
     watch_corpus(corpus, build, report, settle=settle)
+
+
+def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
+    """The entity extractor: a model trained beside the index by that name, else any entity model."""
+    from indexer.ner.models import EntityModelLoadError
+    from indexer.ner.named import NAME_PATTERN, EntityModelStore
+
+    try:
+        named = EntityModelStore.for_index(index_dir)
+        if name and re.match(NAME_PATTERN, name) and named.exists(name):
+            return ChunkEntities(named.load(name))
+        return ChunkEntities.load(name)
+    except EntityModelLoadError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:
@@ -212,6 +238,9 @@ def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None
             f"{report.chunks_embedded} chunks ({rate:,.1f}/s); {report.documents} documents, "
             f"{report.chunks} chunks in {report.seconds:.1f}s."
         )
+        if report.entity_seconds:
+            rate = report.entity_chunks / report.entity_seconds
+            click.echo(f"Entities: {report.entity_chunks} chunks ({rate:,.1f}/s).")
     if ray is not None:
         click.echo(f"Ray ({ray['address']}): {ray['nodes']} node(s), {ray['workers']} worker(s) embedded.")
     if report.failures:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from indexer.backends import KeywordQuery
+from indexer.errors import InputError
 from indexer.generations import (
     KEEP_GENERATIONS,
     BuildInProgressError,
@@ -169,6 +170,8 @@ def like_prefix(value: str) -> str:
 
 def filter_expression(filters: Filters) -> str:
     """The Milvus filter for source prefix, language, tags and a `where` filter ("" when there is none)."""
+    if filters.entities:
+        raise InputError("entities: entities are kept by the embedded store only (index --entities)", field="entities")
     clauses = [] if filters.expression is None else [to_milvus(filters.expression)]
     if filters.source is not None:
         clauses.append(f"source like {string_literal(like_prefix(filters.source))}")

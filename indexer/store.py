@@ -5,6 +5,10 @@ uses AUTOINCREMENT), so a vector always means the same chunk. The keyword
 index holds text pre-tokenized by `indexer.keywords` in two columns, `words`
 and `grams`, under FTS5's `ascii` tokenizer (which splits on spaces only for
 non-ASCII text), ranked with bm25.
+
+Entities extracted at index time (`index --entities`) sit in `chunk_entities`,
+one row per (chunk_id, type, text) with the text NFKC-normalized; the table
+exists only in indexes built with entities.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from indexer.errors import InputError
 from indexer.where import Where, both, evaluate, to_sql
 
 SCHEMA_VERSION = 1
@@ -67,10 +72,13 @@ class Filters:
     expression: Where | None = None  # a `where` filter (indexer.where) over any field or metadata
     access: bool = False          # an API key's access filter is among them: keyword statistics count only
                                   # the chunks that pass (see server.access)
+    # (type, names): chunks holding an entity of each type with any of its names (normalized)
+    entities: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def empty(self) -> bool:
-        return self.source is None and self.language is None and not self.tags and self.expression is None
+        return (self.source is None and self.language is None and not self.tags and self.expression is None
+                and not self.entities)
 
     def restricted(self, where: Where | None, *, access: bool = False) -> Filters:
         """These filters and `where` too (`access`: it is an API key's access filter)."""
@@ -104,7 +112,15 @@ class Filters:
             sql, more = to_sql(self.expression)
             clauses.append(f"coalesce({sql}, 0)")  # unknown (NULL) does not pass
             params += more
+        for entity_type, names in self.entities:  # needs `chunks c` joined (every caller joins it)
+            marks = ",".join("?" * len(names))
+            clauses.append(f"c.id IN (SELECT chunk_id FROM chunk_entities WHERE type = ? AND text IN ({marks}))")
+            params += [entity_type, *names]
         return (" AND ".join(clauses) or "1"), params
+
+
+class EntityFilterError(InputError):
+    """An entity filter on an index built without entities."""
 
 
 class Store:
@@ -158,6 +174,8 @@ class Store:
             ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", [doc_id])]
             self.db.conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])
+            if self.has_entities():
+                self.db.conn.executemany("DELETE FROM chunk_entities WHERE chunk_id = ?", [(i,) for i in ids])
             self.db.execute("DELETE FROM doc_tags WHERE doc_id = ?", [doc_id])
             self.db.execute("DELETE FROM documents WHERE id = ?", [doc_id])
             removed.extend(ids)
@@ -191,6 +209,51 @@ class Store:
                            [chunk_id, words, grams])
             ids.append(chunk_id)
         return ids
+
+    def add_entities(self, chunk_ids: Sequence[int], entities: Sequence[dict[str, list[str]]]) -> None:
+        """Each chunk's entities by type ({"Person": ["山田太郎"], ...})."""
+        self.db.execute("CREATE TABLE IF NOT EXISTS chunk_entities (chunk_id INTEGER NOT NULL, type TEXT NOT NULL, "
+                        "text TEXT NOT NULL, PRIMARY KEY (chunk_id, type, text))")
+        self.db.execute("CREATE INDEX IF NOT EXISTS chunk_entities_type_text ON chunk_entities (type, text)")
+        rows = [(chunk_id, entity_type, name) for chunk_id, found in zip(chunk_ids, entities, strict=True)
+                for entity_type, names in found.items() for name in names]
+        self.db.conn.executemany("INSERT OR IGNORE INTO chunk_entities VALUES (?, ?, ?)", rows)
+
+    def has_entities(self) -> bool:
+        return "chunk_entities" in self.db.table_names()
+
+    def chunk_entities(self, ids: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        """Entities of the given chunks, by type (chunks without any are left out)."""
+        if not ids or not self.has_entities():
+            return {}
+        marks = ",".join("?" * len(ids))
+        found: dict[int, dict[str, list[str]]] = {}
+        for chunk_id, entity_type, name in self.db.execute(
+                f"SELECT chunk_id, type, text FROM chunk_entities WHERE chunk_id IN ({marks}) "
+                "ORDER BY chunk_id, type, rowid", list(ids)):
+            found.setdefault(chunk_id, {}).setdefault(entity_type, []).append(name)
+        return found
+
+    def entity_counts(self, entity_type: str | None = None, limit: int = 50,
+                      filters: Filters | None = None) -> list[tuple[str, str, int]]:
+        """(type, text, chunks) most frequent first: the facet counts of entities, over the chunks of the
+        documents that `filters` admit (an API key's access filter: hidden documents count nothing)."""
+        if not self.has_entities():
+            raise EntityFilterError("this index holds no entities: build it with `yomitoki index --entities`")
+        clauses, params = (["e.type = ?"], [entity_type]) if entity_type else ([], [])
+        if filters is not None and not filters.empty:
+            sql, more = filters.where()
+            clauses.append(f"e.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {sql})")
+            params += more
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(f"SELECT e.type, e.text, count(*) AS n FROM chunk_entities e {where} "
+                               "GROUP BY e.type, e.text ORDER BY n DESC, e.type, e.text LIMIT ?", [*params, limit])
+        return [(str(t), str(x), int(n)) for t, x, n in rows]
+
+    def _check_filters(self, filters: Filters) -> None:
+        if filters.entities and not self.has_entities():
+            raise EntityFilterError("filters.entities: this index holds no entities: build it with "
+                                    "`yomitoki index --entities`")
 
     def commit(self) -> None:
         self.db.conn.commit()
@@ -253,6 +316,7 @@ class Store:
         return {c.id: found.get(c.id) or "" for c in chunks}
 
     def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
+        self._check_filters(filters)
         where, params = filters.where()
         rows = self.db.execute(
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
@@ -262,6 +326,7 @@ class Store:
         self, match: str, k: int, filters: Filters, grams_weight: float
     ) -> list[tuple[int, float]]:
         """(chunk id, bm25 score) best first; higher is better."""
+        self._check_filters(filters)
         where, params = filters.where()
         join = "" if filters.empty else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id"
         sql = (

@@ -31,11 +31,12 @@ from server.limits import InFlightLimit
 from server.live_index import LiveIndex
 from server.metrics import Metrics
 from server.request_log import RequestObserver
-from server.routes import ask, chat, classify, documents, embeddings, health, search, similarity, ui
+from server.routes import ask, chat, classify, documents, embeddings, entities, health, search, similarity, ui
 from server.routes import metrics as metrics_route
 from server.routes import models as models_route
 from server.services import Services
 from server.settings import ServerSettings
+from server.tasks.entities import register_entity_models
 from server.tasks.loading import register_task_models
 
 log = logging.getLogger("yomitoki.server")
@@ -50,6 +51,7 @@ def open_services(settings: ServerSettings) -> Services:
     register_models(services.models, settings.qa_model, settings.generator,  # loaded on first use
                     settings.generator_options())
     register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
+    register_entity_models(services.models, dict(settings.ner_models))  # likewise
     return services
 
 
@@ -93,7 +95,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     app = Litestar(
         route_handlers=[search.router, health.router, ui.router, ask.router, metrics_route.router,
                         similarity.router, classify.router, embeddings.router, models_route.router,
-                        documents.router, chat.router],
+                        documents.router, chat.router, entities.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ at the first match, so timing says nothing about which key nearly matched.
 
 Clients send `Authorization: Bearer KEY` or `X-API-Key: KEY`. With no keys
 configured, everything is open. Otherwise `/health`, the OpenAPI pages and the
-web page's files are public, writes (POST/PUT/PATCH/DELETE under /classifiers, any PUT/PATCH/DELETE)
+web page's files are public, writes (POST/PUT/PATCH/DELETE under /classifiers and /entity-models, any PUT/PATCH/DELETE)
 need `admin`, and everything else needs `read` (which `admin` includes). A
 route may state its own need with `opt={"scope": "public" | "read" | "admin"}`.
 Missing or unknown key: 401; a read key on an admin route: 403.
@@ -49,7 +49,7 @@ SCOPES = ("read", "admin")
 # calls the page makes need a key like any other client's).
 PUBLIC_PATHS = ("/health", "/")
 PUBLIC_PREFIXES = ("/schema", "/static/", "/view/")
-ADMIN_PREFIXES = ("/classifiers",)
+ADMIN_PREFIXES = ("/classifiers", "/entity-models")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 WHERE_PREFIX = "where="
 _HEX = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")

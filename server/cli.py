@@ -13,8 +13,10 @@ from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.models import check_generator
 from server.auth import collect_keys
+from server.entities_cli import entities_command, train_entities_command
 from server.request_log import log_config
 from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings, parse_languages
+from server.tasks.entities import parse_ner_models
 
 
 def generator_options(command: Any) -> Any:
@@ -69,6 +71,9 @@ def generator_options(command: Any) -> Any:
                    "key from YOMITOKI_GENERATOR_API_KEY), a transformers folder or hub id; `none` switches "
                    "generation off. Loaded on first use.")
 @generator_options
+@click.option("--ner-model", "ner_models", multiple=True, metavar="[LANG=]PATH_OR_ID",
+              help="Entity model for /entities in a language (repeat per language): a transformers "
+                   "token-classification model or a spaCy pipeline. Japanese uses GiNZA (ja_ginza) unless given.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes sharing the port, for throughput on several cores; each loads its own "
                    "models (memory × N). With N workers, give each fewer --threads (cores / N).")
@@ -77,7 +82,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                   log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
                   classifier_model: str | None, qa_model: str | None, generator: str, generator_model: str | None,
-                  generator_languages: str | None, generator_threads: int | None) -> None:
+                  generator_languages: str | None, generator_threads: int | None,
+                  ner_models: tuple[str, ...]) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -89,6 +95,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     torch.set_num_threads(threads)
     with domain_errors():
         keys = collect_keys(api_keys, os.environ, api_keys_file)
+        ner = parse_ner_models(ner_models)
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
@@ -96,7 +103,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                               generator=generator, generator_model=generator_model,
                               generator_languages=parse_languages(generator_languages) if generator_languages else None,
                               generator_threads=generator_threads,
-                              generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None)
+                              generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None,
+                              ner_models=tuple(ner.items()))
     with domain_errors():
         check_generator(settings.generator, settings.generator_options())
     common: dict[str, Any] = {
@@ -251,6 +259,10 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
         check_generator(generator, options)
         ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
                     milvus_uri=milvus_uri, milvus_collection=milvus_collection, options=options)
+
+
+cli.add_command(entities_command)
+cli.add_command(train_entities_command)
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from indexer.normalize import normalize_query
 from indexer.search import MAX_RESULTS, Hit
 from indexer.store import Filters
 from indexer.where import check_field, parse
@@ -29,6 +31,8 @@ Query = Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS,
                             description="Search text, 1-2000 characters.")]
 TopK = Annotated[int, Meta(ge=1, le=100, description="Number of hits, 1-100.")]
 Tag = Annotated[str, Meta(min_length=1, max_length=100)]
+EntityType = Annotated[str, Meta(min_length=1, max_length=100)]
+EntityNames = Annotated[list[Annotated[str, Meta(min_length=1, max_length=200)]], Meta(min_length=1, max_length=50)]
 
 
 class SearchFilters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -38,11 +42,20 @@ class SearchFilters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     language: Literal["ja", "en"] | None = None
     tags: Annotated[list[Tag], Meta(max_length=50)] = []
     where: Where | None = None
+    # chunks holding, for every type given, an entity with any of its names (index --entities)
+    entities: Annotated[dict[EntityType, EntityNames], Meta(max_length=20)] = {}
 
     def to_filters(self) -> Filters:
         """The filters, checked; a bad `where` raises FilterError (a 400 naming the place)."""
         expression = None if self.where is None else parse(self.where, "filters.where")
-        return Filters(source=self.source, language=self.language, tags=tuple(self.tags), expression=expression)
+        return Filters(source=self.source, language=self.language, tags=tuple(self.tags), expression=expression,
+                       entities=entity_filters(self.entities.items()))
+
+
+def entity_filters(pairs: Iterable[tuple[str, Iterable[str]]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(type, names) with the names normalized as the index stores them."""
+    return tuple((entity_type, tuple(dict.fromkeys(normalize_query(n).strip() for n in names)))
+                 for entity_type, names in pairs)
 
 
 class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

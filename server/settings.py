@@ -32,6 +32,7 @@ class ServerSettings:
     generator_threads: int | None = None  # llama.cpp threads; None: llamacpp.DEFAULT_THREADS (1)
     sts_model: str | None = None          # sentence-transformers CrossEncoder for /similarity
     classifier_model: str | None = None   # transformers sequence-classification model
+    ner_models: tuple[tuple[str, str], ...] = ()  # (language, model) for /entities; ja has GiNZA anyway
     max_body_bytes: int = 2_000_000
     cors_origins: tuple[str, ...] = ()
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)  # hashes only (server/auth.py)

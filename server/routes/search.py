@@ -19,7 +19,17 @@ from indexer.store import Filters
 from server.access import access_filter, scoped
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
 from server.routes.documents import read_document
-from server.schemas import MAX_QUERY_CHARS, DocumentOut, FacetCount, HitOut, Mode, SearchRequest, SearchResponse, Tag
+from server.schemas import (
+    MAX_QUERY_CHARS,
+    DocumentOut,
+    FacetCount,
+    HitOut,
+    Mode,
+    SearchRequest,
+    SearchResponse,
+    Tag,
+    entity_filters,
+)
 from server.services import Services
 
 
@@ -92,11 +102,24 @@ async def search_get(
     tag: Annotated[list[Tag] | None, QueryParameter(max_items=50)] = None,
     offset: Annotated[int | None, QueryParameter(ge=0, le=MAX_RESULTS - 1)] = None,
     collapse: Annotated[Literal["document"] | None, QueryParameter()] = None,
+    entity: Annotated[list[str] | None, QueryParameter(max_items=50, description="TYPE:NAME")] = None,
 ) -> SearchResponse:
-    filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ())), request)
+    filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ()),
+                              entities=parse_entity_params(entity)), request)
     if (offset or 0) + k > MAX_RESULTS:
         raise InputError(f"offset + k must be at most {MAX_RESULTS}, got {offset} + {k}", field="offset")
     return await run_search(services, q, mode, k, filters, Page(offset=offset, collapse=collapse == "document"))
+
+
+def parse_entity_params(values: list[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`entity=TYPE:NAME` query parameters, grouped by type (any name of a type, every type)."""
+    grouped: dict[str, list[str]] = {}
+    for value in values or ():
+        entity_type, sep, name = value.partition(":")
+        if not sep or not entity_type.strip() or not name.strip():
+            raise InputError(f"expected TYPE:NAME (e.g. Person:山田太郎), got {value!r}", field="entity")
+        grouped.setdefault(entity_type.strip(), []).append(name)
+    return entity_filters(grouped.items())
 
 
 @get("/documents/{doc_id:str}", summary="A document's original text, metadata and pages, by id or key")

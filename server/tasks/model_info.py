@@ -52,6 +52,10 @@ class ModelFacts:
 
 
 def locate_for_role(role: str, name: str) -> ModelLocation:
+    if role.startswith("ner."):
+        from indexer.ner.models import entity_location
+
+        return entity_location(name)
     if role == "embedding":
         return locate_embedder(name)
     return locate_generator(name) if role == "generator" else locate_model(name)

@@ -1,0 +1,43 @@
+"""Entities of each chunk at index time (`yomitoki index --entities`), grouped by type.
+
+Chunk texts are already NFKC-normalized, so the model reads them as they are and
+the stored names are normalized too (queries and filters are normalized the same
+way). Each chunk gets `{"Person": ["山田太郎"], "Company": ["トヨタ自動車"], ...}`
+in the model's own types; the store keeps one row per (chunk, type, name) in
+`chunk_entities` so searches can filter on them (`indexer.store.Filters.entities`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.models import fingerprint
+from indexer.ner.entities import EntityModel, entities_by_type
+from indexer.ner.models import DEFAULT_JA_MODEL, load_entity_model
+
+
+@dataclass
+class ChunkEntities:
+    model: EntityModel
+    languages: tuple[str, ...] | None = None   # documents in these languages only; None: every document
+
+    @classmethod
+    def load(cls, name: str | None = None) -> ChunkEntities:
+        """The named model for every document, or GiNZA for Japanese documents (it reads only Japanese)."""
+        if name is None:
+            return cls(load_entity_model(DEFAULT_JA_MODEL), ("ja",))
+        return cls(load_entity_model(name))
+
+    def covers(self, language: str) -> bool:
+        return self.languages is None or language in self.languages
+
+    def settings(self) -> dict[str, Any]:
+        """What the manifest records: a different model means the entities must be extracted again."""
+        location = getattr(self.model, "location", None)
+        return {"model": self.model.name, "revision": fingerprint(getattr(location, "path", None)),
+                "languages": list(self.languages) if self.languages else None}
+
+    def extract(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
+        return [entities_by_type(found, text) for text, found in zip(texts, self.model.analyse(texts), strict=True)]
