@@ -131,7 +131,9 @@ class SudachiAnalyser:
     def _tokenizer(self) -> Any:
         tokenizer = getattr(self._local, "tokenizer", None)
         if tokenizer is None:
-            tokenizer = self._local.tokenizer = self._dictionary.tokenizer(mode=self._mode)
+            # SudachiPy 0.6 names it `create` (the version ja-ginza pins); later ones also `tokenizer`
+            make = getattr(self._dictionary, "tokenizer", None) or self._dictionary.create
+            tokenizer = self._local.tokenizer = make(mode=self._mode)
         return tokenizer
 
 

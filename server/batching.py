@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, embed_for
 from indexer.normalize import normalize_query
 
 BATCHER_KEY = "query_batcher"  # where the app keeps its batcher in `Services.extras`
@@ -66,7 +66,7 @@ class QueryBatcher:
 
     @classmethod
     def for_embedder(cls, embedder: Embedder, **options: float) -> QueryBatcher:
-        return cls(lambda texts: embedder.embed(texts, batch_size=len(texts)), **options)  # type: ignore[arg-type]
+        return cls(lambda texts: embed_for(embedder, texts, "query", batch_size=len(texts)), **options)  # type: ignore[arg-type]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[QueryBatcher]:

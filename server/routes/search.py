@@ -12,6 +12,7 @@ from litestar import Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from indexer.embedders import embed_for
 from indexer.normalize import normalize_query
 from indexer.search import Hit
 from indexer.store import Filters
@@ -32,7 +33,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
             if release:
                 text = normalize_query(query).strip()
                 try:
-                    vector = searcher.embedder.embed([text])[0] if text else None
+                    vector = embed_for(searcher.embedder, [text], "query")[0] if text else None
                 finally:
                     release()
             hits = searcher.search(query, mode=mode, k=k, filters=filters, query_vector=vector)
