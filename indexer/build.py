@@ -295,7 +295,7 @@ class IndexBuilder:
 
         return {
             **self.settings(),
-            "fusion": FusionSettings().as_dict(),
+            "fusion": FusionSettings.for_model(self.embedder.coverage).as_dict(),
             "vectors": vectors,
             "counts": counts,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

