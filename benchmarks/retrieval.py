@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
-from indexer.embedders import Embedder, load_embedder  # noqa: E402
+from indexer.embedders import Embedder, embed_for, load_embedder  # noqa: E402
 from indexer.generations import IndexDirectory  # noqa: E402
 from indexer.keywords import load_keyword_tokenizer  # noqa: E402
 from indexer.normalize import normalize_query  # noqa: E402
@@ -114,10 +114,10 @@ def baseline(retrieval: RetrievalSet, embedder: Embedder) -> tuple[list[list[str
     """Raw sentence-transformers encode + exact FAISS: the reference for the dense figure."""
     started = time.perf_counter()
     texts = [f"{d['title']} {d['text']}".strip() for d in retrieval.documents]
-    vectors = embedder.embed(texts)
+    vectors = embed_for(embedder, texts, "passage")  # the model's prefixes (E5), as its card and MTEB do
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
-    queries = embedder.embed([q for _, q in retrieval.queries])
+    queries = embed_for(embedder, [q for _, q in retrieval.queries], "query")
     _, ids = index.search(queries, 10)
     ids_of = [d["id"] for d in retrieval.documents]
     return [[ids_of[i] for i in row if i >= 0] for row in ids], time.perf_counter() - started
@@ -153,15 +153,16 @@ def rank_documents(searcher: Searcher, retrieval: RetrievalSet, mode: str, vecto
     return rankings
 
 
-def evaluate(retrieval: RetrievalSet, model: str, compounds: bool = False) -> dict[str, dict[str, float]]:
-    embedder = load_embedder(model)
+def evaluate(retrieval: RetrievalSet, model: str, compounds: bool = False,
+             backend: str | None = None) -> dict[str, dict[str, float]]:
+    embedder = load_embedder(model, backend=backend)
     results: dict[str, dict[str, float]] = {}
     base, seconds = baseline(retrieval, embedder)
     results["baseline: raw encode + FAISS"] = {**metrics(base, retrieval), "seconds": seconds}
     with tempfile.TemporaryDirectory() as tmp:
         directory, build_seconds = build_index(retrieval, embedder, Path(tmp))
         searcher = Searcher(directory.current(), embedder)
-        vectors = embedder.embed([normalize_query(q) for _, q in retrieval.queries])
+        vectors = embed_for(embedder, [normalize_query(q) for _, q in retrieval.queries], "query")
         for mode in ("dense", "keyword", "hybrid"):
             started = time.perf_counter()
             ranked = rank_documents(searcher, retrieval, mode, vectors)
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", action="append", help="embedding model(s); default all-minilm-l6-v2")
     parser.add_argument("--sets", default="scifact,jsquad")
+    parser.add_argument("--backend", default=None, help="how the model runs (torch, onnx-int8, ...); default its own")
     parser.add_argument("--jsquad-limit", type=int, default=None, help="sample this many JSQuAD questions")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--compounds", action="store_true",
@@ -204,7 +206,7 @@ def main() -> None:
     for name in args.sets.split(","):
         retrieval = loaders[name]()
         for model in args.model or ["all-minilm-l6-v2"]:
-            results = evaluate(retrieval, model, args.compounds)
+            results = evaluate(retrieval, model, args.compounds, args.backend)
             report.setdefault(name, {})[model] = results
             print_table(f"{name}: {len(retrieval.documents)} documents, {len(retrieval.queries)} queries",
                         model, results)

@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.embedders import Embedder, load_embedder  # noqa: E402
+from indexer.embedders import Embedder, embed_for, load_embedder  # noqa: E402
 from indexer.normalize import normalize_query  # noqa: E402
 from server.tasks.few_shot import LinearModel, TrainOptions, train_linear  # noqa: E402
 from server.tasks.zero_shot import LabelSpec, ZeroShotOptions, zero_shot  # noqa: E402
@@ -83,7 +83,9 @@ class CachedEmbedder:
         keys = [normalize_query(t) if normalized else t for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self.vectors))
         if missing:
-            for key, vector in zip(missing, self.embedder.embed(missing, batch_size=self.batch_size), strict=True):
+            # similarity and classification are symmetric: E5 reads both sides as queries (its card, MTEB)
+            vectors = embed_for(self.embedder, missing, "symmetric", batch_size=self.batch_size)
+            for key, vector in zip(missing, vectors, strict=True):
                 self.vectors[key] = vector
             self.embedded += len(missing)
         return np.stack([self.vectors[k] for k in keys])

@@ -16,7 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ import numpy as np
 
 from indexer.backends import BuildTarget, IndexWriter, open_writer
 from indexer.chunking import Chunk, ChunkSettings, chunk_document
-from indexer.embedders import Embedder, default_batch_size
+from indexer.embedders import Embedder, default_batch_size, embed_for, passage_room
 from indexer.errors import ConflictError
 from indexer.fusion import FusionSettings
 from indexer.generations import Generation, IndexDirectory
@@ -138,6 +138,9 @@ def prepare_document(
 ) -> PreparedDocument:
     """Normalize, chunk and keyword-tokenize one document (not embedded yet)."""
     norm = normalize(doc.text)
+    room = passage_room(embedder)
+    if chunking.max_tokens > room:  # chunks must fit the window beside the special tokens and prefix
+        chunking = replace(chunking, max_tokens=room, overlap=min(chunking.overlap, room // 2 - 1))
     chunks = chunk_document(doc, embedder, chunking, norm=norm)
     doc_id = document_id(doc.key)
     document = StoredDocument(
@@ -314,7 +317,7 @@ class IndexBuilder:
         batch = max(EMBED_PART, size)  # texts handed to the embedder at once: it sorts them by length
         for offset in range(0, len(texts), batch):
             part = texts[offset : offset + batch]
-            embedded = self.embedder.embed(part, batch_size=size)
+            embedded = embed_for(self.embedder, part, "passage", batch_size=size)
             vectors.add(np.array(ids[offset : offset + batch], dtype=np.int64), embedded)
             self.progress("embedding", offset + len(part), len(texts))
         return len(texts), time.perf_counter() - started
@@ -370,7 +373,7 @@ class IndexBuilder:
 
         return {
             **self.settings(),
-            "fusion": FusionSettings().as_dict(),
+            "fusion": FusionSettings.for_model(self.embedder.coverage).as_dict(),
             "vectors": vectors,
             "counts": counts,
             **({"corpus": str(self.corpus)} if self.corpus is not None else self._kept_corpus()),

@@ -107,8 +107,8 @@ def _progress() -> tuple[Progress, Any]:
 @click.argument("corpus", type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("--model", default=None,
-              help="Embedding model: a bundled name (all-minilm-l6-v2, use-multilingual-v3), a local "
-                   "path or a hub id. Default: the index's model, or chosen by the corpus's language.")
+              help="Embedding model: a bundled name (multilingual-e5-small, all-minilm-l6-v2, use-multilingual-v3), "
+                   "a local path or a hub id. Default: the index's model, else multilingual-e5-small.")
 @click.option("--rebuild", is_flag=True, help="Start over instead of updating incrementally.")
 @click.option("--max-tokens", default=200, show_default=True, help="Chunk size in model tokens.")
 @click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")

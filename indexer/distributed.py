@@ -27,7 +27,7 @@ from typing import Any
 
 from indexer.build import BuildOptions, PreparedDocument, prepare_document
 from indexer.chunking import ChunkSettings
-from indexer.embedders import Embedder, default_batch_size, load_manifest_embedder
+from indexer.embedders import Embedder, default_batch_size, embed_for, load_manifest_embedder
 from indexer.errors import YomitokiError
 from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
 from indexer.loaders import LoadError, SourceDocument, load_file
@@ -147,7 +147,7 @@ class _DocumentPreparer:
             prepared.append(None if error else
                             prepare_document(pickle.loads(blob), self.embedder, self.keywords, self.chunking))
         texts = [text for item in prepared if item is not None for text in item.texts]
-        vectors = self.embedder.embed(texts, batch_size=self.batch_size)
+        vectors = embed_for(self.embedder, texts, "passage", batch_size=self.batch_size)
         out, offset = [], 0
         for item in prepared:
             if item is None:

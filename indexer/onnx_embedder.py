@@ -11,7 +11,7 @@ the same tokenizer, so both backends chunk a corpus identically.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class OnnxEmbedder(TokenizerMethods):
     dimension: int
     max_tokens: int
     model_file: Path
+    prompts: dict[str, str] = field(default_factory=dict)  # per kind of text, see `embed_for`
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         if not texts:
@@ -67,12 +68,13 @@ class OnnxEmbedder(TokenizerMethods):
             "revision": fingerprint(self.location.path),
             "dimension": self.dimension,
             "max_tokens": self.max_tokens,
+            **({"prompts": self.prompts} if self.prompts else {}),
         }
 
 
 def load_onnx_embedder(
     location: ModelLocation, backend: str = "onnx-int8", *, threads: int | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: Path | None = None, prompts: dict[str, str] | None = None,
 ) -> OnnxEmbedder:
     """Load (exporting first, once) a local sentence-transformers folder on onnxruntime."""
     if backend not in ONNX_BACKENDS:
@@ -91,7 +93,7 @@ def load_onnx_embedder(
                                         "attention_mask": np.ones((1, 2), dtype=np.int64)})[0]
     return OnnxEmbedder(location=location, backend=backend, session=session, tokenizer=tokenizer,
                         encoder=encoder, dimension=int(probe.shape[1]), max_tokens=layout["max_tokens"],
-                        model_file=model_file)
+                        model_file=model_file, prompts=dict(prompts or {}))
 
 
 def _hf_tokenizer(path: Path) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from indexer.backends import EmbeddedBackend, KeywordQuery, SearchBackend, open_backend
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.fusion import FusionSettings, fuse
 from indexer.generations import Generation
@@ -143,7 +143,7 @@ class Searcher:
         self.backend.close()
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed([normalize_query(query)])[0]
+        return embed_for(self.embedder, [normalize_query(query)], "query")[0]
 
     def search(
         self,
@@ -231,7 +231,7 @@ class Searcher:
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
-            vector = query_vector if query_vector is not None else self.embedder.embed([text])[0]
+            vector = query_vector if query_vector is not None else embed_for(self.embedder, [text], "query")[0]
             dense = self._dense(vector, depth, filters)
         if mode == "dense":
             return dense

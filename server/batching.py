@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, embed_for
 from indexer.normalize import normalize_query
 
 BATCHER_KEY = "query_batcher"  # where the app keeps its batcher in `Services.extras`
@@ -69,7 +69,7 @@ class QueryBatcher:
     @classmethod
     def for_embedder(cls, embedder: Embedder, *, max_batch: int = 32, max_wait_ms: float = 2.0,
                      on_batch: Callable[[int], None] | None = None) -> QueryBatcher:
-        return cls(lambda texts: embedder.embed(texts, batch_size=len(texts)), max_batch=max_batch,
+        return cls(lambda texts: embed_for(embedder, texts, "query", batch_size=len(texts)), max_batch=max_batch,
                    max_wait_ms=max_wait_ms, on_batch=on_batch)
 
     @contextlib.asynccontextmanager

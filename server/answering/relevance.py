@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.embedders import embed_for
 from indexer.normalize import normalize_query
 from indexer.search import Hit, Searcher
 
@@ -59,7 +60,7 @@ class RelevanceScorer:
         grams = {t.text for t in keywords.grams(text) if t.text not in INTERROGATIVES}
         coverage = self.searcher.embedder.coverage(text)
         dense = self.dense_share * self.searcher.fusion.dense_weight(coverage)
-        vector = self.searcher.embedder.embed([text])[0] if dense > 0 else None
+        vector = embed_for(self.searcher.embedder, [text], "query")[0] if dense > 0 else None
         return QuestionProfile(text=text, words=self._idf("words", words), grams=self._idf("grams", grams),
                                vector=vector, dense=dense if vector is not None else 0.0)
 
@@ -79,7 +80,7 @@ class RelevanceScorer:
         if profile.vector is None or keyword_only:
             return keyword
         if vectors is None:
-            vectors = self.searcher.embedder.embed(list(texts))
+            vectors = embed_for(self.searcher.embedder, list(texts), "passage")
         dense = np.clip(vectors @ profile.vector, 0.0, 1.0)
         return profile.dense * dense + (1.0 - profile.dense) * keyword
 

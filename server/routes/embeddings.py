@@ -39,6 +39,9 @@ class EmbeddingsRequest(msgspec.Struct, frozen=True):
     dimensions: Annotated[int, Meta(ge=1, le=65_536)] | None = None
     user: Annotated[str, Meta(max_length=256)] | None = None
     truncate: bool = False  # an extension: embed the beginning of over-long inputs instead of refusing them
+    # An extension for models with prefixes (E5): `query` (the default; also right for similarity and
+    # classification, per E5's model card) or `passage` for documents to be searched. Others ignore it.
+    input_type: Literal["query", "passage"] = "query"
 
     @property
     def texts(self) -> list[str]:
@@ -83,7 +86,8 @@ async def create_embeddings(data: JSONBody[EmbeddingsRequest],
         raise TaskInputError("dimensions", f"{model} returns {services.embedder.dimension}-dimensional vectors "
                                            "and cannot shorten them; leave dimensions out")
     batch: EmbeddedBatch = await anyio.to_thread.run_sync(
-        lambda: embed_inputs(services.embedder, data.texts, truncate=data.truncate))
+        lambda: embed_inputs(services.embedder, data.texts, truncate=data.truncate,
+                             kind=data.input_type))
     vectors = [EmbeddingOut(index=i, embedding=encode_vector(v, data.encoding_format))
                for i, v in enumerate(batch.vectors)]
     return EmbeddingsResponse(data=vectors, model=model,

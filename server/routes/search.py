@@ -12,6 +12,7 @@ from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from indexer.embedders import embed_for
 from indexer.errors import InputError
 from indexer.normalize import normalize_query
 from indexer.search import MAX_RESULTS, Results
@@ -47,7 +48,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
             if release:
                 text = normalize_query(query).strip()
                 try:
-                    vector = searcher.embedder.embed([text])[0] if text else None
+                    vector = embed_for(searcher.embedder, [text], "query")[0] if text else None
                 finally:
                     release()
             results = searcher.find(query, mode=mode, k=k, offset=page.offset, filters=filters,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, prompt_for
 from indexer.models import BUNDLED_ALIASES
 from server.errors import NotFoundError
 from server.tasks.encoding import count_tokens, embed_texts
@@ -51,9 +51,14 @@ class EmbeddedBatch:
     tokens: int           # tokens read, special tokens included (the `usage` figure)
 
 
-def embed_inputs(embedder: Embedder, inputs: Sequence[str], *, truncate: bool = False) -> EmbeddedBatch:
-    """Embed the inputs after checking each fits the model's window."""
-    extra = special_tokens(embedder)
+def embed_inputs(embedder: Embedder, inputs: Sequence[str], *, truncate: bool = False,
+                 kind: str = "query") -> EmbeddedBatch:
+    """Embed the inputs as `kind` (see `embed_for`) after checking each fits the model's window.
+
+    The model's prefix for `kind` (E5's `query: `) takes room in the window and counts as read.
+    """
+    prefix = prompt_for(embedder, kind)
+    extra = special_tokens(embedder) + (embedder.count_tokens([prefix])[0] if prefix else 0)
     window = embedder.max_tokens - extra
     counts = count_tokens(embedder, inputs)
     if not truncate:
@@ -63,7 +68,7 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str], *, truncate: bool = 
                     f"input[{i}]", f"{count} tokens is more than {embedder.describe()['name']} reads "
                                    f"({window} tokens plus {extra} special ones): shorten it, split it, "
                                    "or send \"truncate\": true to embed only its beginning")
-    vectors = embed_texts(embedder, inputs)
+    vectors = embed_texts(embedder, inputs, kind=kind)
     return EmbeddedBatch(vectors=vectors, tokens=sum(min(c, window) + extra for c in counts))
 
 

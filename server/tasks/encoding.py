@@ -6,17 +6,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from indexer.embedders import Embedder
+from indexer.embedders import Embedder, embed_for
 from indexer.normalize import normalize_query
 
 
-def embed_texts(embedder: Embedder, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-    """L2-normalized vectors of `texts` (one row each); repeated texts are embedded once."""
+def embed_texts(embedder: Embedder, texts: Sequence[str], *, batch_size: int = 32,
+                kind: str = "symmetric") -> np.ndarray:
+    """L2-normalized vectors of `texts` (one row each); repeated texts are embedded once.
+
+    `kind` is what the texts are to the model (`embed_for`): similarity and
+    classification compare texts symmetrically, the embeddings API says per request.
+    """
     normalized = [normalize_query(text) for text in texts]
     unique = list(dict.fromkeys(normalized))
     if not unique:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
-    vectors = embedder.embed(unique, batch_size=batch_size)
+    vectors = embed_for(embedder, unique, kind, batch_size=batch_size)
     row = {text: i for i, text in enumerate(unique)}
     return vectors[[row[text] for text in normalized]]
 

