@@ -188,7 +188,7 @@ def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k:
     registry = ModelRegistry()
     answerer = Answerer(lambda: nullcontext(searcher), registry)
     qa_reader = load_qa_reader(qa_model) if qa_model else None
-    doc_of = {p["id"]: document_id(f"{p['file']}#{p['id']}") for p in qa.paragraphs}
+    doc_of = {p["id"]: document_id(str(p["id"])) for p in qa.paragraphs}
     file_of = {p["id"]: p["file"] for p in qa.paragraphs}
     tally = Tally()
     for _, text, pid, answers in random.Random(seed).sample(qa.questions, min(limit, len(qa.questions))):

@@ -89,7 +89,7 @@ def raw_torch_encode(texts: list[str]) -> tuple[np.ndarray, float]:
 def chunk_ndcg(retrieval: RetrievalSet, doc_of_chunk: list[str], vectors: np.ndarray,
                queries: np.ndarray) -> float:
     """SciFact nDCG@10 of dense retrieval over chunk vectors: a document ranks by its best chunk."""
-    ids = {document_id(f"{CORPUS_FILE}#{d['id']}"): d["id"] for d in retrieval.documents}
+    ids = {document_id(str(d["id"])): d["id"] for d in retrieval.documents}
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), 100)

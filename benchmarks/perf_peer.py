@@ -39,7 +39,7 @@ def run_txtai(python: Path, data: Path, workdir: Path) -> dict[str, Any]:
 def yomitoki_search(index: Path, data: Path, mode: str) -> dict[str, Any]:
     retrieval = load_scifact(data)
     searcher = open_index(index)
-    ids = {document_id(f"scifact.jsonl#{d['id']}"): d["id"] for d in retrieval.documents}
+    ids = {document_id(str(d["id"])): d["id"] for d in retrieval.documents}
     try:
         for _, query in retrieval.queries[:20]:
             searcher.search(query, mode=mode, k=30)

@@ -138,7 +138,7 @@ def build_index(retrieval: RetrievalSet, embedder: Embedder, workdir: Path) -> t
 
 def rank_documents(searcher: Searcher, retrieval: RetrievalSet, mode: str, vectors: np.ndarray) -> list[list[str]]:
     """Search each query and turn chunk hits into a ranking of distinct document ids."""
-    ids = {document_id(f"{retrieval.name}.jsonl#{d['id']}"): d["id"] for d in retrieval.documents}
+    ids = {document_id(str(d["id"])): d["id"] for d in retrieval.documents}
     rankings = []
     for (_, query), vector in zip(retrieval.queries, vectors, strict=True):
         hits = searcher.search(query, mode=mode, k=100, query_vector=vector)

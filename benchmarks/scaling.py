@@ -94,7 +94,7 @@ def write_corpus(retrieval: RetrievalSet, folder: Path) -> Path:
 def rank(searcher: Searcher, retrieval: RetrievalSet, mode: str,
          vectors: np.ndarray) -> tuple[list[list[str]], list[float]]:
     """Document rankings per query and the milliseconds each search took."""
-    ids = {document_id(f"{retrieval.name}.jsonl#{d['id']}"): d["id"] for d in retrieval.documents}
+    ids = {document_id(str(d["id"])): d["id"] for d in retrieval.documents}
     rankings, latencies = [], []
     for (_, query), vector in zip(retrieval.queries, vectors, strict=True):
         started = time.perf_counter()
