@@ -116,7 +116,15 @@ def summary(name: str, load_s: float, runs: list[tuple[float, float]], prompt_to
     return {"backend": name, "load_s": round(load_s, 2), "prompt_tokens": prompt_tokens,
             "first_token_s": round(first, 3), "total_s": round(total, 3),
             "tokens_per_s": round((TOKENS - 1) / max(total - first, 1e-9), 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> int:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def serve_searches(index: Path, stop_file: Path) -> None:

