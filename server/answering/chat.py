@@ -79,6 +79,8 @@ class ChatSource(msgspec.Struct, frozen=True):
     end: int
     text: str
     score: float
+    key: str = ""                 # the document's own key (a JSON-lines id, a file's path, an uploaded key)
+    page: int | None = None       # first page of a paged document (PDF) the passage lies on
 
 
 class ChatExtension(msgspec.Struct, frozen=True):
@@ -130,7 +132,7 @@ def extension(response: AskResponse) -> ChatExtension:
 
 def _source(c: CitationOut, cited: bool) -> ChatSource:
     return ChatSource(n=c.n, cited=cited, doc_id=c.doc_id, title=c.title, source=c.source, start=c.start,
-                      end=c.end, text=c.text, score=c.score)
+                      end=c.end, text=c.text, score=c.score, key=c.key, page=c.page)
 
 
 class Completion:
