@@ -11,6 +11,7 @@ Every offset in a hit points into the original, un-normalized document text.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -102,6 +103,7 @@ class Searcher:
         self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
         self.backend: SearchBackend = backend if backend is not None else open_backend(generation)
         self.compound_boost = True  # rank chunks holding a split compound of the query as typed first
+        self.compounds = functools.lru_cache(maxsize=1024)(self._compounds)  # ranking and highlights both ask
 
     @property
     def store(self) -> Store:
@@ -221,7 +223,7 @@ class Searcher:
             return keyword
         return fuse(dense, keyword, weight, self.fusion)
 
-    def compounds(self, text: str) -> list[tuple[int, int]]:
+    def _compounds(self, text: str) -> tuple[tuple[int, int], ...]:
         """Spans of the query where the analyser split one written word into pieces, one a single character.
 
         二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
@@ -237,7 +239,7 @@ class Searcher:
             if len(run) > 1 and any(t.end - t.start == 1 for t in run):
                 spans.append((run[0].start, run[-1].end))
             run = [term] if term is not None and not text[term.start : term.end].isascii() else []
-        return spans
+        return tuple(spans)
 
     def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
         """Chunks holding the query's split compounds contiguously ahead of those holding only their pieces.
