@@ -11,6 +11,8 @@ Every offset in a hit points into the original, un-normalized document text.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -119,7 +121,11 @@ class Searcher:
         self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
         self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
         self.backend: SearchBackend = backend if backend is not None else open_backend(generation)
-        self.compound_boost = True  # rank chunks holding a split compound of the query as typed first
+        # Rank chunks holding a split compound of the query as typed higher (a phrase term with its own IDF).
+        # Off by default: a first version (every compound outranking BM25) lost 3.6 points of JSQuAD
+        # recall@1; this one is not yet measured there (benchmarks/retrieval.py --compounds).
+        self.compound_boost = False
+        self.compounds = functools.lru_cache(maxsize=1024)(self._compounds)  # ranking and highlights both ask
 
     @property
     def store(self) -> Store:
@@ -239,7 +245,7 @@ class Searcher:
             return keyword
         return fuse(dense, keyword, weight, self.fusion)
 
-    def compounds(self, text: str) -> list[tuple[int, int]]:
+    def _compounds(self, text: str) -> tuple[tuple[int, int], ...]:
         """Spans of the query where the analyser split one written word into pieces, one a single character.
 
         二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
@@ -255,19 +261,27 @@ class Searcher:
             if len(run) > 1 and any(t.end - t.start == 1 for t in run):
                 spans.append((run[0].start, run[-1].end))
             run = [term] if term is not None and not text[term.start : term.end].isascii() else []
-        return spans
+        return tuple(spans)
 
     def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
-        """Chunks holding the query's split compounds contiguously ahead of those holding only their pieces.
+        """Score each split compound as one more BM25 term (a phrase): its IDF for the chunks holding it.
 
-        Each compound a chunk holds adds the best BM25 score of the list, so
-        holding more of them always ranks higher, and BM25 orders the rest.
-        Only the list's first `fusion.candidates` are read and reordered.
+        A compound's document frequency is that of its rarest character
+        bigram (an upper bound of the phrase's own), so a rare compound such
+        as 二文 lifts its chunks far, a common one such as 何年 barely. Only the
+        list's first `fusion.candidates` are read and reordered.
         """
         head = ranked[: self.fusion.candidates]
         texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
-        best = head[0][1]
-        boosted = [(cid, score + best * sum(c.lower() in texts.get(cid, "") for c in compounds)) for cid, score in head]
+        total = max(self.backend.vector_count(), 1)
+        weights = []
+        for compound in compounds:
+            grams = [compound[i : i + 2] for i in range(len(compound) - 1)]
+            frequency = min(self.backend.document_frequency("grams", g) for g in grams)
+            weights.append(max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6))
+        boosted = [(cid, score + sum(w for c, w in zip(compounds, weights, strict=True)
+                                     if c.lower() in texts.get(cid, "")))
+                   for cid, score in head]
         boosted.sort(key=lambda item: (-item[1], item[0]))
         return boosted + ranked[len(head):]
 

@@ -318,8 +318,9 @@ class Store:
     def filtered_chunk_ids(self, filters: Filters) -> np.ndarray:
         self._check_filters(filters)
         where, params = filters.where()
+        # the filter is evaluated once per document, not once per chunk
         rows = self.db.execute(
-            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
+            f"SELECT c.id FROM chunks c WHERE c.doc_id IN (SELECT d.id FROM documents d WHERE {where})", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def keyword_search(

@@ -11,7 +11,7 @@ with the missing document's message.
 Keyword scores stay those of the whole index: BM25's IDF and average length
 count every chunk, so a hidden document shifts the scores (not the set, nor,
 except for near ties, the order) that a restricted key sees. The embedded
-store removes that effect (see `KeywordMatrix.search`, `restrict_stats`): with
+store removes that effect (`KeywordMatrix.search(..., own_statistics=True)`): with
 an access filter its BM25 is computed over the visible chunks only. Milvus
 computes BM25 statistics over its whole collection, so there the effect stays;
 give groups that must not learn anything from each other's documents separate
