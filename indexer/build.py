@@ -29,6 +29,7 @@ from indexer.embedders import Embedder, default_batch_size, embed_for, passage_r
 from indexer.errors import ConflictError
 from indexer.fusion import FusionSettings
 from indexer.generations import Generation, IndexDirectory
+from indexer.identity import document_id
 from indexer.keywords import KeywordTokenizer
 from indexer.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.ner.index_entities import ChunkEntities
@@ -113,11 +114,6 @@ class _Plan:
     changed_keys: set[str]
     delete_ids: list[str]
     unchanged: int
-
-
-def document_id(key: str) -> str:
-    """A stable id for a document: the same source gives the same id in every generation."""
-    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def content_hash(doc: SourceDocument) -> str:

@@ -9,6 +9,7 @@ A condition names a `field` and one operator:
     field                   operators
     source                  eq, in, prefix
     language, doc_id        eq, in
+    key                     eq, in                      (the document's own key: a record's id, a path)
     tags                    eq, in, exists              (any of the document's tags)
     metadata.KEY[.KEY…]     eq, in, gt, gte, lt, lte, exists
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.errors import InputError
+from indexer.identity import document_id
 
 OPERATORS = ("eq", "in", "gt", "gte", "lt", "lte", "exists", "prefix")
 RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -49,6 +51,7 @@ FIELD_OPERATORS = {
     "source": ("eq", "in", "prefix"),
     "language": ("eq", "in"),
     "doc_id": ("eq", "in"),
+    "key": ("eq", "in"),
     "tags": ("eq", "in", "exists"),
 }
 METADATA_OPERATORS = ("eq", "in", "gt", "gte", "lt", "lte", "exists")
@@ -157,7 +160,14 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Where:
         raise FilterError(f"{path}.{op}", f"unknown operator; use one of {', '.join(OPERATORS)}")
     if op not in allowed:
         raise FilterError(f"{path}.{op}", f"not available on {field!r}; use one of {', '.join(allowed)}")
-    return Condition(field, op, _value(op, field, data[op], f"{path}.{op}"))
+    value = _value(op, field, data[op], f"{path}.{op}")
+    if field == "key":  # a key names its document through the id it hashes to: one column in every store
+        return Condition("doc_id", op, tuple(map(_key_id, value)) if op == "in" else _key_id(value))
+    return Condition(field, op, value)
+
+
+def _key_id(key: Any) -> str:
+    return document_id(str(key))
 
 
 def check_field(field: str, path: str) -> str:
@@ -171,7 +181,7 @@ def _field_operators(field: str, path: str) -> tuple[str, ...]:
         return FIELD_OPERATORS[field]
     head, _, rest = field.partition(".")
     if head != "metadata" or not rest:
-        raise FilterError(path, f"unknown field {field!r}; use source, language, doc_id, tags or metadata.KEY")
+        raise FilterError(path, f"unknown field {field!r}; use source, language, doc_id, key, tags or metadata.KEY")
     for key in rest.split("."):
         if not _KEY.fullmatch(key):
             raise FilterError(path, f"metadata key {key!r} may hold letters, digits, '_' and '-' only")

@@ -200,3 +200,11 @@ def test_a_bad_filter_names_its_place_and_reason(where: dict[str, Any], place: s
         parse(where)
     assert caught.value.path == place
     assert str(caught.value).startswith(f"{place}: ") and len(caught.value.reason) > 10
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_a_key_filter_keeps_exactly_the_records_with_those_keys(report_searcher: Searcher, mode: str) -> None:
+    where = parse({"or": [{"field": "key", "in": ["r03", "r17"]}, {"field": "key", "eq": "notes/river.md"}]}, "where")
+    results = report_searcher.find("field report river", mode=mode, k=50, offset=0,
+                                   filters=Filters(expression=where))
+    assert sorted({hit.key for hit in results.hits}) == ["notes/river.md", "r03", "r17"]
