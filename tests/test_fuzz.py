@@ -74,6 +74,11 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder,
     server.stop()
 
 
+# A 503 that is the documented answer, not a failure: this server has no English entity model, and /entities
+# answers English text (or a language without a model) with 503 saying how to configure one.
+DOCUMENTED_503 = {"/entities"}
+
+
 class Tally:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
@@ -110,8 +115,12 @@ def fuzz_mode(operation: schemathesis.APIOperation, mode: GenerationMode, url: s
             tally.failures.append(f"{operation.label} ({mode.value}): no response: {exc}\n  {case.as_curl_command()}")
             return
         tally.statuses[response.status_code] += 1
+        checks = [not_a_server_error, response_schema_conformance]
+        if response.status_code == 503 and operation.path in DOCUMENTED_503:
+            assert "--ner-model" in response.json()["detail"], response.text  # says how to configure one
+            checks = [response_schema_conformance]
         try:
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            case.validate_response(response, checks=checks)
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports failures as a group
             if len(tally.failures) < 50:
                 tally.failures.append(f"{operation.label} ({mode.value}) -> {response.status_code}: "

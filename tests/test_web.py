@@ -423,7 +423,7 @@ def test_server_errors_are_shown_in_words(web: Browsing) -> None:
     page = web.page()
     page.goto(web.server.url + "/view/no-such-document")
     error = page.locator("#error")
-    expect(error).to_contain_text("The server answered 404: no document with id 'no-such-document'")
+    expect(error).to_contain_text("The server answered 404: no document with id or key 'no-such-document'")
     shot(page, "error-404")
     page.goto(web.server.url + "/")
     page.press("#q", "Enter")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.errors import ConflictError, NotFoundError
+from indexer.errors import ConflictError, InputError, NotFoundError
 from indexer.ner.models import SpacyEntityModel, load_spacy_model
 from indexer.ner.training import TrainedEntities
 
@@ -50,8 +50,8 @@ class EntityModelInfo:
 
 def check_name(name: str) -> str:
     if not re.match(NAME_PATTERN, name):
-        raise ValueError(f"name: {name!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-', "
-                         "starting with a letter or digit")
+        raise InputError(f"{name!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit", field="name")
     return name
 
 

@@ -30,13 +30,13 @@ MAX_CONVERSATION_CHARS = 64_000                    # all messages together
 
 
 class ContentPart(msgspec.Struct, frozen=True):
-    type: str
+    type: Annotated[str, Meta(max_length=64)]
     text: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | None = None
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | list[ContentPart] | None = None
+    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | Annotated[list[ContentPart], Meta(max_length=64)] | None = None
 
     @property
     def text(self) -> str:
