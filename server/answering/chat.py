@@ -34,9 +34,12 @@ class ContentPart(msgspec.Struct, frozen=True):
     text: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | None = None
 
 
+ContentParts = Annotated[list[ContentPart], Meta(max_length=64)]
+
+
 class ChatMessage(msgspec.Struct, frozen=True):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | Annotated[list[ContentPart], Meta(max_length=64)] | None = None
+    content: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | ContentParts | None = None
 
     @property
     def text(self) -> str:
