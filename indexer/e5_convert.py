@@ -17,8 +17,6 @@ float32 or Q4_0 blocks (an fp16 scale and 32 four-bit weights, stored offset by 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -26,7 +24,6 @@ import shutil
 import struct
 import tempfile
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import numpy as np
 
 from indexer.errors import UnavailableError
 from indexer.models import ModelLocation, fingerprint
+from indexer.onnx_export import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +113,7 @@ def convert(source: Path, cache_dir: Path | None = None) -> Path:
     if intact(folder, source):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.parent / f".{folder.name}.lock"):
+    with file_lock(folder.parent / f".{folder.name}.lock"):
         if not intact(folder, source):
             _convert_into(source, folder)
     return folder
@@ -138,16 +136,6 @@ def conversion_report(folder: Path) -> dict[str, Any] | None:
         return dict(json.loads((folder / REPORT).read_text()))
     except (OSError, ValueError):
         return None
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with lock_path.open("a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _convert_into(source: Path, folder: Path) -> None:

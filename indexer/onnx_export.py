@@ -69,14 +69,15 @@ def export_folder(path: Path, cache_dir: Path | None = None) -> Path:
     if (folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".export.lock"):
+    with file_lock(folder / ".export.lock"):
         if not ((folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists()):
             _export_into(path, folder)
     return folder
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (processes racing to build the same cache folder wait here)."""
     with lock_path.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
