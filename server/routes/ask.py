@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -24,6 +25,7 @@ from server.answering.pipeline import AnswerEvent
 from server.answering.schemas import AskRequest, AskResponse
 from server.errors import client_status, log_internal
 from server.services import Services
+from server.streaming import in_thread
 
 
 def _question(data: AskRequest) -> Question:
@@ -94,20 +96,9 @@ def _message(event: AnswerEvent) -> ServerSentEventMessage:
 async def answer_events(answerer: Answerer, question: Question,
                         cancel: threading.Event) -> AsyncIterator[ServerSentEventMessage]:
     """The answer as server-sent events; leaving early (a disconnect) stops the generation."""
-    events = answerer.stream(question, cancel)
-    try:
-        while True:
-            try:
-                event = await anyio.to_thread.run_sync(next, events, None)
-            except Exception as exc:
-                yield _error_event(exc)
-                return
-            if event is None:
-                return
-            yield _message(event)
-    finally:
-        cancel.set()
-        events.close()
+    async with aclosing(in_thread(answerer.stream(question, cancel), cancel)) as events:
+        async for event in events:
+            yield _error_event(event) if isinstance(event, Exception) else _message(event)
 
 
 @post("/ask", status_code=200, summary="Answer a question from the documents, with citations",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio.to_thread
@@ -32,6 +33,7 @@ from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, clie
 from server.routes.ask import EventStream, _answer
 from server.routes.embeddings import openai_error
 from server.services import Services
+from server.streaming import in_thread
 
 log = logging.getLogger("yomitoki.server")
 
@@ -73,14 +75,15 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
 async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion) -> AsyncIterator[Any]:
     cancel = threading.Event()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
-    async for event in _events(answerer.stream(question, cancel), cancel):
-        if isinstance(event, bytes):  # an error
-            yield _data(event)
-            return
-        if event.response is None:
-            yield _data(completion.chunk({"content": event.text}))
-        else:
-            yield _data(completion.chunk({}, "stop", extension(event.response)))
+    async with aclosing(in_thread(answerer.stream(question, cancel), cancel)) as events:
+        async for event in events:
+            if isinstance(event, Exception):
+                yield _data(_error_chunk(event))
+                return
+            if event.response is None:
+                yield _data(completion.chunk({"content": event.text}))
+            else:
+                yield _data(completion.chunk({}, "stop", extension(event.response)))
     yield _data(b"[DONE]")
 
 
@@ -88,33 +91,14 @@ async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]
                          completion: Completion) -> AsyncIterator[Any]:
     cancel = threading.Event()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
-    async for piece in _events(generator.stream(messages, limits, cancel), cancel):
-        if isinstance(piece, bytes):
-            yield _data(piece)
-            return
-        yield _data(completion.chunk({"content": piece}))
+    async with aclosing(in_thread(generator.stream(messages, limits, cancel), cancel)) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, Exception):
+                yield _data(_error_chunk(piece))
+                return
+            yield _data(completion.chunk({"content": piece}))
     yield _data(completion.chunk({}, "stop"))
     yield _data(b"[DONE]")
-
-
-async def _events(items: Iterator[Any], cancel: threading.Event) -> AsyncIterator[Any]:
-    """Each item of a blocking iterator, from a worker thread; a failure as an OpenAI error chunk.
-    Leaving early (the client went away) stops the work behind the iterator."""
-    try:
-        while True:
-            try:
-                item = await anyio.to_thread.run_sync(next, items, None)
-            except Exception as exc:
-                yield _error_chunk(exc)
-                return
-            if item is None:
-                return
-            yield item
-    finally:
-        cancel.set()
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
 
 
 def _error_chunk(exc: Exception) -> bytes:
