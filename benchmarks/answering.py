@@ -1,5 +1,5 @@
 """Answering quality on SQuAD v1.1 dev and JSQuAD, and /ask latency on the default corpus.
-
+  # noqa: E402
     python benchmarks/answering.py [--data ../shared/data] [--sets squad,jsquad] [--limit 300]
                                    [--qa-model PATH_OR_HUB_ID] [--no-latency] [--threads 1]
                                    [--generator NAME [--generator-mode auto] [--generator-limit 40]]
@@ -59,14 +59,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.generative import evaluate_generator, report_generator  # noqa: E402
-from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
-from indexer.embedders import Embedder, load_embedder  # noqa: E402
-from indexer.generations import IndexDirectory  # noqa: E402
-from indexer.keywords import load_keyword_tokenizer  # noqa: E402
-from indexer.opening import open_index  # noqa: E402
-from indexer.search import Searcher  # noqa: E402
-from indexer.store import Filters  # noqa: E402
-from server.answering.models import GeneratorOptions  # noqa: E402
+from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noqa: E402
+from indexer.embed.base import Embedder  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.opening import open_index  # noqa: E402
+from indexer.search.searcher import Searcher  # noqa: E402
+from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.store.sqlite import Filters  # noqa: E402
+from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
+from server.answering.loading import GeneratorOptions  # noqa: E402
 from server.answering.pipeline import RELEVANCE_THRESHOLD, Answerer, Question  # noqa: E402
 from server.answering.qa_reader import load_qa_reader  # noqa: E402
 from server.answering.sentence_reader import first_sentence, sentence_candidates  # noqa: E402

@@ -1,8 +1,8 @@
 """Embedding speed per backend and batch size, and query-embedding cost alone and batched.
-
+  # noqa: E402
     python benchmarks/batch_sizes.py [--docs 512] [--backends torch,torch-bf16,onnx,onnx-int8]
 
-What `indexer.embedders.BATCH_SIZES` is chosen from. The texts are SciFact
+What `indexer.embed.base.BATCH_SIZES` is chosen from. The texts are SciFact
 abstracts as "title text" (a fixed sample, cut at the model's window), the
 baseline is plain `SentenceTransformer.encode` at its default batch of 32,
 measured before and after the backends in the same run. Then, per backend,
@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, load_scifact  # noqa: E402
-from indexer.build import embedding_text  # noqa: E402
-from indexer.embedders import BATCH_SIZES, load_embedder, native_bf16  # noqa: E402
-from indexer.models import locate_embedder  # noqa: E402
+from indexer.build.builder import embedding_text  # noqa: E402
+from indexer.embed.base import BATCH_SIZES  # noqa: E402
+from indexer.embed.loading import load_embedder, native_bf16  # noqa: E402
+from indexer.embed.locations import locate_embedder  # noqa: E402
 
 MODEL = "all-minilm-l6-v2"
 
@@ -60,7 +61,7 @@ def main() -> None:
         if backend == "torch-bf16" and not native_bf16():
             print(f"{backend}: skipped (this CPU has no native bfloat16)")
             continue
-        embedder = load_embedder(MODEL, backend=backend)
+        embedder = load_embedder(MODEL, runtime=backend)
         embedder.embed(texts[:32])
         rates = {size: rate(embedder.embed, texts, size) for size in sizes}
         alone = []

@@ -1,5 +1,5 @@
 """Retrieval from PDF and Word files against the same paragraphs as JSON lines, and PDF indexing speed.
-
+  # noqa: E402
     python benchmarks/documents.py [--data ../shared/data] [--paragraphs 120] [--questions 300]
                                    [--per-page 3] [--sets jsquad,squad] [--workdir /tmp/yomitoki-documents]
 
@@ -48,12 +48,13 @@ from benchmarks.document_files import (  # noqa: E402
     paragraphs_html,
     word_file,
 )
-from indexer.build import BuildOptions, BuildReport, IndexBuilder, document_id  # noqa: E402
-from indexer.embedders import Embedder, load_embedder  # noqa: E402
-from indexer.generations import IndexDirectory  # noqa: E402
-from indexer.keywords import load_keyword_tokenizer  # noqa: E402
-from indexer.loaders import load_corpus  # noqa: E402
-from indexer.search import Hit, Searcher  # noqa: E402
+from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id  # noqa: E402
+from indexer.embed.base import Embedder  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.searcher import Hit, Searcher  # noqa: E402
+from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.text.loaders import load_corpus  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MODEL = "all-minilm-l6-v2"

@@ -1,5 +1,5 @@
 """The three bundled embedding models side by side, in one run: quality per language and speed.
-
+  # noqa: E402
     python benchmarks/embedders.py [--quick] [--questions 1000] [--scifact-docs 0] [--speed-texts 200]
                                    [--models all-minilm-l6-v2,use-multilingual-v3,multilingual-e5-small]
                                    [--parts jsquad,scifact,stsb,jsts,amazon] [--engine] [--json OUT.json]
@@ -22,7 +22,7 @@ and MTEB do), on the same texts for every model:
   how much of a gap to the published figures the 4-bit source explains.
 
 Published figures are the ones in ../shared/data/README.md. This run decides
-`DEFAULT_EMBEDDER` (indexer/embedders.py) and the README's "Choosing a model".
+`DEFAULT_EMBEDDER` (indexer/embed/base.py) and the README's "Choosing a model".
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, RetrievalSet, load_jsquad, load_scifact, metrics  # noqa: E402
 from benchmarks.tasks import CachedEmbedder, mteb_protocol, read_jsts, read_stsb, read_tsv, spearman  # noqa: E402
-from indexer.embedders import BATCH_SIZES, Embedder, embed_for, load_embedder, native_bf16  # noqa: E402
+from indexer.embed.base import BATCH_SIZES, Embedder, embed_for  # noqa: E402
+from indexer.embed.loading import load_embedder, native_bf16  # noqa: E402
 
 MODELS = ("all-minilm-l6-v2", "use-multilingual-v3", "multilingual-e5-small")
 PUBLISHED = {  # ../shared/data/README.md (MTEB)
@@ -163,7 +164,7 @@ def speed(model: str, texts: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     vectors = {}
     for backend in backends_of(model):
-        embedder = load_embedder(model, backend=None if backend == "numpy" else backend)
+        embedder = load_embedder(model, runtime=None if backend == "numpy" else backend)
         size = BATCH_SIZES.get(backend, 32)
         embed_for(embedder, texts[:size], "passage", batch_size=size)
         started = time.perf_counter()

@@ -71,7 +71,7 @@ def dictionary_baseline(train: list[Any], test: list[Any]) -> Any:
 
 def pretrained(train: list[Any], test: list[Any]) -> dict[str, Any]:
     from indexer.ner.mapping import load_mapping
-    from indexer.ner.models import DEFAULT_JA_MODEL, load_spacy_model
+    from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_spacy_model
     from indexer.ner.training import evaluate
 
     model = load_spacy_model(DEFAULT_JA_MODEL)
@@ -98,12 +98,12 @@ def finetuned(train: list[Any], test: list[Any], args: argparse.Namespace) -> di
 
 
 def throughput(corpus: Path) -> dict[str, Any]:
-    from indexer.build import BuildOptions, IndexBuilder
-    from indexer.embedders import load_embedder
-    from indexer.generations import IndexDirectory
-    from indexer.keywords import load_keyword_tokenizer
+    from indexer.build.builder import BuildOptions, IndexBuilder
+    from indexer.embed.loading import load_embedder
+    from indexer.embed.selection import choose_embedder
     from indexer.ner.index_entities import ChunkEntities
-    from indexer.selection import choose_embedder
+    from indexer.store.generations import IndexDirectory
+    from indexer.text.keywords import load_keyword_tokenizer
 
     with tempfile.TemporaryDirectory() as folder:
         directory = IndexDirectory(Path(folder) / "index")

@@ -15,7 +15,7 @@ indexer builds it, one query at a time on one FAISS thread, p50 / p99 in ms of:
 
 Each filtered strategy also reports how many of the k hits came back and recall@k
 against exact search over the allowed vectors. The allowed ids themselves come from
-SQLite in the product: `sql` is the time `Store.filtered_chunk_ids` takes for a
+SQLite in the product: `sql` is the time `SqliteStore.filtered_chunk_ids` takes for a
 `where` filter selecting the same share of a store of `--size` one-chunk documents
 (`--sql-size` to use fewer rows, 0 to skip).
 
@@ -42,10 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.ann import exact_scores
-from indexer.store import Filters, Store
-from indexer.vectors import EXACT_SUBSET, VectorIndex
-from indexer.where import parse
+from indexer.store.ann import exact_scores
+from indexer.store.sqlite import Filters, SqliteStore
+from indexer.store.vectors import EXACT_SUBSET, VectorIndex
+from indexer.store.where import parse
 
 DIMENSION = 384
 CENTRES = 1000
@@ -108,10 +108,10 @@ def strategies(index: VectorIndex, vectors: np.ndarray, allowed: np.ndarray, que
 
 
 def sql_filter_time(size: int, selectivity: float, repeats: int = 5) -> dict[str, float]:
-    """Seconds `Store.filtered_chunk_ids` takes for a metadata filter keeping `selectivity` of `size` documents."""
+    """Seconds `SqliteStore.filtered_chunk_ids` takes for a metadata filter that keeps `selectivity` of `size` docs."""
     groups = round(1 / selectivity)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "store.sqlite")
+        store = SqliteStore(Path(tmp) / "store.sqlite")
         rows = ((f"d{i}", f"k{i}", f"s{i}", "", "", "en", json.dumps({"group": i % groups}), "") for i in range(size))
         store.db.conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         store.db.conn.executemany("INSERT INTO chunks (doc_id, ordinal, start, end, text, section, tokens) "
@@ -164,7 +164,7 @@ def main() -> None:
     if sql_size:
         sql = sql_filter_time(sql_size, args.selectivity)
         report["sql"] = {**sql, "documents": sql_size}
-        print(f"\nsql: Store.filtered_chunk_ids over {sql_size:,} documents: p50 {sql['p50_ms']:.1f} ms "
+        print(f"\nsql: SqliteStore.filtered_chunk_ids over {sql_size:,} documents: p50 {sql['p50_ms']:.1f} ms "
               f"(max {sql['max_ms']:.1f}), {sql['ids']:.0f} ids  (SQLite {sqlite3.sqlite_version})")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

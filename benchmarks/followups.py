@@ -1,4 +1,4 @@
-"""Follow-up questions: retrieval recall@5 of the second turn, with and without rewriting.
+"""Follow-up questions: retrieval recall@5 of the second turn, with and without rewriting.  # noqa: E402
 
     python benchmarks/followups.py [--data benchmarks/followups.jsonl] [--generator NAME] [-k 5]
 
@@ -29,13 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.build import BuildOptions, IndexBuilder  # noqa: E402
-from indexer.embedders import load_embedder  # noqa: E402
-from indexer.generations import IndexDirectory  # noqa: E402
-from indexer.keywords import load_keyword_tokenizer  # noqa: E402
-from indexer.search import Searcher  # noqa: E402
+from indexer.build.builder import BuildOptions, IndexBuilder  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.searcher import Searcher  # noqa: E402
+from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
 from server.answering.followups import Turn, rule_rewrite, standalone_query  # noqa: E402
-from server.answering.models import GeneratorOptions, load_any_generator  # noqa: E402
+from server.answering.loading import GeneratorOptions, load_any_generator  # noqa: E402
 
 MODEL = "all-minilm-l6-v2"
 

@@ -1,10 +1,10 @@
 """Hybrid search on JSQuAD at each Japanese trust for the dense ranking, beside keyword search alone.
-
+  # noqa: E402
     python benchmarks/fusion_weights.py [--model multilingual-e5-small] [--backend onnx-int8] [--questions 1000]
 
 Indexes the 1,145 JSQuAD v1.3 validation paragraphs with yomitoki's own builder,
 searches each sampled question once per retriever (dense, keyword; 100 chunks
-deep), then fuses the two rankings with `indexer.fusion.fuse` at several
+deep), then fuses the two rankings with `indexer.search.fusion.fuse` at several
 Japanese trusts (the dense weight is the query's coverage times the trust, as
 `Searcher` does). Trust 0 is keyword search alone. The figures behind the
 README's "Hybrid search that never loses to its own parts".
@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, build_index, load_jsquad, metrics  # noqa: E402
-from indexer.build import document_id  # noqa: E402
-from indexer.embedders import embed_for, load_embedder  # noqa: E402
-from indexer.fusion import fuse  # noqa: E402
-from indexer.normalize import normalize_query  # noqa: E402
-from indexer.search import Searcher  # noqa: E402
+from indexer.build.builder import document_id  # noqa: E402
+from indexer.embed.base import embed_for  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.fusion import fuse  # noqa: E402
+from indexer.search.searcher import Searcher  # noqa: E402
+from indexer.text.normalize import normalize_query  # noqa: E402
 
 TRUSTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=1000)
     args = parser.parse_args()
     retrieval = load_jsquad(args.data, args.questions)
-    embedder = load_embedder(args.model, backend=args.backend)
+    embedder = load_embedder(args.model, runtime=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
         directory, _ = build_index(retrieval, embedder, Path(tmp))
         searcher = Searcher(directory.current(), embedder)

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from indexer.search import Searcher
-from indexer.store import Filters
-from server.answering.models import GeneratorOptions, register_models
+from indexer.search.searcher import Searcher
+from indexer.store.sqlite import Filters
+from server.answering.loading import GeneratorOptions, register_models
 from server.answering.pipeline import Answerer, Question
 from server.answering.schemas import AskResponse
 from server.model_registry import ModelRegistry

@@ -4,7 +4,7 @@
 
 Each configuration runs in a fresh process of its own, so its first load time and
 peak RSS are its own: transformers' GGUF loader (de-quantized to float32 torch,
-`server/answering/generation.py`), the path yomitoki used before, is the
+`server/answering/generators.py`), the path yomitoki used before, is the
 baseline; llama.cpp (`server/answering/llamacpp.py`) runs with each thread count
 given. Every process answers the same prompt: the product's own RAG prompt
 (`build_prompt`) over corpus passages, about 260 tokens, and writes exactly 64
@@ -41,7 +41,7 @@ QUESTION = "Why is the constant k in reciprocal rank fusion usually set to 60?"
 
 def rag_prompt(count_tokens: object) -> list[dict[str, str]]:
     """The product's prompt over corpus passages, cut to about PROMPT_TOKENS tokens."""
-    from indexer.search import Hit
+    from indexer.search.searcher import Hit
     from server.answering.passages import Passage
     from server.answering.prompting import build_prompt
 
@@ -57,7 +57,7 @@ def rag_prompt(count_tokens: object) -> list[dict[str, str]]:
 
 
 def run_llamacpp(threads: int, repeats: int) -> dict[str, object]:
-    from server.answering.models import GeneratorOptions, load_any_generator
+    from server.answering.loading import GeneratorOptions, load_any_generator
 
     started = time.perf_counter()
     generator = load_any_generator("smollm2-135m-instruct", GeneratorOptions(threads=threads))
@@ -84,7 +84,7 @@ def run_llamacpp(threads: int, repeats: int) -> dict[str, object]:
 def run_transformers(threads: int, repeats: int) -> dict[str, object]:
     import torch
 
-    from server.answering.generation import load_generator
+    from server.answering.generators import load_generator
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -131,9 +131,9 @@ def serve_searches(index: Path, stop_file: Path) -> None:
     """Hybrid searches back to back until `stop_file` appears (the load beside generation)."""
     import torch
 
-    from indexer.embedders import load_embedder
-    from indexer.generations import IndexDirectory
-    from indexer.search import Searcher
+    from indexer.embed.loading import load_embedder
+    from indexer.search.searcher import Searcher
+    from indexer.store.generations import IndexDirectory
 
     torch.set_num_threads(2)
     searcher = Searcher(IndexDirectory(index).current(), load_embedder("all-minilm-l6-v2"))
@@ -192,10 +192,10 @@ def main() -> None:
     if args.no_busy:
         return
     with tempfile.TemporaryDirectory() as workdir:
-        from indexer.build import BuildOptions, IndexBuilder
-        from indexer.embedders import load_embedder
-        from indexer.generations import IndexDirectory
-        from indexer.keywords import load_keyword_tokenizer
+        from indexer.build.builder import BuildOptions, IndexBuilder
+        from indexer.embed.loading import load_embedder
+        from indexer.store.generations import IndexDirectory
+        from indexer.text.keywords import load_keyword_tokenizer
 
         index, stop = Path(workdir) / "index", Path(workdir) / "stop"
         IndexBuilder(IndexDirectory(index), load_embedder("all-minilm-l6-v2"), load_keyword_tokenizer(),

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 try:
-    from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
+    from indexer.text.keywords import KeywordTokenizer, load_keyword_tokenizer
 except ModuleNotFoundError:  # run as a script from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
+    from indexer.text.keywords import KeywordTokenizer, load_keyword_tokenizer
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 ANALYSERS: dict[str, dict[str, object]] = {

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.bm25 import KeywordMatrix
-from indexer.generations import IndexDirectory
-from indexer.keywords import load_keyword_tokenizer
-from indexer.store import Filters, Store
+from indexer.store.bm25 import KeywordMatrix
+from indexer.store.generations import IndexDirectory
+from indexer.store.sqlite import Filters, SqliteStore
+from indexer.text.keywords import load_keyword_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -37,7 +37,7 @@ def main() -> None:
     generation = IndexDirectory(args.index).current()
     keywords = load_keyword_tokenizer(generation.manifest.get("keywords"))
     weight = float(keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
-    store = Store(generation.store_path, readonly=True)
+    store = SqliteStore(generation.store_path, readonly=True)
     began = time.perf_counter()
     matrix = KeywordMatrix.from_store(store)
     build = time.perf_counter() - began

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import psutil
 
-from indexer.opening import open_index
+from indexer.search.opening import open_index
 
 HERE = Path(__file__).resolve().parent
 

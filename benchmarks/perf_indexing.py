@@ -21,13 +21,14 @@ import faiss
 import numpy as np
 
 from benchmarks.retrieval import RetrievalSet, load_scifact, ndcg_at
-from indexer.build import document_id, embedding_text
-from indexer.embedders import Embedder, load_embedder
-from indexer.generations import IndexDirectory
-from indexer.models import locate_embedder
-from indexer.normalize import normalize_query
-from indexer.store import Store
-from indexer.vectors import VectorIndex
+from indexer.build.builder import document_id, embedding_text
+from indexer.embed.base import Embedder
+from indexer.embed.loading import load_embedder
+from indexer.embed.locations import locate_embedder
+from indexer.store.generations import IndexDirectory
+from indexer.store.sqlite import SqliteStore
+from indexer.store.vectors import VectorIndex
+from indexer.text.normalize import normalize_query
 
 MODEL = "all-minilm-l6-v2"
 CORPUS_FILE = "scifact.jsonl"
@@ -61,7 +62,7 @@ def run_index_command(corpus: Path, index: Path, backend: str) -> dict[str, Any]
 def indexed_chunks(index: Path) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
     """(chunk ids, embedded texts, document ids, vectors) of the live generation, in id order."""
     generation = IndexDirectory(index).current()
-    store = Store(generation.store_path, readonly=True)
+    store = SqliteStore(generation.store_path, readonly=True)
     try:
         chunks = list(store.iter_chunks())
         titles = {d: store.documents_brief([d])[d][0] for d in {c.doc_id for c in chunks}}
@@ -108,26 +109,26 @@ def measure_indexing(data: Path, workdir: Path, backends: list[str]) -> dict[str
     retrieval = load_scifact(data)
     corpus = write_corpus(retrieval, workdir / "scifact")
     for backend in backends:  # export (once, cached) before anything is timed
-        load_embedder(MODEL, backend=backend)
+        load_embedder(MODEL, runtime=backend)
     builds = {b: run_index_command(corpus, workdir / f"index-{b}", b) for b in backends}
     fastest = max(builds, key=lambda b: builds[b]["passages_per_s"])
     chunk_ids, texts, doc_of_chunk, _ = indexed_chunks(workdir / f"index-{fastest}")
     torch_vectors, torch_seconds = raw_torch_encode(texts)
     raw_rate = len(texts) / torch_seconds
-    torch_queries = query_vectors(load_embedder(MODEL, backend="torch"), retrieval)
+    torch_queries = query_vectors(load_embedder(MODEL, runtime="torch"), retrieval)
     quality = {"torch": {"ndcg@10": chunk_ndcg(retrieval, doc_of_chunk, torch_vectors, torch_queries)}}
     for backend in backends:
         ids, _, docs, vectors = indexed_chunks(workdir / f"index-{backend}")
         if not np.array_equal(ids, chunk_ids):
             raise RuntimeError(f"backend {backend} chunked SciFact differently from {fastest}")
-        embedder = load_embedder(MODEL, backend=backend)
+        embedder = load_embedder(MODEL, runtime=backend)
         quality[backend] = {
             "mean_cosine_to_torch": float((vectors * torch_vectors).sum(axis=1).mean()),
             "min_cosine_to_torch": float((vectors * torch_vectors).sum(axis=1).min()),
             "ndcg@10": chunk_ndcg(retrieval, docs, vectors, query_vectors(embedder, retrieval)),
         }
         if backend == "onnx-int8":  # how much of the loss is the queries': the same int8 index, float32 queries
-            float32 = query_vectors(load_embedder(MODEL, backend="onnx"), retrieval)
+            float32 = query_vectors(load_embedder(MODEL, runtime="onnx"), retrieval)
             quality[backend]["ndcg@10_float32_queries"] = chunk_ndcg(retrieval, docs, vectors, float32)
     return {
         "corpus": {"documents": len(retrieval.documents), "chunks": len(texts), "queries": len(retrieval.queries)},

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.retrieval import load_scifact, ndcg_at
-from indexer.build import document_id
-from indexer.generations import IndexDirectory
-from indexer.models import locate_embedder
-from indexer.opening import open_index
+from indexer.build.builder import document_id
+from indexer.embed.locations import locate_embedder
+from indexer.search.opening import open_index
+from indexer.store.generations import IndexDirectory
 
 HERE = Path(__file__).resolve().parent
 MODEL = "all-minilm-l6-v2"

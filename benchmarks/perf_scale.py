@@ -27,11 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also when run as the measuring child
 
-from indexer.build import embedding_text
-from indexer.chunking import ChunkSettings, chunk_document
-from indexer.embedders import load_embedder
-from indexer.loaders import load_corpus
-from indexer.vectors import VectorIndex
+from indexer.build.builder import embedding_text
+from indexer.embed.loading import load_embedder
+from indexer.store.vectors import VectorIndex
+from indexer.text.chunking import ChunkSettings, chunk_document
+from indexer.text.loaders import load_corpus
 
 MODEL = "all-minilm-l6-v2"
 SMALL_CHUNKS = ChunkSettings(max_tokens=64, overlap=16)
@@ -73,7 +73,7 @@ def real_vectors(data: Path, workdir: Path, cache: Path) -> tuple[np.ndarray, np
         saved = np.load(cache)
         return saved["base"], saved["queries"]
     questions = _write_sets(data, workdir / "scale-corpus")
-    embedder = load_embedder(MODEL, backend="onnx-int8")
+    embedder = load_embedder(MODEL, runtime="onnx-int8")
     docs, _ = load_corpus(workdir / "scale-corpus")
     texts = [embedding_text(d.title, c.text) for d in docs for c in chunk_document(d, embedder, SMALL_CHUNKS)]
     base = embedder.embed(texts, batch_size=64)

@@ -1,5 +1,5 @@
 """Retrieval quality: dense, keyword and hybrid search against a raw baseline.
-
+  # noqa: E402
     python benchmarks/retrieval.py [--model all-minilm-l6-v2] [--sets scifact,jsquad] [--compounds]
 
 `--compounds` also ranks keyword and hybrid search without the boost of
@@ -37,12 +37,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
-from indexer.embedders import Embedder, embed_for, load_embedder  # noqa: E402
-from indexer.generations import IndexDirectory  # noqa: E402
-from indexer.keywords import load_keyword_tokenizer  # noqa: E402
-from indexer.normalize import normalize_query  # noqa: E402
-from indexer.search import Searcher  # noqa: E402
+from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noqa: E402
+from indexer.embed.base import Embedder, embed_for  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.searcher import Searcher  # noqa: E402
+from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.text.normalize import normalize_query  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 Ranker = Callable[[str, np.ndarray], list[str]]
@@ -155,7 +156,7 @@ def rank_documents(searcher: Searcher, retrieval: RetrievalSet, mode: str, vecto
 
 def evaluate(retrieval: RetrievalSet, model: str, compounds: bool = False,
              backend: str | None = None) -> dict[str, dict[str, float]]:
-    embedder = load_embedder(model, backend=backend)
+    embedder = load_embedder(model, runtime=backend)
     results: dict[str, dict[str, float]] = {}
     base, seconds = baseline(retrieval, embedder)
     results["baseline: raw encode + FAISS"] = {**metrics(base, retrieval), "seconds": seconds}

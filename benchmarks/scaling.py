@@ -1,5 +1,5 @@
 """The two search backends side by side: quality must agree, latency is what it is.
-
+  # noqa: E402
     python benchmarks/scaling.py [--sets scifact,jsquad] [--jsquad-limit 500] [--scifact-limit 300]
                                  [--scifact-docs 2000]
                                  [--backend torch] [--ray ADDRESS]
@@ -16,7 +16,7 @@ index time.
 Index time: the embedded build embeds; the Milvus build is given the same
 vectors again from a cache (`CachedEmbedder`), so its time is the cost of
 writing to Milvus. `--ray ADDRESS` also times `yomitoki index --ray ADDRESS`
-(from indexer.distributed) through the command line, when that option exists.
+(from indexer.build.distributed) through the command line, when that option exists.
 Results go to benchmarks/results/scaling.json.
 """
 
@@ -38,13 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, RetrievalSet, load_jsquad, load_scifact, metrics  # noqa: E402
-from indexer.build import BuildOptions, IndexBuilder, document_id  # noqa: E402
-from indexer.embedders import Embedder, load_embedder  # noqa: E402
-from indexer.generations import IndexDirectory  # noqa: E402
-from indexer.keywords import load_keyword_tokenizer  # noqa: E402
-from indexer.milvus_backend import MilvusIndex, release  # noqa: E402
-from indexer.normalize import normalize_query  # noqa: E402
-from indexer.search import MODES, Searcher  # noqa: E402
+from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noqa: E402
+from indexer.embed.base import Embedder  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.search.searcher import MODES, Searcher  # noqa: E402
+from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.store.milvus import MilvusIndex, release  # noqa: E402
+from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
+from indexer.text.normalize import normalize_query  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "scaling.json"
 AGREEMENT = 0.01
@@ -111,7 +112,7 @@ def rank(searcher: Searcher, retrieval: RetrievalSet, mode: str,
 
 
 def time_ray_index(corpus: Path, address: str, workdir: Path) -> dict[str, Any]:
-    """Hook: index time with Ray, through `yomitoki index --ray ADDRESS` (indexer.distributed)."""
+    """Hook: index time with Ray, through `yomitoki index --ray ADDRESS` (indexer.build.distributed)."""
     command = [sys.executable, "-m", "server", "index", str(corpus), "--index", str(workdir / "ray-index"),
                "--ray", address, "--json"]
     started = time.perf_counter()
@@ -180,10 +181,10 @@ def main() -> None:
     parser.add_argument("--scifact-docs", type=int, default=None,
                         help="index only this many SciFact abstracts: every relevant one, then a random sample")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
-                        help="also time `yomitoki index --ray ADDRESS` (needs indexer.distributed)")
+                        help="also time `yomitoki index --ray ADDRESS` (needs indexer.build.distributed)")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
-    embedder = load_embedder(args.model, backend=args.backend)
+    embedder = load_embedder(args.model, runtime=args.backend)
     report: dict[str, Any] = {"model": embedder.describe()}
     for name in args.sets.split(","):
         if name == "scifact":

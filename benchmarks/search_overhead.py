@@ -31,9 +31,9 @@ def child(index: str, count: int) -> None:
     """Run in a child: time `count` searches per mode, print JSON."""
     import numpy as np
 
-    from indexer.embedders import load_manifest_embedder
-    from indexer.generations import IndexDirectory
-    from indexer.search import Searcher
+    from indexer.embed.loading import load_manifest_embedder
+    from indexer.search.searcher import Searcher
+    from indexer.store.generations import IndexDirectory
 
     generation = IndexDirectory(Path(index)).current()
     searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
@@ -61,10 +61,10 @@ def main() -> None:
         child(args.child, args.queries)
         return
     sys.path.insert(0, str(ROOT))
-    from indexer.build import IndexBuilder
-    from indexer.embedders import load_embedder
-    from indexer.generations import IndexDirectory
-    from indexer.keywords import load_keyword_tokenizer
+    from indexer.build.builder import IndexBuilder
+    from indexer.embed.loading import load_embedder
+    from indexer.store.generations import IndexDirectory
+    from indexer.text.keywords import load_keyword_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         IndexBuilder(IndexDirectory(Path(tmp)), load_embedder("all-minilm-l6-v2"),

@@ -1,5 +1,5 @@
 """Similarity and classification quality of the served embedding model, beside MTEB's figures.
-
+  # noqa: E402
     python benchmarks/tasks.py [--model all-minilm-l6-v2] [--sets sts,jsts,amazon,sst2] [--data DIR]
                                [--quick] [--train-limit N] [--cache FILE.npz] [--json OUT.json]
 
@@ -10,9 +10,9 @@ Sets (read from ../shared/data, never copied into the repository):
 - Amazon counterfactual JP and EN test: MTEB's protocol (10 experiments, each a
   logistic regression with max_iter=100 on 32 training examples per label drawn
   by a seeded shuffle; mean accuracy), and the server's classifier trained on
-  all training examples (`server.tasks.few_shot.train_linear`), beside the
+  all training examples (`server.nlp.few_shot.train_linear`), beside the
   majority-class baseline.
-- SST-2 dev: zero-shot sentiment with label descriptions (`server.tasks.zero_shot`),
+- SST-2 dev: zero-shot sentiment with label descriptions (`server.nlp.zero_shot`),
   with bare label names, beside the majority-class baseline.
 
 Every text is embedded once per run (an in-memory cache shared by the sets;
@@ -40,10 +40,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.embedders import Embedder, embed_for, load_embedder  # noqa: E402
-from indexer.normalize import normalize_query  # noqa: E402
-from server.tasks.few_shot import LinearModel, TrainOptions, train_linear  # noqa: E402
-from server.tasks.zero_shot import LabelSpec, ZeroShotOptions, zero_shot  # noqa: E402
+from indexer.embed.base import Embedder, embed_for  # noqa: E402
+from indexer.embed.loading import load_embedder  # noqa: E402
+from indexer.text.normalize import normalize_query  # noqa: E402
+from server.nlp.few_shot import LinearModel, TrainOptions, train_linear  # noqa: E402
+from server.nlp.zero_shot import LabelSpec, ZeroShotOptions, zero_shot  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("sts", "jsts", "amazon", "sst2")

@@ -1,4 +1,16 @@
-"""yomitoki indexer: load, normalize, chunk, embed and index documents."""
+"""yomitoki indexer: load, normalize, chunk, embed and index documents, and search them.
+
+Sub-packages by stage, each naming its modules in its own docstring:
+
+    text    files → normalized text, sentences, chunks, keyword terms
+    embed   embedding models and the runtimes that run them
+    store   search stores (embedded FAISS + SQLite, Milvus), generations, filters
+    search  searching a generation: modes, fusion, highlights; open_index
+    build   building and updating generations (locally, on Ray, one document, a watched folder)
+    ner     named entities
+
+Beside them: `errors` (the one error root), `cli` (the `yomitoki` indexer commands).
+"""
 
 from __future__ import annotations
 

@@ -22,25 +22,27 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from indexer.backends import STORE_KINDS, open_target
-from indexer.build import BuildOptions, BuildReport, IndexBuilder
-from indexer.chunking import ChunkSettings
-from indexer.distributed import RayPreparer, ray_preparer
-from indexer.distributed import connect as connect_ray
-from indexer.embedders import BACKENDS, load_embedder
+from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder
+from indexer.build.distributed import RayPreparer, ray_preparer
+from indexer.build.distributed import connect as connect_ray
+from indexer.build.watching import describe, watch_corpus
+from indexer.embed.base import RUNTIMES
+from indexer.embed.loading import load_embedder
+from indexer.embed.locations import locate_embedder
+from indexer.embed.selection import choose_embedder
 from indexer.errors import YomitokiError
-from indexer.generations import IndexDirectory, IndexStateError
-from indexer.integrity import check_index
-from indexer.keywords import load_keyword_tokenizer
-from indexer.models import locate_embedder
 from indexer.ner.index_entities import ChunkEntities
-from indexer.opening import open_index
-from indexer.search import MAX_RESULTS, MODES
-from indexer.selection import choose_embedder
-from indexer.store import Filters
-from indexer.vectors import INDEX_TYPES
-from indexer.watching import describe, watch_corpus
-from indexer.where import FilterError, parse_json
+from indexer.search.opening import open_index
+from indexer.search.searcher import MAX_RESULTS, MODES
+from indexer.store.base import STORE_KINDS
+from indexer.store.factory import open_target
+from indexer.store.generations import IndexDirectory, IndexStateError
+from indexer.store.integrity import check_index
+from indexer.store.sqlite import Filters
+from indexer.store.vectors import INDEX_TYPES
+from indexer.store.where import FilterError, parse_json
+from indexer.text.chunking import ChunkSettings
+from indexer.text.keywords import load_keyword_tokenizer
 
 EXIT_SKIPPED = 3
 console = Console(stderr=True)
@@ -115,7 +117,7 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Embedding batch size. Default: the backend's fastest (16 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+@click.option("--backend", type=click.Choice(RUNTIMES), default=None,
               help="How the model runs: torch (float32), torch-bf16 (≈ 1.7–1.8× faster where the CPU has AMX or "
                    "AVX512-BF16), onnx, or onnx-int8 (≈ 2.8× faster on any CPU, cosine ≥ 0.99 to torch; "
                    "exported once and cached). Default: the index's backend, else torch.")
@@ -156,7 +158,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
             connect_ray(ray_address)  # first: an unreachable cluster fails in seconds, before models load
         directory = open_target(index_dir, store, milvus_uri, milvus_collection)
         name = model or choose_embedder(directory, corpus, rebuild=rebuild)
-        embedder = load_embedder(name, backend=backend or _index_backend(directory, name, rebuild))
+        embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild))
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, index_type=index_type)
         keywords = load_keyword_tokenizer()
@@ -198,8 +200,8 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
 
 def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
     """The entity extractor: a model trained beside the index by that name, else any entity model."""
-    from indexer.ner.models import EntityModelLoadError
     from indexer.ner.named import NAME_PATTERN, EntityModelStore
+    from indexer.ner.pipelines import EntityModelLoadError
 
     try:
         named = EntityModelStore.for_index(index_dir)

@@ -1,6 +1,6 @@
 """What an API key may see: its access filter, applied by every route that reads documents.
 
-A key may carry a `where` filter (`indexer.where`), set with `yomitoki keys add
+A key may carry a `where` filter (`indexer.store.where`), set with `yomitoki keys add
 NAME --scope read --where JSON`. `ApiKeyAuth` puts the key's filter in the
 request's scope; a route asks for it with `access_filter(request)` and either
 adds it to the search filters (`scoped`), so it applies before ranking, or
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.store import Filters, StoredDocument
-from indexer.where import Where, evaluate
+from indexer.store.sqlite import Filters, StoredDocument
+from indexer.store.where import Where, evaluate
 
 STATE_KEY = "access_filter"
 

@@ -22,7 +22,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from indexer import __version__
-from indexer.opening import index_source, open_index
+from indexer.search.opening import index_source, open_index
 from server.answering import register_models
 from server.auth import ApiKeyAuth
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher
@@ -30,14 +30,14 @@ from server.errors import EXCEPTION_HANDLERS
 from server.limits import InFlightLimit
 from server.live_index import LiveIndex
 from server.metrics import Metrics
+from server.nlp.entities import register_entity_models
+from server.nlp.loading import register_task_models
 from server.request_log import RequestObserver
 from server.routes import ask, chat, classify, documents, embeddings, entities, health, search, similarity, ui
 from server.routes import metrics as metrics_route
 from server.routes import models as models_route
 from server.services import Services
 from server.settings import ServerSettings
-from server.tasks.entities import register_entity_models
-from server.tasks.loading import register_task_models
 
 log = logging.getLogger("yomitoki.server")
 

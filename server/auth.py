@@ -41,7 +41,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from indexer.errors import InputError
-from indexer.where import FilterError, Where, parse_json, to_json
+from indexer.store.where import FilterError, Where, parse_json, to_json
 from server.access import STATE_KEY
 
 SCOPES = ("read", "admin")
@@ -65,7 +65,7 @@ class ApiKey:
     digest: bytes                      # sha256 of the key; the key itself is never kept
     scope: str                         # "read" or "admin"
     label: str                         # what logs may show: never the key
-    # the access filter (an `indexer.where.Where`; None sees every document), typed `object` because
+    # the access filter (an `indexer.store.where.Where`; None sees every document), typed `object` because
     # Litestar converts the settings that hold keys with msgspec, which cannot take a union of dataclasses
     where: object = None
 

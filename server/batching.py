@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from indexer.embedders import Embedder, embed_for
-from indexer.normalize import normalize_query
+from indexer.embed.base import Embedder, embed_for
+from indexer.text.normalize import normalize_query
 
 BATCHER_KEY = "query_batcher"  # where the app keeps its batcher in `Services.extras`
 # ... and the limiter of threads that run searches at once: more threads than cores only fight over

@@ -11,12 +11,12 @@ import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
-from server.answering.models import check_generator
+from server.answering.loading import check_generator
 from server.auth import collect_keys
 from server.entities_cli import entities_command, train_entities_command
+from server.nlp.entities import parse_ner_models
 from server.request_log import log_config
 from server.settings import DEFAULTS, WORKER_SETTINGS_ENV, ServerSettings, parse_languages
-from server.tasks.entities import parse_ner_models
 
 
 def generator_options(command: Any) -> Any:
@@ -88,7 +88,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     import torch
     import uvicorn
 
-    from indexer.opening import index_source
+    from indexer.search.opening import index_source
     from server.app import create_app, open_services
     from server.metrics import MULTIPROCESS_ENV
 
@@ -160,11 +160,11 @@ def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str,
 
     from rich.console import Console
 
-    from server.tasks import cli_support as support
-    from server.tasks.classifiers import ClassifierStore
-    from server.tasks.finetuned import load_finetuned
-    from server.tasks.ladder import Backends, ClassifyJob, classify
-    from server.tasks.zero_shot import ZeroShotOptions
+    from server.nlp import cli_support as support
+    from server.nlp.classifiers import ClassifierStore
+    from server.nlp.finetuned import load_finetuned
+    from server.nlp.ladder import Backends, ClassifyJob, classify
+    from server.nlp.zero_shot import ZeroShotOptions
 
     inputs = list(texts) or [line for line in sys.stdin.read().splitlines() if line.strip()]
     if not inputs:
@@ -203,9 +203,9 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 
     from rich.console import Console
 
-    from server.tasks import cli_support as support
-    from server.tasks.model_caches import hub_cache_dir, local_caches
-    from server.tasks.model_info import configured_facts
+    from server.nlp import cli_support as support
+    from server.nlp.model_caches import hub_cache_dir, local_caches
+    from server.nlp.model_info import configured_facts
 
     with support.task_errors():
         roles = {"embedding": support.embedding_model_name(index_dir, model), "sts": sts_model,
@@ -246,7 +246,7 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
                 max_tokens: int, source: str | None, language: str | None, tags: tuple[str, ...],
                 milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
-    from indexer.store import Filters
+    from indexer.store.sqlite import Filters
     from server.answering import Question, ask_locally
 
     ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,

@@ -15,12 +15,12 @@ import click
 
 from indexer.cli import index_option
 from indexer.ner.entities import Extraction
-from indexer.ner.models import DEFAULT_JA_MODEL, EntityModelLoadError, load_entity_model
 from indexer.ner.named import EntityModelStore
+from indexer.ner.pipelines import DEFAULT_JA_MODEL, EntityModelLoadError, load_entity_model
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
 from server.errors import ConflictError, NotFoundError, UnavailableError
-from server.tasks.cli_support import lazy
-from server.tasks.entities import (
+from server.nlp.cli_support import lazy
+from server.nlp.entities import (
     EntityJob,
     NamedModels,
     configured_models,
@@ -28,7 +28,7 @@ from server.tasks.entities import (
     parse_ner_models,
     resolve_mapping,
 )
-from server.tasks.entities import run_entities as run
+from server.nlp.entities import run_entities as run
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from indexer.where import FilterError, parse_json, to_json
+from indexer.store.where import FilterError, parse_json, to_json
 from server.auth import SCOPES, KeysFileError, file_keys, hash_line, where_field
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -36,7 +36,7 @@ def keys_group() -> None:
 @file_option
 @click.option("--scope", type=click.Choice(SCOPES), default="read", show_default=True)
 @click.option("--where", "where_text", default=None, metavar="JSON",
-              help="Access filter: the key sees only the documents it lets through (indexer.where JSON).")
+              help="Access filter: the key sees only the documents it lets through (indexer.store.where JSON).")
 def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) -> None:
     """Make a key NAME; print it once (only its hash is stored)."""
     if not NAME.fullmatch(name):

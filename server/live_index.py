@@ -28,11 +28,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from indexer.backends import GenerationSource, is_embedded
-from indexer.embedders import Embedder
-from indexer.integrity import check_checksums
-from indexer.opening import open_searcher
-from indexer.search import Searcher
+from indexer.embed.base import Embedder
+from indexer.search.opening import open_searcher
+from indexer.search.searcher import Searcher
+from indexer.store.base import GenerationSource, is_embedded
+from indexer.store.integrity import check_checksums
 
 log = logging.getLogger("yomitoki.index")
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from indexer.normalize import normalize_query
-from indexer.search import MAX_RESULTS, Hit
-from indexer.store import Filters
-from indexer.where import check_field, parse
+from indexer.search.searcher import MAX_RESULTS, Hit
+from indexer.store.sqlite import Filters
+from indexer.store.where import check_field, parse
+from indexer.text.normalize import normalize_query
 
 WHERE_DESCRIPTION = (
     "A filter on any field, applied before ranking: a condition `{\"field\": F, OP: VALUE}` or "

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from indexer.embedders import Embedder
+from indexer.embed.base import Embedder
 from server.live_index import LiveIndex
 from server.metrics import Metrics
 from server.model_registry import ModelRegistry

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from server.answering.models import GeneratorOptions
+from server.answering.loading import GeneratorOptions
 from server.auth import ApiKey
 
 WORKER_SETTINGS_ENV = "YOMITOKI_WORKER_SETTINGS"  # how `serve --workers N` hands its settings to each process

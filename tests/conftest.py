@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexer.build import BuildOptions, IndexBuilder
-from indexer.embedders import Embedder, load_embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer, load_keyword_tokenizer
-from indexer.search import Searcher
+from indexer.build.builder import BuildOptions, IndexBuilder
+from indexer.embed.base import Embedder
+from indexer.embed.loading import load_embedder
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer, load_keyword_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.models import locate_embedder
+from indexer.embed.base import Embedder
+from indexer.embed.locations import locate_embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import build
 
 TINY_DOCS = {

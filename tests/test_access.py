@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
 
 ENGLISH = {"field": "source", "prefix": "en-"}

@@ -22,13 +22,13 @@ import pytest
 import torch
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.models import locate_embedder
-from indexer.normalize import normalize
-from indexer.search import Hit, Searcher
-from server.answering.generation import GenerationLimits, GenerationOutcome, TransformersGenerator
+from indexer.embed.base import Embedder
+from indexer.embed.locations import locate_embedder
+from indexer.search.searcher import Hit, Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.normalize import normalize
+from server.answering.generators import GenerationLimits, GenerationOutcome, TransformersGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Passage
 from server.answering.pipeline import NOT_FOUND, Answerer, Question
@@ -379,7 +379,7 @@ def tiny_generator(tmp_path_factory: pytest.TempPathFactory) -> TransformersGene
     """A small random-weight causal LM that never ends on its own (no end-of-text token)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from server.answering.generation import load_generator
+    from server.answering.generators import load_generator
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(locate_embedder("all-minilm-l6-v2").path))

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer.backends import open_target
-from indexer.build import IndexBuilder
+from indexer.build.builder import IndexBuilder
 from indexer.cli import cli
-from indexer.embedders import Embedder
-from indexer.generations import KEEP_GENERATIONS, IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.milvus_backend import MilvusIndex, filter_expression, lite_endpoint, release, string_literal
-from indexer.search import MODES, Searcher
-from indexer.store import Filters
+from indexer.embed.base import Embedder
+from indexer.search.searcher import MODES, Searcher
+from indexer.store.factory import open_target
+from indexer.store.generations import KEEP_GENERATIONS, IndexDirectory
+from indexer.store.milvus import MilvusIndex, filter_expression, lite_endpoint, release, string_literal
+from indexer.store.sqlite import Filters
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, start_server
 
-BACKENDS = ["embedded", "milvus"]
+STORES = ["embedded", "milvus"]
 
 
 def files_containing(word: str) -> list[str]:
@@ -44,7 +44,7 @@ def milvus_corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder,
     return target
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=STORES)
 def backend_searcher(request: pytest.FixtureRequest, embedder: Embedder) -> Iterator[Searcher]:
     source = request.getfixturevalue("corpus_index" if request.param == "embedded" else "milvus_corpus")
     searcher = Searcher(source.current(), embedder)
@@ -144,7 +144,7 @@ def test_filter_expressions_escape_user_strings() -> None:
 # ---- small corpora: building, filters with odd names, generations ---------------------------------------------
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("kind", STORES)
 def test_source_prefix_is_literal(kind: str, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
     corpus = write_corpus(tmp_path / "corpus", SMALL)
     target = small_target(kind, tmp_path)
@@ -161,7 +161,7 @@ def test_source_prefix_is_literal(kind: str, tmp_path: Path, embedder: Embedder,
         searcher.close()
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("kind", STORES)
 def test_incremental_rebuild_and_generations(kind: str, tmp_path: Path, embedder: Embedder,
                                              keywords: KeywordTokenizer) -> None:
     corpus = write_corpus(tmp_path / "corpus", SMALL)

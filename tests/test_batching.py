@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.search import Searcher
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
 from server.app import create_app, open_services
 from server.batching import BATCHER_KEY, QueryBatcher
 from server.settings import ServerSettings

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.build import BuildOptions, IndexBuilder
-from indexer.embedders import Embedder, EmbedderLoadError, load_embedder, load_manifest_embedder, native_bf16
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.search import Searcher
+from indexer.build.builder import BuildOptions, IndexBuilder
+from indexer.embed.base import Embedder, EmbedderLoadError
+from indexer.embed.loading import load_embedder, load_manifest_embedder, native_bf16
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, MODEL
 from tests.test_onnx_backend import corpus_passages
 
@@ -19,12 +20,12 @@ needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no nativ
 @pytest.mark.skipif(native_bf16(), reason="this CPU computes bfloat16 natively")
 def test_refused_with_a_reason_where_the_cpu_lacks_bfloat16() -> None:
     with pytest.raises(EmbedderLoadError, match="needs a CPU that computes bfloat16 natively"):
-        load_embedder(MODEL, backend="torch-bf16")
+        load_embedder(MODEL, runtime="torch-bf16")
 
 
 @pytest.fixture(scope="module")
 def bf16() -> Embedder:
-    return load_embedder(MODEL, backend="torch-bf16")
+    return load_embedder(MODEL, runtime="torch-bf16")
 
 
 @needs_bf16

@@ -1,14 +1,14 @@
-"""In-memory BM25 (indexer.bm25) against SQLite FTS5's own bm25() on the default corpus index."""
+"""In-memory BM25 (indexer.store.bm25) against SQLite FTS5's own bm25() on the default corpus index."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from indexer.bm25 import KeywordMatrix, ascii_tokens
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.store import Filters, Store
+from indexer.store.bm25 import KeywordMatrix, ascii_tokens
+from indexer.store.generations import IndexDirectory
+from indexer.store.sqlite import Filters, SqliteStore
+from indexer.text.keywords import KeywordTokenizer
 
 QUERIES = [
     "reciprocal rank fusion", "How does BM25 score documents?", "Unicode normalization NFKC",
@@ -18,12 +18,12 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def store(corpus_index: IndexDirectory) -> Store:
-    return Store(corpus_index.current().store_path, readonly=True)
+def store(corpus_index: IndexDirectory) -> SqliteStore:
+    return SqliteStore(corpus_index.current().store_path, readonly=True)
 
 
 @pytest.fixture(scope="module")
-def matrix(store: Store) -> KeywordMatrix:
+def matrix(store: SqliteStore) -> KeywordMatrix:
     built = KeywordMatrix.from_store(store)
     assert built is not None
     return built
@@ -36,7 +36,7 @@ def _terms(keywords: KeywordTokenizer, query: str) -> tuple[list[str], list[str]
 
 @pytest.mark.parametrize("grams_weight", [1.0, 0.4])
 @pytest.mark.parametrize("query", QUERIES)
-def test_scores_and_order_are_fts5s(store: Store, matrix: KeywordMatrix, keywords: KeywordTokenizer,
+def test_scores_and_order_are_fts5s(store: SqliteStore, matrix: KeywordMatrix, keywords: KeywordTokenizer,
                                     query: str, grams_weight: float) -> None:
     match = keywords.match_query(query)
     assert match is not None
@@ -56,7 +56,7 @@ def _same_up_to_ties(got: list[tuple[int, float]], expected: list[tuple[int, flo
     return all(chunk_id in by_score.get(round(score, 9), set()) for chunk_id, score in got)
 
 
-def test_depth_and_filters(store: Store, matrix: KeywordMatrix, keywords: KeywordTokenizer) -> None:
+def test_depth_and_filters(store: SqliteStore, matrix: KeywordMatrix, keywords: KeywordTokenizer) -> None:
     query = "tokenization トークン"
     filters = Filters(language="ja")
     expected = store.keyword_search(keywords.match_query(query), 5, filters, 1.0)  # type: ignore[arg-type]
@@ -73,7 +73,7 @@ def test_a_term_of_several_fts5_tokens_is_left_to_fts5(matrix: KeywordMatrix) ->
     assert matrix.search(["e.g"], [], 10, 1.0) is None
 
 
-def test_a_corpus_past_the_budget_keeps_fts5(store: Store) -> None:
+def test_a_corpus_past_the_budget_keeps_fts5(store: SqliteStore) -> None:
     assert KeywordMatrix.from_store(store, max_postings=100) is None
 
 

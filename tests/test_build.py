@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import document_id
-from indexer.embedders import Embedder
-from indexer.generations import BuildInProgressError, IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.search import IndexMismatchError, Searcher, check_model
+from indexer.build.builder import document_id
+from indexer.embed.base import Embedder
+from indexer.search.searcher import IndexMismatchError, Searcher, check_model
+from indexer.store.generations import BuildInProgressError, IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, build, yomitoki
 
 
@@ -85,7 +85,7 @@ def test_a_second_build_at_once_is_refused(
 
 
 def test_an_index_built_with_another_model_is_refused(corpus_index: IndexDirectory) -> None:
-    from indexer.embedders import load_embedder
+    from indexer.embed.loading import load_embedder
 
     other = load_embedder("use-multilingual-v3")
     with pytest.raises(IndexMismatchError, match="rebuild"):

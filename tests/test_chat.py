@@ -18,13 +18,13 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from server.answering.followups import Turn, is_follow_up, rule_rewrite
-from server.answering.generation import GenerationLimits, GenerationOutcome
+from server.answering.generators import GenerationLimits, GenerationOutcome
 from server.answering.llamacpp import LlamaCppGenerator
-from server.answering.models import GeneratorOptions, check_generator, load_any_generator
+from server.answering.loading import GeneratorOptions, check_generator, load_any_generator
 from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http
 from server.app import create_app
 from server.errors import UpstreamError

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder, load_embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.embed.loading import load_embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
+from server.nlp.classifiers import ClassifierStore, train_classifier
+from server.nlp.few_shot import Example, TrainOptions, train_linear
 from server.settings import ServerSettings
-from server.tasks.classifiers import ClassifierStore, train_classifier
-from server.tasks.few_shot import Example, TrainOptions, train_linear
 from tests.conftest import build, yomitoki
 from tests.task_models import save_tiny_classifier, tiny_index
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.search import Searcher
+from indexer.search.searcher import Searcher
 from tests.conftest import CORPUS
 
 

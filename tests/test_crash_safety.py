@@ -23,10 +23,11 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from indexer.embedders import Embedder, load_embedder
-from indexer.generations import CorruptIndexError, IndexDirectory
-from indexer.integrity import check_generation
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.embed.loading import load_embedder
+from indexer.store.generations import CorruptIndexError, IndexDirectory
+from indexer.store.integrity import check_generation
+from indexer.text.keywords import KeywordTokenizer
 from server.cli import cli
 from server.live_index import LiveIndex
 from tests.conftest import build, start_server, yomitoki

@@ -30,11 +30,11 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.distributed import RayIndexingError, connect
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.search import Searcher
+from indexer.build.distributed import RayIndexingError, connect
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, MODEL, build, free_port, yomitoki
 
 pytestmark = pytest.mark.timeout(600)  # a busy machine: starting two nodes alone may take minutes

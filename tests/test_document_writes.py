@@ -16,10 +16,10 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.build import document_id
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
+from indexer.build.builder import document_id
+from indexer.embed.base import Embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.auth import plain_keys
 from server.routes.documents import MAX_UPLOAD_BYTES

@@ -13,13 +13,13 @@ import pytest
 from litestar.testing import TestClient
 
 from benchmarks.document_files import ENGLISH, HEADER, KYOTO, LEFT_COLUMN, RIGHT_COLUMN, TOKYO, VERTICAL
-from indexer.build import document_id
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.loaders import load_corpus
-from indexer.pdf_text import PdfError, join_lines, pdf_pages
-from indexer.search import Searcher
+from indexer.build.builder import document_id
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.loaders import load_corpus
+from indexer.text.pdf_text import PdfError, join_lines, pdf_pages
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import build

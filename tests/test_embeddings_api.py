@@ -11,10 +11,10 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.normalize import normalize_query
+from indexer.embed.base import Embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.normalize import normalize_query
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import RunningServer, start_server

@@ -14,19 +14,19 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.build import BuildOptions, IndexBuilder
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.models import locate_embedder
+from indexer.build.builder import BuildOptions, IndexBuilder
+from indexer.embed.base import Embedder
+from indexer.embed.locations import locate_embedder
 from indexer.ner.entities import extract
 from indexer.ner.index_entities import ChunkEntities
 from indexer.ner.mapping import MappingError, load_mapping, mapping_from_table
-from indexer.ner.models import SpacyEntityModel, load_entity_model
 from indexer.ner.named import EntityModelStore
+from indexer.ner.pipelines import SpacyEntityModel, load_entity_model
 from indexer.ner.training import TrainingDataError, TrainOptions, fine_tune, parse_example, parse_examples
-from indexer.search import Searcher
-from indexer.store import EntityFilterError, Filters
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.store.sqlite import EntityFilterError, Filters
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import RunningServer, yomitoki

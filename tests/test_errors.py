@@ -22,8 +22,8 @@ import indexer
 import server
 from indexer.cli import cli
 from indexer.errors import ConflictError, InputError, NotFoundError, UnavailableError, YomitokiError
-from indexer.generations import IndexDirectory
-from indexer.search import Searcher
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
 from server.app import create_app
 from server.settings import ServerSettings
 

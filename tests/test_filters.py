@@ -1,6 +1,6 @@
 """`where` filters, pages, facets and collapsing, the same on both stores (FAISS + SQLite, and Milvus Lite).
 
-Every expectation is computed from the records themselves with `indexer.where.evaluate`
+Every expectation is computed from the records themselves with `indexer.store.where.evaluate`
 (or plain Python), never copied from an earlier run.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from indexer.build import IndexBuilder
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.milvus_backend import MilvusIndex
-from indexer.search import Searcher, facet_values
-from indexer.store import Filters
-from indexer.where import FilterError, evaluate, parse
+from indexer.build.builder import IndexBuilder
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher, facet_values
+from indexer.store.generations import IndexDirectory
+from indexer.store.milvus import MilvusIndex
+from indexer.store.sqlite import Filters
+from indexer.store.where import FilterError, evaluate, parse
+from indexer.text.keywords import KeywordTokenizer
 
 TEAMS: list[Any] = ["hr", "eng", ["hr", "eng"], "legal", None]
 ANIMALS = ["walrus", "penguin", "owl", "otter", "heron"]

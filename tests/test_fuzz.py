@@ -27,9 +27,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from indexer.embedders import Embedder
-from indexer.keywords import KeywordTokenizer
-from indexer.models import locate_embedder
+from indexer.embed.base import Embedder
+from indexer.embed.locations import locate_embedder
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import MODEL, RunningServer, build, start_server
 
 CASES = int(os.environ.get("YOMITOKI_FUZZ_CASES", "3000"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.keywords import KeywordTokenizer
-from indexer.language import detect_language, is_japanese
-from indexer.sentences import split_sentences
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.language import detect_language, is_japanese
+from indexer.text.sentences import split_sentences
 
 # 𠮷 (U+20BB7, extension B), 𩸽 (U+29E3D, extension B), 𠀋 (U+2000B), 𪚲 (U+2A6B2, extension C)
 SUPPLEMENTARY_KANJI = ["𠮷", "𩸽", "𠀋", "𪚲"]

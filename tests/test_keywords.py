@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from indexer.keywords import KeywordTokenizer, Term, load_keyword_tokenizer
+from indexer.text.keywords import KeywordTokenizer, Term, load_keyword_tokenizer
 
 ANALYSERS: dict[str, dict[str, object]] = {
     "sudachi-C": {"japanese": "sudachi", "sudachi_mode": "C"},

@@ -25,9 +25,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from indexer.build import document_id
-from indexer.embedders import Embedder
-from indexer.keywords import KeywordTokenizer
+from indexer.build.builder import document_id
+from indexer.embed.base import Embedder
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import build, start_server

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.loaders import (
+from indexer.text.loaders import (
     LoadError,
     LoadFailure,
     SourceDocument,

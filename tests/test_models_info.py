@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.models import locate_generator
+from indexer.embed.base import Embedder
+from indexer.embed.locations import locate_generator
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
+from server.nlp.gguf_header import read_gguf_header
+from server.nlp.model_caches import hub_models
 from server.settings import ServerSettings
-from server.tasks.gguf_header import read_gguf_header
-from server.tasks.model_caches import hub_models
 from tests.conftest import yomitoki
 from tests.task_models import save_tiny_classifier, save_tiny_cross_encoder, tiny_index
 

@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from indexer.normalize import NormalizedText, normalize, normalize_query
+from indexer.text.normalize import NormalizedText, normalize, normalize_query
 
 
 @pytest.mark.parametrize(

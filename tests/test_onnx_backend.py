@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.build import BuildOptions, IndexBuilder
-from indexer.embedders import Embedder, EmbedderLoadError, load_embedder, load_manifest_embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.onnx_export import export_folder
-from indexer.search import IndexMismatchError, Searcher
+from indexer.build.builder import BuildOptions, IndexBuilder
+from indexer.embed.base import Embedder, EmbedderLoadError
+from indexer.embed.loading import load_embedder, load_manifest_embedder
+from indexer.embed.onnx_export import export_folder
+from indexer.search.searcher import IndexMismatchError, Searcher
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, MODEL, start_server, yomitoki
 
 
@@ -29,12 +30,12 @@ def corpus_passages(limit: int = 24) -> list[str]:
 
 @pytest.fixture(scope="module")
 def int8() -> Embedder:
-    return load_embedder(MODEL, backend="onnx-int8")
+    return load_embedder(MODEL, runtime="onnx-int8")
 
 
 @pytest.fixture(scope="module")
 def fp32() -> Embedder:
-    return load_embedder(MODEL, backend="onnx")
+    return load_embedder(MODEL, runtime="onnx")
 
 
 def test_int8_vectors_stay_within_cosine_099_of_torch(embedder: Embedder, int8: Embedder) -> None:
@@ -87,7 +88,7 @@ def test_describe_names_the_backend_and_bad_backends_are_refused(embedder: Embed
     assert {k: v for k, v in int8.describe().items() if k != "backend"} == {
         k: v for k, v in embedder.describe().items() if k != "backend"}
     with pytest.raises(EmbedderLoadError, match="backend 'onnx-int8' does not apply"):
-        load_embedder("use-multilingual-v3", backend="onnx-int8")
+        load_embedder("use-multilingual-v3", runtime="onnx-int8")
 
 
 def test_index_records_backend_and_search_loads_it(

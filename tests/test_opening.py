@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.generations import IndexDirectory
-from indexer.opening import index_source, open_index
+from indexer.search.opening import index_source, open_index
+from indexer.store.generations import IndexDirectory
 from tests.conftest import CORPUS, yomitoki
 
 QUESTION = "What kind of function is BM25?"

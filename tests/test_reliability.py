@@ -25,9 +25,10 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder, load_embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.embed.loading import load_embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.live_index import LiveIndex
 from server.settings import ServerSettings

@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from indexer.search import QueryError, Searcher
-from indexer.store import Filters
+from indexer.search.searcher import QueryError, Searcher
+from indexer.store.sqlite import Filters
 from tests.conftest import CORPUS
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.text.keywords import KeywordTokenizer
 from server import auth
 from server.app import create_app
 from server.auth import KeysFileError, collect_keys, file_keys, hash_line, match_key

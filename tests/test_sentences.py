@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from indexer.normalize import normalize
-from indexer.sentences import split_sentences
+from indexer.text.normalize import normalize
+from indexer.text.sentences import split_sentences
 
 
 def sentences(text: str) -> list[str]:

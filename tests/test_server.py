@@ -10,7 +10,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from indexer.generations import IndexDirectory
+from indexer.store.generations import IndexDirectory
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import CORPUS, RunningServer, yomitoki

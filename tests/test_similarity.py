@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.normalize import normalize_query
+from indexer.embed.base import Embedder
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.normalize import normalize_query
 from server.app import create_app
+from server.nlp.similarity import cosine_pairs
 from server.settings import ServerSettings
-from server.tasks.similarity import cosine_pairs
 from tests.conftest import start_server
 from tests.task_models import save_tiny_cross_encoder, tiny_index
 

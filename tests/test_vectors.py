@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.build import BuildOptions, IndexBuilder
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.keywords import KeywordTokenizer
-from indexer.search import Searcher
-from indexer.vectors import AUTO_HNSW_FROM, AUTO_IVFPQ_FROM, VectorIndex, VectorParams, choose_type
+from indexer.build.builder import BuildOptions, IndexBuilder
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher
+from indexer.store.ann import VectorParams
+from indexer.store.generations import IndexDirectory
+from indexer.store.vectors import AUTO_HNSW_FROM, AUTO_IVFPQ_FROM, VectorIndex, choose_type
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS
 
 DIM = 64

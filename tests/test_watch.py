@@ -8,9 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from indexer.embedders import Embedder
-from indexer.generations import IndexDirectory
-from indexer.search import Searcher
+from indexer.embed.base import Embedder
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
 from tests.conftest import yomitoki
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from indexer.embedders import Embedder
-from indexer.keywords import KeywordTokenizer
+from indexer.embed.base import Embedder
+from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, build, scraped, start_server
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from indexer.ner.mapping import TypeMapping
-from indexer.normalize import NormalizedText, normalize
+from indexer.text.normalize import NormalizedText, normalize
 
 Span = tuple[int, int]
 

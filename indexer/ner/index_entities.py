@@ -4,7 +4,7 @@ Chunk texts are already NFKC-normalized, so the model reads them as they are and
 the stored names are normalized too (queries and filters are normalized the same
 way). Each chunk gets `{"Person": ["山田太郎"], "Company": ["トヨタ自動車"], ...}`
 in the model's own types; the store keeps one row per (chunk, type, name) in
-`chunk_entities` so searches can filter on them (`indexer.store.Filters.entities`).
+`chunk_entities` so searches can filter on them (`indexer.store.sqlite.Filters.entities`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.models import fingerprint
+from indexer.embed.locations import fingerprint
 from indexer.ner.entities import EntityModel, entities_by_type
-from indexer.ner.models import DEFAULT_JA_MODEL, load_entity_model
+from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_entity_model
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConflictError, InputError, NotFoundError
-from indexer.ner.models import SpacyEntityModel, load_spacy_model
+from indexer.ner.pipelines import SpacyEntityModel, load_spacy_model
 from indexer.ner.training import TrainedEntities
 
 STORE_DIR = "entity-models"

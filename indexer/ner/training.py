@@ -27,10 +27,10 @@ from itertools import pairwise
 from typing import Any
 
 from indexer.errors import InputError
-from indexer.language import is_japanese
-from indexer.ner.models import DEFAULT_JA_MODEL, SpacyEntityModel, load_spacy_model
+from indexer.ner.pipelines import DEFAULT_JA_MODEL, SpacyEntityModel, load_spacy_model
 from indexer.ner.scoring import SpanScores, score_spans
-from indexer.normalize import normalize
+from indexer.text.language import is_japanese
+from indexer.text.normalize import normalize
 
 Labelled = tuple[int, int, str]
 MIN_HOLDOUT_EXAMPLES = 50   # below this every example trains and no F1 is measured

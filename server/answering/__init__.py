@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from server.answering.loading import DEFAULT_GENERATOR, generator_name, register_models
 from server.answering.local import ask_locally
-from server.answering.models import DEFAULT_GENERATOR, generator_name, register_models
 from server.answering.pipeline import Answerer, AnswerSettings, Question
 
 __all__ = ["DEFAULT_GENERATOR", "AnswerSettings", "Answerer", "Question", "ask_locally", "generator_name",

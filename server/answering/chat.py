@@ -17,12 +17,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from indexer.store import Filters
+from indexer.store.sqlite import Filters
 from server.answering.followups import Turn
 from server.answering.pipeline import Question
 from server.answering.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS, AskMode, AskResponse, CitationOut
+from server.nlp.errors import TaskInputError
 from server.schemas import MAX_QUERY_CHARS, SearchFilters
-from server.tasks.errors import TaskInputError
 
 RAG_MODEL = "yomitoki-rag"
 MAX_MESSAGES = 2 * MAX_HISTORY_TURNS + 2          # the history, a system message and the question

@@ -15,9 +15,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.keywords import KeywordTokenizer
-from indexer.language import detect_language
-from server.answering.generation import GenerationLimits, TextGenerator
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.language import detect_language
+from server.answering.generators import GenerationLimits, TextGenerator
 
 log = logging.getLogger("yomitoki.answering")
 MAX_CARRIED_TERMS = 8

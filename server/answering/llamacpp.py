@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from server.answering.generation import GenerationLimits, GenerationOutcome
+from server.answering.generators import GenerationLimits, GenerationOutcome
 from server.errors import UnavailableError
 
 log = logging.getLogger("yomitoki.answering")

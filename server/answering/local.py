@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import msgspec
 
-from indexer.opening import open_index
-from server.answering.models import GeneratorOptions, register_models
+from indexer.search.opening import open_index
+from server.answering.loading import GeneratorOptions, register_models
 from server.answering.pipeline import Answerer, Question
 from server.answering.schemas import AskResponse
 from server.model_registry import ModelRegistry

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from indexer.search import Hit
-from indexer.sentences import split_sentences
+from indexer.search.searcher import Hit
+from indexer.text.sentences import split_sentences
 from server.answering.passages import Passage
 
 TokenCounter = Callable[[list[str]], list[int]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from indexer.normalize import NormalizedText, normalize
-from indexer.search import Hit
+from indexer.search.searcher import Hit
+from indexer.text.normalize import NormalizedText, normalize
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 import msgspec
 
-from indexer.language import detect_language
-from indexer.search import Searcher
-from indexer.store import Filters
+from indexer.search.searcher import Searcher
+from indexer.store.sqlite import Filters
+from indexer.text.language import detect_language
 from server.answering.followups import Turn, standalone_query
-from server.answering.generation import GenerationLimits, GenerationOutcome, TextGenerator
+from server.answering.generators import GenerationLimits, GenerationOutcome, TextGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.models import locate_model
+from indexer.embed.locations import locate_model
 from server.answering.passages import Extraction, Passage
 from server.answering.relevance import QuestionProfile
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.embedders import embed_for
-from indexer.normalize import normalize_query
-from indexer.search import Hit, Searcher
+from indexer.embed.base import embed_for
+from indexer.search.searcher import Hit, Searcher
+from indexer.text.normalize import normalize_query
 
 DENSE_SHARE = 0.5  # share of the dense similarity when the model covers the question fully
 # Question words say what kind of answer is wanted, not where it is: they are not matched.

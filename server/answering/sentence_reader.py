@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from indexer.normalize import normalize
-from indexer.sentences import split_sentences
+from indexer.text.normalize import normalize
+from indexer.text.sentences import split_sentences
 from server.answering.passages import Extraction, Passage
 from server.answering.relevance import QuestionProfile, RelevanceScorer
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import openai
 
-from server.answering.generation import GenerationLimits, GenerationOutcome
+from server.answering.generators import GenerationLimits, GenerationOutcome
 from server.errors import UpstreamError
 
 log = logging.getLogger("yomitoki.answering")

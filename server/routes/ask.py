@@ -17,7 +17,7 @@ from litestar.params import JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from indexer.store import Filters
+from indexer.store.sqlite import Filters
 from server.access import scoped
 from server.answering import Answerer, Question
 from server.answering.followups import Turn

@@ -27,7 +27,7 @@ from litestar.response.sse import ServerSentEventMessage
 from server.access import scoped
 from server.answering import Answerer
 from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
-from server.answering.generation import GenerationLimits, TextGenerator
+from server.answering.generators import GenerationLimits, TextGenerator
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
 from server.routes.ask import EventStream, _answer

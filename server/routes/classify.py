@@ -17,12 +17,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
+from server.nlp.classifiers import NAME_PATTERN, ClassifierStore, NamedClassifier, create_classifier
+from server.nlp.few_shot import Example, FewShotCache
+from server.nlp.ladder import Backends, Classification, ClassifyJob, classify
+from server.nlp.predictions import Prediction
+from server.nlp.zero_shot import DEFAULT_TEMPERATURE, DEFAULT_THRESHOLD, LabelSpec, ZeroShotOptions
 from server.services import Services
-from server.tasks.classifiers import NAME_PATTERN, ClassifierStore, NamedClassifier, create_classifier
-from server.tasks.few_shot import Example, FewShotCache
-from server.tasks.ladder import Backends, Classification, ClassifyJob, classify
-from server.tasks.predictions import Prediction
-from server.tasks.zero_shot import DEFAULT_TEMPERATURE, DEFAULT_THRESHOLD, LabelSpec, ZeroShotOptions
 
 MAX_TEXTS = 256
 MAX_INLINE_EXAMPLES = 2000

@@ -2,7 +2,7 @@
 
 A write is a JSON body (`text`, `title`, `metadata`) or a multipart upload (`file`, with
 optional `title` and `metadata` fields) of any supported format but JSON lines. It goes
-through the incremental build (indexer.writes) and answers once the new generation is
+through the incremental build (indexer.build.writes) and answers once the new generation is
 published and served, naming it. Writes need the admin scope when API keys are on.
 """
 
@@ -22,14 +22,14 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import File
 from msgspec import Meta
 
-from indexer.build import BuildReport, NoIndexError, document_id
-from indexer.generations import IndexStateError
-from indexer.loaders import LoadError, SourceDocument, text_document
-from indexer.pages import page_bounds, page_starts
-from indexer.search import Searcher
-from indexer.store import StoredDocument
-from indexer.where import Where
-from indexer.writes import DocumentWriter, WriteError, check_key, original_path, uploaded_document
+from indexer.build.builder import BuildReport, NoIndexError, document_id
+from indexer.build.writes import DocumentWriter, WriteError, check_key, original_path, uploaded_document
+from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexStateError
+from indexer.store.sqlite import StoredDocument
+from indexer.store.where import Where
+from indexer.text.loaders import LoadError, SourceDocument, text_document
+from indexer.text.pages import page_bounds, page_starts
 from server.access import access_filter, visible
 from server.errors import ConflictError, NotFoundError
 from server.schemas import DocumentOut, PageOut

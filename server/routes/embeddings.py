@@ -22,9 +22,9 @@ from msgspec import Meta
 
 from server.answering.chat import RAG_MODEL
 from server.errors import EXCEPTION_HANDLERS, NotFoundError
+from server.nlp.embedding_api import EmbeddedBatch, check_model_name, embed_inputs, encode_vector, served_names
+from server.nlp.errors import TaskInputError
 from server.services import Services
-from server.tasks.embedding_api import EmbeddedBatch, check_model_name, embed_inputs, encode_vector, served_names
-from server.tasks.errors import TaskInputError
 
 MAX_BATCH = 256
 MAX_INPUT_CHARS = 20_000

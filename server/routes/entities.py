@@ -14,13 +14,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from indexer.ner.entities import Entity, Extraction, Token
-from indexer.ner.models import DEFAULT_JA_MODEL, EntityModelLoadError
 from indexer.ner.named import NAME_PATTERN, EntityModelInfo, EntityModelStore
+from indexer.ner.pipelines import DEFAULT_JA_MODEL, EntityModelLoadError
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
-from indexer.store import Filters
+from indexer.store.sqlite import Filters
 from server.access import scoped
-from server.services import Services
-from server.tasks.entities import (
+from server.nlp.entities import (
     EntityJob,
     NamedModels,
     named_model_errors,
@@ -28,7 +27,8 @@ from server.tasks.entities import (
     resolve_mapping,
     run_entities,
 )
-from server.tasks.errors import TaskInputError
+from server.nlp.errors import TaskInputError
+from server.services import Services
 
 MAX_TEXTS = 64
 MAX_TEXT_CHARS = 5000

@@ -7,8 +7,8 @@ import msgspec
 from litestar import Router, get
 from litestar.di import NamedDependency
 
+from server.nlp.model_info import ModelFacts, embedder_facts, registry_facts
 from server.services import Services
-from server.tasks.model_info import ModelFacts, embedder_facts, registry_facts
 
 
 class ModelsResponse(msgspec.Struct, frozen=True):

@@ -12,11 +12,11 @@ from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from indexer.embedders import embed_for
+from indexer.embed.base import embed_for
 from indexer.errors import InputError
-from indexer.normalize import normalize_query
-from indexer.search import MAX_RESULTS, Results
-from indexer.store import Filters
+from indexer.search.searcher import MAX_RESULTS, Results
+from indexer.store.sqlite import Filters
+from indexer.text.normalize import normalize_query
 from server.access import access_filter, scoped
 from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
 from server.routes.documents import read_document

@@ -12,9 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from server.nlp.errors import TaskInputError
+from server.nlp.similarity import PairScorer, Similarities, one_to_many, similarities
 from server.services import Services
-from server.tasks.errors import TaskInputError
-from server.tasks.similarity import PairScorer, Similarities, one_to_many, similarities
 
 MAX_PAIRS = 256
 Text = Annotated[str, Meta(min_length=1, max_length=10_000, description="A text, 1-10000 characters.")]

@@ -1,0 +1,393 @@
+"""Building an index: load → normalize → chunk → embed → write a generation.
+
+Incremental by default: documents are keyed by source and content hash, so an
+unchanged document keeps its chunks and vectors, a changed one is re-chunked
+and re-embedded, and a document whose file is gone leaves the index. The new
+generation is written beside the live one and published atomically.
+
+Where it is written is the target's business (`indexer.store.factory.open_writer`):
+a generation folder of an `IndexDirectory` (FAISS + SQLite), or a collection
+pair in Milvus (`indexer.store.milvus.MilvusIndex`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from indexer.embed.base import Embedder, default_batch_size, embed_for, passage_room
+from indexer.errors import ConflictError
+from indexer.ner.index_entities import ChunkEntities
+from indexer.search.fusion import FusionSettings
+from indexer.store.ann import VectorParams
+from indexer.store.base import BuildTarget, IndexWriter
+from indexer.store.factory import open_writer
+from indexer.store.generations import Generation, IndexDirectory
+from indexer.store.identity import document_id
+from indexer.store.sqlite import StoredDocument, encode_offsets
+from indexer.text.chunking import Chunk, ChunkSettings, chunk_document
+from indexer.text.keywords import KeywordTokenizer
+from indexer.text.loaders import LoadFailure, SourceDocument, load_corpus
+from indexer.text.normalize import normalize
+
+NORMALIZER = {"name": "nfkc-clusters", "version": 1}
+Progress = Callable[[str, int, int], None]
+EMBED_PART = 1024  # chunks embedded per call: sorted by length within it, and a progress step
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    rebuild: bool = False
+    batch_size: int | None = None  # None: the backend's fastest (indexer.embed.base.BATCH_SIZES)
+    follow_symlinks: bool = False
+    max_file_bytes: int = 10_000_000
+    index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.store.vectors.choose_type)
+    vector_params: VectorParams = field(default_factory=VectorParams)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    generation: str
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    chunks_embedded: int
+    documents: int
+    chunks: int
+    failures: tuple[LoadFailure, ...]
+    seconds: float
+    embed_seconds: float
+    rebuilt: bool
+    entity_seconds: float = 0.0   # extracting entities (index --entities)
+    entity_chunks: int = 0        # chunks entities were extracted from
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """One document made ready to write: its row, chunk rows, keyword text and the texts to embed.
+
+    `vectors` is None when the builder embeds (the local path) and holds one row
+    per chunk when the document was prepared elsewhere (indexer.build.distributed).
+    """
+
+    document: StoredDocument
+    chunks: list[dict[str, Any]]
+    keyword_texts: list[tuple[str, str]]
+    texts: list[str]
+    vectors: np.ndarray | None = None
+
+
+class Preparer(Protocol):
+    """Prepares (loads, normalizes, chunks, keyword-tokenizes, embeds) documents away from the builder.
+
+    It yields one `PreparedDocument`, with vectors, per given document, in the given order.
+    """
+
+    def prepare(self, docs: Sequence[SourceDocument]) -> Iterator[PreparedDocument]: ...
+
+
+class VectorSink(Protocol):
+    """Where the builder puts embedded chunks' vectors."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+
+class _VectorsOf:
+    """The vector side of an IndexWriter."""
+
+    def __init__(self, writer: IndexWriter) -> None:
+        self.add = writer.add_vectors
+
+
+@dataclass
+class _Plan:
+    add: list[SourceDocument]
+    changed_keys: set[str]
+    delete_ids: list[str]
+    unchanged: int
+
+
+def content_hash(doc: SourceDocument) -> str:
+    payload = json.dumps([doc.title, doc.text, doc.metadata], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def embedding_text(title: str, chunk_text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its title as context, then its text."""
+    title = normalize(title).text.strip()
+    if not title or chunk_text.startswith(title) or chunk_text.lstrip("# ").startswith(title):
+        return chunk_text
+    return f"{title}\n{chunk_text}"
+
+
+def prepare_document(
+    doc: SourceDocument, embedder: Embedder, keywords: KeywordTokenizer, chunking: ChunkSettings
+) -> PreparedDocument:
+    """Normalize, chunk and keyword-tokenize one document (not embedded yet)."""
+    norm = normalize(doc.text)
+    room = passage_room(embedder)
+    if chunking.max_tokens > room:  # chunks must fit the window beside the special tokens and prefix
+        chunking = replace(chunking, max_tokens=room, overlap=min(chunking.overlap, room // 2 - 1))
+    chunks = chunk_document(doc, embedder, chunking, norm=norm)
+    doc_id = document_id(doc.key)
+    document = StoredDocument(
+        id=doc_id, key=doc.key, source=doc.source, title=doc.title, text=doc.text,
+        language=str(doc.metadata.get("language", "en")), metadata=dict(doc.metadata),
+        content_hash=content_hash(doc),
+    )
+    texts = [embedding_text(doc.title, c.text) for c in chunks]
+    rows = [_chunk_row(doc_id, i, c, norm.starts, norm.ends, doc.text) for i, c in enumerate(chunks)]
+    return PreparedDocument(document, rows, [keywords.index_text(t) for t in texts], texts)
+
+
+def _compatible(previous: dict[str, Any], current: dict[str, Any]) -> bool:
+    keys = ("model", "normalizer", "chunker", "keywords", "entities")
+    return all(previous.get(k) == current.get(k) for k in keys)
+
+
+def _plan(docs: Sequence[SourceDocument], stored: dict[str, tuple[str, str]]) -> _Plan:
+    add, changed, unchanged = [], set(), 0
+    seen = set()
+    for doc in docs:
+        seen.add(doc.key)
+        old = stored.get(doc.key)
+        if old is not None and old[1] == content_hash(doc):
+            unchanged += 1
+            continue
+        if old is not None:
+            changed.add(doc.key)
+        add.append(doc)
+    delete = [doc_id for key, (doc_id, _) in stored.items() if key not in seen or key in changed]
+    return _Plan(add=add, changed_keys=changed, delete_ids=delete, unchanged=unchanged)
+
+
+def _plan_changes(upserts: Sequence[SourceDocument], deletes: Sequence[str],
+                  stored: dict[str, tuple[str, str]]) -> _Plan:
+    """Add or replace `upserts`, remove the documents keyed `deletes`, keep every other document."""
+    plan = _Plan(add=[], changed_keys=set(), delete_ids=[], unchanged=0)
+    for doc in upserts:
+        old = stored.get(doc.key)
+        if old is not None and old[1] == content_hash(doc):
+            plan.unchanged += 1
+            continue
+        if old is not None:
+            plan.changed_keys.add(doc.key)
+            plan.delete_ids.append(old[0])
+        plan.add.append(doc)
+    plan.delete_ids += [stored[key][0] for key in dict.fromkeys(deletes) if key in stored]
+    return plan
+
+
+class NoIndexError(ConflictError):
+    """A change to an index that has no compatible generation to change."""
+
+
+class IndexBuilder:
+    """Writes one new generation of an index directory."""
+
+    def __init__(
+        self,
+        directory: IndexDirectory | BuildTarget,
+        embedder: Embedder,
+        keywords: KeywordTokenizer,
+        options: BuildOptions | None = None,
+        progress: Progress | None = None,
+        preparer: Preparer | None = None,
+        entities: ChunkEntities | None = None,
+    ) -> None:
+        self.directory = directory
+        self.embedder = embedder
+        self.keywords = keywords
+        self.options = options or BuildOptions()
+        self.progress = progress or (lambda stage, done, total: None)
+        self.preparer = preparer  # None: prepare here, in this process (see _add)
+        self.corpus: Path | None = None  # the folder of the last build: its original files are served from there
+        self.entities = entities  # None: no entities extracted
+        self.entity_seconds = 0.0
+        self.entity_chunks = 0
+
+    def settings(self) -> dict[str, Any]:
+        settings = {
+            "model": self.embedder.describe(),
+            "normalizer": NORMALIZER,
+            "chunker": {**self.options.chunking.as_dict(), "title_context": True},
+            "keywords": self.keywords.settings,
+        }
+        if self.entities is not None:
+            settings["entities"] = self.entities.settings()
+        return settings
+
+    def build(self, corpus: Path) -> BuildReport:
+        started = time.perf_counter()
+        self.corpus = corpus.resolve()
+        docs, failures = load_corpus(
+            corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes
+        )
+        with self.directory.build_lock():
+            self.directory.clean_stale()
+            name = self.directory.next_name()
+            previous = self._previous()
+            writer = open_writer(self.directory, name, previous, self.embedder.dimension,
+                                 self.options.index_type, self.options.vector_params)
+            try:
+                report = self._build_into(writer, name, previous, docs, failures, started)
+            except BaseException:
+                writer.abort()
+                raise
+        return report
+
+    def apply(self, upserts: Sequence[SourceDocument], deletes: Sequence[str] = ()) -> BuildReport:
+        """Add or replace some documents and remove others, keeping the rest: a new generation.
+
+        The same incremental path as `build` (unchanged documents keep their vectors), for
+        writes that come one document at a time (the server's `PUT /documents/{key}`).
+        """
+        started = time.perf_counter()
+        with self.directory.build_lock():
+            self.directory.clean_stale()
+            previous = self._previous()
+            if previous is None:
+                raise NoIndexError("the index has no generation built with this model and settings to change: "
+                                   "build it first with `yomitoki index`")
+            name = self.directory.next_name()
+            writer = open_writer(self.directory, name, previous, self.embedder.dimension,
+                                 self.options.index_type, self.options.vector_params)
+            try:
+                return self._build_into(writer, name, previous, [], [], started,
+                                        plan=_plan_changes(upserts, deletes, writer.document_hashes()))
+            except BaseException:
+                writer.abort()
+                raise
+
+    def _previous(self) -> Generation | None:
+        if self.options.rebuild or self.directory.current_name() is None:
+            return None
+        previous = self.directory.current()
+        return previous if _compatible(previous.manifest, self.settings()) else None
+
+    def _build_into(
+        self, writer: IndexWriter, name: str, previous: Generation | None, docs: list[SourceDocument],
+        failures: list[LoadFailure], started: float, plan: _Plan | None = None,
+    ) -> BuildReport:
+        """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
+        plan = plan if plan is not None else _plan(docs, writer.document_hashes())
+        writer.delete_documents(plan.delete_ids)
+        embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
+        counts, vector_settings = writer.finish()
+        seconds = time.perf_counter() - started
+        manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)
+        writer.publish(manifest)
+        return BuildReport(
+            generation=name, added=len(plan.add) - len(plan.changed_keys),
+            changed=len(plan.changed_keys),
+            removed=len(plan.delete_ids) - len(plan.changed_keys), unchanged=plan.unchanged,
+            chunks_embedded=embedded, documents=counts["documents"], chunks=counts["chunks"],
+            failures=tuple(failures), seconds=seconds, embed_seconds=embed_seconds,
+            rebuilt=previous is None, entity_seconds=self.entity_seconds, entity_chunks=self.entity_chunks,
+        )
+
+    def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
+        """Chunk, keyword-index and embed new documents; returns (chunks embedded, seconds embedding)."""
+        if self.preparer is not None:
+            if self.entities is not None:
+                raise ValueError("entities are extracted by local builds only: leave out --ray or --entities")
+            return self._add_prepared(store, vectors, docs, self.preparer)
+        texts: list[str] = []
+        ids: list[int] = []
+        for done, doc in enumerate(docs, 1):
+            doc_texts, doc_ids = self._store_document(store, doc)
+            texts += doc_texts
+            ids += doc_ids
+            self.progress("chunking", done, len(docs))
+        started = time.perf_counter()
+        size = self.options.batch_size or default_batch_size(self.embedder)
+        batch = max(EMBED_PART, size)  # texts handed to the embedder at once: it sorts them by length
+        for offset in range(0, len(texts), batch):
+            part = texts[offset : offset + batch]
+            embedded = embed_for(self.embedder, part, "passage", batch_size=size)
+            vectors.add(np.array(ids[offset : offset + batch], dtype=np.int64), embedded)
+            self.progress("embedding", offset + len(part), len(texts))
+        return len(texts), time.perf_counter() - started
+
+    def _add_prepared(
+        self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument], preparer: Preparer
+    ) -> tuple[int, float]:
+        """Write documents prepared and embedded by `preparer`, in plan order (same ids as a local build)."""
+        started = time.perf_counter()
+        embedded = 0
+        for done, prepared in enumerate(preparer.prepare(docs), 1):
+            ids = self._write_prepared(store, prepared)
+            if prepared.vectors is None or len(prepared.vectors) != len(ids):
+                raise ValueError(f"{prepared.document.source}: the preparer returned no vector for some chunks")
+            if ids:
+                vectors.add(np.array(ids, dtype=np.int64), prepared.vectors)
+            embedded += len(ids)
+            self.progress("embedding", done, len(docs))
+        return embedded, time.perf_counter() - started
+
+    def _store_document(self, store: IndexWriter, doc: SourceDocument) -> tuple[list[str], list[int]]:
+        prepared = prepare_document(doc, self.embedder, self.keywords, self.options.chunking)
+        ids = self._write_prepared(store, prepared)
+        if self.entities is not None and ids and self.entities.covers(prepared.document.language):
+            self._store_entities(store, ids, [row["text"] for row in prepared.chunks])
+        return prepared.texts, ids
+
+    def _store_entities(self, store: IndexWriter, ids: list[int], texts: list[str]) -> None:
+        add = getattr(store, "add_entities", None)
+        if add is None:
+            raise ValueError("this store does not keep entities: index --entities needs the embedded store")
+        started = time.perf_counter()
+        found = self.entities.extract(texts)  # type: ignore[union-attr]
+        self.entity_seconds += time.perf_counter() - started
+        self.entity_chunks += len(texts)
+        add(ids, found)
+
+    @staticmethod
+    def _write_prepared(store: IndexWriter, prepared: PreparedDocument) -> list[int]:
+        store.add_document(prepared.document)
+        return store.add_chunks(prepared.chunks, prepared.keyword_texts)
+
+    def _kept_corpus(self) -> dict[str, Any]:
+        """The corpus folder the current generation names, carried over by a write that is not a build."""
+        name = self.directory.current_name()
+        corpus = self.directory.current().manifest.get("corpus") if name is not None else None
+        return {"corpus": corpus} if corpus else {}
+
+    def _manifest(
+        self, counts: dict[str, int], vectors: dict[str, object], plan: _Plan, embedded: int, seconds: float
+    ) -> dict[str, Any]:
+        from indexer import versions
+
+        return {
+            **self.settings(),
+            "fusion": FusionSettings.for_model(self.embedder.coverage).as_dict(),
+            "vectors": vectors,
+            "counts": counts,
+            **({"corpus": str(self.corpus)} if self.corpus is not None else self._kept_corpus()),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "last_build": {"added_or_changed": len(plan.add), "removed": len(plan.delete_ids),
+                           "unchanged": plan.unchanged, "chunks_embedded": embedded,
+                           "seconds": round(seconds, 3)},
+        }
+
+
+def _chunk_row(
+    doc_id: str, ordinal: int, chunk: Chunk, starts: Sequence[int], ends: Sequence[int], original: str
+) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id, "ordinal": ordinal, "start": chunk.start, "end": chunk.end,
+        "text": chunk.text, "section": chunk.section, "tokens": chunk.tokens,
+        "offsets": encode_offsets(chunk.text, original, starts[chunk.norm_start : chunk.norm_end],
+                                  ends[chunk.norm_start : chunk.norm_end]),
+    }

@@ -1,0 +1,78 @@
+"""Keeping an index in step with a folder: `yomitoki index DIR --index IDX --watch`.
+
+watchfiles reports changed files in debounced groups; before each build the changed
+files must stay the same size and age for `settle` seconds, so that a file still being
+written is not published half-done. Each build is the ordinary incremental one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import watchfiles
+
+from indexer.build.builder import BuildReport
+from indexer.text.loaders import SUPPORTED_SUFFIXES
+
+MAX_SETTLE_WAIT_S = 300.0  # a file written for longer than this is indexed as it stands, and again when done
+
+
+def _state(paths: Iterable[Path]) -> dict[Path, tuple[int, int] | None]:
+    state: dict[Path, tuple[int, int] | None] = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+            state[path] = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            state[path] = None  # gone (or moved away): that is settled too
+    return state
+
+
+def wait_until_settled(paths: Iterable[Path], settle: float, *,
+                       stop: threading.Event | None = None) -> dict[Path, tuple[int, int] | None]:
+    """Once no file in `paths` has changed size or modification time for `settle` seconds: their state."""
+    paths = list(paths)
+    before = _state(paths)
+    deadline = time.monotonic() + MAX_SETTLE_WAIT_S
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        time.sleep(settle)
+        after = _state(paths)
+        if after == before:
+            break
+        before = after
+    return before
+
+
+def _corpus_file(change: watchfiles.Change, path: str) -> bool:
+    name = Path(path).name
+    return not name.startswith(".") and (name.lower().endswith(SUPPORTED_SUFFIXES) or "." not in name)
+
+
+def watch_corpus(corpus: Path, build: Callable[[], BuildReport], on_report: Callable[[BuildReport], None], *,
+                 debounce_ms: int = 500, settle: float = 1.0, stop: threading.Event | None = None) -> None:
+    """Build whenever files under `corpus` change, until `stop` is set (or the process is interrupted).
+
+    Changes reported while waiting for files to settle come again in the next group; files that
+    are as they were when last built from are not built again.
+    """
+    built: dict[Path, tuple[int, int] | None] = {}
+    for changes in watchfiles.watch(corpus, watch_filter=_corpus_file, debounce=debounce_ms, step=100,
+                                    stop_event=stop, raise_interrupt=False):
+        paths = {Path(path) for _, path in changes}
+        state = wait_until_settled(paths, settle, stop=stop)
+        if stop is not None and stop.is_set():
+            return
+        if all(path in built and built[path] == state[path] for path in paths):
+            continue
+        built.update(state)
+        on_report(build())
+
+
+def describe(report: BuildReport) -> str:
+    """The one log line of a watched build."""
+    skipped = f", {len(report.failures)} skipped" if report.failures else ""
+    return (f"{report.generation}: {report.added} added, {report.changed} changed, {report.removed} removed, "
+            f"{report.unchanged} unchanged{skipped}; {report.documents} documents")

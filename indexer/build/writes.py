@@ -1,0 +1,155 @@
+"""Writing single documents into a live index: the path behind `PUT` and `DELETE /documents/{key}`.
+
+Every write goes through `IndexBuilder.apply` (the incremental build) and publishes a new
+generation. Writers never build at the same time: one worker thread takes every write
+waiting for it and applies them together, so writes arriving close together share one
+generation, and each caller learns the generation that holds its write. A write that
+fails changes nothing: the generation it was building is thrown away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id
+from indexer.embed.base import Embedder
+from indexer.errors import InputError
+from indexer.store.generations import IndexDirectory
+from indexer.text.chunking import ChunkSettings
+from indexer.text.keywords import load_keyword_tokenizer
+from indexer.text.loaders import SUPPORTED_SUFFIXES, SourceDocument, load_file
+
+MAX_KEY_CHARS = 512
+_BAD_KEY = re.compile(r"[\x00-\x1f\x7f/]")
+
+
+class WriteError(InputError):
+    """A write that cannot be made as asked (a bad key, an unreadable upload)."""
+
+
+def check_key(key: str) -> str:
+    """A document key as given, or a WriteError saying what is wrong with it."""
+    if not key or key != key.strip():
+        raise WriteError("key must be non-empty without leading or trailing spaces")
+    if len(key) > MAX_KEY_CHARS:
+        raise WriteError(f"key is longer than {MAX_KEY_CHARS} characters")
+    if _BAD_KEY.search(key):
+        raise WriteError("key must not contain '/' or control characters")
+    return key
+
+
+def uploaded_document(key: str, filename: str, content: bytes, title: str | None = None,
+                      metadata: dict[str, Any] | None = None) -> SourceDocument:
+    """The document in an uploaded file of any supported format but JSON lines (one document per key)."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES or suffix == ".jsonl":
+        kinds = ", ".join(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
+        raise WriteError(f"unsupported file type {suffix or '(none)'!r} of {filename!r} (supported: {kinds})")
+    with tempfile.TemporaryDirectory(prefix="yomitoki-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(content)
+        try:
+            [doc] = load_file(path, path)
+        except Exception as exc:  # LoadError, and anything a damaged file makes a parser raise
+            reason = getattr(exc, "reason", None) or f"{exc.__class__.__name__}: {exc}"
+            raise WriteError(f"{filename}: {reason}") from exc
+    merged = {**doc.metadata, **(metadata or {}), "format": doc.metadata.get("format"), "filename": filename}
+    return dataclasses.replace(doc, key=key, source=key, title=(title or doc.title).strip() or doc.title,
+                               metadata=merged)
+
+
+def builder_for(directory: IndexDirectory | Any, embedder: Embedder) -> IndexBuilder:
+    """A builder with the chunking and keyword settings the index's current generation was built with."""
+    manifest = directory.current().manifest
+    chunker = manifest.get("chunker") or {}
+    chunking = ChunkSettings(max_tokens=int(chunker.get("max_tokens", 200)), overlap=int(chunker.get("overlap", 40)))
+    keywords = load_keyword_tokenizer(manifest.get("keywords"))
+    return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=chunking))
+
+
+@dataclass(frozen=True)
+class _Write:
+    upsert: SourceDocument | None = None
+    delete: str | None = None
+    original: bytes | None = None   # an uploaded PDF or Word file, kept to serve as it was
+
+
+def original_path(folder: Path, doc_id: str, source_format: object) -> Path:
+    """Where an uploaded document's original file is kept."""
+    return folder / f"{doc_id}.{source_format}"
+
+
+class DocumentWriter:
+    """Applies writes one build at a time; the writes that wait together share one generation."""
+
+    def __init__(self, directory: IndexDirectory | Any, embedder: Embedder, originals: Path) -> None:
+        self.directory = directory
+        self.embedder = embedder
+        self.originals = originals  # the folder where uploaded PDF and Word files are kept
+        self._lock = threading.Lock()
+        self._pending: list[tuple[_Write, Future[BuildReport]]] = []
+        self._working = False
+
+    def put(self, doc: SourceDocument, original: bytes | None = None) -> Future[BuildReport]:
+        return self._submit(_Write(upsert=doc, original=original))
+
+    def delete(self, key: str) -> Future[BuildReport]:
+        return self._submit(_Write(delete=key))
+
+    def _submit(self, write: _Write) -> Future[BuildReport]:
+        future: Future[BuildReport] = Future()
+        with self._lock:
+            self._pending.append((write, future))
+            start, self._working = not self._working, True
+        if start:
+            threading.Thread(target=self._work, name="yomitoki-writer", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._working = False
+                    return
+            try:
+                report = self._apply([write for write, _ in batch])
+            except BaseException as exc:  # every waiting caller hears of it; the worker goes on
+                for _, future in batch:
+                    future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    future.set_result(report)
+
+    def _apply(self, writes: list[_Write]) -> BuildReport:
+        """One build for a batch: a later write to a key wins over an earlier one."""
+        last: dict[str, _Write] = {}
+        for write in writes:
+            key = write.upsert.key if write.upsert is not None else str(write.delete)
+            last.pop(key, None)
+            last[key] = write
+        upserts = [w.upsert for w in last.values() if w.upsert is not None]
+        deletes = [key for key, w in last.items() if w.upsert is None]
+        report = builder_for(self.directory, self.embedder).apply(upserts, deletes)
+        self._keep_originals(last.values())
+        return report
+
+    def _keep_originals(self, writes: Iterable[_Write]) -> None:
+        """After a published write: keep each uploaded file, drop those of replaced or deleted documents."""
+        for write in writes:
+            key = write.upsert.key if write.upsert is not None else str(write.delete)
+            for old in self.originals.glob(f"{document_id(key)}.*"):
+                old.unlink(missing_ok=True)
+            if write.upsert is not None and write.original is not None:
+                self.originals.mkdir(parents=True, exist_ok=True)
+                path = original_path(self.originals, document_id(key), write.upsert.metadata.get("format"))
+                path.write_bytes(write.original)
+

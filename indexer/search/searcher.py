@@ -1,0 +1,374 @@
+"""Searching one generation: dense, keyword and hybrid, with filters and highlights.
+
+    query ─ normalize ─┬─ embed ─ backend dense top-n ───┐
+                       └─ terms ─ backend keyword top-n ─┴─ fuse ─ hits (+ highlight spans)
+
+The store (`indexer.store.base`: FAISS + SQLite, or Milvus) only returns
+candidate ids and stored rows; fusion, highlights and offsets are computed here.
+
+Every offset in a hit points into the original, un-normalized document text.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from indexer.embed.base import Embedder, embed_for
+from indexer.errors import ConflictError, InputError
+from indexer.search.fusion import FusionSettings, fuse
+from indexer.store.base import KeywordQuery, SearchStore
+from indexer.store.embedded import EmbeddedStore
+from indexer.store.factory import open_store
+from indexer.store.generations import Generation
+from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
+from indexer.store.vectors import VectorIndex
+from indexer.text.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
+from indexer.text.language import detect_language
+from indexer.text.normalize import normalize_query
+from indexer.text.pages import PAGE_STARTS, page_starts, pages_of
+
+MODES = ("dense", "keyword", "hybrid")
+# A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
+MAX_RESULTS = 1000
+MAX_FACET_VALUES = 100
+
+
+class IndexMismatchError(ConflictError):
+    """The index was built with another model than the one loaded."""
+
+
+class QueryError(InputError):
+    """A query that cannot be searched (empty after normalization, unknown mode)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc_id: str
+    chunk_id: int
+    title: str
+    source: str
+    section: tuple[str, ...]
+    text: str                            # the chunk's original text: document.text[start:end]
+    start: int
+    end: int
+    score: float
+    highlights: tuple[tuple[int, int], ...]  # spans in the original document text
+    language: str
+    metadata: dict[str, Any]
+    key: str = ""                        # the document's own key: a record's id, a file's path, an upload's key
+    pages: tuple[int, ...] = ()          # 1-based pages the chunk lies on (paged formats only)
+
+    def page_at(self, start: int, end: int) -> int | None:
+        """The page a span of the document's text (within this hit) begins on, or None without pages."""
+        if not self.pages:
+            return None
+        return self.pages[0] + sum(1 for page in self.pages[1:] if self.page_starts[page] <= start)
+
+    page_starts: dict[int, int] = field(default_factory=dict)  # page -> its start, for pages after the first
+    more: int = 0                        # collapsed: the document's other chunks in the results
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of a result set, with the set's size and facet counts."""
+
+    hits: list[Hit]
+    total: int                                        # chunks in the result set (documents when collapsed)
+    facets: dict[str, list[tuple[Any, int]]]          # field -> (value, documents) most first
+
+
+def _paging(starts: list[int], start: int, end: int) -> dict[str, Any]:
+    """A hit's `pages` and the starts of those after the first."""
+    pages = pages_of(starts, start, end)
+    return {"pages": pages, "page_starts": {page: starts[page - 1] for page in pages[1:]}}
+
+
+def check_model(generation: Generation, embedder: Embedder) -> None:
+    """Refuse to search an index with a model other than the one it was built with."""
+    built = generation.manifest.get("model", {})
+    loaded = embedder.describe()
+    for key in ("name", "dimension", "revision"):
+        if built.get(key) != loaded.get(key):
+            raise IndexMismatchError(
+                f"index {generation.path} was built with model {built.get('name')!r} "
+                f"({key} {built.get(key)!r}), but {loaded.get('name')!r} ({key} {loaded.get(key)!r}) "
+                f"is loaded: serve it with `--model {built.get('name')}` or rebuild it with "
+                f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild`"
+            )
+    backend = built.get("backend", loaded.get("backend"))  # indexes from before backends: any
+    if backend != loaded.get("backend"):
+        raise IndexMismatchError(
+            f"index {generation.path} was built with the {backend!r} backend of {built.get('name')!r}, but the "
+            f"{loaded.get('backend')!r} backend is loaded: load it with backend={backend!r} (the server does "
+            f"this by itself) or rebuild with `yomitoki index CORPUS --index {generation.path.parent} "
+            f"--rebuild --backend {loaded.get('backend')}`"
+        )
+
+
+class Searcher:
+    """Read-only search over one generation; safe to call from several threads."""
+
+    def __init__(self, generation: Generation, embedder: Embedder, backend: SearchStore | None = None) -> None:
+        check_model(generation, embedder)
+        self.generation = generation
+        self.embedder = embedder
+        self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
+        self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
+        self.backend: SearchStore = backend if backend is not None else open_store(generation)
+        # Rank chunks holding a split compound of the query as typed higher (a phrase term with its own IDF).
+        # On JSQuAD (4,442 questions, keyword) it moved recall@1 0.9088 → 0.9104 and MRR@10 0.9333 → 0.9343
+        # (benchmarks/retrieval.py --compounds); English queries have no such compounds and never change.
+        self.compound_boost = True
+        self.compounds = functools.lru_cache(maxsize=1024)(self._compounds)  # ranking and highlights both ask
+
+    @property
+    def store(self) -> SqliteStore:
+        """The SQLite store of an embedded generation (this thread's connection)."""
+        if not isinstance(self.backend, EmbeddedStore):
+            raise AttributeError(f"generation {self.generation.name} is not kept in SQLite: use Searcher.document")
+        return self.backend.store
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index of an embedded generation."""
+        if not isinstance(self.backend, EmbeddedStore):
+            raise AttributeError(f"generation {self.generation.name} is not kept in FAISS")
+        return self.backend.vectors
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        """A document with its original text, or None."""
+        return self.backend.document(doc_id)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return embed_for(self.embedder, [normalize_query(query)], "query")[0]
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The k best chunks for a query; `query_vector` may be given if already embedded."""
+        return self.find(query, mode=mode, k=k, filters=filters, query_vector=query_vector).hits
+
+    def find(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        offset: int | None = None,
+        filters: Filters | None = None,
+        facets: Sequence[str] = (),
+        collapse: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> Results:
+        """A page of hits (`offset`, `k`), with the result set's size and `facets` counted over all of it.
+
+        Without `offset` and facets the ranking goes `fusion.candidates` deep, as
+        a plain search always has; with either it goes `MAX_RESULTS` deep, so
+        that every page of a query is cut from the same ranking. `collapse`
+        keeps each document's best chunk, with the count of its others.
+        """
+        paged = offset is not None or bool(facets)
+        depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
+        ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
+        owners = self.backend.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
+        more: dict[int, int] = {}
+        if collapse:
+            best: dict[str, int] = {}
+            kept = []
+            for cid, score in ranked:
+                doc = owners.get(cid)
+                if doc is None:
+                    continue
+                if doc in best:
+                    more[best[doc]] += 1
+                else:
+                    best[doc], more[cid] = cid, 0
+                    kept.append((cid, score))
+            ranked = kept
+        start = offset or 0
+        hits = self._hits(normalize_query(query).strip(), ranked[start : start + k])
+        if more:
+            hits = [replace(hit, more=more[hit.chunk_id]) for hit in hits]
+        counts = self._facets(facets, set(owners.values())) if facets else {}
+        return Results(hits=hits, total=len(ranked), facets=counts)
+
+    def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
+        """Per field, how many of these documents hold each value (each element of a list)."""
+        docs = self.backend.documents_brief(sorted(doc_ids))
+        out = {}
+        for name in dict.fromkeys(fields):
+            counter: Counter[Any] = Counter()
+            for _, source, language, metadata, _key in docs.values():
+                counter.update(facet_values(name, source, language, metadata))
+            ordered = sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
+            out[name] = ordered[:MAX_FACET_VALUES]
+        return out
+
+    def _rank(self, query: str, mode: str, depth: int, filters: Filters,
+              query_vector: np.ndarray | None) -> list[tuple[int, float]]:
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        text = normalize_query(query).strip()
+        if not text:
+            raise QueryError("query is empty after normalization")
+        dense: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        weight = 1.0
+        if mode in ("keyword", "hybrid"):
+            keyword = self._keyword(text, depth, filters)
+            compounds = [text[s:e] for s, e in self.compounds(text)] if self.compound_boost else []
+            if compounds and keyword:
+                keyword = self._boost_compounds(keyword, compounds)
+        if mode == "hybrid":
+            weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
+        if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
+            vector = query_vector if query_vector is not None else embed_for(self.embedder, [text], "query")[0]
+            dense = self._dense(vector, depth, filters)
+        if mode == "dense":
+            return dense
+        if mode == "keyword":
+            return keyword
+        return fuse(dense, keyword, weight, self.fusion)
+
+    def _compounds(self, text: str) -> tuple[tuple[int, int], ...]:
+        """Spans of the query where the analyser split one written word into pieces, one a single character.
+
+        二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
+        sentence and 3 every ③. The pieces are adjacent in the query, so the
+        run they cover is the word as typed.
+        """
+        spans: list[tuple[int, int]] = []
+        run: list[Term] = []
+        for term in [*self.keywords.words(text), None]:
+            if term is not None and not text[term.start : term.end].isascii() and run and term.start == run[-1].end:
+                run.append(term)
+                continue
+            if len(run) > 1 and any(t.end - t.start == 1 for t in run):
+                spans.append((run[0].start, run[-1].end))
+            run = [term] if term is not None and not text[term.start : term.end].isascii() else []
+        return tuple(spans)
+
+    def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
+        """Score each split compound as one more BM25 term (a phrase): its IDF for the chunks holding it.
+
+        A compound's document frequency is that of its rarest character
+        bigram (an upper bound of the phrase's own), so a rare compound such
+        as 二文 lifts its chunks far, a common one such as 何年 barely. Only the
+        list's first `fusion.candidates` are read and reordered.
+        """
+        head = ranked[: self.fusion.candidates]
+        texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
+        total = max(self.backend.vector_count(), 1)
+        weights = []
+        for compound in compounds:
+            grams = [compound[i : i + 2] for i in range(len(compound) - 1)]
+            frequency = min(self.backend.document_frequency("grams", g) for g in grams)
+            weights.append(max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6))
+        boosted = [(cid, score + sum(w for c, w in zip(compounds, weights, strict=True)
+                                     if c.lower() in texts.get(cid, "")))
+                   for cid, score in head]
+        boosted.sort(key=lambda item: (-item[1], item[0]))
+        return boosted + ranked[len(head):]
+
+    def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
+        return self.backend.dense(vector, depth, filters)
+
+    def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
+        words = tuple(dict.fromkeys(t.text for t in self.keywords.words(text)))
+        grams = tuple(dict.fromkeys(t.text for t in self.keywords.grams(text)))
+        query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
+        if query.empty:
+            return []
+        return self.backend.keyword(query, depth, filters, self.grams_weight)
+
+    @property
+    def grams_weight(self) -> float:
+        return float(self.keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
+
+    def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+        chunks = self.backend.chunks([cid for cid, _ in ranked])
+        docs = self.backend.documents_brief(list({c.doc_id for c in chunks.values()}))
+        originals = self.backend.chunk_originals(list(chunks.values()))
+        terms = self._query_terms(query)
+        hits = []
+        for cid, score in ranked:
+            chunk = chunks.get(cid)
+            if chunk is None:
+                continue
+            title, source, language, metadata, key = docs[chunk.doc_id]
+            hits.append(Hit(
+                doc_id=chunk.doc_id, chunk_id=cid, title=title, source=source,
+                section=chunk.section, text=originals[cid], start=chunk.start, end=chunk.end,
+                score=round(score, 6), highlights=self.highlights(chunk, terms),
+                language=language, key=key,
+                metadata={name: value for name, value in metadata.items() if name != PAGE_STARTS},
+                **_paging(page_starts(metadata), chunk.start, chunk.end),
+            ))
+        return hits
+
+    def _query_terms(self, query: str) -> re.Pattern[str] | None:
+        """One pattern matching the query's terms as they can appear in a chunk's text.
+
+        English terms match as word prefixes of their stem (run → running),
+        Japanese words by their surface, and the query's character bigrams
+        as they are: the same evidence the keyword index ranks by, found with
+        one regular expression instead of re-analysing every hit.
+        """
+        parts = set()
+        compounds = self.compounds(query)
+        for term in self.keywords.words(query):
+            typed = query[term.start : term.end]
+            if typed.isascii():
+                parts.add(rf"\b{re.escape(term.text)}\w*")  # the stem, as a word's start: run → running
+            elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
+                parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
+        parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
+        parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
+        if not parts:
+            return None
+        return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.IGNORECASE)
+
+    def highlights(self, chunk: StoredChunk, pattern: re.Pattern[str] | None) -> tuple[tuple[int, int], ...]:
+        """Spans of the chunk where query terms occur, merged, in original-text offsets."""
+        if pattern is None:
+            return ()
+        merged: list[list[int]] = []
+        for match in pattern.finditer(chunk.text):
+            start, end = match.span()
+            if end == start:
+                continue
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return tuple(chunk.to_original(s, e) for s, e in merged)
+
+
+def facet_values(field: str, source: str, language: str, metadata: dict[str, Any]) -> list[Any]:
+    """The values a document holds in a facet field (`tags`, `source`, `language` or `metadata.KEY…`)."""
+    if field == "source":
+        return [source]
+    if field == "language":
+        return [language]
+    value: Any = metadata
+    for key in (["tags"] if field == "tags" else field.split(".")[1:]):
+        value = value.get(key) if isinstance(value, dict) else None
+    items = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(v for v in items if isinstance(v, str | int | float | bool)))

@@ -1,0 +1,180 @@
+"""The embedded search store: one generation folder holding FAISS vectors and SQLite with FTS5."""
+
+from __future__ import annotations
+
+import shutil
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from indexer.store.ann import VectorParams
+from indexer.store.base import KeywordQuery
+from indexer.store.bm25 import KeywordMatrix
+from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
+from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
+from indexer.store.vectors import VectorIndex
+
+ALLOWED_CACHE_BYTES = 64 * 2**20  # filtered chunk ids kept per generation: 8M ids
+
+
+class EmbeddedStore:
+    """One generation folder: `store.sqlite` (one read-only connection per thread) and `vectors.faiss`."""
+
+    def __init__(self, generation: Generation) -> None:
+        import threading
+
+        self.generation = generation
+        self.vectors = VectorIndex.load(generation.vectors_path)
+        self._local = threading.local()
+        self._stores: list[SqliteStore] = []
+        self._lock = threading.Lock()
+        # BM25 from postings in memory: FTS5's scores, ≈ 14× faster; None (FTS5 scores) past its budget
+        self.keyword_matrix = KeywordMatrix.from_store(self.store)
+        # the chunk ids of recent filters: a generation never changes, and an API key's filter comes back
+        # with every request of that key (evaluating metadata in SQLite costs ≈ 1 µs per chunk)
+        self._allowed: OrderedDict[Filters, np.ndarray] = OrderedDict()
+
+    @property
+    def store(self) -> SqliteStore:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = SqliteStore(self.generation.store_path, readonly=True)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()
+
+    def dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
+        return self.vectors.search(vector[None, :], depth, self.allowed(filters))[0]
+
+    def keyword(self, query: KeywordQuery, depth: int, filters: Filters,
+                grams_weight: float) -> list[tuple[int, float]]:
+        if query.match is None:
+            return []
+        if self.keyword_matrix is not None:
+            found = self.keyword_matrix.search(query.words, query.grams, depth, grams_weight, self.allowed(filters),
+                                               own_statistics=filters.access)
+            if found is not None:
+                return found
+        return self.store.keyword_search(query.match, depth, filters, grams_weight)
+
+    def allowed(self, filters: Filters) -> np.ndarray | None:
+        """The ids of the chunks that pass the filters (None: no filter), cached up to ALLOWED_CACHE_BYTES."""
+        if filters.empty:
+            return None
+        with self._lock:
+            found = self._allowed.get(filters)
+            if found is not None:
+                self._allowed.move_to_end(filters)
+                return found
+        found = self.store.filtered_chunk_ids(filters)
+        with self._lock:
+            self._allowed[filters] = found
+            while sum(a.nbytes for a in self._allowed.values()) > ALLOWED_CACHE_BYTES and len(self._allowed) > 1:
+                self._allowed.popitem(last=False)
+        return found
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        return self.store.chunks(ids)
+
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        return self.store.chunk_documents(ids)
+
+    def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
+        return self.store.documents_brief(doc_ids)
+
+    def chunk_originals(self, chunks: Sequence[StoredChunk]) -> dict[int, str]:
+        return self.store.chunk_originals(chunks)
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        return self.store.document(doc_id)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts()
+
+    def vector_count(self) -> int:
+        return self.vectors.size
+
+    def document_frequency(self, column: str, term: str) -> int:
+        match = f'{{{column}}} : "{term.replace(chr(34), chr(34) * 2)}"'
+        row = self.store.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [match]).fetchone()
+        return int(row[0])
+
+    def stored_vectors(self, ids: Sequence[int]) -> np.ndarray | None:
+        try:
+            return np.stack([self.vectors.index.reconstruct(int(i)) for i in ids]) if len(ids) else None
+        except RuntimeError:  # an index type that cannot give vectors back
+            return None
+
+
+class EmbeddedWriter:
+    """A new generation folder, written in a workspace beside the live one and published by rename."""
+
+    def __init__(self, directory: IndexDirectory, name: str, previous: Generation | None, dimension: int,
+                 index_type: str = "auto", vector_params: VectorParams | None = None) -> None:
+        self.directory, self.name = directory, name
+        self.index_type, self.vector_params = index_type, vector_params or VectorParams()
+        self.workspace = directory.workspace(name)
+        self.store: SqliteStore | None = None
+        try:
+            if previous is not None:
+                shutil.copyfile(previous.store_path, self.workspace / STORE_FILE)
+                self.vectors = VectorIndex.load(previous.vectors_path)
+            else:
+                self.vectors = VectorIndex.create(dimension)
+            self.store = SqliteStore(self.workspace / STORE_FILE)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open(self) -> SqliteStore:
+        if self.store is None:
+            raise RuntimeError(f"generation {self.name} is already finished")
+        return self.store
+
+    def document_hashes(self) -> dict[str, tuple[str, str]]:
+        return self._open().document_hashes()
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        self.vectors.remove(np.array(self._open().delete_documents(doc_ids), dtype=np.int64))
+
+    def add_document(self, doc: StoredDocument) -> None:
+        self._open().add_document(doc)
+
+    def add_chunks(self, rows: Sequence[dict[str, Any]], fts: Sequence[tuple[str, str]]) -> list[int]:
+        return self._open().add_chunks(rows, fts)
+
+    def add_entities(self, chunk_ids: Sequence[int], entities: Sequence[dict[str, list[str]]]) -> None:
+        self._open().add_entities(chunk_ids, entities)
+
+    def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.vectors.add(ids, vectors)
+
+    def finish(self) -> tuple[dict[str, int], dict[str, object]]:
+        store = self._open()
+        try:
+            self.vectors = self.vectors.converted(self.index_type, self.vector_params)
+            store.commit()
+            counts = store.counts()
+        finally:
+            store.close()
+            self.store = None
+        self.vectors.save(self.workspace / VECTORS_FILE)
+        return counts, self.vectors.settings()
+
+    def publish(self, manifest: dict[str, Any]) -> Generation:
+        return self.directory.publish(self.workspace, self.name, manifest)
+
+    def abort(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        shutil.rmtree(self.workspace, ignore_errors=True)

@@ -1,0 +1,14 @@
+"""Text: from a file to normalized, sentence-split, token-sized chunks and keyword terms.
+
+    loaders        find and read corpus files (Markdown, text, HTML, JSON lines, PDF, Word) → SourceDocument
+    markdown_text  front matter and text-bearing blocks with heading trails
+    html_text      the visible text of an HTML page
+    pdf_text       a PDF's text page by page (pypdfium2)
+    docx_text      a Word file's text (python-docx)
+    pages          which pages of a paged document a span lies on
+    normalize      NFKC with a map back to the original text (normalize, normalize_query)
+    language       Japanese or English (detect_language, JAPANESE_LETTERS)
+    sentences      sentence spans for both languages (split_sentences)
+    chunking       token-sized chunks along sentence boundaries (chunk_document, ChunkSettings)
+    keywords       keyword terms for FTS5 and BM25: Sudachi words, English stems, CJK bigrams (KeywordTokenizer)
+"""

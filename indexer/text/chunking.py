@@ -1,0 +1,167 @@
+"""Split a document into token-sized chunks along sentence boundaries.
+
+Chunks are measured in the embedding model's own tokens, never cut inside a
+sentence (unless one sentence alone is longer than a chunk), overlap by whole
+sentences, and record their span in the original, un-normalized text.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from indexer.errors import InputError
+from indexer.text.loaders import SourceDocument
+from indexer.text.normalize import NormalizedText, normalize
+from indexer.text.sentences import split_sentences
+
+
+class TokenCounter(Protocol):
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_tokens: int = 200
+    overlap: int = 40
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 8:
+            raise InputError("max_tokens must be at least 8")
+        if not 0 <= self.overlap < self.max_tokens // 2:
+            raise InputError("overlap must be between 0 and half of max_tokens")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"strategy": "sentences", "max_tokens": self.max_tokens, "overlap": self.overlap}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str                     # normalized text: what is embedded and keyword-indexed
+    start: int                    # span in the document's original text
+    end: int
+    norm_start: int               # span in the normalized text
+    norm_end: int
+    section: tuple[str, ...]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A sentence (or a window of an over-long sentence) in normalized text."""
+
+    start: int
+    end: int
+    tokens: int
+    group: int                    # index of the section group it belongs to
+    section: tuple[str, ...] = field(default=())
+
+
+def _section_groups(doc: SourceDocument, norm: NormalizedText) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Sections mapped into normalized text, in order."""
+    starts = norm.starts
+    spans = []
+    for section in doc.sections:
+        ns = bisect_left(starts, section.start)
+        ne = bisect_left(starts, section.end)
+        if ne > ns:
+            spans.append((ns, ne, section.path))
+    if not spans and norm.text.strip():
+        spans.append((0, len(norm.text), ()))
+    return spans
+
+
+def _pieces(norm: NormalizedText, doc: SourceDocument, counter: TokenCounter, limit: int) -> list[_Piece]:
+    sentences: list[tuple[int, int, int, tuple[str, ...]]] = []
+    for group, (ns, ne, path) in enumerate(_section_groups(doc, norm)):
+        sentences.extend((s, e, group, path) for s, e in split_sentences(norm.text, ns, ne))
+    counts = counter.count_tokens([norm.text[s:e] for s, e, _, _ in sentences])
+    pieces: list[_Piece] = []
+    for (s, e, group, path), count in zip(sentences, counts, strict=True):
+        if count <= limit:
+            pieces.append(_Piece(s, e, count, group, path))
+        else:
+            pieces.extend(_windows(norm.text, s, e, counter, limit, group, path))
+    return pieces
+
+
+def _windows(
+    text: str, start: int, end: int, counter: TokenCounter, limit: int, group: int, path: tuple[str, ...]
+) -> list[_Piece]:
+    """Cut an over-long sentence at token boundaries into windows of at most `limit` tokens."""
+    spans = counter.token_spans(text[start:end])
+    out = []
+    for i in range(0, len(spans), limit):
+        window = spans[i : i + limit]
+        ws = start + window[0][0]
+        we = start + window[-1][1] if i + limit < len(spans) else end
+        out.append(_Piece(ws, we, len(window), group, path))
+    return out
+
+
+def _pack(pieces: list[_Piece], settings: ChunkSettings) -> list[list[_Piece]]:
+    """Greedy packing of pieces into chunks, with whole-piece overlap.
+
+    A new section starts a new chunk unless the chunk so far is small (a lone
+    heading, say), which then travels with the section that follows it.
+    """
+    chunks: list[list[_Piece]] = []
+    current: list[_Piece] = []
+    used = 0
+    small = settings.max_tokens // 4
+    for piece in pieces:
+        new_section = bool(current) and piece.group != current[-1].group and used >= small
+        if current and (used + piece.tokens > settings.max_tokens or new_section):
+            chunks.append(current)
+            current = [] if new_section else _overlap(current, settings.overlap)
+            used = sum(p.tokens for p in current)
+            if used + piece.tokens > settings.max_tokens:
+                current, used = [], 0
+        current.append(piece)
+        used += piece.tokens
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _overlap(chunk: list[_Piece], budget: int) -> list[_Piece]:
+    tail: list[_Piece] = []
+    used = 0
+    for piece in reversed(chunk[1:]):
+        if used + piece.tokens > budget:
+            break
+        tail.insert(0, piece)
+        used += piece.tokens
+    return tail
+
+
+def chunk_document(
+    doc: SourceDocument,
+    counter: TokenCounter,
+    settings: ChunkSettings | None = None,
+    norm: NormalizedText | None = None,
+) -> list[Chunk]:
+    """Chunks of one document, each with its original-text span and section path."""
+    settings = settings or ChunkSettings()
+    norm = norm or normalize(doc.text)
+    chunks = []
+    for group in _pack(_pieces(norm, doc, counter, settings.max_tokens), settings):
+        ns, ne = group[0].start, group[-1].end
+        start, end = norm.to_original(ns, ne)
+        section = next((p.section for p in group if p.section), ())
+        chunks.append(
+            Chunk(
+                text=norm.text[ns:ne],
+                start=start,
+                end=end,
+                norm_start=ns,
+                norm_end=ne,
+                section=section,
+                tokens=sum(p.tokens for p in group),
+            )
+        )
+    return chunks

@@ -1,0 +1,495 @@
+"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, PDF and Word.
+
+Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
+later offset (chunks, highlights, answers) points into, with `sections` marking the
+text-bearing blocks and their heading trail. Problems with single files never stop a corpus
+load: they come back as `LoadFailure`s that say what was wrong.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import InputError
+from indexer.text.docx_text import DocxError, docx_text
+from indexer.text.html_text import html_text
+from indexer.text.language import detect_language
+from indexer.text.markdown_text import parse_markdown
+from indexer.text.pages import PAGE_STARTS
+from indexer.text.pdf_text import PdfError, read_pdf
+
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".pdf", ".docx")
+DEFAULT_MAX_BYTES = 10_000_000
+TITLE_MAX_CHARS = 200
+_MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Section:
+    """One text-bearing block: text[start:end] is its visible text, path its heading trail."""
+
+    start: int
+    end: int
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document as read from the corpus, before normalization and chunking."""
+
+    key: str
+    source: str
+    title: str
+    text: str
+    sections: tuple[Section, ...]
+    metadata: dict[str, object]
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A file (or a line of a JSON lines file) that could not be loaded, and why."""
+
+    path: str
+    reason: str
+
+
+class LoadError(InputError):
+    """A file that cannot be loaded at all."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _describe_limit(max_bytes: int) -> str:
+    """'10 MB' for round megabytes, else the byte count."""
+    if max_bytes >= 1_000_000 and max_bytes % 1_000_000 == 0:
+        return f"{max_bytes // 1_000_000} MB"
+    return f"{max_bytes:,} bytes"
+
+
+def _relative(path: Path, root: Path) -> str:
+    """Posix path of `path` relative to the corpus root (a file root counts as its folder)."""
+    base = root if root.is_dir() else root.parent
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _resolve_link(path: Path) -> Path | str:
+    """The real target of a symlink, or a reason why it has none."""
+    try:
+        return path.resolve(strict=True)
+    except RuntimeError:
+        return "symlink loop"
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """Settings and results of one walk over a corpus folder."""
+
+    root: Path
+    real_root: Path
+    follow_symlinks: bool
+    max_bytes: int
+    files: list[Path]
+    failures: list[LoadFailure]
+
+    def fail(self, path: Path, reason: str) -> None:
+        self.failures.append(LoadFailure(_relative(path, self.root), reason))
+
+    def add_file(self, path: Path, size: int) -> None:
+        if not path.name.lower().endswith(SUPPORTED_SUFFIXES):
+            return
+        if size > self.max_bytes:
+            self.fail(path, f"larger than {_describe_limit(self.max_bytes)} limit ({size:,} bytes)")
+        else:
+            self.files.append(path)
+
+    def walk(self, folder: Path, ancestors: tuple[Path, ...]) -> None:
+        if len(ancestors) > _MAX_DEPTH:
+            self.fail(folder, f"folders nested deeper than {_MAX_DEPTH} levels")
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as exc:
+            self.fail(folder, f"cannot read folder ({exc.strerror})")
+            return
+        for entry in entries:
+            if not entry.name.startswith("."):
+                self.visit(entry, ancestors)
+
+    def visit(self, entry: os.DirEntry[str], ancestors: tuple[Path, ...]) -> None:
+        path = Path(entry.path)
+        try:
+            if entry.is_symlink():
+                self.visit_link(path, ancestors)
+            elif entry.is_dir(follow_symlinks=False):
+                self.walk(path, (*ancestors, Path(os.path.realpath(path))))
+            elif entry.is_file(follow_symlinks=False):
+                self.add_file(path, entry.stat(follow_symlinks=False).st_size)
+        except OSError as exc:
+            self.fail(path, f"cannot read ({exc.strerror})")
+
+    def visit_link(self, path: Path, ancestors: tuple[Path, ...]) -> None:
+        target = _resolve_link(path)
+        if isinstance(target, str):
+            self.fail(path, target)
+        elif not self.follow_symlinks and not target.is_relative_to(self.real_root):
+            self.fail(path, "symlink outside the corpus root")
+        elif target.is_dir():
+            if target in ancestors:
+                self.fail(path, "symlink loop")
+            else:
+                self.walk(path, (*ancestors, target))
+        elif target.is_file():
+            self.add_file(path, target.stat().st_size)
+
+
+def discover_files(
+    root: Path, *, follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[list[Path], list[LoadFailure]]:
+    """Supported files under `root` (a folder or one file), sorted, and the ones refused."""
+    if not root.exists():
+        raise LoadError(str(root), "no such file or folder")
+    real_root = root.resolve()
+    walk = _Walk(root, real_root, follow_symlinks, max_bytes, [], [])
+    if root.is_dir():
+        walk.walk(root, (real_root,))
+    elif not root.name.lower().endswith(SUPPORTED_SUFFIXES):
+        walk.fail(root, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
+    else:
+        walk.add_file(root, root.stat().st_size)
+    walk.files.sort(key=lambda path: _relative(path, root))
+    return walk.files, walk.failures
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_text(path: Path, rel: str) -> str:
+    """The file decoded as UTF-8 (without a BOM), or a LoadError saying why not."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(rel, f"cannot read ({exc.strerror})") from exc
+    if b"\x00" in raw:  # anywhere: SQLite's substr() and length() stop at a NUL
+        raise LoadError(rel, "binary file")
+    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skip
+        raise LoadError(
+            rel, f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset})"
+        ) from exc
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of `text`, stripped and cut to the title length."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:TITLE_MAX_CHARS]
+    return ""
+
+
+def _trimmed(text: str, start: int, end: int, path: tuple[str, ...]) -> Section | None:
+    """A section for text[start:end] without surrounding whitespace, or None if blank."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Section(start, end, path) if start < end else None
+
+
+_BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
+
+
+def _paragraph_sections(text: str, path: tuple[str, ...] = ()) -> list[Section]:
+    """One section per run of non-blank lines, trimmed of surrounding whitespace."""
+    bounds = [0]
+    for match in _BLANK_LINES.finditer(text):
+        bounds.extend(match.span())
+    bounds.append(len(text))
+    sections = (_trimmed(text, a, b, path) for a, b in zip(bounds[::2], bounds[1::2], strict=True))
+    return [section for section in sections if section is not None]
+
+
+def _document(
+    key: str, rel: str, title: str, text: str, sections: list[Section], metadata: dict[str, object]
+) -> SourceDocument:
+    """A SourceDocument with the language filled in (a valid given language wins)."""
+    if metadata.get("language") not in ("ja", "en"):
+        metadata["language"] = detect_language(text)
+    return SourceDocument(key, rel, title, text, tuple(sections), metadata)
+
+
+def _parse_tags(value: object) -> list[str]:
+    """Tags from 'a, b', '[a, b]' or a list, as stripped lower-case strings."""
+    items = value if isinstance(value, list) else str(value).strip().strip("[]").split(",")
+    tags = (str(item).strip().strip("'\"").strip().lower() for item in items)
+    return [tag for tag in tags if tag]
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _load_markdown(text: str, rel: str, stem: str) -> SourceDocument:
+    structure = parse_markdown(text)
+    sections = [Section(start, end, path) for start, end, path in structure.blocks]
+    metadata: dict[str, object] = {}
+    for key, value in structure.front_matter.items():
+        if key == "tags":
+            metadata["tags"] = _parse_tags(value)
+        elif value != []:
+            metadata[key] = value
+    given_title = str(metadata.get("title") or "").strip()
+    first = _first_line(text[sections[0].start : sections[0].end]) if sections else ""
+    title = (given_title or structure.h1)[:TITLE_MAX_CHARS] or first or stem
+    metadata["format"] = "markdown"
+    return _document(rel, rel, title, text, sections, metadata)
+
+
+def _load_text(text: str, rel: str, stem: str) -> SourceDocument:
+    metadata: dict[str, object] = {"format": "text"}
+    return _document(rel, rel, _first_line(text) or stem, text, _paragraph_sections(text), metadata)
+
+
+def _load_html(text: str, rel: str, stem: str) -> SourceDocument:
+    try:
+        page = html_text(text)
+    except RecursionError as exc:
+        raise LoadError(rel, "HTML nested too deeply") from exc
+    sections = [Section(block.start, block.end, block.path) for block in page.blocks]
+    title = (page.title or page.h1)[:TITLE_MAX_CHARS] or stem
+    return _document(rel, rel, title, page.text, sections, {"format": "html"})
+
+
+def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
+    """A PDF's pages, blank-line separated; `page_starts` in the metadata says where each begins."""
+    try:
+        pdf = read_pdf(path)
+    except PdfError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    pages = pdf.pages
+    starts, parts, offset = [], [], 0
+    for page in pages:
+        starts.append(offset)
+        parts.append(page.text)
+        offset += len(page.text) + 2
+    text = "\n\n".join(parts)
+    metadata: dict[str, object] = {"format": "pdf", "page_count": len(pages), PAGE_STARTS: starts}
+    if vertical := [page.number for page in pages if page.vertical]:
+        metadata["vertical_pages"] = vertical
+    if blank := [page.number for page in pages if not page.text]:
+        metadata["pages_without_text"] = blank
+    title = pdf.title[:TITLE_MAX_CHARS] or _first_line(text) or stem
+    return _document(rel, rel, title, text, _paragraph_sections(text), metadata)
+
+
+def _load_docx(path: Path, rel: str, stem: str) -> SourceDocument:
+    try:
+        word = docx_text(path)
+    except DocxError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    sections = [Section(block.start, block.end, block.path) for block in word.blocks]
+    title = word.title[:TITLE_MAX_CHARS] or _first_line(word.text) or stem
+    return _document(rel, rel, title, word.text, sections, {"format": "docx"})
+
+
+_FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {".pdf": _load_pdf, ".docx": _load_docx}
+
+
+# ---------------------------------------------------------------- JSON lines
+
+_RESERVED_FIELDS = frozenset({"id", "text", "title", "metadata"})
+
+
+class _BadLine(ValueError):
+    """A JSON lines record that cannot become a document."""
+
+
+def _record(line: str) -> dict[str, object]:
+    """The JSON object on a line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(record, dict):
+        raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
+    try:  # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 text can hold
+        dumped = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise _BadLine(f"lone surrogate {bad.encode('unicode_escape').decode()} is not valid Unicode") from exc
+    if b"\\u0000" in dumped and _has_nul(record):  # and NUL ("\u0000"), which SQLite's substr() stops at
+        raise _BadLine("NUL character (\\u0000) in a string")
+    return record
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
+
+
+def _required_string(record: dict[str, object], field: str) -> str:
+    """A field that must be a string with some non-whitespace text."""
+    if field not in record:
+        raise _BadLine(f"missing '{field}'")
+    value = record[field]
+    if not isinstance(value, str):
+        raise _BadLine(f"'{field}' must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise _BadLine(f"empty '{field}'")
+    return value
+
+
+def _record_metadata(record: dict[str, object]) -> dict[str, object]:
+    """The 'metadata' object merged with the other top-level scalar fields."""
+    given = record.get("metadata", {})
+    if not isinstance(given, dict):
+        raise _BadLine(f"'metadata' must be an object, got {type(given).__name__}")
+    metadata: dict[str, object] = {}
+    for key, value in record.items():
+        if key not in _RESERVED_FIELDS and (key == "tags" or not isinstance(value, (list, dict))):
+            metadata[key] = value
+    metadata.update(given)
+    if "tags" in metadata:
+        metadata["tags"] = _parse_tags(metadata["tags"])
+    metadata["format"] = "jsonl"
+    return metadata
+
+
+def _jsonl_document(record: dict[str, object], rel: str) -> SourceDocument:
+    """The document for one valid record."""
+    doc_id = _required_string(record, "id")
+    text = _required_string(record, "text")
+    title = record.get("title")
+    if title is not None and not isinstance(title, str):
+        raise _BadLine(f"'title' must be a string, got {type(title).__name__}")
+    title = (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text)
+    metadata = _record_metadata(record)
+    return _document(doc_id, rel, title, text, _paragraph_sections(text), metadata)
+
+
+def _load_jsonl(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """The documents of the good lines, and a failure for each bad line."""
+    docs: list[SourceDocument] = []
+    failures: list[LoadFailure] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = _jsonl_document(_record(line), rel)
+            if doc.key in first_line:
+                raise _BadLine(f"duplicate id (first used on line {first_line[doc.key]})")
+        except _BadLine as exc:
+            failures.append(LoadFailure(f"{rel}:line {number}", str(exc)))
+            continue
+        first_line[doc.key] = number
+        docs.append(doc)
+    return docs, failures
+
+
+# ---------------------------------------------------------------- loading
+
+_Loader = Callable[[str, str, str], SourceDocument]
+_LOADERS: dict[str, _Loader] = {
+    ".md": _load_markdown,
+    ".markdown": _load_markdown,
+    ".txt": _load_text,
+    ".html": _load_html,
+    ".htm": _load_html,
+}
+
+
+def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """The documents of one file and the failures of its bad JSON lines; LoadError if unusable."""
+    rel = _relative(path, root)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(rel, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
+    if suffix in _FILE_LOADERS:
+        doc = _FILE_LOADERS[suffix](path, rel, path.stem)
+        if not doc.sections:
+            raise LoadError(rel, "empty document")
+        return [doc], []
+    text = _read_text(path, rel)
+    if suffix == ".jsonl":
+        docs, failures = _load_jsonl(text, rel)
+        if not docs and not failures:
+            raise LoadError(rel, "empty document")
+        return docs, failures
+    doc = _LOADERS[suffix](text, rel, path.stem)
+    if not doc.sections:
+        raise LoadError(rel, "empty document")
+    return [doc], []
+
+
+def text_document(key: str, text: str, title: str | None = None,
+                  metadata: dict[str, object] | None = None) -> SourceDocument:
+    """A document given as text rather than read from a file (an HTTP write); its paragraphs are its sections."""
+    if "\x00" in text:
+        raise LoadError(key, "NUL character in the text")
+    sections = _paragraph_sections(text)
+    if not sections:
+        raise LoadError(key, "empty document")
+    given = dict(metadata or {})
+    if "tags" in given:
+        given["tags"] = _parse_tags(given["tags"])
+    given["format"] = "text"
+    return _document(key, key, (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text), text, sections, given)
+
+
+def load_file(path: Path, root: Path) -> list[SourceDocument]:
+    """The documents of one file; bad JSON lines are skipped. Raises LoadError if none load."""
+    docs, failures = _load(path, root)
+    if not docs:
+        first = failures[0]
+        raise LoadError(
+            _relative(path, root), f"no valid lines (first: {first.path}: {first.reason})"
+        )
+    return docs
+
+
+def load_corpus(
+    root: Path, **discover_kwargs: Any
+) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """Every loadable document under `root`, and a failure for everything that was refused."""
+    paths, failures = discover_files(root, **discover_kwargs)
+    docs: list[SourceDocument] = []
+    first_source: dict[str, str] = {}
+    for path in paths:
+        try:
+            file_docs, line_failures = _load(path, root)
+        except LoadError as exc:
+            failures.append(LoadFailure(exc.path, exc.reason))
+            continue
+        failures.extend(line_failures)
+        for doc in file_docs:
+            if doc.key in first_source:  # keys name documents across the whole corpus
+                reason = f"duplicate key {doc.key!r} (first in {first_source[doc.key]})"
+                failures.append(LoadFailure(doc.source, reason))
+                continue
+            first_source[doc.key] = doc.source
+            docs.append(doc)
+    return docs, failures

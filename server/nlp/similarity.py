@@ -1,0 +1,103 @@
+"""How alike two texts are: cosine similarity of embeddings, or a cross-encoder's score.
+
+Cosine similarity uses the served embedding model (the index's), with the same
+NFKC normalization as search. A sentence-transformers CrossEncoder (`--sts-model`,
+by path or hub id) reads both texts at once and is usually more accurate; when
+one is configured it is used unless the request asks for `cosine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from indexer.embed.base import Embedder
+from indexer.embed.locations import ModelLocation, locate_model
+from indexer.errors import UnavailableError
+from indexer.text.normalize import normalize_query
+from server.nlp.encoding import embed_texts
+from server.nlp.errors import TaskInputError
+
+Method = Literal["auto", "cosine", "cross-encoder"]
+
+
+class PairScorer(Protocol):
+    """A model that scores text pairs directly (a cross-encoder)."""
+
+    location: ModelLocation
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+class CrossEncoderLoadError(UnavailableError):
+    """The configured cross-encoder could not be loaded or does not give one score per pair."""
+
+
+@dataclass
+class CrossEncoderScorer:
+    """A sentence-transformers CrossEncoder with a single output (an STS score)."""
+
+    location: ModelLocation
+    model: Any
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        inputs = [(normalize_query(a), normalize_query(b)) for a, b in pairs]
+        scores = self.model.predict(inputs, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+        return [float(s) for s in np.asarray(scores, dtype=np.float64).reshape(-1)]
+
+
+def load_cross_encoder(name: str) -> CrossEncoderScorer:
+    """Load a CrossEncoder by local path or hub id; refuse one that gives several scores per pair."""
+    from sentence_transformers import CrossEncoder
+
+    location = locate_model(name)
+    try:
+        model = CrossEncoder(location.reference, device="cpu")
+    except Exception as exc:
+        raise CrossEncoderLoadError(f"cannot load cross-encoder {name!r}: {exc}") from exc
+    outputs = int(getattr(model, "num_labels", 1))
+    if outputs != 1:
+        raise CrossEncoderLoadError(
+            f"cross-encoder {name!r} gives {outputs} scores per pair; /similarity needs a model with one "
+            "similarity score (an STS cross-encoder, not an NLI one)"
+        )
+    return CrossEncoderScorer(location=location, model=model)
+
+
+@dataclass(frozen=True)
+class Similarities:
+    scores: list[float]
+    method: Literal["cosine", "cross-encoder"]
+    model: str
+
+
+def cosine_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    """Cosine similarity of each pair's embeddings (texts shared between pairs are embedded once)."""
+    vectors = embed_texts(embedder, [text for pair in pairs for text in pair])
+    left, right = vectors[0::2], vectors[1::2]
+    return [float(s) for s in np.einsum("ij,ij->i", left, right)]
+
+
+def choose_method(method: Method, scorer: PairScorer | None) -> Literal["cosine", "cross-encoder"]:
+    if method == "cosine" or (method == "auto" and scorer is None):
+        return "cosine"
+    if scorer is None:
+        raise TaskInputError("method", "no cross-encoder is configured (start the server with --sts-model)")
+    return "cross-encoder"
+
+
+def similarities(embedder: Embedder, pairs: Sequence[tuple[str, str]], *, method: Method = "auto",
+                 scorer: PairScorer | None = None) -> Similarities:
+    """Scores for text pairs by the chosen method; `scorer` is the configured cross-encoder, if any."""
+    chosen = choose_method(method, scorer)
+    if chosen == "cross-encoder" and scorer is not None:
+        return Similarities(scorer.score(pairs), "cross-encoder", scorer.location.name)
+    return Similarities(cosine_pairs(embedder, pairs), "cosine", embedder.describe()["name"])
+
+
+def one_to_many(source: str, targets: Sequence[str]) -> list[tuple[str, str]]:
+    """`source` paired with each target, so both request shapes share one code path."""
+    return [(source, target) for target in targets]
