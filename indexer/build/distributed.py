@@ -36,6 +36,7 @@ from indexer.text.loaders import LoadError, SourceDocument, load_file
 CONNECT_TIMEOUT_S = 5.0
 BATCHES_PER_WORKER = 4      # documents are cut into about this many batches per actor, for balance
 MAX_DOCS_PER_BATCH = 64
+ACTORS_START_S = 600        # how long a build waits for every actor of the pool to load its model
 
 
 class RayIndexingError(YomitokiError):
@@ -90,6 +91,9 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     context.execution_options.preserve_order = True
+    # Work starts once every actor has loaded its model: otherwise the first actor ready (on a busy
+    # node, minutes before the others) takes every batch and the other nodes sit idle.
+    context.wait_for_min_actors_s = ACTORS_START_S
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
