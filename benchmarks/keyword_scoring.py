@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300)
     args = parser.parse_args()
     generation = IndexDirectory(args.index).current()
-    keywords = load_keyword_tokenizer(generation.manifest.get("keywords"))
+    keywords = load_keyword_tokenizer(generation.manifest.keywords)
     weight = float(keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
     store = SqliteStore(generation.store_path, readonly=True)
     began = time.perf_counter()

@@ -69,7 +69,7 @@ def measure_peer(python: Path, data: Path, workdir: Path, ours: dict[str, Any], 
     peer = {"version": txtai["txtai"], "index_seconds": txtai["index_seconds"],
             "queries_per_s": txtai["queries"] / txtai["search_seconds"],
             "median_ms": float(np.median(txtai["latencies_ms"])), "ndcg@10": _ndcg(txtai["rankings"], relevant)}
-    serving_backend = IndexDirectory(serving).current().manifest["model"]["backend"]
+    serving_backend = IndexDirectory(serving).current().manifest.model.backend
     mine = {"index_seconds": build["build_seconds"], "backend": ours["fastest"],
             "index_seconds_by_backend": {b: v["build_seconds"] for b, v in ours["builds"].items()},
             "query_backend": serving_backend,

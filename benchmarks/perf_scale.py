@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also when run as the measuring child
@@ -128,7 +129,8 @@ def build_all(vectors: np.ndarray, workdir: Path) -> tuple[dict[str, dict[str, A
         folder = workdir / f"scale-{kind}"
         folder.mkdir(exist_ok=True)
         index.save(folder / "vectors.faiss")
-        builds[kind] = {"build_seconds": time.perf_counter() - started, "settings": index.settings(),
+        builds[kind] = {"build_seconds": time.perf_counter() - started,
+                        "settings": msgspec.to_builtins(index.settings()),
                         "disk_bytes": sum(p.stat().st_size for p in folder.iterdir())}
         record.write_text(json.dumps({"vectors": len(vectors), "build": builds[kind]}))
         del index

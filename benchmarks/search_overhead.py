@@ -36,7 +36,7 @@ def child(index: str, count: int) -> None:
     from indexer.store.generations import IndexDirectory
 
     generation = IndexDirectory(Path(index)).current()
-    searcher = Searcher(generation, load_manifest_embedder(generation.manifest["model"]))
+    searcher = Searcher(generation, load_manifest_embedder(generation.manifest.model))
     for query in QUERIES:  # warm caches and the model
         searcher.search(query, mode="hybrid", k=10)
     out = {}

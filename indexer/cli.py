@@ -38,6 +38,7 @@ from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
 from indexer.store.generations import IndexDirectory, IndexStateError
 from indexer.store.integrity import check_index
+from indexer.store.manifest import manifest_dict
 from indexer.store.sqlite import Filters
 from indexer.store.vectors import INDEX_TYPES
 from indexer.store.where import FilterError, parse_json
@@ -216,8 +217,8 @@ def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str |
     """The backend the live generation was built with, when it used this model (to keep updates alike)."""
     if rebuild or directory.current_name() is None:
         return None
-    built = directory.current().manifest.get("model", {})
-    return built.get("backend") if locate_embedder(name).name == built.get("name") else None
+    built = directory.current().manifest.model
+    return built.backend if locate_embedder(name).name == built.name else None
 
 
 def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None = None) -> None:
@@ -259,7 +260,7 @@ def info_command(index_dir: Path, milvus_uri: str | None, milvus_collection: str
         generation = directory.current()
     sizes = {p.name: p.stat().st_size for p in generation.path.iterdir() if p.is_file()} if milvus_uri is None else {}
     info = {"index": str(index_dir) if milvus_uri is None else str(directory.path), "generation": generation.name,
-            "generations": directory.generations(), "sizes": sizes, "manifest": generation.manifest}
+            "generations": directory.generations(), "sizes": sizes, "manifest": manifest_dict(generation.manifest)}
     click.echo(json.dumps(info, ensure_ascii=False, indent=2))
 
 

@@ -26,13 +26,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 from indexer.embed.base import Embedder
 from indexer.search.opening import open_searcher
 from indexer.search.searcher import Searcher
 from indexer.store.base import GenerationSource, is_embedded
 from indexer.store.integrity import check_checksums
+from indexer.store.manifest import Manifest
 
 log = logging.getLogger("yomitoki.index")
 
@@ -70,7 +70,7 @@ class LiveIndex:
         return self._entry.searcher.generation.name
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return self._entry.searcher.generation.manifest
 
     @property
@@ -158,12 +158,10 @@ class LiveIndex:
         """Figures of the served generation for /metrics."""
         searcher = self._entry.searcher
         manifest = searcher.generation.manifest
-        counts = manifest.get("counts") or {}
-        files = manifest.get("files") or {}
         return {
-            "generation": searcher.generation.name, "model": (manifest.get("model") or {}).get("name", ""),
-            "documents": counts.get("documents", 0), "chunks": counts.get("chunks", 0),
-            "vectors": searcher.backend.vector_count(), "bytes": sum(f.get("bytes", 0) for f in files.values()),
+            "generation": searcher.generation.name, "model": manifest.model.name,
+            "documents": manifest.counts.documents, "chunks": manifest.counts.chunks,
+            "vectors": searcher.backend.vector_count(), "bytes": sum(f.bytes for f in manifest.files.values()),
             "swaps": self.swaps, "open_generations": len(self.open_generations),
             "error": int(self.last_error is not None),
         }

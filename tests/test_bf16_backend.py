@@ -50,8 +50,8 @@ def test_an_index_built_on_bf16_is_searched_on_bf16(tmp_path, keywords: KeywordT
     directory = IndexDirectory(tmp_path / "index")
     IndexBuilder(directory, bf16, keywords, BuildOptions()).build(CORPUS)
     generation = directory.current()
-    assert generation.manifest["model"]["backend"] == "torch-bf16"
-    loaded = load_manifest_embedder(generation.manifest["model"])
+    assert generation.manifest.model.backend == "torch-bf16"
+    loaded = load_manifest_embedder(generation.manifest.model)
     assert loaded.describe()["backend"] == "torch-bf16"
     searcher = Searcher(generation, loaded)
     try:

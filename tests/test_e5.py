@@ -202,7 +202,7 @@ def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher:
              for form, prefix in (("passage", "passage: "), ("query", "query: "), ("raw", ""))}
     assert forms["passage"] > 0.99 and forms["passage"] == max(forms.values()), (text, forms)
     assert float(me5_searcher.embed_query("東京") @ me5_fast.embed(["query: 東京"])[0]) > 0.9999
-    assert me5_searcher.generation.manifest["model"]["prompts"]["passage"] == "passage: "
+    assert me5_searcher.generation.manifest.model.prompts == {"query": "query: ", "passage": "passage: "}
 
 
 def _documents_by_stem() -> dict[str, str]:
@@ -294,16 +294,16 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
 
 
 def test_fusion_settings_are_per_model_from_its_coverage(me5_index: IndexDirectory, embedder: Embedder) -> None:
-    fusion = me5_index.current().manifest["fusion"]
-    assert fusion["model_coverage"]["ja"] > 0.9 and fusion["language_weights"] == {"en": 1.0, "ja": 0.2}
+    fusion = me5_index.current().manifest.fusion
+    assert fusion is not None and fusion.model_coverage is not None
+    assert fusion.model_coverage["ja"] > 0.9 and fusion.language_weights == {"en": 1.0, "ja": 0.2}
     minilm = FusionSettings.for_model(embedder.coverage)  # MiniLM cannot read Japanese: the floor leaves it out
     assert dict(minilm.model_coverage)["ja"] < minilm.coverage_floor <= dict(minilm.model_coverage)["en"]
-    assert FusionSettings.from_dict(fusion) == FusionSettings.for_model(me5_index_coverage(fusion))
+    assert FusionSettings.from_entry(fusion) == FusionSettings.for_model(me5_index_coverage(fusion.model_coverage))
 
 
-def me5_index_coverage(fusion: dict[str, object]) -> Callable[[str], float]:
+def me5_index_coverage(recorded: dict[str, float]) -> Callable[[str], float]:
     """A coverage function that answers what the manifest recorded, per sample language."""
-    recorded = dict(fusion["model_coverage"])  # type: ignore[call-overload]
     by_text = {text: recorded[lang] for lang, texts in COVERAGE_SAMPLES.items() for text in texts}
     return lambda text: float(by_text[text])
 

@@ -97,10 +97,10 @@ def test_index_records_backend_and_search_loads_it(
     directory = IndexDirectory(tmp_path / "index")
     IndexBuilder(directory, int8, keywords, BuildOptions()).build(CORPUS)
     generation = directory.current()
-    assert generation.manifest["model"]["backend"] == "onnx-int8"
+    assert generation.manifest.model.backend == "onnx-int8"
     with pytest.raises(IndexMismatchError, match="'onnx-int8' backend"):
         Searcher(generation, embedder)
-    loaded = load_manifest_embedder(generation.manifest["model"])
+    loaded = load_manifest_embedder(generation.manifest.model)
     assert loaded.describe()["backend"] == "onnx-int8"
     searcher = Searcher(generation, loaded)
     try:

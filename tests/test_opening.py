@@ -43,7 +43,7 @@ def ask_json(*where: str) -> dict:
 def test_open_index_gives_a_ready_searcher_of_the_index_model(corpus_index: IndexDirectory) -> None:
     searcher = open_index(corpus_index.path, threads=1)
     try:
-        assert searcher.embedder.describe()["backend"] == corpus_index.current().manifest["model"]["backend"]
+        assert searcher.embedder.describe()["backend"] == corpus_index.current().manifest.model.backend
         assert searcher.search(QUESTION, k=1)[0].source == "en-bm25.md"
     finally:
         searcher.close()
@@ -59,7 +59,7 @@ def test_cli_ask_answers_from_an_onnx_int8_index(tmp_path: Path) -> None:
     index = tmp_path / "index"
     built = run("index", str(small_corpus(tmp_path / "corpus")), "--index", str(index), "--backend", "onnx-int8")
     assert built.returncode == 0, built.stderr
-    assert IndexDirectory(index).current().manifest["model"]["backend"] == "onnx-int8"
+    assert IndexDirectory(index).current().manifest.model.backend == "onnx-int8"
     body = ask_json("--index", str(index))
     assert body["answer_found"] and "ranking function" in body["answer"], body
     assert body["citations"][0]["source"] == "en-bm25.md"

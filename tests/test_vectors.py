@@ -58,7 +58,7 @@ def test_approximate_types_find_what_exact_search_finds(data, kind: str, tmp_pat
     assert recall(index.search(queries, 10), truth) >= 0.95
     index.save(tmp_path / "vectors.faiss")
     loaded = VectorIndex.load(tmp_path / "vectors.faiss")
-    assert loaded.kind == kind and loaded.settings()["type"] == kind
+    assert loaded.kind == kind and loaded.settings().type == kind
     assert recall(loaded.search(queries, 10), truth) >= 0.95
 
 
@@ -68,7 +68,8 @@ def test_ivfpq_rescores_exactly_from_memory_mapped_full_vectors(data, tmp_path: 
     exact.converted("ivfpq", SMALL_PQ).save(tmp_path / "vectors.faiss")
     index = VectorIndex.load(tmp_path / "vectors.faiss")
     settings = index.settings()
-    assert settings["bytes_per_vector_in_memory"] <= 64 and settings["full_vectors"] == "memory-mapped"
+    assert settings.bytes_per_vector_in_memory is not None and settings.bytes_per_vector_in_memory <= 64
+    assert settings.full_vectors == "memory-mapped"
     assert isinstance(index.full._vectors, np.memmap)  # type: ignore[union-attr]
     found = index.search(queries, 5)
     assert recall(found, exact.search(queries, 5)) >= 0.95
@@ -131,8 +132,8 @@ def test_incremental_builds_convert_types_and_delete_from_each(
         report = IndexBuilder(directory, embedder, keywords, options).build(corpus)
         assert report.chunks_embedded == 0 and report.removed == (1 if gone else 0)
         generation = directory.current()
-        assert generation.manifest["vectors"]["type"] == kind
-        assert generation.manifest["vectors"]["count"] == generation.manifest["counts"]["chunks"]
+        assert generation.manifest.vectors is not None and generation.manifest.vectors.type == kind
+        assert generation.manifest.vectors.count == generation.manifest.counts.chunks
         searcher = Searcher(generation, embedder)
         try:
             sources = {h.source for query in ("reciprocal rank fusion", "BM25 term frequency", "FAISS index")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
 from indexer.embed.base import Embedder, default_batch_size, embed_for, passage_room
@@ -32,13 +33,22 @@ from indexer.store.base import BuildTarget, IndexWriter
 from indexer.store.factory import open_writer
 from indexer.store.generations import Generation, IndexDirectory
 from indexer.store.identity import document_id
+from indexer.store.manifest import (
+    ChunkerEntry,
+    Counts,
+    LastBuild,
+    Manifest,
+    ModelEntry,
+    NormalizerEntry,
+    VectorsEntry,
+)
 from indexer.store.sqlite import StoredDocument, encode_offsets
 from indexer.text.chunking import Chunk, ChunkSettings, chunk_document
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.text.normalize import normalize
 
-NORMALIZER = {"name": "nfkc-clusters", "version": 1}
+NORMALIZER = NormalizerEntry(name="nfkc-clusters", version=1)
 Progress = Callable[[str, int, int], None]
 EMBED_PART = 1024  # chunks embedded per call: sorted by length within it, and a progress step
 
@@ -150,9 +160,10 @@ def prepare_document(
     return PreparedDocument(document, rows, [keywords.index_text(t) for t in texts], texts)
 
 
-def _compatible(previous: dict[str, Any], current: dict[str, Any]) -> bool:
-    keys = ("model", "normalizer", "chunker", "keywords", "entities")
-    return all(previous.get(k) == current.get(k) for k in keys)
+def _compatible(previous: Manifest, current: Manifest) -> bool:
+    """Whether a generation's documents can be carried over: built with the same model and settings."""
+    return all(getattr(previous, k) == getattr(current, k)
+               for k in ("model", "normalizer", "chunker", "keywords", "entities"))
 
 
 def _plan(docs: Sequence[SourceDocument], stored: dict[str, tuple[str, str]]) -> _Plan:
@@ -216,16 +227,17 @@ class IndexBuilder:
         self.entity_seconds = 0.0
         self.entity_chunks = 0
 
-    def settings(self) -> dict[str, Any]:
-        settings = {
-            "model": self.embedder.describe(),
-            "normalizer": NORMALIZER,
-            "chunker": {**self.options.chunking.as_dict(), "title_context": True},
-            "keywords": self.keywords.settings,
-        }
-        if self.entities is not None:
-            settings["entities"] = self.entities.settings()
-        return settings
+    def settings(self) -> Manifest:
+        """The manifest's entries that say how documents are turned into chunks, terms and vectors."""
+        chunking = self.options.chunking
+        return Manifest(
+            model=ModelEntry.described(self.embedder.describe()),
+            normalizer=NORMALIZER,
+            chunker=ChunkerEntry(strategy=chunking.strategy, max_tokens=chunking.max_tokens,
+                                 overlap=chunking.overlap, title_context=True),
+            keywords=dict(self.keywords.settings),
+            entities=self.entities.settings() if self.entities is not None else None,
+        )
 
     def build(self, corpus: Path) -> BuildReport:
         started = time.perf_counter()
@@ -291,7 +303,7 @@ class IndexBuilder:
             generation=name, added=len(plan.add) - len(plan.changed_keys),
             changed=len(plan.changed_keys),
             removed=len(plan.delete_ids) - len(plan.changed_keys), unchanged=plan.unchanged,
-            chunks_embedded=embedded, documents=counts["documents"], chunks=counts["chunks"],
+            chunks_embedded=embedded, documents=counts.documents, chunks=counts.chunks,
             failures=tuple(failures), seconds=seconds, embed_seconds=embed_seconds,
             rebuilt=previous is None, entity_seconds=self.entity_seconds, entity_chunks=self.entity_chunks,
         )
@@ -357,29 +369,27 @@ class IndexBuilder:
         store.add_document(prepared.document)
         return store.add_chunks(prepared.chunks, prepared.keyword_texts)
 
-    def _kept_corpus(self) -> dict[str, Any]:
+    def _kept_corpus(self) -> str | None:
         """The corpus folder the current generation names, carried over by a write that is not a build."""
         name = self.directory.current_name()
-        corpus = self.directory.current().manifest.get("corpus") if name is not None else None
-        return {"corpus": corpus} if corpus else {}
+        return self.directory.current().manifest.corpus if name is not None else None
 
     def _manifest(
-        self, counts: dict[str, int], vectors: dict[str, object], plan: _Plan, embedded: int, seconds: float
-    ) -> dict[str, Any]:
+        self, counts: Counts, vectors: VectorsEntry, plan: _Plan, embedded: int, seconds: float
+    ) -> Manifest:
         from indexer import versions
 
-        return {
-            **self.settings(),
-            "fusion": FusionSettings.for_model(self.embedder.coverage).as_dict(),
-            "vectors": vectors,
-            "counts": counts,
-            **({"corpus": str(self.corpus)} if self.corpus is not None else self._kept_corpus()),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": versions(),
-            "last_build": {"added_or_changed": len(plan.add), "removed": len(plan.delete_ids),
-                           "unchanged": plan.unchanged, "chunks_embedded": embedded,
-                           "seconds": round(seconds, 3)},
-        }
+        return msgspec.structs.replace(
+            self.settings(),
+            fusion=FusionSettings.for_model(self.embedder.coverage).as_entry(),
+            vectors=vectors,
+            counts=counts,
+            corpus=str(self.corpus) if self.corpus is not None else self._kept_corpus(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions=versions(),
+            last_build=LastBuild(added_or_changed=len(plan.add), removed=len(plan.delete_ids),
+                                 unchanged=plan.unchanged, chunks_embedded=embedded, seconds=round(seconds, 3)),
+        )
 
 
 def _chunk_row(

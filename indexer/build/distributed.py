@@ -29,6 +29,7 @@ from indexer.build.builder import BuildOptions, PreparedDocument, prepare_docume
 from indexer.embed.base import Embedder, default_batch_size, embed_for
 from indexer.embed.loading import load_manifest_embedder
 from indexer.errors import YomitokiError
+from indexer.store.manifest import ModelEntry
 from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import KeywordTokenizer, load_keyword_tokenizer
 from indexer.text.loaders import LoadError, SourceDocument, load_file
@@ -132,7 +133,7 @@ class _DocumentPreparer:
         import torch
 
         torch.set_num_threads(1)
-        self.embedder = load_manifest_embedder(model, threads=1)
+        self.embedder = load_manifest_embedder(ModelEntry.described(model), threads=1)
         if self.embedder.describe() != model:
             raise RayIndexingError(
                 f"node {ray.get_runtime_context().get_node_id()} has another copy of the model: "

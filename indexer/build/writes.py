@@ -69,9 +69,9 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
 def builder_for(directory: IndexDirectory | Any, embedder: Embedder) -> IndexBuilder:
     """A builder with the chunking and keyword settings the index's current generation was built with."""
     manifest = directory.current().manifest
-    chunker = manifest.get("chunker") or {}
-    chunking = ChunkSettings(max_tokens=int(chunker.get("max_tokens", 200)), overlap=int(chunker.get("overlap", 40)))
-    keywords = load_keyword_tokenizer(manifest.get("keywords"))
+    chunker = manifest.chunker
+    chunking = ChunkSettings(chunker.max_tokens, chunker.overlap) if chunker is not None else ChunkSettings()
+    keywords = load_keyword_tokenizer(manifest.keywords)
     return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=chunking))
 
 

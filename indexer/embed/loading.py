@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from indexer.embed.base import (
     DEFAULT_EMBEDDER,
     MULTILINGUAL_EMBEDDER,
@@ -18,6 +15,7 @@ from indexer.embed.locations import ModelNotFoundError, locate_embedder
 from indexer.embed.onnx import load_onnx_embedder
 from indexer.embed.sentence_transformer import SentenceTransformerEmbedder
 from indexer.embed.use import UniversalSentenceEncoder
+from indexer.store.manifest import ModelEntry
 
 
 def load_embedder(
@@ -74,14 +72,13 @@ def native_bf16() -> bool:
 
 
 def load_manifest_embedder(
-    model: Mapping[str, Any], *, threads: int | None = None, override: str | None = None
+    model: ModelEntry, *, threads: int | None = None, override: str | None = None
 ) -> Embedder:
     """The embedder an index's manifest names (its `model` entry), on the runtime it was built with.
 
     `override` names another model (e.g. `--model`); it keeps the index's
     runtime when it is the same model, and `check_model` refuses it otherwise.
     """
-    name = str(model["name"])
-    if override is not None and locate_embedder(override).name != name:
+    if override is not None and locate_embedder(override).name != model.name:
         return load_embedder(override, threads=threads)
-    return load_embedder(name, threads=threads, runtime=model.get("backend"))
+    return load_embedder(model.name, threads=threads, runtime=model.backend)

@@ -18,5 +18,5 @@ from indexer.store.generations import IndexDirectory
 def choose_embedder(directory: IndexDirectory, corpus: Path, *, rebuild: bool = False) -> str:
     """The model to build with: the index's own, else the default."""
     if not rebuild and directory.current_name() is not None:
-        return str(directory.current().manifest["model"]["name"])
+        return directory.current().manifest.model.name
     return DEFAULT_EMBEDDER

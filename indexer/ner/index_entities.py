@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from indexer.embed.locations import fingerprint
 from indexer.ner.entities import EntityModel, entities_by_type
 from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_entity_model
+from indexer.store.manifest import EntitiesEntry
 
 
 @dataclass
@@ -33,11 +33,11 @@ class ChunkEntities:
     def covers(self, language: str) -> bool:
         return self.languages is None or language in self.languages
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> EntitiesEntry:
         """What the manifest records: a different model means the entities must be extracted again."""
         location = getattr(self.model, "location", None)
-        return {"model": self.model.name, "revision": fingerprint(getattr(location, "path", None)),
-                "languages": list(self.languages) if self.languages else None}
+        return EntitiesEntry(model=self.model.name, revision=fingerprint(getattr(location, "path", None)),
+                             languages=list(self.languages) if self.languages else None)
 
     def extract(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
         return [entities_by_type(found, text) for text, found in zip(texts, self.model.analyse(texts), strict=True)]

@@ -13,8 +13,10 @@ for Japanese under MiniLM. Below a floor the dense ranking is left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from indexer.store.manifest import FusionEntry
 
 # Fixed text per language on which a model's coverage is measured (ordinary prose, no rare characters).
 COVERAGE_SAMPLES = {
@@ -39,23 +41,23 @@ class FusionSettings:
     # The model's coverage of each language on COVERAGE_SAMPLES, recorded per model (see `for_model`).
     model_coverage: tuple[tuple[str, float], ...] = ()
 
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["language_weights"] = dict(self.language_weights)
-        data["model_coverage"] = dict(self.model_coverage)
-        return data
+    def as_entry(self) -> FusionEntry:
+        """The manifest's `fusion` entry."""
+        return FusionEntry(method=self.method, k=self.k, keyword_weight=self.keyword_weight,
+                           coverage_floor=self.coverage_floor, candidates=self.candidates,
+                           language_weights=dict(self.language_weights), model_coverage=dict(self.model_coverage))
 
     @classmethod
-    def from_dict(cls, data: dict[str, object] | None) -> FusionSettings:
-        if not data:
+    def from_entry(cls, entry: FusionEntry | None) -> FusionSettings:
+        """The settings a manifest recorded; what an older index did not record keeps its default."""
+        if entry is None:
             return cls()
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("language_weights", "model_coverage"):
-            if key in known:
-                values: Any = known[key]
-                items = values.items() if isinstance(values, dict) else values
-                known[key] = tuple((str(lang), float(w)) for lang, w in items)
-        return cls(**known)  # type: ignore[arg-type]
+        recorded: dict[str, Any] = {name: value for name in cls.__dataclass_fields__
+                                    if (value := getattr(entry, name)) is not None}
+        for name in ("language_weights", "model_coverage"):
+            if name in recorded:
+                recorded[name] = tuple(recorded[name].items())
+        return cls(**recorded)
 
     @classmethod
     def for_model(cls, coverage: Callable[[str], float]) -> FusionSettings:

@@ -39,7 +39,7 @@ def manifest_embedder(generation: Generation, *, model: str | None = None, threa
 
     (A `Searcher` refuses a model other than the index's, with a message saying what to run.)
     """
-    return load_manifest_embedder(generation.manifest["model"], threads=threads, override=model)
+    return load_manifest_embedder(generation.manifest.model, threads=threads, override=model)
 
 
 def open_searcher(generation: Generation, embedder: Embedder, *, verify: bool = False) -> Searcher:

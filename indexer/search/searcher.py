@@ -28,6 +28,7 @@ from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
 from indexer.store.factory import open_store
 from indexer.store.generations import Generation
+from indexer.store.manifest import ModelEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
 from indexer.text.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
@@ -93,23 +94,23 @@ def _paging(starts: list[int], start: int, end: int) -> dict[str, Any]:
 
 def check_model(generation: Generation, embedder: Embedder) -> None:
     """Refuse to search an index with a model other than the one it was built with."""
-    built = generation.manifest.get("model", {})
-    loaded = embedder.describe()
+    built = generation.manifest.model
+    loaded = ModelEntry.described(embedder.describe())
     for key in ("name", "dimension", "revision"):
-        if built.get(key) != loaded.get(key):
+        if getattr(built, key) != getattr(loaded, key):
             raise IndexMismatchError(
-                f"index {generation.path} was built with model {built.get('name')!r} "
-                f"({key} {built.get(key)!r}), but {loaded.get('name')!r} ({key} {loaded.get(key)!r}) "
-                f"is loaded: serve it with `--model {built.get('name')}` or rebuild it with "
+                f"index {generation.path} was built with model {built.name!r} "
+                f"({key} {getattr(built, key)!r}), but {loaded.name!r} ({key} {getattr(loaded, key)!r}) "
+                f"is loaded: serve it with `--model {built.name}` or rebuild it with "
                 f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild`"
             )
-    backend = built.get("backend", loaded.get("backend"))  # indexes from before backends: any
-    if backend != loaded.get("backend"):
+    backend = built.backend or loaded.backend  # indexes from before runtimes were recorded: any
+    if backend != loaded.backend:
         raise IndexMismatchError(
-            f"index {generation.path} was built with the {backend!r} backend of {built.get('name')!r}, but the "
-            f"{loaded.get('backend')!r} backend is loaded: load it with backend={backend!r} (the server does "
+            f"index {generation.path} was built with the {backend!r} backend of {built.name!r}, but the "
+            f"{loaded.backend!r} backend is loaded: load it with backend={backend!r} (the server does "
             f"this by itself) or rebuild with `yomitoki index CORPUS --index {generation.path.parent} "
-            f"--rebuild --backend {loaded.get('backend')}`"
+            f"--rebuild --backend {loaded.backend}`"
         )
 
 
@@ -120,8 +121,8 @@ class Searcher:
         check_model(generation, embedder)
         self.generation = generation
         self.embedder = embedder
-        self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.get("keywords"))
-        self.fusion = FusionSettings.from_dict(generation.manifest.get("fusion"))
+        self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.keywords)
+        self.fusion = FusionSettings.from_entry(generation.manifest.fusion)
         self.backend: SearchStore = backend if backend is not None else open_store(generation)
         # Rank chunks holding a split compound of the query as typed higher (a phrase term with its own IDF).
         # On JSQuAD (4,442 questions, keyword) it moved recall@1 0.9088 → 0.9104 and MRR@10 0.9333 → 0.9343

@@ -5,6 +5,7 @@
     embedded      the embedded store: FAISS vectors + SQLite in a generation folder
     milvus        the Milvus store: a collection pair per generation, an alias as the live pointer
     generations   the index directory: generations, the live pointer, manifests, build locks
+    manifest      a generation's manifest as typed structs (Manifest, ModelEntry, …) and its JSON
     integrity     sizes and checksums of a generation on disk
     sqlite        documents, chunks and FTS5 in SQLite (SqliteStore, Filters)
     vectors, ann  FAISS: flat, HNSW and IVF-PQ over normalized vectors keyed by chunk id

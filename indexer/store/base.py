@@ -8,8 +8,8 @@ highlights, offsets back to the original text — stays above these interfaces, 
 `indexer.search.searcher` and `indexer.build.builder`; a store only keeps rows and returns
 candidate ids with scores, so both stores produce the same hit shapes.
 
-Where a generation lives is named by its manifest's `store` entry:
-`{"kind": "embedded"}` (or no entry: indexes from before stores) or
+Where a generation lives is named by its manifest's `store` entry
+(`indexer.store.manifest.StoreEntry`): none (embedded), or
 `{"kind": "milvus", "uri": …, "collection": …}`. `indexer.store.factory.open_store`
 turns a `Generation` into the store that serves it.
 """
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexer.store.generations import Generation
+from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
 
 STORE_KINDS = ("embedded", "milvus")
@@ -106,11 +107,11 @@ class IndexWriter(Protocol):
 
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
 
-    def finish(self) -> tuple[dict[str, int], dict[str, object]]:
-        """Make everything written durable; returns (counts, vector settings for the manifest)."""
+    def finish(self) -> tuple[Counts, VectorsEntry]:
+        """Make everything written durable; returns (counts, vector settings) for the manifest."""
         ...
 
-    def publish(self, manifest: dict[str, Any]) -> Generation:
+    def publish(self, manifest: Manifest) -> Generation:
         """Make the new generation the live one, atomically."""
         ...
 
@@ -140,7 +141,7 @@ class BuildTarget(GenerationSource, Protocol):
 
 
 def store_kind(generation: Generation) -> str:
-    return str((generation.manifest.get("store") or {}).get("kind", "embedded"))
+    return generation.manifest.store_kind
 
 
 def is_embedded(generation: Generation) -> bool:

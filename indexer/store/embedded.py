@@ -13,6 +13,7 @@ from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
 from indexer.store.bm25 import KeywordMatrix
 from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
+from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
 
@@ -158,19 +159,19 @@ class EmbeddedWriter:
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.vectors.add(ids, vectors)
 
-    def finish(self) -> tuple[dict[str, int], dict[str, object]]:
+    def finish(self) -> tuple[Counts, VectorsEntry]:
         store = self._open()
         try:
             self.vectors = self.vectors.converted(self.index_type, self.vector_params)
             store.commit()
-            counts = store.counts()
+            counts = Counts(**store.counts())
         finally:
             store.close()
             self.store = None
         self.vectors.save(self.workspace / VECTORS_FILE)
         return counts, self.vectors.settings()
 
-    def publish(self, manifest: dict[str, Any]) -> Generation:
+    def publish(self, manifest: Manifest) -> Generation:
         return self.directory.publish(self.workspace, self.name, manifest)
 
     def abort(self) -> None:

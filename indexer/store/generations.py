@@ -16,15 +16,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from indexer.errors import UnavailableError
+from indexer.store.manifest import FileEntry, FormatStamp, Manifest, decode_manifest, encode_manifest
 
 FORMAT_VERSION = 1
 STORE_FILE = "store.sqlite"
@@ -53,7 +54,7 @@ class CorruptIndexError(IndexStateError):
 class Generation:
     name: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def store_path(self) -> Path:
@@ -116,28 +117,34 @@ class IndexDirectory:
         path = self.path / name
         manifest_path = path / MANIFEST_FILE
         try:
-            manifest = json.loads(manifest_path.read_text())
+            data = manifest_path.read_bytes()
         except FileNotFoundError as exc:
             raise CorruptIndexError(f"{manifest_path} is missing: rebuild with `yomitoki index … --rebuild`") from exc
-        except json.JSONDecodeError as exc:
+        try:
+            version = msgspec.json.decode(data, type=FormatStamp).format_version
+            if version != FORMAT_VERSION:
+                raise CorruptIndexError(
+                    f"{path} has index format {version!r}, this yomitoki reads "
+                    f"{FORMAT_VERSION}: rebuild with `yomitoki index … --rebuild`"
+                )
+            manifest = decode_manifest(data)
+        except msgspec.ValidationError as exc:  # names the entry: "Expected `int`, got `str` - at `$.counts.chunks`"
+            raise CorruptIndexError(f"{manifest_path} is not a manifest this yomitoki reads ({exc}): "
+                                    "rebuild with `yomitoki index … --rebuild`") from exc
+        except msgspec.DecodeError as exc:
             raise CorruptIndexError(f"{manifest_path} is not valid JSON ({exc})") from exc
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise CorruptIndexError(
-                f"{path} has index format {manifest.get('format_version')!r}, this yomitoki reads "
-                f"{FORMAT_VERSION}: rebuild with `yomitoki index … --rebuild`"
-            )
         return Generation(name=name, path=path, manifest=manifest)
 
     def verify(self, generation: Generation) -> list[str]:
         """Problems found by checking each file against the manifest's checksums."""
         problems = []
-        for filename, expected in generation.manifest.get("files", {}).items():
+        for filename, expected in generation.manifest.files.items():
             file = generation.path / filename
             if not file.exists():
                 problems.append(f"{file}: missing")
-            elif file.stat().st_size != expected["bytes"]:
-                problems.append(f"{file}: {file.stat().st_size} bytes, manifest says {expected['bytes']}")
-            elif file_digest(file) != expected["sha256"]:
+            elif file.stat().st_size != expected.bytes:
+                problems.append(f"{file}: {file.stat().st_size} bytes, manifest says {expected.bytes}")
+            elif file_digest(file) != expected.sha256:
                 problems.append(f"{file}: checksum does not match the manifest")
         return problems
 
@@ -185,16 +192,16 @@ class IndexDirectory:
         path.mkdir(parents=True)
         return path
 
-    def publish(self, workspace: Path, name: str, manifest: dict[str, Any]) -> Generation:
+    def publish(self, workspace: Path, name: str, manifest: Manifest) -> Generation:
         """Checksum, fsync, rename into place and flip CURRENT atomically."""
         files = {}
         for filename in (STORE_FILE, VECTORS_FILE):
             file = workspace / filename
             _fsync(file)
-            files[filename] = {"bytes": file.stat().st_size, "sha256": file_digest(file)}
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "generation": name, "files": files}
+            files[filename] = FileEntry(bytes=file.stat().st_size, sha256=file_digest(file))
+        manifest = msgspec.structs.replace(manifest, format_version=FORMAT_VERSION, generation=name, files=files)
         manifest_path = workspace / MANIFEST_FILE
-        manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        manifest_path.write_bytes(encode_manifest(manifest, indent=2))
         _fsync(manifest_path)
         final = self.path / name
         os.rename(workspace, final)

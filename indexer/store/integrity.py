@@ -27,14 +27,15 @@ from indexer.store.generations import (
     Generation,
     IndexDirectory,
 )
+from indexer.store.manifest import Counts
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_sizes(generation: Generation) -> list[str]:
     """Files listed in the manifest that are missing or have another size than recorded."""
-    files = generation.manifest.get("files")
-    if not isinstance(files, dict) or not files:
+    files = generation.manifest.files
+    if not files:
         return [f"{generation.path / MANIFEST_FILE}: lists no files with sizes and checksums"]
     problems = []
     for filename, expected in files.items():
@@ -44,8 +45,8 @@ def check_sizes(generation: Generation) -> list[str]:
         except FileNotFoundError:
             problems.append(f"{path}: missing")
             continue
-        if size != expected.get("bytes"):
-            problems.append(f"{path}: {size:,} bytes, the manifest says {expected.get('bytes'):,} "
+        if size != expected.bytes:
+            problems.append(f"{path}: {size:,} bytes, the manifest says {expected.bytes:,} "
                             "(truncated or replaced)")
     return problems
 
@@ -76,7 +77,7 @@ def probe_store(path: Path) -> list[str]:
     return [f"{path}: SQLite database without table(s) {', '.join(sorted(missing))}"] if missing else []
 
 
-def check_store(path: Path, counts: dict[str, int] | None = None) -> list[str]:
+def check_store(path: Path, counts: Counts | None = None) -> list[str]:
     """SQLite's full `integrity_check`, then the row counts against the manifest's."""
     problems = probe_store(path)
     if problems:
@@ -93,9 +94,9 @@ def check_store(path: Path, counts: dict[str, int] | None = None) -> list[str]:
         return [f"{path}: SQLite integrity check failed ({exc})"]
     if result != ["ok"]:
         return [f"{path}: SQLite integrity check: {'; '.join(result[:5])}"]
-    if counts and (documents, chunks) != (counts.get("documents"), counts.get("chunks")):
+    if counts is not None and (documents, chunks) != (counts.documents, counts.chunks):
         return [f"{path}: {documents} documents and {chunks} chunks, the manifest says "
-                f"{counts.get('documents')} and {counts.get('chunks')}"]
+                f"{counts.documents} and {counts.chunks}"]
     return []
 
 
@@ -121,10 +122,9 @@ def check_vectors(path: Path, chunks: int | None = None, dimension: int | None =
 def check_generation(generation: Generation) -> list[str]:
     """Everything: checksums, SQLite integrity and counts, FAISS loadability, count and dimension."""
     problems = check_checksums(generation)
-    counts = generation.manifest.get("counts") or {}
+    counts = generation.manifest.counts
     problems += check_store(generation.path / STORE_FILE, counts)
-    problems += check_vectors(generation.path / VECTORS_FILE, counts.get("chunks"),
-                              (generation.manifest.get("model") or {}).get("dimension"))
+    problems += check_vectors(generation.path / VECTORS_FILE, counts.chunks, generation.manifest.model.dimension)
     return list(dict.fromkeys(problems))
 
 

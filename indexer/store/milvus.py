@@ -45,6 +45,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from indexer.errors import InputError
@@ -59,6 +60,7 @@ from indexer.store.generations import (
     IndexStateError,
     next_generation_name,
 )
+from indexer.store.manifest import Counts, Manifest, MilvusStoreEntry, VectorsEntry, decode_manifest, encode_manifest
 from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
 from indexer.store.vectors import AUTO_HNSW_FROM
 from indexer.store.where import to_milvus
@@ -261,8 +263,18 @@ class MilvusIndex:
         if not rows:
             raise CorruptIndexError(f"generation {name} of {self.prefix!r} in Milvus has no manifest: rebuild "
                                     f"with `yomitoki index … --milvus-uri {self.uri} --rebuild`")
-        manifest = json.loads("".join(r["text"] for r in sorted(rows, key=lambda r: r["part"])))
-        manifest["store"] = {**manifest["store"], "uri": self.uri}  # this reader's address of the same Milvus
+        text = "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
+        try:
+            manifest = decode_manifest(text)
+        except msgspec.DecodeError as exc:
+            raise CorruptIndexError(f"the manifest of generation {name} of {self.prefix!r} in Milvus cannot be "
+                                    f"read ({exc}): rebuild with `yomitoki index … --milvus-uri {self.uri} "
+                                    "--rebuild`") from exc
+        if not isinstance(manifest.store, MilvusStoreEntry):
+            raise CorruptIndexError(f"the manifest of generation {name} of {self.prefix!r} in Milvus names no "
+                                    "Milvus store: rebuild with `yomitoki index … --rebuild`")
+        # this reader's address of the same Milvus
+        manifest = msgspec.structs.replace(manifest, store=msgspec.structs.replace(manifest.store, uri=self.uri))
         return Generation(name=name, path=Path(f"{self.uri}#{self.prefix}") / name, manifest=manifest)
 
     def next_name(self) -> str:
@@ -295,10 +307,10 @@ class MilvusIndex:
                vector_params: VectorParams | None = None) -> MilvusWriter:
         return MilvusWriter(self, name, previous, dimension, index_type, vector_params or VectorParams())
 
-    def publish(self, name: str, manifest: dict[str, Any]) -> Generation:
+    def publish(self, name: str, manifest: Manifest) -> Generation:
         """Store the manifest, then switch the alias to the new generation (atomic) and prune old ones."""
         chunks, docs = _collections(self.prefix, _gen_key(name))
-        text = json.dumps(manifest, ensure_ascii=False)
+        text = encode_manifest(manifest).decode()
         rows = [_doc_row(MANIFEST_ID, i, part)
                 for i, part in enumerate(_text_parts(text))]
         self.client.insert(docs, rows)
@@ -398,19 +410,19 @@ class MilvusWriter:
             self._copy(previous)
 
     def _copy(self, previous: Generation) -> None:
-        store = previous.manifest["store"]
-        if int(store.get("dimension", self.dimension)) != self.dimension:
-            raise ValueError(f"generation {previous.name} holds {store.get('dimension')}-d vectors, "
+        store = _milvus_entry(previous)
+        if store.dimension != self.dimension:
+            raise ValueError(f"generation {previous.name} holds {store.dimension}-d vectors, "
                              f"the model gives {self.dimension}: rebuild with --rebuild")
         expr = f'doc_id != "{MANIFEST_ID}"'
         metadata: dict[str, Any] = {}
-        for batch in _iterate(self.client, store["documents"], expr, [*_DOC_FIELDS, "placeholder"]):
+        for batch in _iterate(self.client, store.documents, expr, [*_DOC_FIELDS, "placeholder"]):
             metadata.update((row["doc_id"], row["metadata"] or {}) for row in batch if row["part"] == 0)
             self.client.insert(self.docs, batch)
         # chunk rows take their document's metadata afresh: generations from before `where` filters lack it
-        for batch in _iterate(self.client, store["chunks"], "id >= 0", _CHUNK_COPY_FIELDS):
+        for batch in _iterate(self.client, store.chunks, "id >= 0", _CHUNK_COPY_FIELDS):
             self.client.insert(self.chunks, [{**row, "metadata": metadata.get(row["doc_id"], {})} for row in batch])
-        self.next_id = int(store.get("next_chunk_id", 1))
+        self.next_id = store.next_chunk_id
 
     def document_hashes(self) -> dict[str, tuple[str, str]]:
         self.client.flush(self.docs)
@@ -472,7 +484,7 @@ class MilvusWriter:
         for offset in range(0, len(rows), INSERT_BATCH):
             self.client.insert(self.chunks, rows[offset : offset + INSERT_BATCH])
 
-    def finish(self) -> tuple[dict[str, int], dict[str, object]]:
+    def finish(self) -> tuple[Counts, VectorsEntry]:
         if self._pending:
             raise ValueError(f"{len(self._pending)} chunks were added without vectors")
         self._flush_docs()
@@ -483,12 +495,12 @@ class MilvusWriter:
             "hnsw" if counts[0] >= AUTO_HNSW_FROM else "flat")
         self._index_vectors(kind)
         documents = _count(self.client, self.docs, f'part == 0 and doc_id != "{MANIFEST_ID}"')
-        settings: dict[str, object] = {"type": kind, "metric": "inner_product", "backend": "milvus",
-                                       "count": counts[0]}
+        settings = VectorsEntry(type=kind, metric="inner_product", backend="milvus", count=counts[0])
         if kind == "hnsw":
-            settings.update(m=self.params.hnsw_m, ef_construction=self.params.ef_construction,
-                            ef_search=self.params.ef_search)
-        return {"documents": documents, "chunks": counts[0]}, settings
+            settings = msgspec.structs.replace(settings, m=self.params.hnsw_m,
+                                               ef_construction=self.params.ef_construction,
+                                               ef_search=self.params.ef_search)
+        return Counts(documents=documents, chunks=counts[0]), settings
 
     def _index_vectors(self, kind: str) -> None:
         params = self.client.prepare_index_params()
@@ -511,13 +523,22 @@ class MilvusWriter:
             self.client.create_index(collection, params)
         self.client.load_collection(collection)
 
-    def publish(self, manifest: dict[str, Any]) -> Generation:
-        store = {"kind": "milvus", "uri": self.index.uri, "collection": self.index.prefix, "chunks": self.chunks,
-                 "documents": self.docs, "next_chunk_id": self.next_id, "dimension": self.dimension}
-        return self.index.publish(self.name, {**manifest, "store": store})
+    def publish(self, manifest: Manifest) -> Generation:
+        store = MilvusStoreEntry(uri=self.index.uri, collection=self.index.prefix, chunks=self.chunks,
+                           documents=self.docs, next_chunk_id=self.next_id, dimension=self.dimension)
+        return self.index.publish(self.name, msgspec.structs.replace(manifest, store=store))
 
     def abort(self) -> None:
         self.index._drop(self.name)
+
+
+def _milvus_entry(generation: Generation) -> MilvusStoreEntry:
+    """The Milvus collections of a generation kept in Milvus."""
+    store = generation.manifest.store
+    if not isinstance(store, MilvusStoreEntry):
+        raise CorruptIndexError(f"generation {generation.name} is not kept in Milvus (its store is "
+                                f"{generation.manifest.store_kind!r})")
+    return store
 
 
 def ensure_loaded(client: Any, *collections: str) -> None:
@@ -537,17 +558,18 @@ def _count(client: Any, collection: str, expr: str) -> int:
 class MilvusStore:
     """Searching one generation's collection pair; thread-safe (one gRPC client per URI)."""
 
-    def __init__(self, client: Any, chunks: str, docs: str, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, client: Any, chunks: str, docs: str, vectors: VectorsEntry | None = None) -> None:
         self.client, self.chunks_collection, self.docs_collection = client, chunks, docs
-        self.ef_search = int((params or {}).get("ef_search", VectorParams().ef_search))
-        self.hnsw = (params or {}).get("type") == "hnsw"
+        ef_search = vectors.ef_search if vectors is not None else None
+        self.ef_search = ef_search if ef_search is not None else VectorParams().ef_search
+        self.hnsw = vectors is not None and vectors.type == "hnsw"
 
     @classmethod
     def for_generation(cls, generation: Generation) -> MilvusStore:
-        store = generation.manifest["store"]
-        client = connect(store["uri"])
-        ensure_loaded(client, store["chunks"], store["documents"])
-        return cls(client, store["chunks"], store["documents"], generation.manifest.get("vectors"))
+        store = _milvus_entry(generation)
+        client = connect(store.uri)
+        ensure_loaded(client, store.chunks, store.documents)
+        return cls(client, store.chunks, store.documents, generation.manifest.vectors)
 
     def close(self) -> None:
         """Nothing to close: the client is shared by every generation of its URI (see `release`)."""

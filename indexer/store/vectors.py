@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import msgspec
 import numpy as np
 
 from indexer.store.ann import (
@@ -34,6 +35,7 @@ from indexer.store.ann import (
     without_lookup_table,
 )
 from indexer.store.full_vectors import FullVectors
+from indexer.store.manifest import VectorsEntry
 
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 AUTO_HNSW_FROM = 100_000      # flat search costs ≈ 9 ms per query at 100k vectors on 2 cores
@@ -115,18 +117,20 @@ class VectorIndex:
         """Vectors that can be found (tombstoned ones excluded)."""
         return int(self.index.ntotal) - len(self.tombstones)
 
-    def settings(self) -> dict[str, object]:
-        out: dict[str, object] = {"type": self.kind, "metric": "inner_product", "faiss": faiss.__version__,
-                                  "count": self.size}
+    def settings(self) -> VectorsEntry:
+        """The manifest's `vectors` entry: the type and the parameters that shape it."""
+        common = VectorsEntry(type=self.kind, metric="inner_product", faiss=faiss.__version__, count=self.size)
         if self.kind == "hnsw":
-            out.update(m=self.params.hnsw_m, ef_construction=self.params.ef_construction,
-                       ef_search=self.params.ef_search, tombstones=len(self.tombstones),
-                       compact_ratio=self.params.compact_ratio)
+            return msgspec.structs.replace(
+                common, m=self.params.hnsw_m, ef_construction=self.params.ef_construction,
+                ef_search=self.params.ef_search, tombstones=len(self.tombstones),
+                compact_ratio=self.params.compact_ratio)
         if self.kind == "ivfpq":
-            out.update(nlist=int(self.index.nlist), nprobe=self.params.nprobe, pq_bytes=int(self.index.pq.M),
-                       pq_bits=int(self.index.pq.nbits), rescore=self.params.rescore,
-                       bytes_per_vector_in_memory=int(self.index.code_size) + 8, full_vectors="memory-mapped")
-        return out
+            return msgspec.structs.replace(
+                common, nlist=int(self.index.nlist), nprobe=self.params.nprobe, pq_bytes=int(self.index.pq.M),
+                pq_bits=int(self.index.pq.nbits), rescore=self.params.rescore,
+                bytes_per_vector_in_memory=int(self.index.code_size) + 8, full_vectors="memory-mapped")
+        return common
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not len(ids):

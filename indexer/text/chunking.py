@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from indexer.errors import InputError
 from indexer.text.loaders import SourceDocument
@@ -35,8 +35,7 @@ class ChunkSettings:
         if not 0 <= self.overlap < self.max_tokens // 2:
             raise InputError("overlap must be between 0 and half of max_tokens")
 
-    def as_dict(self) -> dict[str, object]:
-        return {"strategy": "sentences", "max_tokens": self.max_tokens, "overlap": self.overlap}
+    strategy: ClassVar[str] = "sentences"  # recorded in the manifest
 
 
 @dataclass(frozen=True)

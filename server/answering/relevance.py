@@ -51,7 +51,7 @@ class RelevanceScorer:
     def __init__(self, searcher: Searcher, dense_share: float = DENSE_SHARE) -> None:
         self.searcher = searcher
         self.dense_share = dense_share
-        self._chunks = max(1, int(searcher.generation.manifest.get("counts", {}).get("chunks", 1)))
+        self._chunks = max(1, searcher.generation.manifest.counts.chunks)
 
     def profile(self, question: str) -> QuestionProfile:
         text = normalize_query(question).strip()

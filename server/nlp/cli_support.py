@@ -124,7 +124,7 @@ def embedding_model_name(index_dir: Path, model: str | None) -> str:
     directory = IndexDirectory(index_dir)
     if directory.current_name() is None:
         return DEFAULT_EMBEDDER
-    return str(directory.current().manifest["model"]["name"])
+    return directory.current().manifest.model.name
 
 
 def load_index_embedder(index_dir: Path, model: str | None) -> Embedder:

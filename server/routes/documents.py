@@ -108,10 +108,10 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
     uploaded = original_path(originals_folder(services), doc.id, doc.metadata.get("format"))
     if uploaded.is_file():
         return uploaded
-    corpus = searcher.generation.manifest.get("corpus")
+    corpus = searcher.generation.manifest.corpus
     if not corpus:
         return None
-    root = Path(str(corpus)).resolve()
+    root = Path(corpus).resolve()
     path = (root / doc.source).resolve()
     return path if path.is_file() and path.is_relative_to(root) else None
 

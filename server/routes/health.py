@@ -25,14 +25,13 @@ class Health(msgspec.Struct, frozen=True):
 
 @get("/health", summary="Readiness, the served generation and which models are loaded")
 async def health(services: NamedDependency[Services]) -> Health:
-    manifest = services.index.manifest
-    counts = manifest.get("counts", {})
+    counts = services.index.manifest.counts
     models: dict[str, dict[str, object]] = {
         "embedding": {"name": services.embedder.describe()["name"], "loaded": True}
     }
     models.update(services.models.states())
     return Health(status="ok", generation=services.index.generation,
-                  documents=int(counts.get("documents", 0)), chunks=int(counts.get("chunks", 0)),
+                  documents=counts.documents, chunks=counts.chunks,
                   uptime_s=round(time.monotonic() - services.started, 1), models=models,
                   index_error=services.index.last_error, pid=os.getpid())
 
