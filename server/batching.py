@@ -30,11 +30,6 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.text.normalize import normalize_query
 
-BATCHER_KEY = "query_batcher"  # where the app keeps its batcher in `Services.extras`
-# ... and the limiter of threads that run searches at once: more threads than cores only fight over
-# the GIL and the caches (32 clients on 2 cores ran at half the throughput of 8 with one thread each)
-SEARCH_LIMITER_KEY = "search_limiter"
-
 
 @dataclass
 class BatchStats:

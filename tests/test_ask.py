@@ -28,7 +28,7 @@ from indexer.search.searcher import Hit, Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.normalize import normalize
-from server.answering.generators import GenerationLimits, GenerationOutcome, TransformersGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TransformersGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Passage
 from server.answering.pipeline import NOT_FOUND, Answerer, Question
@@ -396,20 +396,20 @@ MESSAGES = [{"role": "user", "content": "alpha beta gamma"}]
 
 
 def test_generation_stops_at_the_token_limit(tiny_generator: TransformersGenerator) -> None:
-    outcome = GenerationOutcome()
-    text = "".join(tiny_generator.stream(MESSAGES, GenerationLimits(12, 60), threading.Event(), outcome))
+    outcome = TextGenerationOutcome()
+    text = "".join(tiny_generator.stream(MESSAGES, TextGenerationLimits(12, 60), threading.Event(), outcome))
     assert outcome.stop == "max_tokens" and outcome.tokens == 12 and text
 
 
 def test_generation_stops_at_the_time_limit(tiny_generator: TransformersGenerator) -> None:
-    outcome = GenerationOutcome()
-    list(tiny_generator.stream(MESSAGES, GenerationLimits(4000, 0.5), threading.Event(), outcome))
+    outcome = TextGenerationOutcome()
+    list(tiny_generator.stream(MESSAGES, TextGenerationLimits(4000, 0.5), threading.Event(), outcome))
     assert outcome.stop == "time" and 0 < outcome.tokens < 4000
 
 
 def test_closing_the_stream_stops_the_generation(tiny_generator: TransformersGenerator) -> None:
-    outcome = GenerationOutcome()
-    stream = tiny_generator.stream(MESSAGES, GenerationLimits(4000, 120), threading.Event(), outcome)
+    outcome = TextGenerationOutcome()
+    stream = tiny_generator.stream(MESSAGES, TextGenerationLimits(4000, 120), threading.Event(), outcome)
     assert next(stream)
     stream.close()  # what the server does when the client disconnects
     assert outcome.stop == "cancelled" and outcome.tokens < 4000

@@ -13,7 +13,7 @@ from indexer.embed.base import Embedder
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from server.app import create_app, open_services
-from server.batching import BATCHER_KEY, QueryBatcher
+from server.batching import QueryBatcher
 from server.settings import ServerSettings
 
 QUERIES = [f"how does {topic} work?" for topic in (
@@ -141,5 +141,7 @@ def test_the_app_registers_its_batcher(corpus_index: IndexDirectory) -> None:
     services = open_services(settings)
     with TestClient(create_app(settings, services)) as client:
         assert client.post("/search", json={"query": "BM25", "k": 3}).status_code == 200
-        batcher = services.extras[BATCHER_KEY]
+        batcher = services.batcher
         assert isinstance(batcher, QueryBatcher) and batcher.stats.queries == 1
+        assert 'yomitoki_batcher_batch_size_count{kind="query_batcher"} 1' in client.get("/metrics").text
+    assert services.batcher is None  # the batcher lives as long as the app that ran it

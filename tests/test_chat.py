@@ -22,7 +22,7 @@ from indexer.embed.base import Embedder
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from server.answering.followups import Turn, is_follow_up, rule_rewrite
-from server.answering.generators import GenerationLimits, GenerationOutcome
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.answering.llamacpp import LlamaCppGenerator
 from server.answering.loading import GeneratorOptions, check_generator, load_any_generator
 from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http
@@ -57,19 +57,19 @@ def chat(client: TestClient, **body: object) -> httpx.Response:
 
 def test_bundled_smollm2_runs_on_llamacpp_and_writes_english_only(smollm2: LlamaCppGenerator) -> None:
     assert smollm2.languages == ("en",)
-    outcome = GenerationOutcome()
-    text = "".join(smollm2.stream(MESSAGES, GenerationLimits(8, 60), threading.Event(), outcome))
+    outcome = TextGenerationOutcome()
+    text = "".join(smollm2.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.tokens == 8 and outcome.stop == "max_tokens", (text, outcome)
     assert smollm2.count_tokens(["hello world", ""]) == [2, 0]
 
 
 def test_llamacpp_stops_at_the_time_limit_and_when_the_stream_is_closed(smollm2: LlamaCppGenerator) -> None:
     long = [{"role": "user", "content": "Write a very long story about a cat."}]
-    outcome = GenerationOutcome()
-    list(smollm2.stream(long, GenerationLimits(4000, 0.3), threading.Event(), outcome))
+    outcome = TextGenerationOutcome()
+    list(smollm2.stream(long, TextGenerationLimits(4000, 0.3), threading.Event(), outcome))
     assert outcome.stop == "time" and outcome.tokens < 4000, outcome
-    outcome = GenerationOutcome()
-    stream = smollm2.stream(long, GenerationLimits(4000, 60), threading.Event(), outcome)
+    outcome = TextGenerationOutcome()
+    stream = smollm2.stream(long, TextGenerationLimits(4000, 60), threading.Event(), outcome)
     next(stream)
     stream.close()
     assert outcome.stop == "cancelled" and outcome.tokens < 50, outcome
@@ -83,8 +83,8 @@ def test_upstream_streams_from_llamacpps_own_openai_server(smollm2: LlamaCppGene
     """llama.cpp's own OpenAI-compatible server (xllamacpp's loopback port) as an upstream."""
     upstream = OpenAIGenerator(UpstreamSettings(base_url=smollm2._server.listening_address + "/v1",
                                                 model="smollm2", api_key=smollm2._key))
-    outcome = GenerationOutcome()
-    text = "".join(upstream.stream(MESSAGES, GenerationLimits(8, 60), threading.Event(), outcome))
+    outcome = TextGenerationOutcome()
+    text = "".join(upstream.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.stop == "max_tokens", (text, outcome)
 
 
@@ -92,7 +92,7 @@ def test_upstream_with_a_wrong_key_is_502_naming_its_answer_without_the_key(smol
     upstream = OpenAIGenerator(UpstreamSettings(base_url=smollm2._server.listening_address + "/v1",
                                                 model="smollm2", api_key="sk-secret-wrong-key"))
     with pytest.raises(UpstreamError) as failure:
-        list(upstream.stream(MESSAGES, GenerationLimits(8, 60), threading.Event()))
+        list(upstream.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event()))
     assert failure.value.status == 502 and "401" in str(failure.value), failure.value
     assert "sk-secret" not in str(failure.value)
 
@@ -100,7 +100,7 @@ def test_upstream_with_a_wrong_key_is_502_naming_its_answer_without_the_key(smol
 def test_upstream_that_is_down_is_503() -> None:
     upstream = OpenAIGenerator(UpstreamSettings(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m"))
     with pytest.raises(UpstreamError) as failure:
-        list(upstream.stream(MESSAGES, GenerationLimits(8, 10), threading.Event()))
+        list(upstream.stream(MESSAGES, TextGenerationLimits(8, 10), threading.Event()))
     assert failure.value.status == 503 and "cannot be reached" in str(failure.value)
 
 
@@ -128,7 +128,7 @@ def test_upstream_garbage_is_a_502_naming_what_was_wrong(body: bytes, content_ty
     upstream = OpenAIGenerator(UpstreamSettings(base_url="http://upstream.test/v1", model="m"),
                                http_client=_transport(body, content_type))
     with pytest.raises(UpstreamError) as failure:
-        list(upstream.stream(MESSAGES, GenerationLimits(8, 10), threading.Event()))
+        list(upstream.stream(MESSAGES, TextGenerationLimits(8, 10), threading.Event()))
     assert failure.value.status == status and says in str(failure.value), failure.value
 
 
@@ -136,7 +136,7 @@ def test_slow_upstream_is_504() -> None:
     upstream = OpenAIGenerator(UpstreamSettings(base_url="http://upstream.test/v1", model="m"),
                                http_client=_transport(b"", delay=1))
     with pytest.raises(UpstreamError) as failure:
-        list(upstream.stream(MESSAGES, GenerationLimits(8, 10), threading.Event()))
+        list(upstream.stream(MESSAGES, TextGenerationLimits(8, 10), threading.Event()))
     assert failure.value.status == 504 and "timed out" in str(failure.value)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.language import detect_language
-from server.answering.generators import GenerationLimits, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerator
 
 log = logging.getLogger("yomitoki.answering")
 MAX_CARRIED_TERMS = 8
@@ -104,7 +104,7 @@ def generator_rewrite(question: str, history: Sequence[Turn], generator: TextGen
     prompt = "Conversation:\n" + "\n".join(lines) + f"\nUser: {question.strip()}\n\n{REWRITE_INSTRUCTIONS}"
     try:
         text = "".join(generator.stream([{"role": "user", "content": prompt}],
-                                        GenerationLimits(REWRITE_TOKENS, REWRITE_TIME_S), threading.Event()))
+                                        TextGenerationLimits(REWRITE_TOKENS, REWRITE_TIME_S), threading.Event()))
     except Exception as exc:  # the rule stands in for a generator that failed
         log.warning("follow-up rewrite by %s failed (%s); using the rule", generator.name, exc)
         return None

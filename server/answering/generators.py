@@ -2,7 +2,7 @@
 
 The server runs GGUF files (the bundled SmolLM2 included) on llama.cpp
 (`llamacpp.py`) and OpenAI-compatible upstreams through `upstream.py`;
-`loading.py` picks the backend. This transformers path serves a local folder or
+`loading.py` picks the runtime. This transformers path serves a local folder or
 hub id of a causal or seq2seq model (and can still read a `.gguf` through
 transformers' `gguf_file=`, which `benchmarks/generator_speed.py` compares). Generation runs
 in its own thread and streams through `TextIteratorStreamer`; a stopping
@@ -29,14 +29,14 @@ REPETITION_PENALTY = 1.0  # above 1 it also punishes copying words from the pass
 
 
 @dataclass(frozen=True)
-class GenerationLimits:
+class TextGenerationLimits:
     max_new_tokens: int = 128
     time_limit_s: float = 60.0
     temperature: float = 0.0     # 0: greedy (the transformers path is always greedy)
 
 
 @dataclass
-class GenerationOutcome:
+class TextGenerationOutcome:
     """How a generation ended: filled in once the stream is exhausted or closed."""
 
     tokens: int = 0
@@ -51,8 +51,8 @@ class TextGenerator(Protocol):
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
-    def stream(self, messages: list[dict[str, str]], limits: GenerationLimits, cancel: threading.Event,
-               outcome: GenerationOutcome | None = None) -> Iterator[str]: ...
+    def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
+               outcome: TextGenerationOutcome | None = None) -> Iterator[str]: ...
 
 
 class _Stop:
@@ -92,12 +92,12 @@ class TransformersGenerator:
         text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
         return self.tokenizer(text, return_tensors="pt")["input_ids"]
 
-    def stream(self, messages: list[dict[str, str]], limits: GenerationLimits, cancel: threading.Event,
-               outcome: GenerationOutcome | None = None) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
+               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
         """Text pieces as the model writes them; closing the iterator stops the model."""
         from transformers import TextIteratorStreamer
 
-        outcome = outcome if outcome is not None else GenerationOutcome()
+        outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
         if not self._lock.acquire(timeout=limits.time_limit_s):
             raise UnavailableError(f"generator {self.name!r} is busy with other requests", retry_after=10)
@@ -123,8 +123,8 @@ class TransformersGenerator:
         if outcome.error:
             raise RuntimeError(f"generator {self.name!r} failed: {outcome.error}")
 
-    def _generate(self, ids: Any, streamer: Any, stop: _Stop, limits: GenerationLimits,
-                  outcome: GenerationOutcome) -> None:
+    def _generate(self, ids: Any, streamer: Any, stop: _Stop, limits: TextGenerationLimits,
+                  outcome: TextGenerationOutcome) -> None:
         import torch
         from transformers import StoppingCriteriaList
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from server.answering.generators import GenerationLimits, GenerationOutcome
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.errors import UnavailableError
 
 log = logging.getLogger("yomitoki.answering")
@@ -64,10 +64,10 @@ class LlamaCppGenerator:
             counts.append(len(response.json()["tokens"]))
         return counts
 
-    def stream(self, messages: list[dict[str, str]], limits: GenerationLimits, cancel: threading.Event,
-               outcome: GenerationOutcome | None = None) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
+               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
         """Text pieces as the model writes them; closing the iterator stops the model."""
-        outcome = outcome if outcome is not None else GenerationOutcome()
+        outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
         if not self._lock.acquire(timeout=limits.time_limit_s):
             raise UnavailableError(f"generator {self.name!r} is busy with other requests", retry_after=10)
@@ -78,8 +78,8 @@ class LlamaCppGenerator:
         if outcome.error:
             raise RuntimeError(f"generator {self.name!r} failed: {outcome.error}")
 
-    def _run(self, messages: list[dict[str, str]], limits: GenerationLimits, cancel: threading.Event,
-             outcome: GenerationOutcome, deadline: float) -> Iterator[str]:
+    def _run(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
+             outcome: TextGenerationOutcome, deadline: float) -> Iterator[str]:
         pieces: queue.Queue[Any] = queue.Queue()
         closed = threading.Event()  # the consumer stopped reading
 
@@ -113,7 +113,7 @@ class LlamaCppGenerator:
             outcome.stop = "max_tokens" if outcome.tokens >= limits.max_new_tokens else "eos"
 
     @staticmethod
-    def _read(chunk: dict[str, Any], outcome: GenerationOutcome) -> str:
+    def _read(chunk: dict[str, Any], outcome: TextGenerationOutcome) -> str:
         if "error" in chunk:
             outcome.stop, outcome.error = "error", str(chunk["error"].get("message", chunk["error"]))
             return ""

@@ -1,6 +1,6 @@
-"""The answering models in the server's lazy model registry, and which backend runs a generator.
+"""The answering models in the server's lazy model registry, and which runtime runs a generator.
 
-A generator name picks its backend: `openai:BASE_URL` an OpenAI-compatible
+A generator name picks its runtime: `openai:BASE_URL` an OpenAI-compatible
 upstream (`upstream.py`); the bundled name or a `.gguf` file llama.cpp
 (`llamacpp.py`); a transformers folder or hub id transformers (`generators.py`).
 """
@@ -54,7 +54,7 @@ def check_generator(name: str | None, options: GeneratorOptions) -> None:
 
 
 def load_any_generator(name: str, options: GeneratorOptions) -> TextGenerator:
-    """The generator `name` names, on the backend that runs it."""
+    """The generator `name` names, on the runtime that runs it."""
     if name.startswith(PREFIX):
         return OpenAIGenerator(UpstreamSettings(
             base_url=name[len(PREFIX):], model=options.model or "", api_key=options.api_key,

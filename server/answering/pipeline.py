@@ -22,7 +22,7 @@ from indexer.search.searcher import Searcher
 from indexer.store.sqlite import Filters
 from indexer.text.language import detect_language
 from server.answering.followups import Turn, standalone_query
-from server.answering.generators import GenerationLimits, GenerationOutcome, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers
@@ -87,7 +87,7 @@ class Reader(Protocol):
 class Retrieval:
     """What retrieval found for a question: packed passages, and a reader's extraction from them."""
 
-    generation: str
+    index_generation: str       # the index generation searched (the response's `generation`)
     passages: list[Passage]
     retrieval_ms: float
     extraction: Extraction | None = None
@@ -204,7 +204,7 @@ class Answerer:
                                    page=extraction.passage.hit.page_at(extraction.start, extraction.end)),
             citations=[CitationOut.from_passage(extraction.passage, n=1)],
             uncited=[CitationOut.from_passage(p, n=i) for i, p in enumerate(others, 2)],
-            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
         )
 
     def _not_found(self, question: Question, mode: str, reader: str, found: Retrieval,
@@ -213,7 +213,7 @@ class Answerer:
             question=question.text, mode=mode, reader=reader,  # type: ignore[arg-type]
             answer=NOT_FOUND[detect_language(question.text)], answer_found=False, answer_span=None,
             citations=[], uncited=[CitationOut.from_passage(p) for p in found.passages],
-            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
         )
 
     def _generate(self, question: Question, generator: TextGenerator, cancel: threading.Event,
@@ -225,9 +225,9 @@ class Answerer:
             yield AnswerEvent("token", text=response.answer)
             yield AnswerEvent("done", response=response)
             return
-        limits = GenerationLimits(max_new_tokens=question.max_tokens, time_limit_s=self.settings.time_limit_s,
+        limits = TextGenerationLimits(max_new_tokens=question.max_tokens, time_limit_s=self.settings.time_limit_s,
                                   temperature=question.temperature)
-        outcome = GenerationOutcome()
+        outcome = TextGenerationOutcome()
         citations = CitationFilter(len(found.passages))
         pieces: list[str] = []
         try:
@@ -260,7 +260,7 @@ class Answerer:
             answer_found=bool(answer), answer_span=None,
             citations=[CitationOut.from_passage(p) for p in found.passages if p.n in cited],
             uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
-            generation=found.generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
         )
 
 

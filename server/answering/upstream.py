@@ -22,7 +22,7 @@ from typing import Any
 
 import openai
 
-from server.answering.generators import GenerationLimits, GenerationOutcome
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.errors import UpstreamError
 
 log = logging.getLogger("yomitoki.answering")
@@ -58,10 +58,10 @@ class OpenAIGenerator:
         (a kana or kanji is 3 bytes and at most a token; English words average 4+ bytes a token)."""
         return [len(text.encode()) // 3 + 1 for text in texts]
 
-    def stream(self, messages: list[dict[str, str]], limits: GenerationLimits, cancel: threading.Event,
-               outcome: GenerationOutcome | None = None) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
+               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
         """Text pieces as the upstream sends them; closing the iterator closes the connection."""
-        outcome = outcome if outcome is not None else GenerationOutcome()
+        outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
         try:
             with self._client.chat.completions.create(  # type: ignore[union-attr]
@@ -78,7 +78,7 @@ class OpenAIGenerator:
                                 f"the answer (after {outcome.tokens} pieces)", 502)
 
     def _pieces(self, chunks: Any, cancel: threading.Event, deadline: float,
-                outcome: GenerationOutcome) -> Iterator[str]:
+                outcome: TextGenerationOutcome) -> Iterator[str]:
         outcome.stop, seen = "open", False
         for chunk in chunks:
             seen = True

@@ -27,7 +27,7 @@ from litestar.response.sse import ServerSentEventMessage
 from server.access import scoped
 from server.answering import Answerer
 from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
-from server.answering.generators import GenerationLimits, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerator
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
 from server.routes.ask import EventStream, _answer
@@ -64,7 +64,7 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
         return completion.body(response.answer, "stop", extension(response))
     messages = conversation(data)
     generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")
-    limits = GenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
+    limits = TextGenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
     if data.stream:
         return EventStream(_direct_chunks(generator, messages, limits, completion))
     text = await anyio.to_thread.run_sync(
@@ -87,7 +87,7 @@ async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion)
     yield _data(b"[DONE]")
 
 
-async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: GenerationLimits,
+async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: TextGenerationLimits,
                          completion: Completion) -> AsyncIterator[Any]:
     cancel = threading.Event()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))

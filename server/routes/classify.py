@@ -17,8 +17,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
-from server.nlp.classifiers import NAME_PATTERN, ClassifierStore, NamedClassifier, create_classifier
-from server.nlp.few_shot import Example, FewShotCache
+from server.nlp.classifiers import NAME_PATTERN, NamedClassifier, create_classifier
+from server.nlp.few_shot import Example
 from server.nlp.ladder import Backends, Classification, ClassifyJob, classify
 from server.nlp.predictions import Prediction
 from server.nlp.zero_shot import DEFAULT_TEMPERATURE, DEFAULT_THRESHOLD, LabelSpec, ZeroShotOptions
@@ -122,19 +122,10 @@ class ClassifierList(msgspec.Struct, frozen=True):
     classifiers: list[ClassifierOut]
 
 
-def _store(services: Services) -> ClassifierStore:
-    store = services.extras.get("classifiers")
-    if store is None:
-        store = services.extras["classifiers"] = ClassifierStore.for_index(services.settings.index_dir)
-    return store
-
-
 def _backends(services: Services) -> Backends:
-    cache = services.extras.get("few_shot_cache")
-    if cache is None:
-        cache = services.extras["few_shot_cache"] = FewShotCache()
     finetuned = partial(services.models.get, "classifier") if services.models.has("classifier") else None
-    return Backends(embedder=lambda: services.embedder, store=_store(services), finetuned=finetuned, cache=cache)
+    return Backends(embedder=lambda: services.embedder, store=services.classifiers, finetuned=finetuned,
+                    cache=services.few_shot)
 
 
 @post("/classify", status_code=200, summary="Classify texts: zero-shot labels, few-shot examples, a named "
@@ -153,25 +144,25 @@ async def post_classifier(data: JSONBody[ClassifierRequest], services: NamedDepe
     examples = [Example(e.text, e.label) for e in data.examples]
 
     trained = await anyio.to_thread.run_sync(partial(
-        create_classifier, _store(services), services.embedder, data.name, examples,
+        create_classifier, services.classifiers, services.embedder, data.name, examples,
         description=data.description, replace=data.replace))
     return ClassifierOut.of(trained)
 
 
 @get("/classifiers", summary="The named classifiers")
 async def list_classifiers(services: NamedDependency[Services]) -> ClassifierList:
-    found = await anyio.to_thread.run_sync(_store(services).entries)
+    found = await anyio.to_thread.run_sync(services.classifiers.entries)
     return ClassifierList(classifiers=[ClassifierOut.of(c) for c in found])
 
 
 @get("/classifiers/{name:str}", summary="One named classifier: labels, model, metrics")
 async def get_classifier(name: FromPath[str], services: NamedDependency[Services]) -> ClassifierOut:
-    return ClassifierOut.of(await anyio.to_thread.run_sync(_store(services).get, name))
+    return ClassifierOut.of(await anyio.to_thread.run_sync(services.classifiers.get, name))
 
 
 @delete("/classifiers/{name:str}", status_code=204, summary="Delete a named classifier (admin)")
 async def delete_classifier(name: FromPath[str], services: NamedDependency[Services]) -> None:
-    await anyio.to_thread.run_sync(_store(services).delete, name)
+    await anyio.to_thread.run_sync(services.classifiers.delete, name)
 
 
 router = Router(path="/", route_handlers=[classify_texts, post_classifier, list_classifiers, get_classifier,

@@ -23,7 +23,7 @@ from litestar.response import File
 from msgspec import Meta
 
 from indexer.build.builder import BuildReport, NoIndexError, document_id
-from indexer.build.writes import DocumentWriter, WriteError, check_key, original_path, uploaded_document
+from indexer.build.writes import WriteError, check_key, original_path, uploaded_document
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexStateError
 from indexer.store.sqlite import StoredDocument
@@ -37,7 +37,6 @@ from server.services import Services
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_UPLOAD_BYTES = 20_000_000
-WRITER_KEY = "document_writer"
 ORIGINAL_TYPES = {"pdf": "application/pdf",
                   "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 
@@ -105,7 +104,7 @@ async def get_document_by_key(
 
 def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Path | None:
     """The original file of an uploaded or indexed PDF or Word document, if it is still there."""
-    uploaded = original_path(originals_folder(services), doc.id, doc.metadata.get("format"))
+    uploaded = original_path(services.writer.originals, doc.id, doc.metadata.get("format"))
     if uploaded.is_file():
         return uploaded
     corpus = searcher.generation.manifest.corpus
@@ -137,18 +136,6 @@ async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Ser
 
 
 # ---------------------------------------------------------------- writing
-
-
-def originals_folder(services: Services) -> Path:
-    return services.settings.index_dir / "originals"
-
-
-def _writer(services: Services) -> DocumentWriter:
-    writer = services.extras.get(WRITER_KEY)
-    if writer is None:
-        writer = services.extras[WRITER_KEY] = DocumentWriter(
-            services.index.directory, services.embedder, originals_folder(services))
-    return writer
 
 
 def _metadata_field(value: object) -> dict[str, Any]:
@@ -209,7 +196,7 @@ async def put_document(key: FromPath[str], request: Request[Any, Any, Any],
         raise HTTPException(status_code=413, detail=f"body of {int(size):,} bytes is larger than the "
                                                     f"{MAX_UPLOAD_BYTES:,}-byte limit of a document write")
     doc, original = await _read_write(request, key)
-    return await _published(services, key, "put", _writer(services).put(doc, original))
+    return await _published(services, key, "put", services.writer.put(doc, original))
 
 
 @delete("/documents/{key:str}", summary="Remove a document", status_code=200)
@@ -222,7 +209,7 @@ async def delete_document(key: FromPath[str], services: NamedDependency[Services
 
     if not await anyio.to_thread.run_sync(exists):
         raise NotFoundError(f"no document with key {key!r}")
-    return await _published(services, key, "delete", _writer(services).delete(key))
+    return await _published(services, key, "delete", services.writer.delete(key))
 
 
 router = Router(path="/", route_handlers=[get_document_by_key, get_document_file, put_document, delete_document])

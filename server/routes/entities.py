@@ -14,14 +14,13 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from indexer.ner.entities import Entity, Extraction, Token
-from indexer.ner.named import NAME_PATTERN, EntityModelInfo, EntityModelStore
+from indexer.ner.named import NAME_PATTERN, EntityModelInfo
 from indexer.ner.pipelines import DEFAULT_JA_MODEL, EntityModelLoadError
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
 from indexer.store.sqlite import Filters
 from server.access import scoped
 from server.nlp.entities import (
     EntityJob,
-    NamedModels,
     named_model_errors,
     registry_model_for,
     resolve_mapping,
@@ -116,20 +115,13 @@ class FacetsResponse(msgspec.Struct, frozen=True):
     facets: list[FacetOut]
 
 
-def _named(services: Services) -> NamedModels:
-    named = services.extras.get("entity_models")
-    if named is None:
-        named = services.extras["entity_models"] = NamedModels(EntityModelStore.for_index(services.settings.index_dir))
-    return named
-
-
 @post("/entities", status_code=200, summary="Named entities: spans with offsets into each text, or IOB2 tokens")
 async def find_entities(data: JSONBody[EntitiesRequest], services: NamedDependency[Services]) -> EntitiesResponse:
     started = time.perf_counter()
     job = EntityJob(texts=data.texts, iob2=data.format == "iob2", model=data.model, language=data.language,
                     mapping=resolve_mapping(data.mapping, files=False))  # no server files over HTTP
     result = await anyio.to_thread.run_sync(run_entities, job, registry_model_for(services.models),
-                                            _named(services).get)
+                                            services.entity_models.get)
     return EntitiesResponse(format=data.format, mapping=result.mapping,
                             took_ms=round((time.perf_counter() - started) * 1000, 3),
                             results=[ResultOut.of(m, x) for m, x in zip(result.models, result.extractions,
@@ -151,7 +143,7 @@ async def entity_facets(services: NamedDependency[Services], request: Request,
 
 
 def _train(services: Services, data: EntityModelRequest) -> EntityModelInfo:
-    named = _named(services)
+    named = services.entity_models
     with named_model_errors():
         named.store.check_free(data.name, replace=data.replace)  # before minutes of training
         examples = parse_examples(data.examples)
@@ -172,18 +164,18 @@ async def post_entity_model(data: JSONBody[EntityModelRequest],
 
 @get("/entity-models", summary="The named entity models")
 async def list_entity_models(services: NamedDependency[Services]) -> EntityModelList:
-    return EntityModelList(models=await anyio.to_thread.run_sync(_named(services).store.entries))
+    return EntityModelList(models=await anyio.to_thread.run_sync(services.entity_models.store.entries))
 
 
 @get("/entity-models/{name:str}", summary="One named entity model: types, training size, held-out F1")
 async def get_entity_model(name: FromPath[str], services: NamedDependency[Services]) -> EntityModelInfo:
     with named_model_errors():
-        return await anyio.to_thread.run_sync(_named(services).store.info, name)
+        return await anyio.to_thread.run_sync(services.entity_models.store.info, name)
 
 
 @delete("/entity-models/{name:str}", status_code=204, summary="Delete a named entity model (admin)")
 async def delete_entity_model(name: FromPath[str], services: NamedDependency[Services]) -> None:
-    named = _named(services)
+    named = services.entity_models
     with named_model_errors():
         await anyio.to_thread.run_sync(partial(named.store.delete, name))
     named.forget(name)

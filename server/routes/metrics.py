@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
 
@@ -13,18 +11,15 @@ from server.services import Services
 
 @get("/metrics", summary="Prometheus metrics (text exposition format)", media_type=CONTENT_TYPE)
 async def metrics(services: NamedDependency[Services]) -> Response[str]:
-    return Response(services.metrics.render(services.index.stats(), batcher_stats(services.extras)),
+    return Response(services.metrics.render(services.index.stats(), batcher_stats(services)),
                     media_type=CONTENT_TYPE)
 
 
-def batcher_stats(extras: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The figures of every micro-batcher the app keeps (anything with `stats.as_dict()`)."""
-    found = {}
-    for kind, value in extras.items():
-        as_dict = getattr(getattr(value, "stats", None), "as_dict", None)
-        if callable(as_dict):
-            found[kind] = as_dict()
-    return found
+def batcher_stats(services: Services) -> dict[str, dict[str, float]]:
+    """The figures of the app's micro-batchers, by the `kind` label /metrics gives them."""
+    if services.batcher is None:
+        return {}
+    return {"query_batcher": services.batcher.stats.as_dict()}
 
 
 router = Router(path="/", route_handlers=[metrics])

@@ -18,7 +18,7 @@ from indexer.search.searcher import MAX_RESULTS, Results
 from indexer.store.sqlite import Filters
 from indexer.text.normalize import normalize_query
 from server.access import access_filter, scoped
-from server.batching import BATCHER_KEY, SEARCH_LIMITER_KEY, QueryBatcher, query_vector
+from server.batching import query_vector
 from server.routes.documents import read_document
 from server.schemas import (
     MAX_QUERY_CHARS,
@@ -39,7 +39,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
     """A search; `filters` must already hold the key's access filter (`server.access.scoped`)."""
     page = page or Page()
     started = time.perf_counter()
-    batcher: QueryBatcher | None = services.extras.get(BATCHER_KEY)
+    batcher = services.batcher
     # An idle model embeds this query in the search's own thread; a busy one batches it with the others.
     release = batcher.claim() if batcher is not None and mode != "keyword" else None
 
@@ -57,8 +57,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
 
     try:
         vector = None if release else await query_vector(batcher, query, mode)  # batched with other queries
-        limiter = services.extras.get(SEARCH_LIMITER_KEY)
-        generation, results = await anyio.to_thread.run_sync(work, vector, limiter=limiter)
+        generation, results = await anyio.to_thread.run_sync(work, vector, limiter=services.search_limiter)
     finally:
         if release:
             release()  # on every path, cancellation included: the model must never stay claimed
