@@ -19,9 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
+from indexer.build.builder import IndexBuilder
 from indexer.embed.base import Embedder
+from indexer.search.searcher import Hit, Searcher
 from indexer.store.generations import IndexDirectory
+from indexer.store.milvus import MilvusIndex
+from indexer.store.sqlite import Filters
+from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
+from server.answering.relevance import RelevanceScorer
 from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
 
 ENGLISH = {"field": "source", "prefix": "en-"}
@@ -169,3 +175,109 @@ def test_keys_are_listed_and_removed_without_showing_them(keys) -> None:
     bad = subprocess.run(yomitoki("keys", "add", "x", "--file", str(copy), "--where", '{"field": "colour"}'),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown field" in bad.stderr and "where.field" in bad.stderr
+
+
+# ---- in process, on both stores: statistics that count only what a key sees ------------------------------------
+
+# A key that sees the English documents and some Japanese ones: 三行 is in one document it sees
+# (ja-summarization) and one it does not (ja-unicode-nfkc), 二文 only in one it sees.
+SEEN_JAPANESE = ["ja-summarization.md", "ja-semantic-similarity.md", "ja-sudachi-split-modes.md",
+                 "ja-why-no-spaces.md", "ja-hybrid-search.md", "ja-embedding-vectors.md"]
+MIXED = {"or": [ENGLISH, {"field": "source", "in": SEEN_JAPANESE}]}
+STORE_QUERIES = ["三行", "二文", "形態素解析 辞書", "BM25 keyword search", "ハイブリッド検索 BM25",
+                 "Unicode 正規化 NFKC", "文の要約"]
+
+
+@pytest.fixture(scope="module", params=["embedded", "milvus"])
+def views(request: pytest.FixtureRequest, embedder: Embedder, keywords: KeywordTokenizer,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Searcher, Searcher]]:
+    """(the whole corpus, an index of only what the MIXED filter lets through), on one store."""
+    folder = tmp_path_factory.mktemp(f"views-{request.param}")
+    seen = folder / "seen"
+    seen.mkdir()
+    for path in CORPUS.iterdir():
+        if path.name.startswith("en-") or path.name in SEEN_JAPANESE:
+            shutil.copy(path, seen / path.name)
+    searchers = []
+    for name, corpus in (("whole", CORPUS), ("seen", seen)):
+        target = (IndexDirectory(folder / name) if request.param == "embedded"
+                  else MilvusIndex(str(folder / f"{name}.db"), name))
+        IndexBuilder(target, embedder, keywords).build(corpus)
+        searchers.append(Searcher(target.current(), embedder))
+    yield searchers[0], searchers[1]
+    for searcher in searchers:
+        searcher.close()
+
+
+def observed(hits: list[Hit]) -> list[tuple[str, int, int]]:
+    return [(hit.source, hit.start, hit.end) for hit in hits]
+
+
+def key_filters(access: bool = True) -> Filters:
+    return Filters().restricted(parse(MIXED), access=access)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_keyword_statistics_under_a_key_count_only_its_documents(views, mode: str) -> None:
+    """BM25 (IDF, average length) and the compound boost's IDF, on both stores: equal to an index of the key's
+    documents alone; the whole index's statistics give other scores, so hidden documents would show."""
+    whole, seen = views
+    shifted = 0
+    for query in STORE_QUERIES:
+        mine = whole.find(query, mode=mode, k=10, offset=0, filters=key_filters(), facets=["language"])
+        alone = seen.find(query, mode=mode, k=10, offset=0, facets=["language"])
+        assert observed(mine.hits) == observed(alone.hits), query
+        assert [h.score for h in mine.hits] == pytest.approx([h.score for h in alone.hits], rel=1e-5), query
+        assert (mine.total, mine.facets) == (alone.total, alone.facets), query
+        whole_statistics = whole.find(query, mode=mode, k=10, offset=0, filters=key_filters(access=False))
+        shifted += [h.score for h in whole_statistics.hits] != pytest.approx([h.score for h in alone.hits], rel=1e-5)
+    if mode == "keyword":  # hybrid's scores are RRF's, of ranks: they move less often
+        assert shifted >= 3
+
+
+def test_compound_weights_under_a_key_count_only_its_documents(views) -> None:
+    whole, seen = views
+    for compound in ("三行", "二文"):
+        ranked = [(hit.chunk_id, 0.0) for hit in whole.search(compound, mode="keyword", k=50, filters=key_filters())]
+        boosted = dict(whole._boost_compounds(ranked, [compound], key_filters().statistics))
+        ranked_alone = [(hit.chunk_id, 0.0) for hit in seen.search(compound, mode="keyword", k=50)]
+        alone = dict(seen._boost_compounds(ranked_alone, [compound]))
+        assert sorted(boosted.values()) == pytest.approx(sorted(alone.values()), rel=1e-9)
+        unscoped = dict(whole._boost_compounds(ranked, [compound]))
+        assert sorted(unscoped.values()) != pytest.approx(sorted(alone.values()), rel=1e-6)
+
+
+def test_fts5_past_the_memory_budget_scores_a_key_alike(views) -> None:
+    """An index too big for the in-memory postings scores in FTS5, whose BM25 counts every row: under a key
+    it is computed from the visible rows instead, to the same scores."""
+    whole, seen = views
+    if whole.backend.__class__.__name__ != "EmbeddedBackend":
+        pytest.skip("the embedded store only")
+    big = Searcher(whole.generation, whole.embedder)
+    big.backend.keyword_matrix = None  # type: ignore[attr-defined]
+    try:
+        for query in STORE_QUERIES:
+            mine = big.find(query, mode="keyword", k=10, offset=0, filters=key_filters())
+            alone = seen.find(query, mode="keyword", k=10, offset=0)
+            assert observed(mine.hits) == observed(alone.hits), query
+            assert [h.score for h in mine.hits] == pytest.approx([h.score for h in alone.hits], rel=1e-6), query
+    finally:
+        big.close()
+
+
+@pytest.mark.parametrize("question", ["三行で要約するには？", "What does BM25 use besides term frequency?",
+                                      "形態素解析器の辞書はどう違いますか"])
+def test_answer_relevance_weighs_terms_by_the_keys_documents(views, question: str) -> None:
+    """The relevance that picks answer sentences and decides refusals weighs terms by IDF: the key's own."""
+    whole, seen = views
+    mine = RelevanceScorer(whole, scope=key_filters().statistics).profile(question)
+    alone = RelevanceScorer(seen).profile(question)
+    assert mine.words == pytest.approx(alone.words) and mine.grams == pytest.approx(alone.grams)
+    everyone = RelevanceScorer(whole).profile(question)
+    assert (everyone.words, everyone.grams) != (pytest.approx(alone.words), pytest.approx(alone.grams))
+
+
+def test_counts_under_a_key_are_those_of_its_documents(views) -> None:
+    whole, seen = views
+    assert whole.backend.counts(key_filters()) == seen.backend.counts()
+    assert whole.backend.vector_count(key_filters()) == seen.backend.vector_count()

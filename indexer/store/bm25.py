@@ -46,7 +46,8 @@ def ascii_tokens(text: str) -> list[str]:
 _PLAIN = re.compile(r"[^a-z0-9 \u0080-\U0010ffff]")  # text that `str.split(" ")` tokenizes as FTS5 does
 
 
-def _row_tokens(text: str) -> list[str]:
+def row_tokens(text: str) -> list[str]:
+    """The tokens FTS5's `ascii` tokenizer makes of an indexed column's text."""
     if _PLAIN.search(text) is None:
         return [token for token in text.split(" ") if token]
     return ascii_tokens(text)
@@ -85,9 +86,9 @@ class KeywordMatrix:
             for column in range(len(COLUMNS)):
                 tokens: list[str] = []
                 for row in block:
-                    row_tokens = _row_tokens(row[column + 1] or "")
-                    tokens += row_tokens
-                    sizes[column].append(len(row_tokens))
+                    found = row_tokens(row[column + 1] or "")
+                    tokens += found
+                    sizes[column].append(len(found))
                 terms = vocab[column]
                 for term in dict.fromkeys(tokens).keys() - terms.keys():
                     terms[term] = len(terms)
