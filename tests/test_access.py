@@ -28,6 +28,7 @@ from indexer.store.sqlite import Filters
 from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
 from server.answering.relevance import RelevanceScorer
+from server.auth import KeysFileError, file_keys, hash_line, where_field
 from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
 
 ENGLISH = {"field": "source", "prefix": "en-"}
@@ -130,6 +131,81 @@ def test_hidden_documents_are_404_exactly_like_missing_ones(servers, keys) -> No
             "query": "検索", "k": 10, "offset": 0, "facets": ["tags"],
             "filters": {"where": {"field": "doc_id", "eq": doc_id}}})
         assert by_id.json()["hits"] == [] and by_id.json()["total"] == 0 and by_id.json()["facets"] == {"tags": []}
+
+
+def test_hidden_documents_by_key_and_their_files_are_404_like_missing_ones(servers, keys) -> None:
+    whole, _ = servers
+    found = call(whole, "POST", "/search", keys[1]["ja"], json={"query": "形態素解析", "k": 5, "mode": "keyword"})
+    hidden = [(h["doc_id"], h["key"]) for h in found.json()["hits"]]
+    assert hidden
+    for doc_id, key in hidden:
+        assert call(whole, "GET", "/documents", keys[1]["ja"], params={"key": key}).status_code == 200
+        by_key = call(whole, "GET", "/documents", keys[1]["en"], params={"key": key})
+        missing = call(whole, "GET", "/documents", keys[1]["en"], params={"key": key + "-nope"})
+        assert by_key.status_code == missing.status_code == 404
+        assert by_key.json()["detail"] == missing.json()["detail"].replace(key + "-nope", key)
+        file = call(whole, "GET", f"/documents/{doc_id}/file", keys[1]["en"])
+        assert file.status_code == 404 and file.json()["detail"] == f"no document with id or key {doc_id!r}"
+        # the same route for the key that sees it says what the document is instead
+        assert "not a PDF or Word file" in call(whole, "GET", f"/documents/{doc_id}/file", keys[1]["ja"]).text
+
+
+def test_health_counts_only_what_the_caller_sees(servers, keys) -> None:
+    whole, alone = servers
+    figures = ("documents", "chunks")
+    everything = call(whole, "GET", "/health", keys[1]["admin"]).json()
+    english = call(whole, "GET", "/health", keys[1]["en"]).json()
+    expected = call(alone, "GET", "/health").json()
+    assert [english[f] for f in figures] == [expected[f] for f in figures]
+    assert everything["documents"] > english["documents"] > 0
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):  # public: no key, or an unknown one, gets no counts
+        anonymous = httpx.get(f"{whole.url}/health", headers=headers, timeout=60)
+        assert anonymous.status_code == 200 and anonymous.json()["status"] == "ok"
+        assert [anonymous.json()[f] for f in figures] == [None, None]
+
+
+def test_metrics_need_a_key_that_sees_the_whole_index(servers, keys) -> None:
+    whole, _ = servers
+    refused = call(whole, "GET", "/metrics", keys[1]["en"])
+    assert refused.status_code == 403 and "access filter" in refused.json()["detail"]
+    assert "yomitoki_index_documents" not in refused.text
+    assert call(whole, "GET", "/metrics", keys[1]["admin"]).status_code == 200
+
+
+def test_an_admin_key_cannot_carry_an_access_filter(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.txt"
+    refused = subprocess.run(yomitoki("keys", "add", "ops", "--file", str(keys_file), "--scope", "admin",
+                                      "--where", '{"field": "source", "prefix": "ops/"}'),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "an access filter is for read keys" in refused.stderr
+    assert not keys_file.exists()
+    keys_file.write_text(f"{hash_line('k' * 40, 'admin', 'ops')} {where_field(parse(ENGLISH))}\n", encoding="utf-8")
+    with pytest.raises(KeysFileError, match=r"keys.txt:1: an access filter is for read keys"):
+        file_keys(keys_file)
+
+
+# Every route, by what it tells a key restricted by a filter. A route added later must be placed here (and,
+# if it reads documents or figures of them, apply `server.access` and be tested above).
+ROUTES = {
+    "documents": {"/search", "/documents", "/documents/{doc_id:str}", "/documents/{doc_id:str}/file",
+                  "/ask", "/v1/chat/completions", "/entities/facets"},     # filtered before ranking, tested above
+    "figures": {"/health", "/metrics"},                                    # the caller's own counts, or 403
+    "writes": {"/documents/{key:str}"},                                    # admin keys, which carry no filter
+    "no documents": {"/", "/view/{doc_id:str}", "/static/{file_path:path}", "/models", "/v1/models", "/v1/embeddings",
+                     "/similarity", "/classify", "/classifiers", "/classifiers/{name:str}", "/entities",
+                     "/entity-models", "/entity-models/{name:str}"},
+}
+
+
+def test_every_route_is_placed_for_restricted_keys(corpus_index: IndexDirectory) -> None:
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    app = create_app(ServerSettings(index_dir=corpus_index.path))
+    paths = {route.path for route in app.routes if not route.path.startswith("/schema")}
+    placed = set().union(*ROUTES.values())
+    assert paths - placed == set(), "place these routes in ROUTES (and filter them if they read documents)"
+    assert placed - paths == set(), "routes that are gone"
 
 
 def test_the_key_filter_and_the_request_filter_both_apply(servers, keys) -> None:
