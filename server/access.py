@@ -19,9 +19,10 @@ Figures of the whole index go only to callers who see all of it
 and a caller without a key none (with keys on), and `/metrics` refuses a
 restricted key. What still depends on hidden documents: the generation name
 (it changes when any document does), timings, and, on an HNSW or IVF-PQ index
-and a key that sees more than 10,000 chunks, which neighbours the approximate
-search finds (the graph and the lists are built from every vector; scores are
-exact and a smaller visible set is searched exactly).
+and a key that sees more than 10,000 chunks (on Milvus's HNSW, any key), which
+neighbours the approximate search finds (the graph and the lists are built
+from every vector; scores are exact, and the embedded store searches a smaller
+visible set exactly).
 """
 
 from __future__ import annotations

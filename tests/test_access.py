@@ -226,6 +226,20 @@ def test_answers_citations_and_refusals_come_from_the_keys_documents(servers, ke
     assert comparable(seen.json()) == comparable(expected.json())
 
 
+@pytest.mark.parametrize("question", ["What does BM25 use besides term frequency?", "形態素解析器は何をしますか？"])
+def test_chat_completions_answer_from_the_keys_documents(servers, keys, question: str) -> None:
+    whole, alone = servers
+    body = {"model": "yomitoki-rag", "messages": [{"role": "user", "content": question}],
+            "yomitoki": {"mode": "extractive", "k": 3}}
+    seen = call(whole, "POST", "/v1/chat/completions", keys[1]["en"], json=body)
+    expected = call(alone, "POST", "/v1/chat/completions", json=body)
+    assert seen.status_code == expected.status_code == 200, seen.text
+    strip = ("id", "created")
+    assert comparable({k: v for k, v in seen.json().items() if k not in strip}) == \
+        comparable({k: v for k, v in expected.json().items() if k not in strip})
+    assert all(source["source"].startswith("en-") for source in seen.json()["yomitoki"]["sources"])
+
+
 def test_a_bad_filter_is_a_400_naming_the_field(servers, keys) -> None:
     whole, _ = servers
     response = call(whole, "POST", "/search", keys[1]["admin"], json={
