@@ -22,6 +22,7 @@ import pytest
 from indexer.build.builder import IndexBuilder
 from indexer.embed.base import Embedder
 from indexer.search.searcher import Hit, Searcher
+from indexer.store.embedded import EmbeddedStore
 from indexer.store.generations import IndexDirectory
 from indexer.store.milvus import MilvusIndex
 from indexer.store.sqlite import Filters
@@ -341,10 +342,11 @@ def test_fts5_past_the_memory_budget_scores_a_key_alike(views) -> None:
     """An index too big for the in-memory postings scores in FTS5, whose BM25 counts every row: under a key
     it is computed from the visible rows instead, to the same scores."""
     whole, seen = views
-    if whole.backend.__class__.__name__ != "EmbeddedBackend":
+    if not isinstance(whole.backend, EmbeddedStore):
         pytest.skip("the embedded store only")
     big = Searcher(whole.generation, whole.embedder)
-    big.backend.keyword_matrix = None  # type: ignore[attr-defined]
+    assert isinstance(big.backend, EmbeddedStore)
+    big.backend.keyword_matrix = None
     try:
         for query in STORE_QUERIES:
             mine = big.find(query, mode="keyword", k=10, offset=0, filters=key_filters())

@@ -276,7 +276,7 @@ class Searcher:
         chunks the statistics count (`Filters.statistics`; None: all).
         """
         head = ranked[: self.fusion.candidates]
-        texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
+        texts = {cid: text.lower() for cid, text in self.backend.chunk_texts([cid for cid, _ in head]).items()}
         total = max(self.backend.vector_count(scope), 1)
         weights = []
         for compound in compounds:

@@ -64,6 +64,10 @@ class SearchStore(Protocol):
         """chunk id -> its document's id (for collapsing and facets, without the chunks' text)."""
         ...
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its normalized text (what the compound boost reads: no offsets, sections or ids)."""
+        ...
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         """id -> (title, source, language, metadata, key), without the full text."""
         ...

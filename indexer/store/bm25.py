@@ -116,6 +116,20 @@ class KeywordMatrix:
     def size(self) -> int:
         return len(self.chunk_ids)
 
+    def document_frequency(self, column: str, term: str, allowed: np.ndarray | None = None) -> int | None:
+        """In how many rows (of `allowed` chunk ids, if given) a term occurs; None when it is not one FTS5 token."""
+        tokens = ascii_tokens(term)
+        if len(tokens) != 1:
+            return None
+        index = COLUMNS.index(column)
+        term_id = self.vocab[index].get(tokens[0])
+        if term_id is None:
+            return 0
+        lo, hi = self.starts[index][term_id], self.starts[index][term_id + 1]
+        if allowed is None:
+            return int(hi - lo)
+        return int(np.isin(self.chunk_ids[self.rows[index][lo:hi]], allowed).sum())
+
     def _column_weights(self, column: int, weight: float) -> np.ndarray:
         """BM25 weight of every posting of a column (idf aside), for a column weight; cached."""
         cache = self._weights if self._weights is not None else {}

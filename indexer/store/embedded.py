@@ -134,6 +134,9 @@ class EmbeddedStore:
     def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
         return self.store.chunk_documents(ids)
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        return self.store.chunk_texts(ids)
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         return self.store.documents_brief(doc_ids)
 
@@ -161,8 +164,12 @@ class EmbeddedStore:
         return self.vectors.size if allowed is None else len(allowed)
 
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
-        match = f'{{{column}}} : "{term.replace(chr(34), chr(34) * 2)}"'
         allowed = None if filters is None else self.allowed(filters)
+        if self.keyword_matrix is not None:
+            found = self.keyword_matrix.document_frequency(column, term, allowed)
+            if found is not None:
+                return found
+        match = f'{{{column}}} : "{term.replace(chr(34), chr(34) * 2)}"'
         if allowed is None:
             row = self.store.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [match]).fetchone()
             return int(row[0])

@@ -615,6 +615,14 @@ class MilvusStore:
             out.update((int(row["id"]), row["doc_id"]) for row in rows)
         return out
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for offset in range(0, len(ids), ID_BATCH):
+            rows = self.client.query(self.chunks_collection, filter=_in("id", ids[offset : offset + ID_BATCH]),
+                                     output_fields=["id", "text"])
+            out.update((int(row["id"]), row["text"]) for row in rows)
+        return out
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         if not doc_ids:
             return {}

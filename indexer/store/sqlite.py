@@ -308,6 +308,13 @@ class SqliteStore:
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its normalized text."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, text FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
+
     def iter_chunks(self) -> Iterator[StoredChunk]:
         rows = self.db.execute(
             "SELECT id, doc_id, ordinal, start, end, text, section, tokens, offsets FROM chunks ORDER BY id")
