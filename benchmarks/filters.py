@@ -1,9 +1,10 @@
 """A selective filter (about 1% of documents) over many vectors: latency per index type and strategy.
 
-    python benchmarks/filters.py [--size 1000000] [--queries 200] [--selectivity 0.01]
+    python benchmarks/filters.py [--size 1000000] [--queries 200] [--selectivity 0.01] [--cache DIR]
 
 For each index type (flat, HNSW, IVF-PQ), built through `VectorIndex` as the
-indexer builds it, one query at a time on one FAISS thread, p50 / p99 in ms of:
+indexer builds it (its default parameters; every core, as `yomitoki index`
+does), then searched one query at a time on one FAISS thread, p50 / p99 in ms of:
 
 - unfiltered        `VectorIndex.search` with no filter: the baseline, same run;
 - filtered          `VectorIndex.search` with the allowed ids: what a filtered search
@@ -23,11 +24,17 @@ The vectors are synthetic but clustered like text embeddings (unit vectors aroun
 1,000 random centres), 384-d like all-MiniLM-L6-v2 and multilingual-e5-small.
 Timings on a shared machine are distorted by its other work: `uptime` is printed
 beside them.
+
+Building HNSW over 1M vectors is the long pole (minutes on 2 cores; each build's
+time is printed). `--cache DIR` keeps each built index there (about 1.7 GB per
+type at 1M) and loads it on the next run with the same size and parameters, so
+the searches can be timed again, on a quiet machine, without building again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sqlite3
@@ -42,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.store.ann import exact_scores
+from indexer.store.ann import VectorParams, exact_scores
 from indexer.store.sqlite import Filters, SqliteStore
 from indexer.store.vectors import EXACT_SUBSET, VectorIndex
 from indexer.store.where import parse
@@ -50,6 +57,7 @@ from indexer.store.where import parse
 DIMENSION = 384
 CENTRES = 1000
 K = 10
+DATA_VERSION = "clustered-seed0-v1"  # names cached indexes: change it when the vectors change
 
 
 def clustered(count: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
@@ -107,6 +115,24 @@ def strategies(index: VectorIndex, vectors: np.ndarray, allowed: np.ndarray, que
     }
 
 
+def built_index(kind: str, ids: np.ndarray, vectors: np.ndarray, cache: Path | None,
+                threads: int) -> tuple[VectorIndex, str]:
+    """The index of `kind` over these vectors, as the indexer builds it, and "built" or "loaded from cache"."""
+    params = VectorParams()
+    name = f"{kind}-{len(ids)}-{DATA_VERSION}-{hashlib.sha256(repr(params).encode()).hexdigest()[:12]}.faiss"
+    path = cache / name if cache is not None else None
+    if path is not None and path.exists():
+        return VectorIndex.load(path), "loaded from cache"
+    faiss.omp_set_num_threads(threads)
+    index = VectorIndex.create(DIMENSION, params=params)
+    index.add(ids, vectors)
+    index = index.converted(kind, params)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.save(path)
+    return index, f"built with {threads} threads"
+
+
 def sql_filter_time(size: int, selectivity: float, repeats: int = 5) -> dict[str, float]:
     """Seconds `SqliteStore.filtered_chunk_ids` takes for a metadata filter that keeps `selectivity` of `size` docs."""
     groups = round(1 / selectivity)
@@ -135,8 +161,12 @@ def main() -> None:
     parser.add_argument("--types", default="flat,hnsw,ivfpq")
     parser.add_argument("--sql-size", type=int, default=None, help="documents in the SQLite part (default --size)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep built indexes here and reuse them (same size, data and parameters)")
+    parser.add_argument("--build-threads", type=int, default=os.cpu_count() or 1,
+                        help="FAISS threads while building (searches use one)")
     args = parser.parse_args()
-    faiss.omp_set_num_threads(1)
+    run_started = time.perf_counter()
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 1, (CENTRES, DIMENSION)).astype(np.float32)
     vectors = clustered(args.size, rng, centres)
@@ -148,13 +178,12 @@ def main() -> None:
     report: dict[str, object] = {"size": args.size, "allowed": len(allowed), "load": os.getloadavg()}
     for kind in args.types.split(","):
         started = time.perf_counter()
-        index = VectorIndex.create(DIMENSION)
-        index.add(ids, vectors)
-        index = index.converted(kind)
+        index, how = built_index(kind, ids, vectors, args.cache, args.build_threads)
         built = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
         results = strategies(index, vectors, allowed, queries, args.selectivity)
-        report[kind] = {**results, "build_s": built}
-        print(f"\n{kind} (built in {built:.0f} s)  load {os.getloadavg()[0]:.1f}")
+        report[kind] = {**results, "build_s": built, "build": how}
+        print(f"\n{kind} ({how} in {built:.0f} s)  load {os.getloadavg()[0]:.1f}")
         print(f"{'':12}{'p50 ms':>10}{'p99 ms':>10}{'hits':>8}{'recall':>8}")
         for name, row in results.items():
             recall = f"{row['recall']:>8.3f}" if "recall" in row else f"{'':>8}"
@@ -166,6 +195,9 @@ def main() -> None:
         report["sql"] = {**sql, "documents": sql_size}
         print(f"\nsql: SqliteStore.filtered_chunk_ids over {sql_size:,} documents: p50 {sql['p50_ms']:.1f} ms "
               f"(max {sql['max_ms']:.1f}), {sql['ids']:.0f} ids  (SQLite {sqlite3.sqlite_version})")
+    total = time.perf_counter() - run_started
+    report["total_s"] = total
+    print(f"\ntotal {total:.0f} s; load {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

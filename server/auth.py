@@ -22,7 +22,13 @@ configured, everything is open. Otherwise `/health`, the OpenAPI pages and the
 web page's files are public, writes (POST/PUT/PATCH/DELETE under /classifiers and /entity-models, any PUT/PATCH/DELETE)
 need `admin`, and everything else needs `read` (which `admin` includes). A
 route may state its own need with `opt={"scope": "public" | "read" | "admin"}`.
-Missing or unknown key: 401; a read key on an admin route: 403.
+Missing or unknown key: 401; a read key on an admin route: 403. A valid key
+sent to a public route is recognised too (an unknown one is ignored there), so
+that `/health` can tell who sees what (`server.access.whole_index`).
+
+Only read keys take an access filter: an admin key writes documents and
+manages models for the whole index, which a key that must not see some
+documents cannot be allowed to do.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from indexer.errors import InputError
 from indexer.store.where import FilterError, Where, parse_json, to_json
-from server.access import STATE_KEY
+from server.access import STATE_KEY, WHOLE_INDEX_KEY
 
 SCOPES = ("read", "admin")
 # /health for probes, the OpenAPI pages, and the web page's own files (they hold no data: the API
@@ -52,6 +58,8 @@ PUBLIC_PREFIXES = ("/schema", "/static/", "/view/")
 ADMIN_PREFIXES = ("/classifiers", "/entity-models")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 WHERE_PREFIX = "where="
+ADMIN_FILTER = ("an access filter is for read keys: an admin key writes documents and manages models for the "
+                "whole index")
 _HEX = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="yomitoki"'}
 
@@ -127,6 +135,8 @@ def file_keys(path: Path) -> list[ApiKey]:
                 where = parse_json(fields.pop()[len(WHERE_PREFIX):], "where")
             except FilterError as exc:
                 raise KeysFileError(f"{path}:{number}: bad access filter: {exc}") from exc
+            if scope != "read":
+                raise KeysFileError(f"{path}:{number}: {ADMIN_FILTER}")
         label = " ".join(fields[2:]) or f"{Path(path).name}:{number}"
         keys.append(ApiKey(bytes.fromhex(match.group(1)), scope, label, where))
     return keys
@@ -190,6 +200,9 @@ class ApiKeyAuth(ASGIMiddleware):
         needed = required_scope(method, path, opt)
         if self.keys and needed is not None:
             self.authorize(scope, method, path, needed)
+        elif self.keys:  # a public route: a valid key still says what its caller sees, no key sees nothing
+            presented = presented_key(scope)
+            self.admit(scope, match_key(self.keys, presented) if presented is not None else None)
         await next_app(scope, receive, send)
 
     def authorize(self, scope: Scope, method: str, path: str, needed: str) -> None:
@@ -204,6 +217,13 @@ class ApiKeyAuth(ASGIMiddleware):
         if needed == "admin" and key.scope != "admin":
             raise PermissionDeniedException(
                 detail=f"this API key has the '{key.scope}' scope; {method} {path} needs 'admin'")
+        self.admit(scope, key)
+
+    @staticmethod
+    def admit(scope: Scope, key: ApiKey | None) -> None:
+        """Put what the caller's key (None: no valid key) may see in the request's state."""
         state = scope.setdefault("state", {})
-        state["api_key"] = key.label
-        state[STATE_KEY] = key.where
+        if key is not None:
+            state["api_key"] = key.label
+        state[STATE_KEY] = key.where if key is not None else None
+        state[WHOLE_INDEX_KEY] = key is not None and key.where is None

@@ -18,7 +18,7 @@ import click
 
 from indexer.cli import cli
 from indexer.store.where import FilterError, parse_json, to_json
-from server.auth import SCOPES, KeysFileError, file_keys, hash_line, where_field
+from server.auth import ADMIN_FILTER, SCOPES, KeysFileError, file_keys, hash_line, where_field
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 file_option = click.option("--file", "keys_file", required=True, envvar="YOMITOKI_API_KEYS_FILE",
@@ -46,6 +46,8 @@ def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) 
         where = None if where_text is None else parse_json(where_text, "--where")
     except FilterError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from exc
+    if where is not None and scope != "read":
+        raise click.BadParameter(ADMIN_FILTER, param_hint="--where")
     if any(key.label == name for key in _read(keys_file)):
         raise click.ClickException(f"{keys_file} already has a key named {name!r}: remove it first")
     key = secrets.token_urlsafe(32)

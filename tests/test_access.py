@@ -19,9 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
+from indexer.build.builder import IndexBuilder
 from indexer.embed.base import Embedder
+from indexer.search.searcher import Hit, Searcher
+from indexer.store.embedded import EmbeddedStore
 from indexer.store.generations import IndexDirectory
+from indexer.store.milvus import MilvusIndex
+from indexer.store.sqlite import Filters
+from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
+from server.answering.relevance import RelevanceScorer
+from server.auth import KeysFileError, file_keys, hash_line, where_field
 from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
 
 ENGLISH = {"field": "source", "prefix": "en-"}
@@ -126,6 +134,81 @@ def test_hidden_documents_are_404_exactly_like_missing_ones(servers, keys) -> No
         assert by_id.json()["hits"] == [] and by_id.json()["total"] == 0 and by_id.json()["facets"] == {"tags": []}
 
 
+def test_hidden_documents_by_key_and_their_files_are_404_like_missing_ones(servers, keys) -> None:
+    whole, _ = servers
+    found = call(whole, "POST", "/search", keys[1]["ja"], json={"query": "形態素解析", "k": 5, "mode": "keyword"})
+    hidden = [(h["doc_id"], h["key"]) for h in found.json()["hits"]]
+    assert hidden
+    for doc_id, key in hidden:
+        assert call(whole, "GET", "/documents", keys[1]["ja"], params={"key": key}).status_code == 200
+        by_key = call(whole, "GET", "/documents", keys[1]["en"], params={"key": key})
+        missing = call(whole, "GET", "/documents", keys[1]["en"], params={"key": key + "-nope"})
+        assert by_key.status_code == missing.status_code == 404
+        assert by_key.json()["detail"] == missing.json()["detail"].replace(key + "-nope", key)
+        file = call(whole, "GET", f"/documents/{doc_id}/file", keys[1]["en"])
+        assert file.status_code == 404 and file.json()["detail"] == f"no document with id or key {doc_id!r}"
+        # the same route for the key that sees it says what the document is instead
+        assert "not a PDF or Word file" in call(whole, "GET", f"/documents/{doc_id}/file", keys[1]["ja"]).text
+
+
+def test_health_counts_only_what_the_caller_sees(servers, keys) -> None:
+    whole, alone = servers
+    figures = ("documents", "chunks")
+    everything = call(whole, "GET", "/health", keys[1]["admin"]).json()
+    english = call(whole, "GET", "/health", keys[1]["en"]).json()
+    expected = call(alone, "GET", "/health").json()
+    assert [english[f] for f in figures] == [expected[f] for f in figures]
+    assert everything["documents"] > english["documents"] > 0
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):  # public: no key, or an unknown one, gets no counts
+        anonymous = httpx.get(f"{whole.url}/health", headers=headers, timeout=60)
+        assert anonymous.status_code == 200 and anonymous.json()["status"] == "ok"
+        assert [anonymous.json()[f] for f in figures] == [None, None]
+
+
+def test_metrics_need_a_key_that_sees_the_whole_index(servers, keys) -> None:
+    whole, _ = servers
+    refused = call(whole, "GET", "/metrics", keys[1]["en"])
+    assert refused.status_code == 403 and "access filter" in refused.json()["detail"]
+    assert "yomitoki_index_documents" not in refused.text
+    assert call(whole, "GET", "/metrics", keys[1]["admin"]).status_code == 200
+
+
+def test_an_admin_key_cannot_carry_an_access_filter(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.txt"
+    refused = subprocess.run(yomitoki("keys", "add", "ops", "--file", str(keys_file), "--scope", "admin",
+                                      "--where", '{"field": "source", "prefix": "ops/"}'),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "an access filter is for read keys" in refused.stderr
+    assert not keys_file.exists()
+    keys_file.write_text(f"{hash_line('k' * 40, 'admin', 'ops')} {where_field(parse(ENGLISH))}\n", encoding="utf-8")
+    with pytest.raises(KeysFileError, match=r"keys.txt:1: an access filter is for read keys"):
+        file_keys(keys_file)
+
+
+# Every route, by what it tells a key restricted by a filter. A route added later must be placed here (and,
+# if it reads documents or figures of them, apply `server.access` and be tested above).
+ROUTES = {
+    "documents": {"/search", "/documents", "/documents/{doc_id:str}", "/documents/{doc_id:str}/file",
+                  "/ask", "/v1/chat/completions", "/entities/facets"},     # filtered before ranking, tested above
+    "figures": {"/health", "/metrics"},                                    # the caller's own counts, or 403
+    "writes": {"/documents/{key:str}"},                                    # admin keys, which carry no filter
+    "no documents": {"/", "/view/{doc_id:str}", "/static/{file_path:path}", "/models", "/v1/models", "/v1/embeddings",
+                     "/similarity", "/classify", "/classifiers", "/classifiers/{name:str}", "/entities",
+                     "/entity-models", "/entity-models/{name:str}"},
+}
+
+
+def test_every_route_is_placed_for_restricted_keys(corpus_index: IndexDirectory) -> None:
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    app = create_app(ServerSettings(index_dir=corpus_index.path))
+    paths = {route.path for route in app.routes if not route.path.startswith("/schema")}
+    placed = set().union(*ROUTES.values())
+    assert paths - placed == set(), "place these routes in ROUTES (and filter them if they read documents)"
+    assert placed - paths == set(), "routes that are gone"
+
+
 def test_the_key_filter_and_the_request_filter_both_apply(servers, keys) -> None:
     whole, _ = servers
     body = {"query": "search", "k": 20, "filters": {"language": "ja"}}
@@ -142,6 +225,20 @@ def test_answers_citations_and_refusals_come_from_the_keys_documents(servers, ke
     expected = call(alone, "POST", "/ask", json=body)
     assert seen.status_code == expected.status_code == 200, seen.text
     assert comparable(seen.json()) == comparable(expected.json())
+
+
+@pytest.mark.parametrize("question", ["What does BM25 use besides term frequency?", "形態素解析器は何をしますか？"])
+def test_chat_completions_answer_from_the_keys_documents(servers, keys, question: str) -> None:
+    whole, alone = servers
+    body = {"model": "yomitoki-rag", "messages": [{"role": "user", "content": question}],
+            "yomitoki": {"mode": "extractive", "k": 3}}
+    seen = call(whole, "POST", "/v1/chat/completions", keys[1]["en"], json=body)
+    expected = call(alone, "POST", "/v1/chat/completions", json=body)
+    assert seen.status_code == expected.status_code == 200, seen.text
+    strip = ("id", "created")
+    assert comparable({k: v for k, v in seen.json().items() if k not in strip}) == \
+        comparable({k: v for k, v in expected.json().items() if k not in strip})
+    assert all(source["source"].startswith("en-") for source in seen.json()["yomitoki"]["sources"])
 
 
 def test_a_bad_filter_is_a_400_naming_the_field(servers, keys) -> None:
@@ -169,3 +266,110 @@ def test_keys_are_listed_and_removed_without_showing_them(keys) -> None:
     bad = subprocess.run(yomitoki("keys", "add", "x", "--file", str(copy), "--where", '{"field": "colour"}'),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown field" in bad.stderr and "where.field" in bad.stderr
+
+
+# ---- in process, on both stores: statistics that count only what a key sees ------------------------------------
+
+# A key that sees the English documents and some Japanese ones: 三行 is in one document it sees
+# (ja-summarization) and one it does not (ja-unicode-nfkc), 二文 only in one it sees.
+SEEN_JAPANESE = ["ja-summarization.md", "ja-semantic-similarity.md", "ja-sudachi-split-modes.md",
+                 "ja-why-no-spaces.md", "ja-hybrid-search.md", "ja-embedding-vectors.md"]
+MIXED = {"or": [ENGLISH, {"field": "source", "in": SEEN_JAPANESE}]}
+STORE_QUERIES = ["三行", "二文", "形態素解析 辞書", "BM25 keyword search", "ハイブリッド検索 BM25",
+                 "Unicode 正規化 NFKC", "文の要約"]
+
+
+@pytest.fixture(scope="module", params=["embedded", "milvus"])
+def views(request: pytest.FixtureRequest, embedder: Embedder, keywords: KeywordTokenizer,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Searcher, Searcher]]:
+    """(the whole corpus, an index of only what the MIXED filter lets through), on one store."""
+    folder = tmp_path_factory.mktemp(f"views-{request.param}")
+    seen = folder / "seen"
+    seen.mkdir()
+    for path in CORPUS.iterdir():
+        if path.name.startswith("en-") or path.name in SEEN_JAPANESE:
+            shutil.copy(path, seen / path.name)
+    searchers = []
+    for name, corpus in (("whole", CORPUS), ("seen", seen)):
+        target = (IndexDirectory(folder / name) if request.param == "embedded"
+                  else MilvusIndex(str(folder / f"{name}.db"), name))
+        IndexBuilder(target, embedder, keywords).build(corpus)
+        searchers.append(Searcher(target.current(), embedder))
+    yield searchers[0], searchers[1]
+    for searcher in searchers:
+        searcher.close()
+
+
+def observed(hits: list[Hit]) -> list[tuple[str, int, int]]:
+    return [(hit.source, hit.start, hit.end) for hit in hits]
+
+
+def key_filters(access: bool = True) -> Filters:
+    return Filters().restricted(parse(MIXED), access=access)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_keyword_statistics_under_a_key_count_only_its_documents(views, mode: str) -> None:
+    """BM25 (IDF, average length) and the compound boost's IDF, on both stores: equal to an index of the key's
+    documents alone; the whole index's statistics give other scores, so hidden documents would show."""
+    whole, seen = views
+    shifted = 0
+    for query in STORE_QUERIES:
+        mine = whole.find(query, mode=mode, k=10, offset=0, filters=key_filters(), facets=["language"])
+        alone = seen.find(query, mode=mode, k=10, offset=0, facets=["language"])
+        assert observed(mine.hits) == observed(alone.hits), query
+        assert [h.score for h in mine.hits] == pytest.approx([h.score for h in alone.hits], rel=1e-5), query
+        assert (mine.total, mine.facets) == (alone.total, alone.facets), query
+        whole_statistics = whole.find(query, mode=mode, k=10, offset=0, filters=key_filters(access=False))
+        shifted += [h.score for h in whole_statistics.hits] != pytest.approx([h.score for h in alone.hits], rel=1e-5)
+    if mode == "keyword":  # hybrid's scores are RRF's, of ranks: they move less often
+        assert shifted >= 3
+
+
+def test_compound_weights_under_a_key_count_only_its_documents(views) -> None:
+    whole, seen = views
+    for compound in ("三行", "二文"):
+        ranked = [(hit.chunk_id, 0.0) for hit in whole.search(compound, mode="keyword", k=50, filters=key_filters())]
+        boosted = dict(whole._boost_compounds(ranked, [compound], key_filters().statistics))
+        ranked_alone = [(hit.chunk_id, 0.0) for hit in seen.search(compound, mode="keyword", k=50)]
+        alone = dict(seen._boost_compounds(ranked_alone, [compound]))
+        assert sorted(boosted.values()) == pytest.approx(sorted(alone.values()), rel=1e-9)
+        unscoped = dict(whole._boost_compounds(ranked, [compound]))
+        assert sorted(unscoped.values()) != pytest.approx(sorted(alone.values()), rel=1e-6)
+
+
+def test_fts5_past_the_memory_budget_scores_a_key_alike(views) -> None:
+    """An index too big for the in-memory postings scores in FTS5, whose BM25 counts every row: under a key
+    it is computed from the visible rows instead, to the same scores."""
+    whole, seen = views
+    if not isinstance(whole.backend, EmbeddedStore):
+        pytest.skip("the embedded store only")
+    big = Searcher(whole.generation, whole.embedder)
+    assert isinstance(big.backend, EmbeddedStore)
+    big.backend.keyword_matrix = None
+    try:
+        for query in STORE_QUERIES:
+            mine = big.find(query, mode="keyword", k=10, offset=0, filters=key_filters())
+            alone = seen.find(query, mode="keyword", k=10, offset=0)
+            assert observed(mine.hits) == observed(alone.hits), query
+            assert [h.score for h in mine.hits] == pytest.approx([h.score for h in alone.hits], rel=1e-6), query
+    finally:
+        big.close()
+
+
+@pytest.mark.parametrize("question", ["三行で要約するには？", "What does BM25 use besides term frequency?",
+                                      "形態素解析器の辞書はどう違いますか"])
+def test_answer_relevance_weighs_terms_by_the_keys_documents(views, question: str) -> None:
+    """The relevance that picks answer sentences and decides refusals weighs terms by IDF: the key's own."""
+    whole, seen = views
+    mine = RelevanceScorer(whole, scope=key_filters().statistics).profile(question)
+    alone = RelevanceScorer(seen).profile(question)
+    assert mine.words == pytest.approx(alone.words) and mine.grams == pytest.approx(alone.grams)
+    everyone = RelevanceScorer(whole).profile(question)
+    assert (everyone.words, everyone.grams) != (pytest.approx(alone.words), pytest.approx(alone.grams))
+
+
+def test_counts_under_a_key_are_those_of_its_documents(views) -> None:
+    whole, seen = views
+    assert whole.backend.counts(key_filters()) == seen.backend.counts()
+    assert whole.backend.vector_count(key_filters()) == seen.backend.vector_count()

@@ -26,8 +26,10 @@ from indexer.ner.training import TrainingDataError, TrainOptions, fine_tune, par
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import EntityFilterError, Filters
+from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
+from server.auth import ApiKey, digest
 from server.settings import ServerSettings
 from tests.conftest import RunningServer, yomitoki
 from tests.task_models import tiny_index
@@ -380,6 +382,13 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
         assert client.get("/search", params={"q": "工場", "entity": "Person"}).status_code == 400
         facets = client.get("/entities/facets", params={"type": "Person"}).json()["facets"]
         assert {(f["text"], f["chunks"]) for f in facets} == {("山田太郎", 1), ("佐藤花子", 1)}
+    # a key that sees yamada.md alone counts its entities only (server.access)
+    restricted = ApiKey(digest("yamada-only-key"), "read", "yamada", parse({"field": "source", "eq": "yamada.md"}))
+    settings = ServerSettings(index_dir=directory.path, generator=None, api_keys=(restricted,))
+    with TestClient(create_app(settings)) as client:
+        facets = client.get("/entities/facets", params={"type": "Person"},
+                            headers={"X-API-Key": "yamada-only-key"}).json()["facets"]
+        assert {(f["text"], f["chunks"]) for f in facets} == {("山田太郎", 1)}
 
 
 def test_entity_filter_on_an_index_without_entities_says_so(searcher: Searcher) -> None:

@@ -18,6 +18,7 @@ from indexer.build.builder import IndexBuilder
 from indexer.embed.base import Embedder
 from indexer.search.searcher import Searcher, facet_values
 from indexer.store.generations import IndexDirectory
+from indexer.store.identity import document_id
 from indexer.store.milvus import MilvusIndex
 from indexer.store.sqlite import Filters
 from indexer.store.where import FilterError, evaluate, parse
@@ -110,6 +111,13 @@ FILTERS = [
     {"field": "source", "eq": "notes/river.md"},
     {"field": "language", "eq": "en"},
     {"field": "doc_id", "in": ["nope"]},
+    {"field": "doc_id", "eq": document_id("r07")},
+    {"field": "key", "eq": "r11"},
+    {"field": "tags", "exists": True},
+    {"field": "tags", "exists": False},
+    {"field": "source", "in": ["notes/river.md", "notes/nowhere.md"]},
+    {"field": "language", "in": ["en", "ja"]},
+    {"field": "language", "eq": "ja"},
     {"and": [{"field": "metadata.year", "gte": 2018}, {"field": "tags", "eq": "even"}]},
     {"or": [{"field": "metadata.team", "eq": "legal"}, {"field": "metadata.score", "lt": 1}]},
     {"not": {"field": "metadata.year", "gte": 2020}},              # unknown (no year, or year as text) stays out
@@ -156,7 +164,21 @@ def test_pages_cover_the_result_set_once_in_a_stable_order(report_searcher: Sear
     assert len(seen) == len(set(seen)) == whole.total > 7
 
 
-@pytest.mark.parametrize("mode", ["dense", "keyword"])
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_pages_of_a_filtered_collapsed_set_cover_it_once(report_searcher: Searcher, mode: str) -> None:
+    where = {"or": [{"field": "tags", "eq": "even"}, {"field": "source", "prefix": "notes/"}]}
+    filters = Filters(expression=parse(where))
+    whole = report_searcher.find("river report", mode=mode, k=1000, offset=0, collapse=True, filters=filters)
+    seen = []
+    for offset in range(0, whole.total + 5, 5):
+        page = report_searcher.find("river report", mode=mode, k=5, offset=offset, collapse=True, filters=filters)
+        assert page.total == whole.total
+        seen += [h.doc_id for h in page.hits]
+    assert seen == [h.doc_id for h in whole.hits]
+    assert len(seen) == len(set(seen)) == whole.total == len(expected(report_searcher, where))
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
 def test_facets_count_the_whole_filtered_result_set(report_searcher: Searcher, mode: str) -> None:
     where = {"field": "metadata.year", "gte": 2018}
     fields = ["tags", "metadata.team", "metadata.year", "language", "metadata.owner.name"]

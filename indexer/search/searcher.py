@@ -236,7 +236,7 @@ class Searcher:
             keyword = self._keyword(text, depth, filters)
             compounds = [text[s:e] for s, e in self.compounds(text)] if self.compound_boost else []
             if compounds and keyword:
-                keyword = self._boost_compounds(keyword, compounds)
+                keyword = self._boost_compounds(keyword, compounds, filters.statistics)
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
@@ -266,21 +266,23 @@ class Searcher:
             run = [term] if term is not None and not text[term.start : term.end].isascii() else []
         return tuple(spans)
 
-    def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str]) -> list[tuple[int, float]]:
+    def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str],
+                         scope: Filters | None = None) -> list[tuple[int, float]]:
         """Score each split compound as one more BM25 term (a phrase): its IDF for the chunks holding it.
 
         A compound's document frequency is that of its rarest character
         bigram (an upper bound of the phrase's own), so a rare compound such
         as 二文 lifts its chunks far, a common one such as 何年 barely. Only the
-        list's first `fusion.candidates` are read and reordered.
+        list's first `fusion.candidates` are read and reordered. `scope`: the
+        chunks the statistics count (`Filters.statistics`; None: all).
         """
         head = ranked[: self.fusion.candidates]
-        texts = {cid: chunk.text.lower() for cid, chunk in self.backend.chunks([cid for cid, _ in head]).items()}
-        total = max(self.backend.vector_count(), 1)
+        texts = {cid: text.lower() for cid, text in self.backend.chunk_texts([cid for cid, _ in head]).items()}
+        total = max(self.backend.vector_count(scope), 1)
         weights = []
         for compound in compounds:
             grams = [compound[i : i + 2] for i in range(len(compound) - 1)]
-            frequency = min(self.backend.document_frequency("grams", g) for g in grams)
+            frequency = min(self.backend.document_frequency("grams", g, scope) for g in grams)
             weights.append(max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6))
         boosted = [(cid, score + sum(w for c, w in zip(compounds, weights, strict=True)
                                      if c.lower() in texts.get(cid, "")))

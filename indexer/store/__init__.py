@@ -11,6 +11,7 @@
     vectors, ann  FAISS: flat, HNSW and IVF-PQ over normalized vectors keyed by chunk id
     full_vectors  full float32 vectors on disk for IVF-PQ re-scoring
     bm25          FTS5's BM25 from postings in memory
+    visible_bm25  BM25 with the statistics of the rows a filter lets through (API keys' access filters)
     where         the `where` filter language (parse, evaluate, to SQL, to Milvus)
     identity      a document's id from its key
 """

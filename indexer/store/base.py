@@ -65,6 +65,10 @@ class SearchStore(Protocol):
         """chunk id -> its document's id (for collapsing and facets, without the chunks' text)."""
         ...
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its normalized text (what the compound boost reads: no offsets, sections or ids)."""
+        ...
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         """id -> (title, source, language, metadata, key), without the full text."""
         ...
@@ -75,12 +79,16 @@ class SearchStore(Protocol):
 
     def document(self, doc_id: str) -> StoredDocument | None: ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, filters: Filters | None = None) -> dict[str, int]:
+        """Documents and chunks: all of them, or those that pass `filters`."""
+        ...
 
-    def vector_count(self) -> int: ...
+    def vector_count(self, filters: Filters | None = None) -> int:
+        """Vectors (one per chunk): all of them, or those of the chunks that pass `filters`."""
+        ...
 
-    def document_frequency(self, column: str, term: str) -> int:
-        """In how many chunks a keyword term occurs (`column`: words or grams)."""
+    def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
+        """In how many chunks a keyword term occurs (`column`: words or grams), among those that pass `filters`."""
         ...
 
     def stored_vectors(self, ids: Sequence[int]) -> np.ndarray | None:

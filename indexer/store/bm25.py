@@ -46,7 +46,8 @@ def ascii_tokens(text: str) -> list[str]:
 _PLAIN = re.compile(r"[^a-z0-9 \u0080-\U0010ffff]")  # text that `str.split(" ")` tokenizes as FTS5 does
 
 
-def _row_tokens(text: str) -> list[str]:
+def row_tokens(text: str) -> list[str]:
+    """The tokens FTS5's `ascii` tokenizer makes of an indexed column's text."""
     if _PLAIN.search(text) is None:
         return [token for token in text.split(" ") if token]
     return ascii_tokens(text)
@@ -85,9 +86,9 @@ class KeywordMatrix:
             for column in range(len(COLUMNS)):
                 tokens: list[str] = []
                 for row in block:
-                    row_tokens = _row_tokens(row[column + 1] or "")
-                    tokens += row_tokens
-                    sizes[column].append(len(row_tokens))
+                    found = row_tokens(row[column + 1] or "")
+                    tokens += found
+                    sizes[column].append(len(found))
                 terms = vocab[column]
                 for term in dict.fromkeys(tokens).keys() - terms.keys():
                     terms[term] = len(terms)
@@ -114,6 +115,20 @@ class KeywordMatrix:
     @property
     def size(self) -> int:
         return len(self.chunk_ids)
+
+    def document_frequency(self, column: str, term: str, allowed: np.ndarray | None = None) -> int | None:
+        """In how many rows (of `allowed` chunk ids, if given) a term occurs; None when it is not one FTS5 token."""
+        tokens = ascii_tokens(term)
+        if len(tokens) != 1:
+            return None
+        index = COLUMNS.index(column)
+        term_id = self.vocab[index].get(tokens[0])
+        if term_id is None:
+            return 0
+        lo, hi = self.starts[index][term_id], self.starts[index][term_id + 1]
+        if allowed is None:
+            return int(hi - lo)
+        return int(np.isin(self.chunk_ids[self.rows[index][lo:hi]], allowed).sum())
 
     def _column_weights(self, column: int, weight: float) -> np.ndarray:
         """BM25 weight of every posting of a column (idf aside), for a column weight; cached."""

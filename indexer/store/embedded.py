@@ -11,13 +11,16 @@ import numpy as np
 
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
-from indexer.store.bm25 import KeywordMatrix
+from indexer.store.bm25 import KeywordMatrix, ascii_tokens, row_tokens
 from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
 from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
+from indexer.store.visible_bm25 import FTS5, ColumnTerms, Statistics
+from indexer.store.visible_bm25 import score as visible_score
 
 ALLOWED_CACHE_BYTES = 64 * 2**20  # filtered chunk ids kept per generation: 8M ids
+COUNTS_CACHED = 256                # counts and keyword statistics of filters kept per generation
 
 
 class EmbeddedStore:
@@ -36,6 +39,8 @@ class EmbeddedStore:
         # the chunk ids of recent filters: a generation never changes, and an API key's filter comes back
         # with every request of that key (evaluating metadata in SQLite costs ≈ 1 µs per chunk)
         self._allowed: OrderedDict[Filters, np.ndarray] = OrderedDict()
+        self._counts: OrderedDict[Filters, dict[str, int]] = OrderedDict()  # an API key's, for /health
+        self._statistics: OrderedDict[Filters, Statistics] = OrderedDict()  # FTS5 scoring under a key's filter
 
     @property
     def store(self) -> SqliteStore:
@@ -62,10 +67,51 @@ class EmbeddedStore:
             return []
         if self.keyword_matrix is not None:
             found = self.keyword_matrix.search(query.words, query.grams, depth, grams_weight, self.allowed(filters),
-                                               own_statistics=filters.access)
+                                               own_statistics=filters.statistics is not None)
             if found is not None:
                 return found
+        if filters.statistics is not None:  # FTS5 would count every row in BM25's statistics
+            return self._keyword_within(query, depth, filters, grams_weight)
         return self.store.keyword_search(query.match, depth, filters, grams_weight)
+
+    def _keyword_within(self, query: KeywordQuery, depth: int, filters: Filters,
+                        grams_weight: float) -> list[tuple[int, float]]:
+        """FTS5's BM25 as if only the chunks that pass `filters` were indexed (`indexer.store.visible_bm25`).
+
+        A term FTS5 would match as a phrase of several tokens counts here as those tokens.
+        """
+        allowed = self.allowed(filters)
+        inside = set(allowed.tolist()) if allowed is not None else None
+        columns = []
+        for column, terms, weight in (("words", query.words, 1.0), ("grams", query.grams, grams_weight)):
+            tokens = tuple(dict.fromkeys(token for term in terms for token in ascii_tokens(term)))
+            columns.append(ColumnTerms(tokens, weight, {t: self.document_frequency(column, t, filters)
+                                                        for t in tokens}))
+        rows = self.store.db.execute("SELECT rowid, words, grams FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                     [query.match])
+        candidates = ((int(rowid), [row_tokens(words or ""), row_tokens(grams or "")])
+                      for rowid, words, grams in rows if inside is None or rowid in inside)
+        return visible_score(candidates, columns, self._visible_statistics(filters), FTS5, depth)
+
+    def _visible_statistics(self, filters: Filters) -> Statistics:
+        """The chunks that pass `filters`: how many, and their keyword tokens per column (read once per filter)."""
+        with self._lock:
+            found = self._statistics.get(filters)
+        if found is None:
+            allowed = self.allowed(filters)
+            inside = set(allowed.tolist()) if allowed is not None else None
+            rows, tokens = 0, [0, 0]
+            for rowid, words, grams in self.store.db.execute("SELECT rowid, words, grams FROM chunks_fts"):
+                if inside is None or rowid in inside:
+                    rows += 1
+                    tokens[0] += len(row_tokens(words or ""))
+                    tokens[1] += len(row_tokens(grams or ""))
+            found = Statistics(rows, (tokens[0], tokens[1]))
+            with self._lock:
+                self._statistics[filters] = found
+                while len(self._statistics) > COUNTS_CACHED:
+                    self._statistics.popitem(last=False)
+        return found
 
     def allowed(self, filters: Filters) -> np.ndarray | None:
         """The ids of the chunks that pass the filters (None: no filter), cached up to ALLOWED_CACHE_BYTES."""
@@ -89,6 +135,9 @@ class EmbeddedStore:
     def chunk_documents(self, ids: Sequence[int]) -> dict[int, str]:
         return self.store.chunk_documents(ids)
 
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        return self.store.chunk_texts(ids)
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         return self.store.documents_brief(doc_ids)
 
@@ -98,16 +147,35 @@ class EmbeddedStore:
     def document(self, doc_id: str) -> StoredDocument | None:
         return self.store.document(doc_id)
 
-    def counts(self) -> dict[str, int]:
-        return self.store.counts()
+    def counts(self, filters: Filters | None = None) -> dict[str, int]:
+        if filters is None or filters.empty:
+            return self.store.counts()
+        with self._lock:
+            found = self._counts.get(filters)
+        if found is None:
+            found = self.store.counts(filters)
+            with self._lock:
+                self._counts[filters] = found
+                while len(self._counts) > COUNTS_CACHED:
+                    self._counts.popitem(last=False)
+        return found
 
-    def vector_count(self) -> int:
-        return self.vectors.size
+    def vector_count(self, filters: Filters | None = None) -> int:
+        allowed = None if filters is None else self.allowed(filters)
+        return self.vectors.size if allowed is None else len(allowed)
 
-    def document_frequency(self, column: str, term: str) -> int:
+    def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
+        allowed = None if filters is None else self.allowed(filters)
+        if self.keyword_matrix is not None:
+            found = self.keyword_matrix.document_frequency(column, term, allowed)
+            if found is not None:
+                return found
         match = f'{{{column}}} : "{term.replace(chr(34), chr(34) * 2)}"'
-        row = self.store.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [match]).fetchone()
-        return int(row[0])
+        if allowed is None:
+            row = self.store.db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [match]).fetchone()
+            return int(row[0])
+        rows = self.store.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?", [match])
+        return int(np.isin(np.fromiter((r[0] for r in rows), dtype=np.int64), allowed).sum())
 
     def stored_vectors(self, ids: Sequence[int]) -> np.ndarray | None:
         try:

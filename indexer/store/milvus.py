@@ -20,7 +20,10 @@ digit hash (`term_token`): a single alphanumeric word that the `standard`
 analyzer keeps as it is, on Lite and on a Milvus server alike. Two VARCHAR
 fields (`words`, `grams`) feed two BM25 functions; a keyword query searches
 both and sums `words + grams_weight × grams` (a `WeightedRanker` without score
-normalization), as FTS5's column-weighted bm25 does.
+normalization), as FTS5's column-weighted bm25 does. Milvus's BM25 statistics
+(row count, IDF, average length) count the whole collection; a search under an
+API key's access filter scores instead with the statistics of the rows the
+filter lets through (`indexer.store.visible_bm25`), so hidden documents shift nothing.
 
 Vectors are searched with inner product (they are L2-normalized): FLAT below
 `AUTO_HNSW_FROM` chunks, HNSW above, searched with `ef ≥ depth` because highly
@@ -63,6 +66,7 @@ from indexer.store.generations import (
 from indexer.store.manifest import Counts, Manifest, MilvusStoreEntry, VectorsEntry, decode_manifest, encode_manifest
 from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
 from indexer.store.vectors import AUTO_HNSW_FROM
+from indexer.store.visible_bm25 import MILVUS, ColumnTerms, Formula, Statistics, score
 from indexer.store.where import to_milvus
 
 MANIFEST_ID = "__manifest__"
@@ -73,6 +77,7 @@ MAX_TAG_BYTES = 1_024
 INSERT_BATCH = 256
 PLACEHOLDER_DIM = 2           # the documents collection's vector: Milvus wants one in every collection
 ID_BATCH = 1_000
+VISIBLE_CACHED = 64           # filters whose visible rows' figures a generation keeps (API keys' filters)
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")  # what FTS5's `ascii` tokenizer splits on
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _GENERATION = re.compile(r"^(?P<prefix>.+)__(?P<gen>gen_\d{6})__(?P<part>chunks|docs)$")
@@ -563,6 +568,9 @@ class MilvusStore:
         ef_search = vectors.ef_search if vectors is not None else None
         self.ef_search = ef_search if ef_search is not None else VectorParams().ef_search
         self.hnsw = vectors is not None and vectors.type == "hnsw"
+        self._visible: dict[str, tuple[Statistics, set[str]]] = {}  # filter expression -> its rows' figures
+        self._visible_lock = threading.Lock()
+        self._formula: Formula | None = None
 
     @classmethod
     def for_generation(cls, generation: Generation) -> MilvusStore:
@@ -591,6 +599,8 @@ class MilvusStore:
                  if query_terms(terms) and weight > 0]
         if not sides:
             return []
+        if filters.statistics is not None:
+            return self._keyword_within(sides, depth, expr)
         if len(sides) == 1:
             column, text, weight = sides[0]
             found = self.client.search(self.chunks_collection, data=[text], anns_field=f"{column}_sparse",
@@ -625,6 +635,14 @@ class MilvusStore:
             rows = self.client.query(self.chunks_collection, filter=_in("id", ids[offset : offset + ID_BATCH]),
                                      output_fields=["id", "doc_id"])
             out.update((int(row["id"]), row["doc_id"]) for row in rows)
+        return out
+
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for offset in range(0, len(ids), ID_BATCH):
+            rows = self.client.query(self.chunks_collection, filter=_in("id", ids[offset : offset + ID_BATCH]),
+                                     output_fields=["id", "text"])
+            out.update((int(row["id"]), row["text"]) for row in rows)
         return out
 
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
@@ -664,18 +682,72 @@ class MilvusStore:
                               text="".join(r["text"] for r in rows), language=head["language"],
                               metadata=dict(head["metadata"] or {}), content_hash=head["content_hash"])
 
-    def counts(self) -> dict[str, int]:
-        return {"documents": _count(self.client, self.docs_collection, f'part == 0 and doc_id != "{MANIFEST_ID}"'),
-                "chunks": _count(self.client, self.chunks_collection, "")}
+    def _keyword_within(self, sides: list[tuple[str, str, float]], depth: int, expr: str) -> list[tuple[int, float]]:
+        """BM25 computed as if the rows outside `expr` were not in the collection (an API key's view)."""
+        statistics, _ = self._visible_rows(expr)
+        columns = [ColumnTerms(tuple(text.split()), weight,
+                               {token: self._matching(expr, column, token) for token in text.split()})
+                   for column, text, weight in sides]
+        matches = " or ".join(f"TEXT_MATCH({column}, {string_literal(text)})" for column, text, _ in sides)
+        fields = [column for column, _, _ in sides]
+        candidates = ((int(row["id"]), [row[field].split() for field in fields])
+                      for batch in _iterate(self.client, self.chunks_collection, f"({expr}) and ({matches})",
+                                            ["id", *fields])
+                      for row in batch)
+        formula = self._bm25_formula()
+        statistics = Statistics(statistics.rows, tuple(statistics.tokens[("words", "grams").index(field)]
+                                                       for field in fields))
+        return score(candidates, columns, statistics, formula, depth)
 
-    def vector_count(self) -> int:
-        return _count(self.client, self.chunks_collection, "")
+    def _visible_rows(self, expr: str) -> tuple[Statistics, set[str]]:
+        """The rows a filter lets through: their count and tokens per column (words, grams), and their documents;
+        read once per filter (a generation never changes)."""
+        with self._visible_lock:
+            found = self._visible.get(expr)
+        if found is not None:
+            return found
+        rows, tokens, documents = 0, [0, 0], set()
+        for batch in _iterate(self.client, self.chunks_collection, expr or "id >= 0", ["doc_id", "words", "grams"]):
+            rows += len(batch)
+            for row in batch:
+                documents.add(row["doc_id"])
+                tokens[0] += len(row["words"].split())
+                tokens[1] += len(row["grams"].split())
+        found = (Statistics(rows, (tokens[0], tokens[1])), documents)
+        with self._visible_lock:
+            self._visible[expr] = found
+            while len(self._visible) > VISIBLE_CACHED:
+                self._visible.pop(next(iter(self._visible)))
+        return found
 
-    def document_frequency(self, column: str, term: str) -> int:
+    def _matching(self, expr: str, column: str, token: str) -> int:
+        match = f"TEXT_MATCH({column}, {string_literal(token)})"
+        return _count(self.client, self.chunks_collection, f"({expr}) and {match}" if expr else match)
+
+    def _bm25_formula(self) -> Formula:
+        """Milvus's BM25 parameters for this collection: those its index states, else Milvus's defaults."""
+        if self._formula is None:
+            stated = self.client.describe_index(self.chunks_collection, "words_sparse") or {}
+            self._formula = Formula(k1=float(stated.get("bm25_k1", MILVUS.k1)), b=float(stated.get("bm25_b", MILVUS.b)),
+                                    columns_apart=True)
+        return self._formula
+
+    def counts(self, filters: Filters | None = None) -> dict[str, int]:
+        if filters is None or filters.empty:
+            return {"documents": _count(self.client, self.docs_collection,
+                                        f'part == 0 and doc_id != "{MANIFEST_ID}"'),
+                    "chunks": _count(self.client, self.chunks_collection, "")}
+        statistics, documents = self._visible_rows(filter_expression(filters))
+        return {"documents": len(documents), "chunks": statistics.rows}
+
+    def vector_count(self, filters: Filters | None = None) -> int:
+        return _count(self.client, self.chunks_collection, filter_expression(filters) if filters else "")
+
+    def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
         if column not in ("words", "grams"):
             raise ValueError(f"unknown keyword column {column!r}: use words or grams")
-        return _count(self.client, self.chunks_collection,
-                      f'TEXT_MATCH({column}, "{term_token(term.translate(_ASCII_LOWER))}")')
+        return self._matching(filter_expression(filters) if filters else "", column,
+                              term_token(term.translate(_ASCII_LOWER)))
 
     def stored_vectors(self, ids: Sequence[int]) -> np.ndarray | None:
         if not len(ids):

@@ -86,6 +86,12 @@ class Filters:
             return self
         return replace(self, expression=both(self.expression, where), access=self.access or access)
 
+    @property
+    def statistics(self) -> Filters | None:
+        """The chunks keyword statistics (BM25's IDF and average length, term weights) count: those that pass
+        these filters when an API key's access filter is among them, else None (the whole index)."""
+        return self if self.access else None
+
     def admits(self, doc_id: str, source: str, language: str, metadata: dict[str, Any]) -> bool:
         """True when a document passes these filters (the Python reading of `where()`)."""
         tags = metadata.get("tags")
@@ -259,9 +265,23 @@ class SqliteStore:
         self.db.conn.commit()
 
     # ---- reading ------------------------------------------------------
-    def counts(self) -> dict[str, int]:
-        docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
-        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    def counts(self, filters: Filters | None = None) -> dict[str, int]:
+        """Documents and chunks, of the whole index or of those that pass `filters`."""
+        if filters is None or filters.empty:
+            docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return {"documents": int(docs), "chunks": int(chunks)}
+        self._check_filters(filters)
+        where, params = filters.where()
+        if filters.entities:  # a condition on chunks: the documents are those of the chunks that pass
+            docs, chunks = self.db.execute(
+                f"SELECT count(DISTINCT c.doc_id), count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE {where}", params).fetchone()
+            return {"documents": int(docs), "chunks": int(chunks)}
+        docs = self.db.execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]
+        chunks = self.db.execute(
+            f"SELECT count(*) FROM chunks c WHERE c.doc_id IN (SELECT d.id FROM documents d WHERE {where})",
+            params).fetchone()[0]
         return {"documents": int(docs), "chunks": int(chunks)}
 
     def document(self, doc_id: str) -> StoredDocument | None:
@@ -287,6 +307,13 @@ class SqliteStore:
             return {}
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
+
+    def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """chunk id -> its normalized text."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, text FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
 
     def iter_chunks(self) -> Iterator[StoredChunk]:
         rows = self.db.execute(

@@ -171,7 +171,7 @@ class Answerer:
         """Search, score and pack for a generator or a reader (None: the sentence reader); run the reader."""
         with self.lease() as searcher:
             started = time.perf_counter()
-            scorer = RelevanceScorer(searcher)
+            scorer = RelevanceScorer(searcher, scope=question.filters.statistics)
             profile = scorer.profile(question.text)  # embeds the question once, for search as well
             hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters,
                                    query_vector=profile.vector)

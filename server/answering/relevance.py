@@ -24,6 +24,7 @@ import numpy as np
 
 from indexer.embed.base import embed_for
 from indexer.search.searcher import Hit, Searcher
+from indexer.store.sqlite import Filters
 from indexer.text.normalize import normalize_query
 
 DENSE_SHARE = 0.5  # share of the dense similarity when the model covers the question fully
@@ -48,10 +49,16 @@ class QuestionProfile:
 class RelevanceScorer:
     """Scores texts against a question, with term weights from one index generation."""
 
-    def __init__(self, searcher: Searcher, dense_share: float = DENSE_SHARE) -> None:
+    def __init__(self, searcher: Searcher, dense_share: float = DENSE_SHARE, scope: Filters | None = None) -> None:
+        """`scope`: the chunks whose document frequencies weigh the terms (`Filters.statistics`; None: all), so
+        that under an API key's access filter the documents it cannot see weigh nothing."""
         self.searcher = searcher
         self.dense_share = dense_share
-        self._chunks = max(1, searcher.generation.manifest.counts.chunks)
+        self.scope = scope
+        if scope is None:
+            self._chunks = max(1, searcher.generation.manifest.counts.chunks)
+        else:
+            self._chunks = max(1, searcher.backend.vector_count(scope))
 
     def profile(self, question: str) -> QuestionProfile:
         text = normalize_query(question).strip()
@@ -67,7 +74,7 @@ class RelevanceScorer:
     def _idf(self, column: str, terms: set[str]) -> dict[str, float]:
         weights = {}
         for term in sorted(terms):
-            df = self.searcher.backend.document_frequency(column, term)
+            df = self.searcher.backend.document_frequency(column, term, self.scope)
             weights[term] = math.log(1 + (self._chunks - df + 0.5) / (df + 0.5))
         return weights
 
