@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
