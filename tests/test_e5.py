@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,6 +286,37 @@ def test_japanese_few_shot_classification(me5_client: TestClient, minilm_client:
     body = {"examples": JA_EXAMPLES, "top_k": 1}
     assert _classify(me5_client, body) == list(JA_TEXTS.values())
     assert _classify(minilm_client, body) != list(JA_TEXTS.values())
+
+
+LABELS = {"en": ["sports", "cooking", "finance", "weather"], "ja": ["スポーツ", "料理", "金融", "天気"]}
+MULTI_LABEL = {  # template, then each text with the one label (of LABELS) it is about
+    "en": ("This text is about {}.", {"The team won the football match 3-1 after a late goal.": "sports",
+                                       "Bake the bread at 200 degrees for forty minutes.": "cooking"}),
+    "ja": ("この文章は{}についての話です。", {"チームは終了間際のゴールでサッカーの試合に3対1で勝った。": "スポーツ",
+                                          "パンを200度のオーブンで40分焼く。": "料理"}),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_multi_label_threshold_is_the_models_own(me5_client: TestClient, language: str) -> None:
+    """E5 gives unrelated texts cosines of about 0.75, so a fixed cut-off of 0.3 predicts every label;
+    each label's threshold read off the model keeps only the one the text is about."""
+    template, texts = MULTI_LABEL[language]
+
+    def predict(**extra: object) -> list[dict[str, Any]]:
+        response = me5_client.post("/classify", json={"texts": list(texts), "labels": LABELS[language],
+                                                      "template": template, "multi_label": True, **extra})
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+    results = predict()
+    assert [r["predicted"] for r in results] == [[label] for label in texts.values()], results
+    for result, label in zip(results, texts.values(), strict=True):
+        for score in result["scores"]:
+            assert 0.5 < score["threshold"] < 1  # in E5's band, far above 0.3
+            assert (score["cosine"] >= score["threshold"]) == (score["label"] == label)
+    assert all(sorted(r["predicted"]) == sorted(LABELS[language]) for r in predict(threshold=0.3))  # the old cut-off
 
 
 def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Embedder) -> None:
