@@ -369,7 +369,7 @@ class IndexBuilder:
 
         return {
             **self.settings(),
-            "fusion": FusionSettings.for_model(self.embedder.coverage).as_dict(),
+            "fusion": FusionSettings.for_model(self.embedder.coverage, str(self.embedder.describe()["name"])).as_dict(),
             "vectors": vectors,
             "counts": counts,
             **({"corpus": str(self.corpus)} if self.corpus is not None else self._kept_corpus()),

@@ -23,7 +23,7 @@ from indexer.embedders import (
     native_bf16,
     prompt_for,
 )
-from indexer.fusion import COVERAGE_SAMPLES, FusionSettings
+from indexer.fusion import COVERAGE_SAMPLES, MODEL_SHARES, FusionSettings
 from indexer.generations import IndexDirectory
 from indexer.keywords import KeywordTokenizer
 from indexer.loaders import load_file
@@ -334,10 +334,11 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
 
 def test_fusion_settings_are_per_model_from_its_coverage(me5_index: IndexDirectory, embedder: Embedder) -> None:
     fusion = me5_index.current().manifest["fusion"]
-    assert fusion["model_coverage"]["ja"] > 0.9 and fusion["language_weights"] == {"en": 1.0, "ja": 0.2}
-    minilm = FusionSettings.for_model(embedder.coverage)  # MiniLM cannot read Japanese: the floor leaves it out
+    assert fusion["model_coverage"]["ja"] > 0.9 and fusion["method"] == "coverage-weighted-zscore"
+    assert fusion["language_weights"] == dict(MODEL_SHARES[ME5])  # the shares chosen for this model
+    minilm = FusionSettings.for_model(embedder.coverage, "all-minilm-l6-v2")  # the floor leaves Japanese out
     assert dict(minilm.model_coverage)["ja"] < minilm.coverage_floor <= dict(minilm.model_coverage)["en"]
-    assert FusionSettings.from_dict(fusion) == FusionSettings.for_model(me5_index_coverage(fusion))
+    assert FusionSettings.from_dict(fusion) == FusionSettings.for_model(me5_index_coverage(fusion), ME5)
 
 
 def me5_index_coverage(fusion: dict[str, object]) -> Callable[[str], float]:
