@@ -15,13 +15,15 @@ would fuse. A second run reuses both files when the model's fingerprint matches.
 Sets: JSQuAD v1.3 validation (1,145 paragraphs, 4,442 questions), SciFact
 (5,183 abstracts; its 300 test and 809 train queries, so that a rule can be
 tuned on train and reported on test), SQuAD v1.1 dev (2,067 paragraphs,
-10,570 questions).
+10,570 questions; `--questions N` searches a seeded sample of them). Runs kept
+from an earlier collection are reused as they are, whatever `--questions` says.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sys
 import time
@@ -99,10 +101,14 @@ def title_groups(retrieval: RetrievalSet) -> dict[str, str]:
     return {qid: titles[next(iter(retrieval.relevant[qid]))] for qid, _ in retrieval.queries}
 
 
-def load_set(name: str, data: Path) -> tuple[RetrievalSet, dict[str, str]]:
+def load_set(name: str, data: Path, questions: int = 0) -> tuple[RetrievalSet, dict[str, str]]:
+    """A set with each query's split group; `questions` > 0 samples that many (seeded) from a QA set."""
     if name == "scifact":
         return with_scifact_train(data)
     retrieval = load_jsquad(data) if name == "jsquad" else load_squad(data)
+    if 0 < questions < len(retrieval.queries):
+        sample = random.Random(0).sample(retrieval.queries, questions)
+        retrieval = RetrievalSet(retrieval.name, retrieval.documents, sample, retrieval.relevant)
     return retrieval, title_groups(retrieval)
 
 
@@ -159,7 +165,8 @@ def load(path: Path) -> Runs:
                 {int(k): v for k, v in payload["documents"].items()}, payload["relevant"])
 
 
-def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, workdir: Path = WORKDIR) -> Runs:
+def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, workdir: Path = WORKDIR,
+             questions: int = 0) -> Runs:
     """The set's runs for a model, from `workdir` when collected before with the same model files."""
     embedder = load_embedder(model, backend=backend)
     described = embedder.describe()
@@ -169,7 +176,7 @@ def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, work
         runs = load(path)
         if all(runs.model.get(k) == described.get(k) for k in ("name", "revision", "backend")):
             return runs
-    retrieval, groups = load_set(name, data)
+    retrieval, groups = load_set(name, data, questions)
     runs = collect(retrieval, groups, embedder, folder)
     save(runs, path)
     return runs
@@ -182,9 +189,10 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_EMBEDDER)
     parser.add_argument("--backend", default=None, help="how the model runs; default its own (torch)")
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--questions", type=int, default=0, help="QA sets: a seeded sample of questions (0: all)")
     args = parser.parse_args()
     for name in args.sets.split(","):
-        runs = runs_for(name, args.model, args.backend, args.data, args.workdir)
+        runs = runs_for(name, args.model, args.backend, args.data, args.workdir, args.questions)
         print(f"{name}: {len(runs.queries)} queries, {len(runs.documents)} chunks seen", flush=True)
 
 
