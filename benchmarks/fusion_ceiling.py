@@ -91,7 +91,8 @@ def features(q: QueryRun) -> tuple[list[int], np.ndarray]:
 def learned(runs: Runs, tuning: Sequence[QueryRun]) -> Fuser:
     from sklearn.linear_model import LogisticRegression
 
-    xs, ys = [], []
+    xs: list[np.ndarray] = []
+    ys: list[bool] = []
     for q in tuning:
         candidates, rows = features(q)
         xs.append(rows)

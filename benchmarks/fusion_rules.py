@@ -80,7 +80,10 @@ def zscore(language: str, share: float) -> FusionSettings:
     return FusionSettings(method=ZSCORE, language_weights=((language, share),))
 
 
-def choose(runs: Runs, tuning: Sequence[QueryRun], language: str, shares: Sequence[float]) -> tuple[float, list]:
+Table = list[tuple[float, dict[str, float]]]
+
+
+def choose(runs: Runs, tuning: Sequence[QueryRun], language: str, shares: Sequence[float]) -> tuple[float, Table]:
     """The share with the best tuning figures (first by the language's main metric, then MRR@10)."""
     primary, secondary = CHOSEN_BY[language]
     table = [(share, score(runs, tuning, zscore(language, share))) for share in shares]
@@ -91,9 +94,10 @@ def choose(runs: Runs, tuning: Sequence[QueryRun], language: str, shares: Sequen
 def report(runs: Runs, shares: Sequence[float], english_share: float | None) -> float:
     language = LANGUAGE[runs.name]
     tuning, held_out = splits(runs)
+    table: Table = []
     if runs.name == "squad":
         recorded_english = dict(MODEL_SHARES.get(str(runs.model["name"]), ())).get("en", 0.5)
-        chosen, table = (english_share if english_share is not None else recorded_english), []
+        chosen = english_share if english_share is not None else recorded_english
     else:
         chosen, table = choose(runs, tuning, language, shares)
     held = "test queries" if runs.name == "scifact" else "half B"

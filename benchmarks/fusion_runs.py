@@ -70,7 +70,9 @@ class Runs:
 def load_squad(data: Path) -> RetrievalSet:
     """SQuAD v1.1 dev as passages: each paragraph a document (its article's title), each question a query."""
     raw = json.loads((data / "squad-v1.1" / "dev-v1.1.json").read_text(encoding="utf-8"))
-    documents, queries, relevant = [], [], {}
+    documents: list[dict[str, str]] = []
+    queries: list[tuple[str, str]] = []
+    relevant: dict[str, dict[str, int]] = {}
     for article in raw["data"]:
         for paragraph in article["paragraphs"]:
             pid = f"p{len(documents)}"
