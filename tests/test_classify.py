@@ -78,7 +78,9 @@ def test_zero_shot_multi_label_scores_each_label_on_its_own(client: TestClient) 
     assert body["multi_label"] is True
     assert sum(s["score"] for s in result["scores"]) != pytest.approx(1.0, abs=0.05)
     assert result["predicted"] == [s["label"] for s in result["scores"] if s["score"] >= 0.5]
-    assert "finance" not in result["predicted"]
+    assert "cooking" in result["predicted"] and "finance" not in result["predicted"]
+    # each label's own threshold, read off the model: MiniLM puts unrelated sentences near 0.0-0.2
+    assert all(0 < s["threshold"] < 0.3 for s in result["scores"])
 
 
 def test_few_shot_learns_from_inline_examples(client: TestClient) -> None:

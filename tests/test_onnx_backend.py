@@ -65,6 +65,16 @@ def test_vectors_are_normalized_and_in_input_order(int8: Embedder) -> None:
     assert int8.embed([]).shape == (0, 384)
 
 
+def test_a_long_text_runs_alone_so_its_int8_vector_does_not_depend_on_its_batch(int8: Embedder) -> None:
+    """Batches hold about BATCH_TOKENS tokens: a chunk longer than that is embedded on its own."""
+    from indexer.onnx_embedder import BATCH_TOKENS
+
+    long = " ".join(corpus_passages(10))
+    assert int8.count_tokens([long])[0] > BATCH_TOKENS
+    mixed = int8.embed(["Tokenizers split text.", long, "形態素解析"], batch_size=8)
+    assert np.array_equal(mixed[1], int8.embed([long])[0])
+
+
 def test_tokens_spans_and_coverage_are_the_torch_backends(embedder: Embedder, int8: Embedder) -> None:
     texts = ["Reciprocal rank fusion merges ranked lists.", "東京の銀座でデパートに行った。", "ｶﾀｶﾅ ㈱"]
     assert int8.count_tokens(texts) == embedder.count_tokens(texts)

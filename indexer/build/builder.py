@@ -381,7 +381,7 @@ class IndexBuilder:
 
         return msgspec.structs.replace(
             self.settings(),
-            fusion=FusionSettings.for_model(self.embedder.coverage).as_entry(),
+            fusion=FusionSettings.for_model(self.embedder.coverage, str(self.embedder.describe()["name"])).as_entry(),
             vectors=vectors,
             counts=counts,
             corpus=str(self.corpus) if self.corpus is not None else self._kept_corpus(),

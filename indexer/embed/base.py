@@ -26,7 +26,8 @@ MULTILINGUAL_EMBEDDER = "use-multilingual-v3"
 RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")  # how a sentence-transformers model runs (`--backend`)
 # The batch size that embeds a corpus fastest on each backend (SciFact chunks of ≤ 200 tokens, 2 cores; README):
 # texts are sorted by length first, so a small batch carries little padding, and on 2 cores larger batches
-# gain nothing more from the kernels (batch 32 was 15–25% slower than 16 for torch, 8 best for int8).
+# gain nothing more from the kernels (batch 32 was 15–25% slower than 16 for torch). For the ONNX backends
+# it is an upper bound: a batch also holds only about `indexer.embed.onnx.BATCH_TOKENS` tokens.
 BATCH_SIZES = {"torch": 16, "torch-bf16": 16, "onnx": 16, "onnx-int8": 8}
 # What a text is embedded as (see `embed_for`): a search query, a stored passage, or one side of
 # a symmetric comparison (similarity, classification), which the E5 model card gives the query prefix.

@@ -66,7 +66,7 @@ class RelevanceScorer:
         words = {t.text for t in keywords.words(text) if text[t.start : t.end].lower() not in INTERROGATIVES}
         grams = {t.text for t in keywords.grams(text) if t.text not in INTERROGATIVES}
         coverage = self.searcher.embedder.coverage(text)
-        dense = self.dense_share * self.searcher.fusion.dense_weight(coverage)
+        dense = self.dense_share * self.searcher.fusion.readable(coverage)
         vector = embed_for(self.searcher.embedder, [text], "query")[0] if dense > 0 else None
         return QuestionProfile(text=text, words=self._idf("words", words), grams=self._idf("grams", grams),
                                vector=vector, dense=dense if vector is not None else 0.0)

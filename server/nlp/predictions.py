@@ -13,6 +13,7 @@ class LabelScore:
     label: str
     score: float                  # a probability: softmax over labels, or an independent sigmoid
     cosine: float | None = None   # zero-shot only: cosine similarity of the text and the label prompt
+    threshold: float | None = None  # zero-shot multi-label only: the cosine at which `score` is 0.5
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,13 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 def rank(labels: Sequence[str], scores: np.ndarray, *, cosines: np.ndarray | None = None,
-         multi_label: bool = False) -> Prediction:
-    """One text's prediction from its per-label scores (and cosines, for zero-shot)."""
+         multi_label: bool = False, thresholds: np.ndarray | None = None) -> Prediction:
+    """One text's prediction from its per-label scores (and cosines and thresholds, for zero-shot)."""
     order = np.argsort(-scores, kind="stable")
     ranked = tuple(
-        LabelScore(labels[i], float(scores[i]), None if cosines is None else float(cosines[i])) for i in order
+        LabelScore(labels[i], float(scores[i]), None if cosines is None else float(cosines[i]),
+                   None if thresholds is None else float(thresholds[i]))
+        for i in order
     )
     top = ranked[0].label
     predicted = tuple(s.label for s in ranked if s.score >= 0.5) if multi_label else (top,)

@@ -4,7 +4,9 @@ A label's prompt is its description (or its name) put into a template such as
 「この文章は{}についてです」 or "This review is {}.". The text and every prompt are
 embedded with the served model; cosine similarities become probabilities by a
 softmax with a temperature (one label per text), or, with `multi_label`, each on
-its own by a sigmoid centred on a threshold cosine.
+its own by a sigmoid centred on a threshold cosine: the caller's, or by default
+the label's own, read off the served model (`server.tasks.label_baseline`), since
+a fixed cosine means "related" for one model and "unrelated" for another.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import numpy as np
 from indexer.embed.base import Embedder
 from server.nlp.encoding import embed_texts
 from server.nlp.errors import TaskInputError
+from server.nlp.label_baseline import label_thresholds
 from server.nlp.predictions import Prediction, rank, sigmoid, softmax
 
 PLACEHOLDER = "{}"
 DEFAULT_TEMPERATURE = 0.05  # cosine differences of ~0.05 are meaningful for sentence embeddings
-DEFAULT_THRESHOLD = 0.3     # multi-label: the cosine at which a label's independent score is 0.5
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ZeroShotOptions:
     template: str | None = None
     multi_label: bool = False
     temperature: float = DEFAULT_TEMPERATURE
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | None = None  # multi-label: the cosine scoring 0.5; None: each label's, from the model
 
 
 def _check_template(template: str | None, field: str) -> None:
@@ -77,10 +79,13 @@ def zero_shot(embedder: Embedder, texts: Sequence[str], labels: Sequence[LabelSp
     prompts = [label_prompt(label, options.template) for label in labels]
     vectors = embed_texts(embedder, [*prompts, *texts])
     cosines = vectors[len(prompts):] @ vectors[: len(prompts)].T  # (texts, labels)
+    thresholds = None
     if options.multi_label:
-        scores = sigmoid((cosines - options.threshold) / options.temperature)
+        thresholds = (np.full(len(prompts), options.threshold, dtype=np.float32) if options.threshold is not None
+                      else label_thresholds(embedder, prompts, vectors[: len(prompts)]))
+        scores = sigmoid((cosines - thresholds) / options.temperature)
     else:
         scores = softmax(cosines / options.temperature)
     names = [label.name for label in labels]
-    return [rank(names, np.asarray(s), cosines=c, multi_label=options.multi_label)
+    return [rank(names, np.asarray(s), cosines=c, multi_label=options.multi_label, thresholds=thresholds)
             for s, c in zip(scores, cosines, strict=True)]

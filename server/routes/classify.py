@@ -21,7 +21,7 @@ from server.nlp.classifiers import NAME_PATTERN, NamedClassifier, create_classif
 from server.nlp.few_shot import Example
 from server.nlp.ladder import Backends, Classification, ClassifyJob, classify
 from server.nlp.predictions import Prediction
-from server.nlp.zero_shot import DEFAULT_TEMPERATURE, DEFAULT_THRESHOLD, LabelSpec, ZeroShotOptions
+from server.nlp.zero_shot import DEFAULT_TEMPERATURE, LabelSpec, ZeroShotOptions
 from server.services import Services
 
 MAX_TEXTS = 256
@@ -53,7 +53,7 @@ class ClassifyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     method: Literal["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"] = "auto"
     multi_label: bool = False
     temperature: Annotated[float, Meta(ge=0.001, le=10)] = DEFAULT_TEMPERATURE
-    threshold: Annotated[float, Meta(ge=-1, le=1)] = DEFAULT_THRESHOLD
+    threshold: Annotated[float, Meta(ge=-1, le=1)] | None = None  # multi-label; None: per label, from the model
     top_k: Annotated[int, Meta(ge=1, le=200)] | None = None
 
     def to_job(self) -> ClassifyJob:
@@ -70,6 +70,7 @@ class LabelScoreOut(msgspec.Struct, frozen=True, omit_defaults=True):
     label: str
     score: float
     cosine: float | None = None
+    threshold: float | None = None   # zero-shot multi-label: the cosine at which the score is 0.5
 
 
 class ResultOut(msgspec.Struct, frozen=True):
@@ -79,7 +80,8 @@ class ResultOut(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, prediction: Prediction, top_k: int | None) -> ResultOut:
-        scores = [LabelScoreOut(s.label, round(s.score, 6), None if s.cosine is None else round(s.cosine, 6))
+        scores = [LabelScoreOut(s.label, round(s.score, 6), None if s.cosine is None else round(s.cosine, 6),
+                                None if s.threshold is None else round(s.threshold, 6))
                   for s in prediction.scores[:top_k]]
         return cls(label=prediction.label, predicted=list(prediction.predicted), scores=scores)
 
