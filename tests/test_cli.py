@@ -7,8 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from indexer.fusion import MODEL_SHARES
-
+from indexer.search.fusion import MODEL_SHARES
 from tests.conftest import CORPUS, yomitoki
 
 

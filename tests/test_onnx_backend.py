@@ -67,7 +67,7 @@ def test_vectors_are_normalized_and_in_input_order(int8: Embedder) -> None:
 
 def test_a_long_text_runs_alone_so_its_int8_vector_does_not_depend_on_its_batch(int8: Embedder) -> None:
     """Batches hold about BATCH_TOKENS tokens: a chunk longer than that is embedded on its own."""
-    from indexer.onnx_embedder import BATCH_TOKENS
+    from indexer.embed.onnx import BATCH_TOKENS
 
     long = " ".join(corpus_passages(10))
     assert int8.count_tokens([long])[0] > BATCH_TOKENS

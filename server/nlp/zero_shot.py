@@ -5,7 +5,7 @@ A label's prompt is its description (or its name) put into a template such as
 embedded with the served model; cosine similarities become probabilities by a
 softmax with a temperature (one label per text), or, with `multi_label`, each on
 its own by a sigmoid centred on a threshold cosine: the caller's, or by default
-the label's own, read off the served model (`server.tasks.label_baseline`), since
+the label's own, read off the served model (`server.nlp.label_baseline`), since
 a fixed cosine means "related" for one model and "unrelated" for another.
 """
 
