@@ -6,6 +6,7 @@ import pytest
 
 from indexer.search.fusion import LEGACY, MODEL_SHARES, RRF, ZSCORE, FusionSettings, fuse
 from indexer.search.searcher import Searcher
+from indexer.store.manifest import FusionEntry
 
 # Two candidate lists of eight chunks; 1 leads the dense list by a hair, 2 leads the keyword list by far.
 DENSE = [(1, 0.86), (2, 0.859), (3, 0.85), (4, 0.84), (5, 0.83), (6, 0.82), (7, 0.81), (8, 0.80)]
@@ -35,13 +36,13 @@ def test_a_deeper_list_does_not_reorder_the_head() -> None:
 
 
 def test_indexes_built_with_rrf_fuse_as_before() -> None:
-    recorded = {"method": RRF, "k": 60, "keyword_weight": 1.0, "coverage_floor": 0.5, "candidates": 100,
-                "language_weights": {"en": 1.0, "ja": 0.2}, "model_coverage": {"en": 1.0, "ja": 1.0}}
-    settings = FusionSettings.from_dict(recorded)
+    recorded = FusionEntry(method=RRF, k=60, keyword_weight=1.0, coverage_floor=0.5, candidates=100,
+                           language_weights={"en": 1.0, "ja": 0.2}, model_coverage={"en": 1.0, "ja": 1.0})
+    settings = FusionSettings.from_entry(recorded)
     assert settings.method == RRF and settings.dense_weight(1.0, "ja") == pytest.approx(0.2)
     fused = fuse(DENSE, KEYWORD, 1.0, settings)
     assert fused[0] == (1, pytest.approx(1 / 61 + 1 / 62)) and fused[1][0] == 2  # ranks only
-    assert FusionSettings.from_dict(None) == LEGACY  # an index from before fusion was recorded
+    assert FusionSettings.from_entry(None) == LEGACY  # an index from before fusion was recorded
 
 
 def test_shares_are_per_model_and_the_floor_leaves_out_a_language_the_model_cannot_read() -> None:
