@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -119,7 +121,7 @@ def open_index(retrieval: RetrievalSet, embedder: Embedder, folder: Path) -> Ind
     """The set's index in `folder`, built once per model fingerprint and backend."""
     directory = IndexDirectory(folder / "index")
     if (folder / "index").exists():
-        built = directory.current().manifest.get("model", {})
+        built = msgspec.to_builtins(directory.current().manifest.model)
         if all(built.get(k) == embedder.describe().get(k) for k in ("name", "revision", "backend")):
             return directory
     for stale in ("index", "corpus"):
@@ -146,7 +148,8 @@ def collect(retrieval: RetrievalSet, groups: dict[str, str], embedder: Embedder,
         queries.append(QueryRun(qid, groups[qid], detect_language(text), embedder.coverage(text),
                                 [(h.chunk_id, h.score) for h in dense], [(h.chunk_id, h.score) for h in keyword]))
     print(f"[{retrieval.name}: {len(queries)} queries searched in {time.perf_counter() - started:.0f}s]", flush=True)
-    runs = Runs(retrieval.name, embedder.describe(), directory.current().manifest.get("fusion", {}), queries,
+    runs = Runs(retrieval.name, embedder.describe(), msgspec.to_builtins(directory.current().manifest.fusion) or {},
+                queries,
                 documents, {qid: retrieval.relevant[qid] for qid, _ in retrieval.queries})
     searcher.close()
     return runs
