@@ -161,7 +161,7 @@ class LiveIndex:
         return {
             "generation": searcher.generation.name, "model": manifest.model.name,
             "documents": manifest.counts.documents, "chunks": manifest.counts.chunks,
-            "vectors": searcher.backend.vector_count(), "bytes": sum(f.bytes for f in manifest.files.values()),
+            "vectors": searcher.search_store.vector_count(), "bytes": sum(f.bytes for f in manifest.files.values()),
             "swaps": self.swaps, "open_generations": len(self.open_generations),
             "error": int(self.last_error is not None),
         }

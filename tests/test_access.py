@@ -342,11 +342,11 @@ def test_fts5_past_the_memory_budget_scores_a_key_alike(views) -> None:
     """An index too big for the in-memory postings scores in FTS5, whose BM25 counts every row: under a key
     it is computed from the visible rows instead, to the same scores."""
     whole, seen = views
-    if not isinstance(whole.backend, EmbeddedStore):
+    if not isinstance(whole.search_store, EmbeddedStore):
         pytest.skip("the embedded store only")
     big = Searcher(whole.generation, whole.embedder)
-    assert isinstance(big.backend, EmbeddedStore)
-    big.backend.keyword_matrix = None
+    assert isinstance(big.search_store, EmbeddedStore)
+    big.search_store.keyword_matrix = None
     try:
         for query in STORE_QUERIES:
             mine = big.find(query, mode="keyword", k=10, offset=0, filters=key_filters())
@@ -371,5 +371,5 @@ def test_answer_relevance_weighs_terms_by_the_keys_documents(views, question: st
 
 def test_counts_under_a_key_are_those_of_its_documents(views) -> None:
     whole, seen = views
-    assert whole.backend.counts(key_filters()) == seen.backend.counts()
-    assert whole.backend.vector_count(key_filters()) == seen.backend.vector_count()
+    assert whole.search_store.counts(key_filters()) == seen.search_store.counts()
+    assert whole.search_store.vector_count(key_filters()) == seen.search_store.vector_count()

@@ -116,7 +116,7 @@ def test_filters_hold_on_every_hit(backend_searcher: Searcher, filters: Filters,
 
 def test_both_backends_rank_alike(searcher: Searcher, milvus_corpus: MilvusIndex, embedder: Embedder) -> None:
     milvus = Searcher(milvus_corpus.current(), embedder)
-    assert milvus.backend.counts() == searcher.backend.counts()
+    assert milvus.search_store.counts() == searcher.search_store.counts()
     for query in ["hybrid search with reciprocal rank fusion", "東京の銀座", "offset mapping after NFKC"]:
         dense = [h.chunk_id for h in searcher.search(query, mode="dense", k=10)]
         assert [h.chunk_id for h in milvus.search(query, mode="dense", k=10)] == dense  # exact search on both
@@ -125,12 +125,14 @@ def test_both_backends_rank_alike(searcher: Searcher, milvus_corpus: MilvusIndex
             theirs = [h.chunk_id for h in milvus.search(query, mode=mode, k=5)]
             assert ours[0] == theirs[0] and len(set(ours) & set(theirs)) >= 3, (query, mode, ours, theirs)
     ids = [h.chunk_id for h in searcher.search("BM25", mode="keyword", k=5)]
-    embedded_vectors, milvus_vectors = searcher.backend.stored_vectors(ids), milvus.backend.stored_vectors(ids)
+    embedded_vectors = searcher.search_store.stored_vectors(ids)
+    milvus_vectors = milvus.search_store.stored_vectors(ids)
     assert embedded_vectors is not None and milvus_vectors is not None
     assert np.allclose(embedded_vectors, milvus_vectors, atol=1e-6)
     for term in ("index", "bm25", "銀座"):
         column = "words"
-        assert milvus.backend.document_frequency(column, term) == searcher.backend.document_frequency(column, term)
+        frequency = searcher.search_store.document_frequency(column, term)
+        assert milvus.search_store.document_frequency(column, term) == frequency
 
 
 def test_filter_expressions_escape_user_strings() -> None:

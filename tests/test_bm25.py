@@ -78,7 +78,7 @@ def test_a_corpus_past_the_budget_keeps_fts5(store: SqliteStore) -> None:
 
 
 def test_searcher_uses_it_and_ranks_as_before(searcher, keywords: KeywordTokenizer) -> None:
-    backend = searcher.backend
+    backend = searcher.search_store
     assert backend.keyword_matrix is not None
     hits = searcher.search("reciprocal rank fusion", mode="keyword", k=5)
     expected = backend.store.keyword_search(keywords.match_query("reciprocal rank fusion"), 5, Filters(),

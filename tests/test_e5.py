@@ -195,7 +195,7 @@ def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher:
     from indexer.build.builder import embedding_text
 
     ids, vectors = me5_searcher.vectors.live_vectors()
-    chunks = me5_searcher.backend.chunks([int(i) for i in ids])
+    chunks = me5_searcher.search_store.chunks([int(i) for i in ids])
     row = min(range(len(ids)), key=lambda r: chunks[int(ids[r])].tokens)
     chunk = chunks[int(ids[row])]
     text = embedding_text(me5_searcher.document(chunk.doc_id).title, chunk.text)  # type: ignore[union-attr]
@@ -237,7 +237,7 @@ def test_each_document_is_nearest_its_counterpart(me5_searcher: Searcher) -> Non
     """Whole documents (the mean of their passages' vectors): the counterpart is nearest in at least 80% of
     the 30 directions (the summarization pair, whose documents stress different things, is the weak one)."""
     ids, vectors = me5_searcher.vectors.live_vectors()
-    chunks = me5_searcher.backend.chunks([int(i) for i in ids])
+    chunks = me5_searcher.search_store.chunks([int(i) for i in ids])
     rows: dict[str, list[int]] = {}
     for row, chunk_id in enumerate(ids):
         rows.setdefault(chunks[int(chunk_id)].doc_id, []).append(row)

@@ -78,7 +78,7 @@ def all_documents(searcher: Searcher) -> dict[str, tuple[str, str, str, dict[str
     """doc id -> (title, source, language, metadata) of every document, through a dense search of all."""
     results = searcher.find("field report", mode="dense", k=1000, offset=0, collapse=True)
     ids = [hit.doc_id for hit in results.hits]
-    return searcher.backend.documents_brief(ids)
+    return searcher.search_store.documents_brief(ids)
 
 
 def expected(searcher: Searcher, where: dict[str, Any]) -> set[str]:

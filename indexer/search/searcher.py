@@ -108,7 +108,7 @@ def check_model(generation: Generation, embedder: Embedder) -> None:
     if backend != loaded.backend:
         raise IndexMismatchError(
             f"index {generation.path} was built with the {backend!r} backend of {built.name!r}, but the "
-            f"{loaded.backend!r} backend is loaded: load it with backend={backend!r} (the server does "
+            f"{loaded.backend!r} backend is loaded: load it with runtime={backend!r} (the server does "
             f"this by itself) or rebuild with `yomitoki index CORPUS --index {generation.path.parent} "
             f"--rebuild --backend {loaded.backend}`"
         )
@@ -117,13 +117,13 @@ def check_model(generation: Generation, embedder: Embedder) -> None:
 class Searcher:
     """Read-only search over one generation; safe to call from several threads."""
 
-    def __init__(self, generation: Generation, embedder: Embedder, backend: SearchStore | None = None) -> None:
+    def __init__(self, generation: Generation, embedder: Embedder, search_store: SearchStore | None = None) -> None:
         check_model(generation, embedder)
         self.generation = generation
         self.embedder = embedder
         self.keywords: KeywordTokenizer = load_keyword_tokenizer(generation.manifest.keywords)
         self.fusion = FusionSettings.from_entry(generation.manifest.fusion)
-        self.backend: SearchStore = backend if backend is not None else open_store(generation)
+        self.search_store: SearchStore = search_store if search_store is not None else open_store(generation)
         # Rank chunks holding a split compound of the query as typed higher (a phrase term with its own IDF).
         # On JSQuAD (4,442 questions, keyword) it moved recall@1 0.9088 → 0.9104 and MRR@10 0.9333 → 0.9343
         # (benchmarks/retrieval.py --compounds); English queries have no such compounds and never change.
@@ -133,23 +133,23 @@ class Searcher:
     @property
     def store(self) -> SqliteStore:
         """The SQLite store of an embedded generation (this thread's connection)."""
-        if not isinstance(self.backend, EmbeddedStore):
+        if not isinstance(self.search_store, EmbeddedStore):
             raise AttributeError(f"generation {self.generation.name} is not kept in SQLite: use Searcher.document")
-        return self.backend.store
+        return self.search_store.store
 
     @property
     def vectors(self) -> VectorIndex:
         """The FAISS index of an embedded generation."""
-        if not isinstance(self.backend, EmbeddedStore):
+        if not isinstance(self.search_store, EmbeddedStore):
             raise AttributeError(f"generation {self.generation.name} is not kept in FAISS")
-        return self.backend.vectors
+        return self.search_store.vectors
 
     def document(self, doc_id: str) -> StoredDocument | None:
         """A document with its original text, or None."""
-        return self.backend.document(doc_id)
+        return self.search_store.document(doc_id)
 
     def close(self) -> None:
-        self.backend.close()
+        self.search_store.close()
 
     def embed_query(self, query: str) -> np.ndarray:
         return embed_for(self.embedder, [normalize_query(query)], "query")[0]
@@ -188,7 +188,7 @@ class Searcher:
         paged = offset is not None or bool(facets)
         depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
         ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
-        owners = self.backend.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
+        owners = self.search_store.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
         more: dict[int, int] = {}
         if collapse:
             best: dict[str, int] = {}
@@ -212,7 +212,7 @@ class Searcher:
 
     def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
         """Per field, how many of these documents hold each value (each element of a list)."""
-        docs = self.backend.documents_brief(sorted(doc_ids))
+        docs = self.search_store.documents_brief(sorted(doc_ids))
         out = {}
         for name in dict.fromkeys(fields):
             counter: Counter[Any] = Counter()
@@ -277,12 +277,12 @@ class Searcher:
         chunks the statistics count (`Filters.statistics`; None: all).
         """
         head = ranked[: self.fusion.candidates]
-        texts = {cid: text.lower() for cid, text in self.backend.chunk_texts([cid for cid, _ in head]).items()}
-        total = max(self.backend.vector_count(scope), 1)
+        texts = {cid: text.lower() for cid, text in self.search_store.chunk_texts([cid for cid, _ in head]).items()}
+        total = max(self.search_store.vector_count(scope), 1)
         weights = []
         for compound in compounds:
             grams = [compound[i : i + 2] for i in range(len(compound) - 1)]
-            frequency = min(self.backend.document_frequency("grams", g, scope) for g in grams)
+            frequency = min(self.search_store.document_frequency("grams", g, scope) for g in grams)
             weights.append(max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6))
         boosted = [(cid, score + sum(w for c, w in zip(compounds, weights, strict=True)
                                      if c.lower() in texts.get(cid, "")))
@@ -291,7 +291,7 @@ class Searcher:
         return boosted + ranked[len(head):]
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
-        return self.backend.dense(vector, depth, filters)
+        return self.search_store.dense(vector, depth, filters)
 
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
         words = tuple(dict.fromkeys(t.text for t in self.keywords.words(text)))
@@ -299,16 +299,16 @@ class Searcher:
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:
             return []
-        return self.backend.keyword(query, depth, filters, self.grams_weight)
+        return self.search_store.keyword(query, depth, filters, self.grams_weight)
 
     @property
     def grams_weight(self) -> float:
         return float(self.keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
 
     def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
-        chunks = self.backend.chunks([cid for cid, _ in ranked])
-        docs = self.backend.documents_brief(list({c.doc_id for c in chunks.values()}))
-        originals = self.backend.chunk_originals(list(chunks.values()))
+        chunks = self.search_store.chunks([cid for cid, _ in ranked])
+        docs = self.search_store.documents_brief(list({c.doc_id for c in chunks.values()}))
+        originals = self.search_store.chunk_originals(list(chunks.values()))
         terms = self._query_terms(query)
         hits = []
         for cid, score in ranked:

@@ -58,7 +58,7 @@ class RelevanceScorer:
         if scope is None:
             self._chunks = max(1, searcher.generation.manifest.counts.chunks)
         else:
-            self._chunks = max(1, searcher.backend.vector_count(scope))
+            self._chunks = max(1, searcher.search_store.vector_count(scope))
 
     def profile(self, question: str) -> QuestionProfile:
         text = normalize_query(question).strip()
@@ -74,7 +74,7 @@ class RelevanceScorer:
     def _idf(self, column: str, terms: set[str]) -> dict[str, float]:
         weights = {}
         for term in sorted(terms):
-            df = self.searcher.backend.document_frequency(column, term, self.scope)
+            df = self.searcher.search_store.document_frequency(column, term, self.scope)
             weights[term] = math.log(1 + (self._chunks - df + 0.5) / (df + 0.5))
         return weights
 
@@ -104,7 +104,7 @@ class RelevanceScorer:
 
     def passage_vectors(self, hits: Sequence[Hit]) -> np.ndarray | None:
         """The stored embeddings of retrieved chunks (read back from FAISS, not recomputed)."""
-        return self.searcher.backend.stored_vectors([int(hit.chunk_id) for hit in hits])  # None: embed instead
+        return self.searcher.search_store.stored_vectors([int(hit.chunk_id) for hit in hits])  # None: embed instead
 
     def passages(self, profile: QuestionProfile, hits: Sequence[Hit]) -> list[float]:
         """Relevance of each retrieved passage."""

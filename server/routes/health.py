@@ -55,7 +55,7 @@ async def visible_counts(services: Services, request: Request) -> dict[str, int]
 
     def work() -> dict[str, int]:
         with services.index.lease() as searcher:
-            return searcher.backend.counts(filters)
+            return searcher.search_store.counts(filters)
 
     return await anyio.to_thread.run_sync(work)
 
