@@ -1,10 +1,12 @@
 """Choosing the embedding model for a corpus when the user names none.
 
 An existing index keeps the model it was built with. A new index gets
-multilingual-e5-small whatever its languages: it reads Japanese and English,
-and on the figures in the README's "Choosing a model" it is the better model
-for both (`python benchmarks/embedders.py`); all-MiniLM-L6-v2 remains the
-faster choice for English-only corpora when asked for by name.
+multilingual-e5-small whatever its languages: it reads Japanese and English
+and matches across them, and it is the better model for similarity and
+classification in English too (`python benchmarks/embedders.py`, README
+"Choosing a model"). all-MiniLM-L6-v2, asked for by name, is the faster choice
+for a corpus that will stay English, and ranks SciFact slightly better inside
+yomitoki's chunks; it cannot read a Japanese document added later.
 """
 
 from __future__ import annotations

@@ -46,11 +46,13 @@ COVERAGE_SAMPLES = {
            "東京の天気は午後から雨になり、気温は昨日より五度低い見込みです。"),
 }
 
-# The dense ranking's share `a` per query language, per bundled model, for z-score fusion. Each was
-# chosen on a tuning split only — English on SciFact's train queries, Japanese on the JSQuAD
-# questions of half of its articles — and is reported on the other split and on all questions
-# (`python benchmarks/fusion_rules.py`; README "Hybrid search"). A language the model cannot read
-# (MiniLM in Japanese) never reaches its share: the coverage floor leaves the dense ranking out.
+# The dense ranking's share `a` per query language, per bundled model, for z-score fusion, chosen on
+# a tuning split only — English on SciFact's train queries, Japanese on the JSQuAD questions of half
+# of its articles — and reported on the other split and on all questions (`python
+# benchmarks/fusion_rules.py`; README "Hybrid search"). Chosen so: multilingual-e5-small's two shares
+# and MiniLM's English one (0.5 for both models); USE takes the default model's. A language the model
+# cannot read (MiniLM in Japanese) never reaches its share: the coverage floor leaves the dense
+# ranking out.
 MODEL_SHARES: dict[str, tuple[tuple[str, float], ...]] = {
     "multilingual-e5-small": (("en", 0.5), ("ja", 0.4)),
     "all-minilm-l6-v2": (("en", 0.5), ("ja", 0.0)),
