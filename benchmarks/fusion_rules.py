@@ -2,6 +2,7 @@
 
     python benchmarks/fusion_rules.py [--model multilingual-e5-small] [--backend torch]
                                       [--sets jsquad,scifact] [--shares 0,0.1,...,1]
+                                      [--chunk-tokens 200 --overlap 40]
 
 Reads each set's dense and keyword candidate lists as the searcher ranks them
 (benchmarks/fusion_runs.py: collected once from a real index, then kept), and
@@ -24,7 +25,9 @@ and on all queries, so no figure comes from the data its weight was fitted on:
   SciFact chose (a second English check; its articles are not used for tuning).
 
 The chosen shares are what `indexer.search.fusion.MODEL_SHARES` records for the
-model; the script says whether they agree.
+model; the script says whether they agree. `--chunk-tokens N --overlap M` builds
+the sets' indexes with other chunks than the product's (kept in folders of
+their own), to see what the chunk size does to every figure.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from benchmarks.fusion_runs import WORKDIR, QueryRun, Runs, runs_for  # noqa: E4
 from benchmarks.retrieval import DATA, RetrievalSet, metrics  # noqa: E402
 from indexer.embed.base import DEFAULT_EMBEDDER  # noqa: E402
 from indexer.search.fusion import LEGACY, MODEL_SHARES, ZSCORE, FusionSettings, fuse  # noqa: E402
+from indexer.text.chunking import ChunkSettings  # noqa: E402
 
 SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LANGUAGE = {"jsquad": "ja", "scifact": "en", "squad": "en"}
@@ -135,12 +139,17 @@ def main() -> None:
     parser.add_argument("--sets", default="jsquad,scifact", help="of jsquad, scifact, squad")
     parser.add_argument("--shares", default=",".join(f"{s:g}" for s in SHARES))
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--chunk-tokens", type=int, default=ChunkSettings().max_tokens,
+                        help="chunk size of the index the runs come from (the product's default unless given)")
+    parser.add_argument("--overlap", type=int, default=ChunkSettings().overlap)
     args = parser.parse_args()
+    chunking = ChunkSettings(max_tokens=args.chunk_tokens, overlap=args.overlap)
     shares = [float(s) for s in args.shares.split(",")]
     names = args.sets.split(",")
     english: float | None = None
     for name in sorted(names, key=lambda n: n == "squad"):  # SQuAD last: it reports SciFact's choice
-        chosen = report(runs_for(name, args.model, args.backend, args.data, args.workdir), shares, english)
+        runs = runs_for(name, args.model, args.backend, args.data, args.workdir, chunking=chunking)
+        chosen = report(runs, shares, english)
         if name == "scifact":
             english = chosen
 

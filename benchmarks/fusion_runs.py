@@ -41,6 +41,7 @@ from indexer.embed.base import DEFAULT_EMBEDDER, Embedder, embed_for  # noqa: E4
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.searcher import Searcher  # noqa: E402
 from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text.chunking import ChunkSettings  # noqa: E402
 from indexer.text.language import detect_language  # noqa: E402
 from indexer.text.normalize import normalize_query  # noqa: E402
 
@@ -117,7 +118,8 @@ def load_set(name: str, data: Path, questions: int = 0) -> tuple[RetrievalSet, d
     return retrieval, title_groups(retrieval)
 
 
-def open_index(retrieval: RetrievalSet, embedder: Embedder, folder: Path) -> IndexDirectory:
+def open_index(retrieval: RetrievalSet, embedder: Embedder, folder: Path,
+               chunking: ChunkSettings | None = None) -> IndexDirectory:
     """The set's index in `folder`, built once per model fingerprint and backend."""
     directory = IndexDirectory(folder / "index")
     if (folder / "index").exists():
@@ -127,14 +129,15 @@ def open_index(retrieval: RetrievalSet, embedder: Embedder, folder: Path) -> Ind
     for stale in ("index", "corpus"):
         shutil.rmtree(folder / stale, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    directory, seconds = build_index(retrieval, embedder, folder)
+    directory, seconds = build_index(retrieval, embedder, folder, chunking)
     print(f"[{retrieval.name}: indexed {len(retrieval.documents)} documents in {seconds:.0f}s]", flush=True)
     return directory
 
 
-def collect(retrieval: RetrievalSet, groups: dict[str, str], embedder: Embedder, folder: Path) -> Runs:
+def collect(retrieval: RetrievalSet, groups: dict[str, str], embedder: Embedder, folder: Path,
+            chunking: ChunkSettings | None = None) -> Runs:
     """Search every query in dense and keyword mode on the set's index; the lists as the searcher ranks them."""
-    directory = open_index(retrieval, embedder, folder)
+    directory = open_index(retrieval, embedder, folder, chunking)
     searcher = Searcher(directory.current(), embedder)
     depth = searcher.fusion.candidates
     texts = [normalize_query(q).strip() for _, q in retrieval.queries]
@@ -172,18 +175,23 @@ def load(path: Path) -> Runs:
 
 
 def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, workdir: Path = WORKDIR,
-             questions: int = 0) -> Runs:
-    """The set's runs for a model, from `workdir` when collected before with the same model files."""
+             questions: int = 0, chunking: ChunkSettings | None = None) -> Runs:
+    """The set's runs for a model, from `workdir` when collected before with the same model files.
+
+    `chunking` other than the product's default (200 tokens, 40 overlapping) builds and keeps its
+    own index, in a folder named for it.
+    """
     embedder = load_embedder(model, runtime=backend)
     described = embedder.describe()
-    folder = workdir / f"{name}-{described['name']}-{described['backend']}"
+    chunked = "" if chunking in (None, ChunkSettings()) else f"-chunks{chunking.max_tokens}-{chunking.overlap}"
+    folder = workdir / f"{name}-{described['name']}-{described['backend']}{chunked}"
     path = folder / "runs.json"
     if path.exists():
         runs = load(path)
         if all(runs.model.get(k) == described.get(k) for k in ("name", "revision", "backend")):
             return runs
     retrieval, groups = load_set(name, data, questions)
-    runs = collect(retrieval, groups, embedder, folder)
+    runs = collect(retrieval, groups, embedder, folder, chunking)
     save(runs, path)
     return runs
 

@@ -42,6 +42,7 @@ from indexer.embed.base import Embedder, embed_for  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.searcher import Searcher  # noqa: E402
 from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text.chunking import ChunkSettings  # noqa: E402
 from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
 from indexer.text.normalize import normalize_query  # noqa: E402
 
@@ -124,7 +125,8 @@ def baseline(retrieval: RetrievalSet, embedder: Embedder) -> tuple[list[list[str
     return [[ids_of[i] for i in row if i >= 0] for row in ids], time.perf_counter() - started
 
 
-def build_index(retrieval: RetrievalSet, embedder: Embedder, workdir: Path) -> tuple[IndexDirectory, float]:
+def build_index(retrieval: RetrievalSet, embedder: Embedder, workdir: Path,
+                chunking: ChunkSettings | None = None) -> tuple[IndexDirectory, float]:
     corpus = workdir / "corpus"
     corpus.mkdir()
     with (corpus / f"{retrieval.name}.jsonl").open("w", encoding="utf-8") as handle:
@@ -133,7 +135,8 @@ def build_index(retrieval: RetrievalSet, embedder: Embedder, workdir: Path) -> t
                                      "text": doc["text"]}, ensure_ascii=False) + "\n")
     directory = IndexDirectory(workdir / "index")
     started = time.perf_counter()
-    IndexBuilder(directory, embedder, load_keyword_tokenizer(), BuildOptions()).build(corpus)
+    options = BuildOptions() if chunking is None else BuildOptions(chunking=chunking)
+    IndexBuilder(directory, embedder, load_keyword_tokenizer(), options).build(corpus)
     return directory, time.perf_counter() - started
 
 
