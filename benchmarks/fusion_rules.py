@@ -2,7 +2,7 @@
 
     python benchmarks/fusion_rules.py [--model multilingual-e5-small] [--backend torch]
                                       [--sets jsquad,scifact] [--shares 0,0.1,...,1]
-                                      [--chunk-tokens 200 --overlap 40]
+                                      [--max-tokens 200 --overlap 40]
 
 Reads each set's dense and keyword candidate lists as the searcher ranks them
 (benchmarks/fusion_runs.py: collected once from a real index, then kept), and
@@ -25,9 +25,10 @@ and on all queries, so no figure comes from the data its weight was fitted on:
   SciFact chose (a second English check; its articles are not used for tuning).
 
 The chosen shares are what `indexer.search.fusion.MODEL_SHARES` records for the
-model; the script says whether they agree. `--chunk-tokens N --overlap M` builds
-the sets' indexes with other chunks than the product's (kept in folders of
-their own), to see what the chunk size does to every figure.
+model; the script says whether they agree. `--max-tokens N --overlap M` (as
+`yomitoki index` takes them) builds the sets' indexes with other chunks than the
+product's (kept in folders of their own), to see what the chunk size does to every
+figure.
 """
 
 from __future__ import annotations
@@ -139,11 +140,11 @@ def main() -> None:
     parser.add_argument("--sets", default="jsquad,scifact", help="of jsquad, scifact, squad")
     parser.add_argument("--shares", default=",".join(f"{s:g}" for s in SHARES))
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
-    parser.add_argument("--chunk-tokens", type=int, default=ChunkSettings().max_tokens,
+    parser.add_argument("--max-tokens", type=int, default=ChunkSettings().max_tokens,
                         help="chunk size of the index the runs come from (the product's default unless given)")
     parser.add_argument("--overlap", type=int, default=ChunkSettings().overlap)
     args = parser.parse_args()
-    chunking = ChunkSettings(max_tokens=args.chunk_tokens, overlap=args.overlap)
+    chunking = ChunkSettings(max_tokens=args.max_tokens, overlap=args.overlap)
     shares = [float(s) for s in args.shares.split(",")]
     names = args.sets.split(",")
     english: float | None = None
