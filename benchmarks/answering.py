@@ -1,6 +1,7 @@
 """Answering quality on SQuAD v1.1 dev and JSQuAD, and /ask latency on the default corpus.
   # noqa: E402
     python benchmarks/answering.py [--data ../shared/data] [--sets squad,jsquad] [--limit 300]
+                                   [--model NAME] [--backend torch|onnx|onnx-int8]
                                    [--qa-model PATH_OR_HUB_ID] [--no-latency] [--threads 1]
                                    [--generator NAME [--generator-mode auto] [--generator-limit 40]]
 
@@ -60,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.generative import evaluate_generator, report_generator  # noqa: E402
 from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noqa: E402
-from indexer.embed.base import Embedder  # noqa: E402
+from indexer.embed.base import DEFAULT_EMBEDDER, Embedder  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.opening import open_index  # noqa: E402
 from indexer.search.searcher import Searcher  # noqa: E402
@@ -75,7 +76,6 @@ from server.model_registry import ModelRegistry  # noqa: E402
 from server.settings import parse_languages  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MODEL = "all-minilm-l6-v2"
 
 
 @dataclass(frozen=True)
@@ -309,6 +309,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="questions sampled per set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--model", default=DEFAULT_EMBEDDER, help="embedding model (default: the product's)")
+    parser.add_argument("--backend", default=None, help="its runtime (torch, onnx, onnx-int8; default: the model's)")
     parser.add_argument("--qa-model", default=None, help="transformers QA model (path or hub id)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-bench-answering"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -325,12 +327,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    embedder = load_embedder(MODEL)
+    embedder = load_embedder(args.model, runtime=args.backend)
+    workdir = args.workdir / re.sub(r"[^\w.-]+", "-", f"{args.model}-{args.backend or 'default'}")  # an index per model
     positives: list[float] = []
     negatives: list[float] = []
     for name in [s for s in args.sets.split(",") if s]:
         qa = load_qa_set(name, args.data)
-        directory, seconds = build_index(qa, embedder, args.workdir)
+        directory, seconds = build_index(qa, embedder, workdir)
         searcher = Searcher(directory.current(), embedder)
         if args.generator:
             options = GeneratorOptions(
@@ -353,7 +356,7 @@ def main() -> None:
               f"{accuracy:.1%}); configured {RELEVANCE_THRESHOLD} gives "
               f"{balanced_accuracy(positives, negatives, RELEVANCE_THRESHOLD):.1%}")
     if not args.no_latency and not args.generator_only:
-        latency(args.workdir, embedder)
+        latency(workdir, embedder)
     print(f"\n(total {time.perf_counter() - started:.0f}s, torch threads {args.threads})")
 
 

@@ -24,6 +24,8 @@ from indexer.store.sqlite import Filters
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import load_file
 from indexer.text.normalize import normalize
+from server.answering.pipeline import NOT_FOUND
+from server.answering.relevance import above_floor, similarity_floor
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import CORPUS, build
@@ -323,6 +325,52 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
     bad = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "x", "input_type": "document"})
     assert bad.status_code == 400 and "input_type" in bad.text
 
+
+
+@pytest.mark.parametrize("question,language", [
+    ("Who won the 2014 FIFA World Cup final in Rio de Janeiro?", "en"),
+    ("富士山の標高は何メートルですか", "ja"),
+])
+def test_a_question_outside_the_documents_is_refused_under_e5(me5_client: TestClient, question: str,
+                                                                language: str) -> None:
+    """E5 gives any question a cosine of about 0.8 to any passage: read as it is, every corpus seemed to
+    hold every answer. Measured from the question's own floor, the refusal works as under MiniLM."""
+    body = me5_client.post("/ask", json={"question": question, "mode": "extractive"}).json()
+    assert body["answer_found"] is False and body["answer"] == NOT_FOUND[language], body
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("What kind of function is BM25?", "ranking function"),
+    ("IOB2 タグの B は何を表しますか", "先頭トークンに `B-種類`"),
+])
+def test_the_sentence_reader_answers_with_the_defining_sentence_under_e5(me5_client: TestClient, question: str,
+                                                                          expected: str) -> None:
+    body = me5_client.post("/ask", json={"question": question, "mode": "extractive"}).json()
+    assert body["answer_found"] and expected in body["answer"], body
+
+
+FLOOR_CASES = {  # a question, a passage on its topic, a passage on another
+    "ja": ("明日の東京の天気は", "東京は明日、午後から雨が降る見込みです。",
+           "玉ねぎを炒めてからカレーのルーを溶かす。"),
+    "en": ("Will it rain in Tokyo tomorrow?", "Rain is expected in Tokyo from tomorrow afternoon.",
+           "Fry the onions before you add the curry roux."),
+}
+
+
+@pytest.mark.parametrize("model,language,band", [
+    ("me5", "ja", (0.6, 0.9)), ("me5", "en", (0.6, 0.9)), ("minilm", "en", (-0.1, 0.3)),
+])
+def test_the_similarity_floor_is_the_models_own(me5_fast: Embedder, embedder: Embedder, model: str, language: str,
+                                                band: tuple[float, float]) -> None:
+    """E5's cosines to unrelated text sit near 0.75, MiniLM's near 0.1; measured from that floor, a passage
+    on the question's topic scores well and one on another topic near 0, under either model."""
+    chosen = me5_fast if model == "me5" else embedder
+    question, on_topic, off_topic = FLOOR_CASES[language]
+    vector = embed_for(chosen, [question], "query")[0]
+    floor = similarity_floor(chosen, vector, language)
+    assert band[0] < floor < band[1], floor
+    near, far = above_floor(embed_for(chosen, [on_topic, off_topic], "passage") @ vector, floor)
+    assert near > 0.25 and far < 0.1, (near, far)
 
 
 def test_fusion_settings_are_per_model_from_its_coverage(me5_index: IndexDirectory, embedder: Embedder) -> None:

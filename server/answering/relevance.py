@@ -2,8 +2,14 @@
 
 The score mixes two signals, each in [0, 1]:
 
-* dense: cosine similarity of the question's and the text's embeddings, weighted
-  like hybrid search weights its dense ranking — by the embedding model's
+* dense: cosine similarity of the question's and the text's embeddings, measured
+  from the question's own floor — its median similarity to everyday sentences on
+  unrelated topics, embedded as passages (`similarity_floor`, with the reference
+  sentences zero-shot classification reads its thresholds from): about 0.75 under
+  multilingual-e5-small, whose cosines all lie in a high, narrow band, near 0.1
+  under all-MiniLM-L6-v2 — so that 0 means "no closer than an arbitrary
+  sentence" and one threshold serves every model; weighted
+  like hybrid search weights its dense ranking, by the embedding model's
   coverage of the question (near 1 for English under all-MiniLM-L6-v2, 0 for
   Japanese, where it sees isolated characters);
 * keywords: the IDF-weighted share of the question's keyword terms (the same
@@ -22,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.embed.base import embed_for
+from indexer.embed.base import Embedder, embed_for
 from indexer.search.searcher import Hit, Searcher
 from indexer.store.sqlite import Filters
+from indexer.text.language import detect_language
 from indexer.text.normalize import normalize_query
+from server.nlp.label_baseline import REFERENCES
 
 DENSE_SHARE = 0.5  # share of the dense similarity when the model covers the question fully
 # Question words say what kind of answer is wanted, not where it is: they are not matched.
@@ -37,6 +45,17 @@ INTERROGATIVES = frozenset({
 })  # fmt: skip
 
 
+def similarity_floor(embedder: Embedder, query_vector: np.ndarray, language: str) -> float:
+    """The question's median cosine to the reference sentences of its language, embedded as passages."""
+    references = REFERENCES.vectors(embedder, kind="passage")
+    return float(np.median(references.get(language, references["en"]) @ query_vector))
+
+
+def above_floor(similarity: np.ndarray, floor: float) -> np.ndarray:
+    """Cosine similarities rescaled so that the floor is 0 and identity is 1, clipped to [0, 1]."""
+    return np.clip((similarity - floor) / (1.0 - floor), 0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class QuestionProfile:
     text: str                     # the normalized question
@@ -44,6 +63,7 @@ class QuestionProfile:
     grams: dict[str, float]       # Japanese character bigram -> IDF weight
     vector: np.ndarray | None     # None when the dense signal has no say
     dense: float                  # weight of the dense similarity in the score
+    floor: float = 0.0            # the question's similarity to unrelated text (`similarity_floor`)
 
 
 class RelevanceScorer:
@@ -68,8 +88,9 @@ class RelevanceScorer:
         coverage = self.searcher.embedder.coverage(text)
         dense = self.dense_share * self.searcher.fusion.readable(coverage)
         vector = embed_for(self.searcher.embedder, [text], "query")[0] if dense > 0 else None
+        floor = similarity_floor(self.searcher.embedder, vector, detect_language(text)) if vector is not None else 0.0
         return QuestionProfile(text=text, words=self._idf("words", words), grams=self._idf("grams", grams),
-                               vector=vector, dense=dense if vector is not None else 0.0)
+                               vector=vector, dense=dense if vector is not None else 0.0, floor=floor)
 
     def _idf(self, column: str, terms: set[str]) -> dict[str, float]:
         weights = {}
@@ -88,7 +109,7 @@ class RelevanceScorer:
             return keyword
         if vectors is None:
             vectors = embed_for(self.searcher.embedder, list(texts), "passage")
-        dense = np.clip(vectors @ profile.vector, 0.0, 1.0)
+        dense = above_floor(vectors @ profile.vector, profile.floor)
         return profile.dense * dense + (1.0 - profile.dense) * keyword
 
     def _keyword_share(self, profile: QuestionProfile, text: str) -> float:

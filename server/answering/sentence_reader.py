@@ -4,8 +4,12 @@ No extractive QA model ships on PyPI, so without `--qa-model` the answer is the
 sentence that best supports the question: each sentence of the packed passages
 is scored with `RelevanceScorer` (embedding similarity to the question mixed
 with IDF-weighted keyword overlap), plus a small share of its passage's own
-relevance so a sentence in a strong passage wins a tie. The answer keeps exact
-offsets into the original document, like a QA model's span.
+relevance so a sentence in a strong passage wins a tie. A sentence is scored in
+its context, after its document's title and section headings, as its chunk was
+indexed: 「固有表現の先頭トークンに `B-種類`…を付けます。」 under 「IOB2 方式の基本」
+answers 「IOB2 タグの B は何を表しますか」 though it names neither IOB2 nor タグ
+(README "/ask": measured with `python benchmarks/answering.py`). The
+answer keeps exact offsets into the original document, like a QA model's span.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from indexer.build.builder import embedding_text
 from indexer.text.normalize import normalize
 from indexer.text.sentences import split_sentences
 from server.answering.passages import Extraction, Passage
@@ -45,11 +50,10 @@ class SentenceReader:
         if not candidates:
             return None
         if len(candidates) > self.max_embedded and profile.vector is not None:
-            keyword = self.scorer.score(profile, [p.normalized.text[s:e] for p, s, e in candidates], keyword_only=True)
+            keyword = self.scorer.score(profile, [in_context(*c) for c in candidates], keyword_only=True)
             keep = sorted(range(len(candidates)), key=lambda i: (-keyword[i], i))[: self.max_embedded]
             candidates = [candidates[i] for i in sorted(keep)]
-        texts = [passage.normalized.text[s:e] for passage, s, e in candidates]
-        scores = self.scorer.score(profile, texts)
+        scores = self.scorer.score(profile, [in_context(*c) for c in candidates])
         combined = [(1 - self.passage_share) * float(score) + self.passage_share * passage.relevance
                     for score, (passage, _, _) in zip(scores, candidates, strict=True)]
         best = max(range(len(candidates)), key=combined.__getitem__)
@@ -57,6 +61,12 @@ class SentenceReader:
         doc_start, doc_end = passage.document_span(start, end)
         return Extraction(passage=passage, start=doc_start, end=doc_end,
                           text=passage.original_text(doc_start, doc_end), score=round(combined[best], 6))
+
+
+def in_context(passage: Passage, start: int, end: int) -> str:
+    """A sentence of the passage (normalized offsets) after its document's title and section headings."""
+    headings = dict.fromkeys(normalize(h).text.strip() for h in (passage.hit.title, *passage.hit.section))
+    return embedding_text(" / ".join(h for h in headings if h), passage.normalized.text[start:end])
 
 
 def sentence_candidates(passages: Sequence[Passage]) -> list[tuple[Passage, int, int]]:

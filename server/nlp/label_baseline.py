@@ -72,21 +72,22 @@ ROBUST_SIGMA = 1.4826  # MAD × this estimates the standard deviation of a norma
 
 
 class ReferenceCache:
-    """The reference sentences' vectors per model (name, revision, backend), embedded once each."""
+    """The reference sentences' vectors per model (name, revision, backend) and kind of text (`embed_for`:
+    classification compares them symmetrically, answering's relevance reads them as passages), embedded once."""
 
     def __init__(self, size: int = 8) -> None:
         self._vectors: OrderedDict[tuple[str, ...], dict[str, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
 
-    def vectors(self, embedder: Embedder) -> dict[str, np.ndarray]:
+    def vectors(self, embedder: Embedder, kind: str = "symmetric") -> dict[str, np.ndarray]:
         described = embedder.describe()
-        key = tuple(str(described.get(k)) for k in ("name", "revision", "backend"))
+        key = (*(str(described.get(k)) for k in ("name", "revision", "backend")), kind)
         with self._lock:
             if key in self._vectors:
                 self._vectors.move_to_end(key)
                 return self._vectors[key]
-        vectors = {lang: embed_texts(embedder, texts) for lang, texts in REFERENCE.items()}
+        vectors = {lang: embed_texts(embedder, texts, kind=kind) for lang, texts in REFERENCE.items()}
         with self._lock:
             self._vectors[key] = vectors
             while len(self._vectors) > self._size:
