@@ -349,6 +349,14 @@ def test_the_sentence_reader_answers_with_the_defining_sentence_under_e5(me5_cli
     assert body["answer_found"] and expected in body["answer"], body
 
 
+def test_a_japanese_question_is_answered_from_an_english_document(me5_client: TestClient) -> None:
+    """Only the English document gives RRF's k; its passage cannot hold the question's Japanese bigrams,
+    so they must not count against it (they did: the question was refused)."""
+    body = me5_client.post("/ask", json={"question": "RRF の k はいくつが一般的ですか", "mode": "extractive"}).json()
+    assert body["answer_found"] and "60" in body["answer"], body
+    assert body["citations"][0]["source"] == "en-reciprocal-rank-fusion.md"
+
+
 FLOOR_CASES = {  # a question, a passage on its topic, a passage on another
     "ja": ("明日の東京の天気は", "東京は明日、午後から雨が降る見込みです。",
            "玉ねぎを炒めてからカレーのルーを溶かす。"),

@@ -14,7 +14,8 @@ The score mixes two signals, each in [0, 1]:
   Japanese, where it sees isolated characters);
 * keywords: the IDF-weighted share of the question's keyword terms (the same
   words and Japanese character bigrams the FTS5 index holds) found in the text,
-  with document frequencies taken from the index itself.
+  with document frequencies taken from the index itself; bigrams count only
+  for a text with Japanese in it.
 
 The sentence reader ranks sentences with it, and the answering pipeline uses
 the best passage's score to decide that the documents do not hold the answer.
@@ -118,8 +119,9 @@ class RelevanceScorer:
         if profile.words:
             found = {t.text for t in keywords.words(text)}
             shares.append(_weighted_share(profile.words, found))
-        if profile.grams:
-            found = {t.text for t in keywords.grams(text)}
+        if profile.grams and (found := {t.text for t in keywords.grams(text)}):
+            # Japanese bigrams are a second reading of the Japanese words above; a text with no Japanese
+            # letters (an English passage for a Japanese question) cannot hold them, so they do not count.
             shares.append(_weighted_share(profile.grams, found))
         return float(np.mean(shares)) if shares else 0.0
 
