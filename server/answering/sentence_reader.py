@@ -49,11 +49,12 @@ class SentenceReader:
         candidates = sentence_candidates(passages)
         if not candidates:
             return None
+        texts = [in_context(*c) for c in candidates]
         if len(candidates) > self.max_embedded and profile.vector is not None:
-            keyword = self.scorer.score(profile, [in_context(*c) for c in candidates], keyword_only=True)
-            keep = sorted(range(len(candidates)), key=lambda i: (-keyword[i], i))[: self.max_embedded]
-            candidates = [candidates[i] for i in sorted(keep)]
-        scores = self.scorer.score(profile, [in_context(*c) for c in candidates])
+            keyword = self.scorer.score(profile, texts, keyword_only=True)
+            keep = sorted(sorted(range(len(candidates)), key=lambda i: (-keyword[i], i))[: self.max_embedded])
+            candidates, texts = [candidates[i] for i in keep], [texts[i] for i in keep]
+        scores = self.scorer.score(profile, texts)
         combined = [(1 - self.passage_share) * float(score) + self.passage_share * passage.relevance
                     for score, (passage, _, _) in zip(scores, candidates, strict=True)]
         best = max(range(len(candidates)), key=combined.__getitem__)
