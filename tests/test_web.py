@@ -296,6 +296,20 @@ def test_ask_streams_the_answer_and_a_citation_opens_the_cited_span(web: Browsin
     assert sum(urlsplit(url).path == "/ask" for url in web.requests) == 1
 
 
+def test_a_refusal_is_shown_once(web: Browsing) -> None:
+    question = "富士山の標高は何メートルですか"
+    expected = httpx.post(f"{web.server.url}/ask", json={"question": question, "mode": "extractive"},
+                          timeout=120).json()
+    assert not expected["answer_found"] and expected["answer"], expected
+    page = web.page()
+    page.goto(web.server.url + "/")
+    ask(page, question, "extractive")
+    box = page.locator("#answer-text")
+    expect(box).to_have_attribute("data-state", "done", timeout=ASK_TIMEOUT_MS)
+    assert box.text_content() == expected["answer"]  # the server's words, not a second line of the page's own
+    expect(page.locator("#citations > li.hint")).to_have_count(1)
+
+
 @pytest.mark.slow
 def test_generative_answer_arrives_token_by_token(web: Browsing) -> None:
     page = web.page()

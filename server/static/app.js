@@ -460,7 +460,8 @@ function renderAnswer(body) {
   box.replaceChildren(...answerWithLinks(body.answer || "", numbers));
   box.dataset.state = "done";
   box.setAttribute("aria-busy", "false");
-  if (!body.answer_found) box.prepend(el("p", { class: "not-found" }, t("notFound")));
+  // The server words a refusal itself, in the question's language; the page's line is for an empty answer.
+  if (!body.answer_found && !body.answer) box.prepend(el("p", { class: "not-found" }, t("notFound")));
   const span = body.answer_span;
   $("answer-meta").replaceChildren(t("answered", { reader: readerName(body.reader || body.mode), ms: Math.round(body.took_ms || 0) }),
     span ? " · " : "", span ? el("a", { href: viewHref(span.doc_id, span.start, span.end), id: "answer-span" }, t("showSpan")) : "");
