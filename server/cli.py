@@ -11,7 +11,7 @@ import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
-from server.answering.loading import check_generator
+from server.answering.loading import check_generator, generator_name
 from server.auth import collect_keys
 from server.entities_cli import entities_command, train_entities_command
 from server.nlp.entities import parse_ner_models
@@ -250,6 +250,8 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
     from indexer.store.sqlite import Filters
     from server.answering import Question, ask_locally
 
+    if mode == "generative" and generator_name(generator) is None:  # before the index and its model load
+        raise click.UsageError(f"--mode generative needs a generator; --generator is {generator!r}")
     ask = Question(text=question, mode=mode, k=k, max_tokens=max_tokens,
                    filters=Filters(source=source, language=language, tags=tags))
     with domain_errors():

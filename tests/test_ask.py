@@ -489,4 +489,4 @@ def test_cli_ask_refuses_generative_without_a_generator(corpus_index: IndexDirec
         yomitoki("ask", "What is BM25?", "--index", str(corpus_index.path), "--mode", "generative",
                  "--generator", "none"),
         capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "generator" in result.stderr, result.stderr
+    assert result.returncode == 2 and "--mode generative needs a generator" in result.stderr, result.stderr

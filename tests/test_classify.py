@@ -14,11 +14,15 @@ from litestar.testing import TestClient
 
 from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder
+from indexer.errors import NotFoundError
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.nlp.classifiers import ClassifierStore, train_classifier
+from server.nlp.errors import TaskInputError
 from server.nlp.few_shot import Example, TrainOptions, train_linear
+from server.nlp.ladder import Backends, ClassifyJob, classify
+from server.nlp.zero_shot import LabelSpec, ZeroShotOptions
 from server.settings import ServerSettings
 from tests.conftest import build, yomitoki
 from tests.task_models import save_tiny_classifier, tiny_index
@@ -258,3 +262,31 @@ def test_cli_errors_exit_with_their_code_and_the_reason(index: IndexDirectory, a
     result = run_cli(*args, "--index", str(index.path))
     assert result.returncode == code, result.stdout
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "job,field",
+    [
+        (ClassifyJob(texts=["x"], labels=[LabelSpec("only")]), "labels"),
+        (ClassifyJob(texts=["x"], labels=[LabelSpec("a"), LabelSpec("b")], zero_shot=ZeroShotOptions("no brace")),
+         "template"),
+        (ClassifyJob(texts=["x"], examples=[Example("a", "one"), Example("b", "one")]), "examples"),
+    ],
+)
+def test_a_wrong_job_is_refused_before_the_model_loads(index: IndexDirectory, job: ClassifyJob, field: str) -> None:
+    """The command line loads the model only for a job that can run: a typo costs no model load."""
+    def load() -> Embedder:
+        raise AssertionError("the embedding model was loaded for a job that cannot run")
+
+    with pytest.raises(TaskInputError) as refused:
+        classify(job, Backends(embedder=load, store=ClassifierStore.for_index(index.path)))
+    assert refused.value.field == field
+
+
+def test_an_unknown_classifier_is_refused_before_the_model_loads(index: IndexDirectory) -> None:
+    def load() -> Embedder:
+        raise AssertionError("the embedding model was loaded for a classifier that does not exist")
+
+    with pytest.raises(NotFoundError, match="no classifier named 'nope'"):
+        classify(ClassifyJob(texts=["x"], classifier="nope"),
+                 Backends(embedder=load, store=ClassifierStore.for_index(index.path)))

@@ -14,10 +14,10 @@ from typing import Literal
 from indexer.embed.base import Embedder
 from server.nlp.classifiers import ClassifierStore
 from server.nlp.errors import TaskInputError
-from server.nlp.few_shot import Example, FewShotCache, few_shot
+from server.nlp.few_shot import Example, FewShotCache, few_shot, label_counts
 from server.nlp.finetuned import FineTunedClassifier
 from server.nlp.predictions import Prediction
-from server.nlp.zero_shot import LabelSpec, ZeroShotOptions, zero_shot
+from server.nlp.zero_shot import LabelSpec, ZeroShotOptions, validate_labels, zero_shot
 
 Method = Literal["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"]
 
@@ -102,11 +102,18 @@ def classify(job: ClassifyJob, backends: Backends) -> Classification:
         predictions = model.classify(job.texts, multi_label=job.multi_label or None)
         return Classification(method, model.location.name, None, job.multi_label or model.multi_label,
                               predictions)
+    # what the job itself gets wrong is reported before the model is loaded (seconds, on the command line)
+    if method == "zero-shot":
+        validate_labels(job.labels or (), job.zero_shot)
+    elif method == "few-shot":
+        label_counts(job.examples or ())
+    else:
+        named = backends.store.get(str(job.classifier))
     embedder = backends.embedder()
     if method == "zero-shot":
         predictions = zero_shot(embedder, job.texts, job.labels or (), job.zero_shot)
     elif method == "few-shot":
         predictions = few_shot(embedder, job.texts, job.examples or (), backends.cache)
     else:
-        predictions = backends.store.get(str(job.classifier)).classify(embedder, job.texts)
+        predictions = named.classify(embedder, job.texts)
     return Classification(method, str(embedder.describe()["name"]), job.classifier, job.multi_label, predictions)
