@@ -14,11 +14,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.embed.locations import ModelLocation
+from indexer.embed.locations import ModelLocation, fingerprint
 from indexer.errors import UnavailableError
 
 DEFAULT_EMBEDDER = "multilingual-e5-small"  # reads Japanese and English; figures in README "Choosing a model"
@@ -139,7 +140,19 @@ def kept_chars(piece: str, surface: str, unknown: bool, *, learned_singles: bool
     return 0
 
 
-class TokenizerMethods:
+class LoadedFiles:
+    """The identity of the files a model was loaded from, taken once: the model in memory does not
+    change when its folder does, and `describe()` runs on every classify, similarity or health
+    request (fingerprinting a folder costs about 1 ms)."""
+
+    location: ModelLocation
+
+    @cached_property
+    def revision(self) -> str | None:
+        return fingerprint(self.location.path)
+
+
+class TokenizerMethods(LoadedFiles):
     """Token counts, spans and coverage over a Hugging Face fast tokenizer in `self.tokenizer`.
 
     Shared by every backend of a sentence-transformers model (torch, ONNX), so

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from indexer.embed.base import TokenizerMethods, normalize_rows
-from indexer.embed.locations import ModelLocation, fingerprint
+from indexer.embed.locations import ModelLocation
 from indexer.embed.onnx_export import INT8_FILE, ONNX_FILE, OnnxExportError, export_folder, model_layout
 
 ONNX_BACKENDS = ("onnx", "onnx-int8")
@@ -76,7 +76,7 @@ class OnnxEmbedder(TokenizerMethods):
             "backend": self.backend,
             "source": self.location.kind,
             "package": self.location.package,
-            "revision": fingerprint(self.location.path),
+            "revision": self.revision,
             "dimension": self.dimension,
             "max_tokens": self.max_tokens,
             **({"prompts": self.prompts} if self.prompts else {}),

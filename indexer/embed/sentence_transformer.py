@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from indexer.embed.base import TokenizerMethods, normalize_rows
-from indexer.embed.locations import ModelLocation, fingerprint
+from indexer.embed.locations import ModelLocation
 
 
 @dataclass
@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder(TokenizerMethods):
             "backend": self.runtime,  # the manifest's name for the runtime
             "source": self.location.kind,
             "package": self.location.package,
-            "revision": fingerprint(self.location.path),
+            "revision": self.revision,
             "dimension": self.dimension,
             "max_tokens": self.max_tokens,
             **({"prompts": self.prompts} if self.prompts else {}),

