@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options
+from indexer.embed.base import DEFAULT_EMBEDDER
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
 from server.auth import collect_keys
@@ -143,7 +144,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
               help="Fine-tuned transformers sequence-classification model (path or hub id).")
 @click.option("--method", type=click.Choice(["auto", "zero-shot", "few-shot", "classifier", "fine-tuned"]),
               default="auto", show_default=True, help="Default: implied by the options given.")
-@click.option("--model", default=None, help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
+@click.option("--model", default=None, help=f"Embedding model; default: the index's ({DEFAULT_EMBEDDER} without one).")
 @click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0.001, 10),
               help="Zero-shot: softmax temperature over cosine similarities.")
 @click.option("--threshold", default=None, type=click.FloatRange(-1, 1),
@@ -187,7 +188,7 @@ def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str,
 @cli.command("models")
 @index_option
 @click.option("--model", default=None, envvar="YOMITOKI_MODEL",
-              help="Embedding model; default: the index's (all-minilm-l6-v2 without one).")
+              help=f"Embedding model; default: the index's ({DEFAULT_EMBEDDER} without one).")
 @click.option("--sts-model", default=None, envvar="YOMITOKI_STS_MODEL", help="Cross-encoder for /similarity.")
 @click.option("--classifier-model", default=None, envvar="YOMITOKI_CLASSIFIER_MODEL",
               help="Fine-tuned sequence-classification model.")
