@@ -26,6 +26,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from indexer import __version__
 from indexer.search.opening import index_source, open_index
 from server.answering import register_models
+from server.answering.relevance import warm_up
 from server.auth import ApiKeyAuth
 from server.batching import QueryBatcher
 from server.errors import EXCEPTION_HANDLERS
@@ -80,6 +81,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         opened: Services = services if services is not None else await anyio.to_thread.run_sync(
             open_services, settings)
         opened.metrics = metrics
+        await anyio.to_thread.run_sync(warm_up, opened.embedder)  # healthy means the first question is fast
         batcher = opened.batcher = QueryBatcher.for_embedder(
             opened.embedder, on_batch=lambda size: metrics.observe_batch("query", size))
         # more search threads than cores only fight over the GIL and the caches (32 clients on 2 cores

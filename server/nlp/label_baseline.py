@@ -80,9 +80,22 @@ class ReferenceCache:
         self._lock = threading.Lock()
         self._size = size
 
-    def vectors(self, embedder: Embedder, kind: str = "symmetric") -> dict[str, np.ndarray]:
+    @staticmethod
+    def _key(embedder: Embedder, kind: str) -> tuple[str, ...]:
         described = embedder.describe()
-        key = (*(str(described.get(k)) for k in ("name", "revision", "backend")), kind)
+        return (*(str(described.get(k)) for k in ("name", "revision", "backend")), kind)
+
+    def holds(self, embedder: Embedder, kind: str = "symmetric") -> bool:
+        """Whether this model's vectors of this kind are embedded already."""
+        with self._lock:
+            return self._key(embedder, kind) in self._vectors
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def vectors(self, embedder: Embedder, kind: str = "symmetric") -> dict[str, np.ndarray]:
+        key = self._key(embedder, kind)
         with self._lock:
             if key in self._vectors:
                 self._vectors.move_to_end(key)
