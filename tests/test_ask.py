@@ -34,6 +34,7 @@ from server.answering.passages import Passage
 from server.answering.pipeline import NOT_FOUND, Answerer, Question
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers, resolve_citations
 from server.answering.qa_reader import QASettings, load_qa_reader
+from server.answering.repetition import loops
 from server.answering.sentence_reader import code_blocks, sentence_candidates
 from server.app import create_app
 from server.model_registry import ModelRegistry
@@ -500,3 +501,29 @@ def test_cli_ask_refuses_generative_without_a_generator(corpus_index: IndexDirec
                  "--generator", "none"),
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--mode generative needs a generator" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("text,looping", [
+    ("Extractive Question Answering: Extractive Question Answering: Extractive Question Answering:", True),
+    ("半角のｶﾞは…！！！！！！！！！！！！", True),
+    ("ですですですですですですですですですですですです", True),
+    ("NFC is a combination of Unicode Normalization Forms, which is a combination of Unicode "
+     "Normalization Forms, which is a combination of Unicode Normalization Forms,", False),  # two whole copies
+    ("no, no, no", False),
+    ("ままま", False),
+    ("The checklist includes checking the parameter count, checking the parameter count, and checking "
+     "the parameter count.", False),  # repeated, not in a row
+    ("固有表現の先頭トークンに B-種類、同じ表現の2番目以降のトークンに I-種類 を付けます。", False),
+])
+def test_a_loop_is_a_block_repeated_three_times_at_the_end(text: str, looping: bool) -> None:
+    assert loops(text) is looping
+
+
+def test_a_generator_that_falls_into_a_loop_is_stopped_after_three_copies(live_server: RunningServer) -> None:
+    """SmolLM2 (greedy) repeats "which is a combination of Unicode Normalization Forms," to the token limit."""
+    body = httpx.post(f"{live_server.url}/ask", json={"question": "What is NFKC?", "mode": "generative",
+                                                      "max_tokens": 256}, timeout=600).json()
+    answer = body["answer"]
+    assert body["mode"] == "generative" and loops(answer), f"the premise: SmolLM2 loops here ({answer!r})"
+    assert not loops(answer, repeats=4), answer
+

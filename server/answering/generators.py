@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,7 +40,7 @@ class TextGenerationOutcome:
     """How a generation ended: filled in once the stream is exhausted or closed."""
 
     tokens: int = 0
-    stop: str = ""           # "eos", "max_tokens", "time", "cancelled" or "error"
+    stop: str = ""           # "eos", "max_tokens", "time", "cancelled", "error" or "repetition"
     error: str | None = None
 
 
@@ -52,7 +52,7 @@ class TextGenerator(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
     def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
-               outcome: TextGenerationOutcome | None = None) -> Iterator[str]: ...
+               outcome: TextGenerationOutcome | None = None) -> Generator[str, None, None]: ...
 
 
 class _Stop:
@@ -93,7 +93,7 @@ class TransformersGenerator:
         return self.tokenizer(text, return_tensors="pt")["input_ids"]
 
     def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
-               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
+               outcome: TextGenerationOutcome | None = None) -> Generator[str, None, None]:
         """Text pieces as the model writes them; closing the iterator stops the model."""
         from transformers import TextIteratorStreamer
 

@@ -17,7 +17,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class LlamaCppGenerator:
         return counts
 
     def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
-               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
+               outcome: TextGenerationOutcome | None = None) -> Generator[str, None, None]:
         """Text pieces as the model writes them; closing the iterator stops the model."""
         outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s

@@ -27,6 +27,7 @@ from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers
 from server.answering.relevance import QuestionProfile, RelevanceScorer
+from server.answering.repetition import loops
 from server.answering.schemas import AnswerSpan, AskResponse, CitationOut
 from server.answering.sentence_reader import SentenceReader, code_blocks
 from server.errors import UnavailableError, UpstreamError
@@ -230,14 +231,19 @@ class Answerer:
         outcome = TextGenerationOutcome()
         citations = CitationFilter(len(found.passages))
         pieces: list[str] = []
+        writing = generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome)
         try:
-            for piece in generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome):
+            for piece in writing:
                 text = citations.feed(piece)
                 if not pieces or not "".join(pieces).strip():
                     text = text.lstrip()
                 if text:
                     pieces.append(text)
                     yield AnswerEvent("token", text=text)
+                    if loops("".join(pieces)):  # the rest would be more of the same, up to max_tokens
+                        writing.close()  # stops the model
+                        outcome.stop = "repetition"
+                        break
         except UpstreamError as exc:
             if question.mode != "auto" or pieces:
                 raise

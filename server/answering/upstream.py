@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +59,7 @@ class OpenAIGenerator:
         return [len(text.encode()) // 3 + 1 for text in texts]
 
     def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
-               outcome: TextGenerationOutcome | None = None) -> Iterator[str]:
+               outcome: TextGenerationOutcome | None = None) -> Generator[str, None, None]:
         """Text pieces as the upstream sends them; closing the iterator closes the connection."""
         outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
