@@ -14,9 +14,10 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -31,6 +32,8 @@ from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import build, start_server
+
+T = TypeVar("T")
 
 HOSTILE_DOCS: dict[str, str] = {
     "tokenizers.md": "# Tokenizers\n\nWordPiece and SentencePiece split text into subword tokens.\n",
@@ -237,8 +240,8 @@ def test_a_flood_gets_503_with_retry_after_at_once_and_memory_stays_bounded(
         status = get_status(server.url, "/search?q=" + "a" * 1_000_000)  # 1 MB of one character in the URL
         assert status is None or 400 <= status < 500, status  # refused (or the connection closed), no 5xx
         assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
-        small = asyncio.run(flood(server.url, workers=100, seconds=5, body_bytes=0))
-        large = asyncio.run(flood(server.url, workers=100, seconds=2, body_bytes=1_500_000))
+        small = in_own_loop(lambda: flood(server.url, workers=100, seconds=5, body_bytes=0))
+        large = in_own_loop(lambda: flood(server.url, workers=100, seconds=2, body_bytes=1_500_000))
     finally:
         done.set()
         sampler.join()
@@ -281,6 +284,13 @@ class FloodResult:
     def median(self, status: int) -> float:
         times = sorted(self.seconds.get(status, [0.0]))
         return times[len(times) // 2]
+
+
+def in_own_loop(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run` on a thread of its own: a test run earlier (Playwright's sync API) may have left an
+    event loop running on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
 
 
 async def flood(url: str, workers: int, seconds: float, body_bytes: int) -> FloodResult:
