@@ -505,7 +505,8 @@ def test_cli_ask_refuses_generative_without_a_generator(corpus_index: IndexDirec
 
 @pytest.mark.parametrize("text,looping", [
     ("Extractive Question Answering: Extractive Question Answering: Extractive Question Answering:", True),
-    ("半角のｶﾞは…！！！！！！！！！！！！", True),
+    ("半角のｶﾞは…！！！！！！！！！！！！", False),  # punctuation alone is formatting (|---|---|---|, ----)
+    ("| a | b | c | d |\n|---|---|---|---|", False),
     ("ですですですですですですですですですですですです", True),
     ("NFC is a combination of Unicode Normalization Forms, which is a combination of Unicode "
      "Normalization Forms, which is a combination of Unicode Normalization Forms,", False),  # two whole copies

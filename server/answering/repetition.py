@@ -7,6 +7,8 @@ The answer is read as words (runs of ASCII letters and digits) and single other
 characters (a Japanese character, a punctuation mark), so it works without spaces
 too; it loops when it ends in the same block of such units three times in a row,
 and in at least `MIN_UNITS` units, so that "no, no, no" or 「ままま」 are not loops.
+A block of punctuation alone is never a loop: a table's `|---|---|---|` or a rule of
+dashes is formatting.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def loops(text: str, repeats: int = MIN_REPEATS) -> bool:
         if needed * period > len(tail):
             break
         block = tail[-period:]
+        if not any(unit.isalnum() for unit in block):
+            continue
         if all(tail[-(i + 1) * period: len(tail) - i * period] == block for i in range(1, needed)):
             return True
     return False
