@@ -415,3 +415,16 @@ def test_train_entities_command_reads_iob2_lines_and_stores_the_model(tmp_path: 
     refused = subprocess.run(yomitoki("train-entities", str(bad), "--index", str(index), "--name", "other"),
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1 and "I-人名 after O" in refused.stderr and "bad.jsonl[0]" in refused.stderr
+
+
+def test_the_same_examples_and_seed_train_the_same_model() -> None:
+    """spaCy's dropout draws from the global generators, which earlier work leaves anywhere."""
+    import numpy as np
+
+    weights = []
+    for disturbance in (0, 1):
+        np.random.seed(disturbance)
+        random.seed(disturbance)
+        trained = fine_tune(parse_examples(firm_examples(20)), TrainOptions(epochs=1, seed=3, holdout=0))
+        weights.append(trained.model.nlp.get_pipe("ner").model.to_bytes())
+    assert weights[0] == weights[1]

@@ -179,10 +179,11 @@ def split_holdout(examples: Sequence[LabelledText], share: float, seed: int) -> 
 def fine_tune(examples: Sequence[LabelledText], options: TrainOptions | None = None) -> TrainedEntities:
     """Fine-tune the base pipeline's NER on the examples; F1 on a held-out share when there are enough."""
     from spacy.training import Example
-    from spacy.util import compounding, minibatch
+    from spacy.util import compounding, fix_random_seed, minibatch
 
     options = options or TrainOptions()
     started = time.perf_counter()
+    fix_random_seed(options.seed)  # dropout and initial weights: the same examples and seed train the same model
     train, held_out = split_holdout([to_normalized(e) for e in examples], options.holdout, options.seed)
     labels = tuple(sorted({label for e in train for _, _, label in e.entities}))
     model = load_spacy_model(options.base)
