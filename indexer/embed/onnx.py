@@ -129,6 +129,13 @@ def _batch_encoder(tokenizer: Any, max_tokens: int) -> Any:
 def _session(model_file: Path, threads: int | None) -> Any:
     import onnxruntime as ort
 
+    return ort.InferenceSession(str(model_file), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def session_options(threads: int | None) -> Any:
+    """The onnxruntime options every ONNX backend session runs with (`threads`: intra-op, default 2)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or 2
@@ -137,4 +144,4 @@ def _session(model_file: Path, threads: int | None) -> Any:
     # Idle threads sleep instead of spinning: on a small shared CPU, and in a server whose other
     # threads search FTS5 and FAISS meanwhile, spinning halves single-query speed and gains nothing.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    return options
