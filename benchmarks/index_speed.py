@@ -116,9 +116,9 @@ def product_ceiling(index: Path, threads: int, scratch: Path) -> dict[str, float
     from indexer.embed.onnx import OnnxEmbedder, session_options
 
     _, texts, _, _ = indexed_chunks(index)
-    embedder = load_embedder(MODEL, runtime="onnx-int8", threads=threads)
+    embedder = load_embedder(MODEL, runtime="onnx-int8", threads=threads, bulk=True)
     assert isinstance(embedder, OnnxEmbedder)
-    options = session_options(threads)
+    options = session_options(threads, bulk=True)
     options.enable_profiling = True
     options.profile_file_prefix = str(scratch / "onnxruntime")
     profiled = replace(embedder, session=ort.InferenceSession(str(embedder.model_file), options,

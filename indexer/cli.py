@@ -159,7 +159,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
             connect_ray(ray_address)  # first: an unreachable cluster fails in seconds, before models load
         directory = open_target(index_dir, store, milvus_uri, milvus_collection)
         name = model or choose_embedder(directory, corpus, rebuild=rebuild)
-        embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild))
+        embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild), bulk=True)
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, index_type=index_type)
         keywords = load_keyword_tokenizer()

