@@ -24,6 +24,11 @@ and on all queries, so no figure comes from the data its weight was fitted on:
 - SQuAD v1.1 dev (English, `--sets squad`): reported only, at the share
   SciFact chose (a second English check; its articles are not used for tuning).
 
+Beside the figures, the spread that sampling alone gives them: the bootstrap
+standard error (2,000 resamples of the reported queries, seeded) of the chosen
+rule's main metric and of its paired difference to keyword search, so that a gap
+to a target can be read against the noise of the set.
+
 The chosen shares are what `indexer.search.fusion.MODEL_SHARES` records for the
 model; the script says whether they agree. `--max-tokens N --overlap M` (as
 `yomitoki index` takes them) builds the sets' indexes with other chunks than the
@@ -38,6 +43,8 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,6 +76,18 @@ def score(runs: Runs, queries: Sequence[QueryRun], settings: FusionSettings | No
                 else ranking(runs, q, settings) for q in queries]
     retrieval = RetrievalSet(runs.name, [], [(q.qid, "") for q in queries], runs.relevant)
     return metrics(rankings, retrieval)
+
+
+def per_query(runs: Runs, queries: Sequence[QueryRun], settings: FusionSettings | None, metric: str) -> np.ndarray:
+    """Each query's own value of `metric` under the rule."""
+    return np.array([metrics([ranking(runs, q, settings)], RetrievalSet(runs.name, [], [(q.qid, "")], runs.relevant))
+                     [metric] for q in queries])
+
+
+def standard_error(values: np.ndarray, resamples: int = 2000) -> float:
+    """The bootstrap standard error of the mean of per-query values (seeded)."""
+    draws = np.random.default_rng(0).integers(0, len(values), (resamples, len(values)))
+    return float(values[draws].mean(axis=1).std())
 
 
 def splits(runs: Runs) -> tuple[list[QueryRun], list[QueryRun]]:
@@ -125,6 +144,12 @@ def report(runs: Runs, shares: Sequence[float], english_share: float | None) -> 
                 continue
             values = score(runs, queries, settings, dense_only)
             print(f"  {label:36}{split_name:>10}" + "".join(f"{values[c]:>10.4f}" for c in columns))
+    reported = runs.queries if runs.name == "squad" else held_out
+    primary = CHOSEN_BY[language][0]
+    fused, keyword = (per_query(runs, reported, s, primary) for s in (zscore(language, chosen), None))
+    print(f"  spread ({'all' if runs.name == 'squad' else 'held out'}, {len(reported)} queries): z-score {primary} "
+          f"{fused.mean():.4f} ± {standard_error(fused):.4f}, minus keyword {(fused - keyword).mean():+.4f} "
+          f"± {standard_error(fused - keyword):.4f} (bootstrap standard errors)")
     recorded = dict(MODEL_SHARES.get(str(runs.model["name"]), ())).get(language)
     if runs.name != "squad":
         agree = "agrees" if recorded == chosen else "DIFFERS: update indexer.search.fusion.MODEL_SHARES"
