@@ -174,6 +174,13 @@ def load(path: Path) -> Runs:
                 {int(k): v for k, v in payload["documents"].items()}, payload["relevant"])
 
 
+def run_folder(name: str, described: dict[str, Any], workdir: Path = WORKDIR,
+               chunking: ChunkSettings | None = None) -> Path:
+    """Where a set's index and runs for a model (as `describe()` names it) and chunking are kept."""
+    chunked = "" if chunking in (None, ChunkSettings()) else f"-chunks{chunking.max_tokens}-{chunking.overlap}"
+    return workdir / f"{name}-{described['name']}-{described['backend']}{chunked}"
+
+
 def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, workdir: Path = WORKDIR,
              questions: int = 0, chunking: ChunkSettings | None = None) -> Runs:
     """The set's runs for a model, from `workdir` when collected before with the same model files.
@@ -183,8 +190,7 @@ def runs_for(name: str, model: str, backend: str | None, data: Path = DATA, work
     """
     embedder = load_embedder(model, runtime=backend)
     described = embedder.describe()
-    chunked = "" if chunking in (None, ChunkSettings()) else f"-chunks{chunking.max_tokens}-{chunking.overlap}"
-    folder = workdir / f"{name}-{described['name']}-{described['backend']}{chunked}"
+    folder = run_folder(name, described, workdir, chunking)
     path = folder / "runs.json"
     if path.exists():
         runs = load(path)
