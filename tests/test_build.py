@@ -76,6 +76,24 @@ def test_malformed_files_are_reported_and_skipped(
     assert report.documents == 7
 
 
+def test_a_shift_jis_file_is_indexed_and_found_at_its_own_offsets(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    text = "# 古い社内文書\n\nこの手順書はシフトJISで保存された。書庫の鍵は総務課が管理する。\n"
+    (small_corpus / "legacy.txt").write_bytes(text.encode("cp932"))
+    report = build(small_corpus, tmp_path / "index", embedder, keywords)
+    assert report.failures == ()
+    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    try:
+        hit = searcher.search("書庫の鍵", mode="keyword", k=1)[0]
+        document = searcher.document(hit.doc_id)
+        assert document is not None and document.text == text
+        assert document.text[hit.start : hit.end] == hit.text
+        assert any("書庫" in document.text[a:b] for a, b in hit.highlights), hit.highlights
+    finally:
+        searcher.close()
+
+
 def test_a_second_build_at_once_is_refused(
     small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
 ) -> None:

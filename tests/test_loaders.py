@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
@@ -242,8 +243,14 @@ def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path
         (
             "cp1252.md",
             "caf\xe9 \u201cquoted\u201d".encode("cp1252"),
-            "not valid UTF-8 (byte 0xe9 at offset 3)",
+            "not valid UTF-8 (byte 0xe9 at offset 3), Shift_JIS or EUC-JP",
         ),
+        # decodes as Shift_JIS without error (ï is a lead byte there) but holds no kana: refused, not garbled
+        ("naive.txt", "a na\xefve reader".encode("cp1252"),
+         "not valid UTF-8 (byte 0xef at offset 4), Shift_JIS or EUC-JP"),
+        ("utf16.txt", codecs.BOM_UTF16_LE + "ok \udc00".encode("utf-16-le", "surrogatepass"),
+         "not valid UTF-16 (byte 0x00 at offset 8)"),
+        ("utf16-nul.txt", codecs.BOM_UTF16_LE + "a\x00b".encode("utf-16-le"), "binary file"),
         ("bom.txt", b"\xef\xbb\xbfok \xff", "not valid UTF-8 (byte 0xff at offset 6)"),
         ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
         ("empty.md", "", "empty document"),
@@ -368,8 +375,43 @@ def test_symlink_loops_do_not_hang(tmp_path: Path, follow_symlinks: bool) -> Non
 
 def test_corpus_load_keeps_going_past_failures(tmp_path: Path) -> None:
     write(tmp_path / "a.md", "# A\n\ntext\n")
-    write(tmp_path / "b.md", b"\xff\xfe")
+    write(tmp_path / "b.md", b"\xff\xff")
     write(tmp_path / "c.txt", "C text\n")
     docs, failures = load_corpus(tmp_path)
     assert [d.key for d in docs] == ["a.md", "c.txt"]
-    assert failures == [LoadFailure("b.md", "not valid UTF-8 (byte 0xff at offset 0)")]
+    assert failures == [LoadFailure("b.md", "not valid UTF-8 (byte 0xff at offset 0), Shift_JIS or EUC-JP")]
+
+
+JAPANESE = "# 検索の仕組み\n\n東京の図書館で、カタカナの書名を検索する。\n\n形態素解析で語に分ける。\n"
+WINDOWS = JAPANESE + "ｶﾀｶﾅと㈱、①も読む。\n"  # half-width kana and NEC specials: cp932, not plain Shift_JIS
+SHORT = "形態素解析のテスト"  # as EUC-JP, decodes as Shift_JIS too without error
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "text"),
+    [
+        ("shift-jis.txt", JAPANESE.encode("cp932"), JAPANESE),
+        ("windows.md", WINDOWS.encode("cp932"), WINDOWS),
+        ("euc.md", JAPANESE.encode("euc_jp"), JAPANESE),
+        ("short-euc.txt", SHORT.encode("euc_jp"), SHORT),
+        ("jis.txt", JAPANESE.encode("iso2022_jp"), JAPANESE),
+        ("utf16.txt", codecs.BOM_UTF16_LE + JAPANESE.encode("utf-16-le"), JAPANESE),
+        ("utf16be.md", codecs.BOM_UTF16_BE + JAPANESE.encode("utf-16-be"), JAPANESE),
+    ],
+)
+def test_japanese_files_in_legacy_encodings_read_as_their_text(
+    tmp_path: Path, name: str, content: bytes, text: str
+) -> None:
+    """Shift_JIS, EUC-JP, ISO-2022-JP and UTF-16 files are read as the text they hold, not refused."""
+    doc, = load_file(write(tmp_path / name, content), tmp_path)
+    assert doc.text == text
+    assert doc.metadata["language"] == "ja"
+
+
+def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:
+    page = f"<html><head><meta charset=Shift_JIS><title>検索</title></head><body><p>{SHORT}</p></body></html>"
+    html, = load_file(write(tmp_path / "page.html", page.encode("cp932")), tmp_path)
+    assert SHORT in html.text and html.title == "検索"
+    line = json.dumps({"id": "a", "title": "検索", "text": JAPANESE}, ensure_ascii=False)
+    record, = load_file(write(tmp_path / "docs.jsonl", line.encode("cp932")), tmp_path)
+    assert record.text == JAPANESE

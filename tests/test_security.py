@@ -212,7 +212,7 @@ def test_index_skips_what_it_must_not_read_lists_it_and_exits_3(tmp_path: Path) 
         "escape.md": "symlink outside the corpus root",
         "sub/loop": "symlink loop",
         "image.txt": "binary file",
-        "latin1.md": "not valid UTF-8 (byte 0xe9 at offset 3)",
+        "latin1.md": "not valid UTF-8 (byte 0xe9 at offset 3), Shift_JIS or EUC-JP",
         "huge.txt": "larger than 10 MB limit (10,000,001 bytes)",
         "lines.jsonl:line 2": "lone surrogate \\ud800 is not valid Unicode",
     }

@@ -182,22 +182,79 @@ def discover_files(
 # ---------------------------------------------------------------- reading
 
 
+# A byte-order mark says the encoding outright (and is not part of the text).
+_BOMS = ((codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+         (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"))
+# Japanese text from before UTF-8 was the norm: Windows' Shift_JIS (as cp932, its superset) and Unix's
+# EUC-JP, tried when a file is not UTF-8; ISO-2022-JP (7-bit, with escapes) is valid UTF-8 and is
+# recognised by its escapes.
+_LEGACY_JAPANESE = ("cp932", "euc_jp")
+_ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
+_KANA = re.compile(r"[\u3041-\u30ff\uff66-\uff9d]")
+
+
 def _read_text(path: Path, rel: str) -> str:
-    """The file decoded as UTF-8 (without a BOM), or a LoadError saying why not."""
+    """The file's text, or a LoadError saying why it has none.
+
+    UTF-8 (with or without a BOM) and UTF-16 with a BOM are read as such. A file
+    that is not UTF-8 is read as Shift_JIS or EUC-JP when it decodes as one of
+    them without error and holds kana: a Western file in a legacy code page that
+    happens to decode would hold none, and is refused rather than garbled.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise LoadError(rel, f"cannot read ({exc.strerror})") from exc
-    if b"\x00" in raw:  # anywhere: SQLite's substr() and length() stop at a NUL
+    for bom, codec, name in _BOMS:
+        if raw.startswith(bom):
+            text = _decoded(raw[len(bom):], codec, name, rel, len(bom))
+            break
+    else:
+        if b"\x00" in raw:
+            raise LoadError(rel, "binary file")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            japanese = _legacy_japanese(raw)
+            if japanese is None:
+                raise LoadError(rel, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}), "
+                                     "Shift_JIS or EUC-JP") from exc
+            return japanese
+        if any(escape in text for escape in _ISO_2022_JP_ESCAPES):
+            text = _decoded(raw, "iso2022_jp", "ISO-2022-JP", rel, 0)
+    if "\x00" in text:  # anywhere: SQLite's substr() and length() stop at a NUL
         raise LoadError(rel, "binary file")
-    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    return text
+
+
+def _decoded(raw: bytes, codec: str, name: str, rel: str, skipped: int) -> str:
     try:
-        return raw[skip:].decode("utf-8")
+        return raw.decode(codec)
     except UnicodeDecodeError as exc:
-        offset = exc.start + skip
-        raise LoadError(
-            rel, f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset})"
-        ) from exc
+        offset = exc.start + skipped
+        raise LoadError(rel, f"not valid {name} (byte 0x{raw[exc.start]:02x} at offset {offset})") from exc
+
+
+def _legacy_japanese(raw: bytes) -> str | None:
+    """`raw` as Shift_JIS or EUC-JP text with kana in it; None when neither reads so.
+
+    Short texts can decode without error both ways; charset-normalizer then picks
+    the reading that looks like language rather than noise.
+    """
+    readings: dict[str, str] = {}
+    for codec in _LEGACY_JAPANESE:
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if _KANA.search(text):
+            readings[codec] = text
+    if len(readings) > 1:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw, cp_isolation=list(readings)).best()
+        return readings[best.encoding if best is not None and best.encoding in readings else _LEGACY_JAPANESE[0]]
+    return next(iter(readings.values()), None)
 
 
 def _first_line(text: str) -> str:
