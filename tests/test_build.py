@@ -14,6 +14,8 @@ from indexer.build.builder import document_id
 from indexer.embed.base import Embedder
 from indexer.search.searcher import IndexMismatchError, Searcher, check_model
 from indexer.store.generations import BuildInProgressError, IndexDirectory
+from indexer.store.sqlite import Filters
+from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, build, yomitoki
 
@@ -90,6 +92,8 @@ def test_a_shift_jis_file_is_indexed_and_found_at_its_own_offsets(
         assert document is not None and document.text == text
         assert document.text[hit.start : hit.end] == hit.text
         assert any("書庫" in document.text[a:b] for a, b in hit.highlights), hit.highlights
+        legacy = Filters(expression=parse({"field": "metadata.encoding", "exists": True}))
+        assert {h.source for h in searcher.search("文書", mode="hybrid", k=10, filters=legacy)} == {"legacy.txt"}
     finally:
         searcher.close()
 

@@ -388,24 +388,27 @@ SHORT = "形態素解析のテスト"  # as EUC-JP, decodes as Shift_JIS too wit
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "text"),
+    ("name", "content", "text", "encoding"),
     [
-        ("shift-jis.txt", JAPANESE.encode("cp932"), JAPANESE),
-        ("windows.md", WINDOWS.encode("cp932"), WINDOWS),
-        ("euc.md", JAPANESE.encode("euc_jp"), JAPANESE),
-        ("short-euc.txt", SHORT.encode("euc_jp"), SHORT),
-        ("jis.txt", JAPANESE.encode("iso2022_jp"), JAPANESE),
-        ("utf16.txt", codecs.BOM_UTF16_LE + JAPANESE.encode("utf-16-le"), JAPANESE),
-        ("utf16be.md", codecs.BOM_UTF16_BE + JAPANESE.encode("utf-16-be"), JAPANESE),
+        ("shift-jis.txt", JAPANESE.encode("cp932"), JAPANESE, "cp932"),
+        ("windows.md", WINDOWS.encode("cp932"), WINDOWS, "cp932"),
+        ("euc.md", JAPANESE.encode("euc_jp"), JAPANESE, "euc_jp"),
+        ("short-euc.txt", SHORT.encode("euc_jp"), SHORT, "euc_jp"),
+        ("jis.txt", JAPANESE.encode("iso2022_jp"), JAPANESE, "iso2022_jp"),
+        ("utf16.txt", codecs.BOM_UTF16_LE + JAPANESE.encode("utf-16-le"), JAPANESE, "utf-16-le"),
+        ("utf16be.md", codecs.BOM_UTF16_BE + JAPANESE.encode("utf-16-be"), JAPANESE, "utf-16-be"),
+        ("utf8.md", codecs.BOM_UTF8 + JAPANESE.encode("utf-8"), JAPANESE, None),
     ],
 )
 def test_japanese_files_in_legacy_encodings_read_as_their_text(
-    tmp_path: Path, name: str, content: bytes, text: str
+    tmp_path: Path, name: str, content: bytes, text: str, encoding: str | None
 ) -> None:
-    """Shift_JIS, EUC-JP, ISO-2022-JP and UTF-16 files are read as the text they hold, not refused."""
+    """Shift_JIS, EUC-JP, ISO-2022-JP and UTF-16 files are read as the text they hold, not refused,
+    and say in `metadata.encoding` what they were read as (UTF-8 files, the norm, say nothing)."""
     doc, = load_file(write(tmp_path / name, content), tmp_path)
     assert doc.text == text
     assert doc.metadata["language"] == "ja"
+    assert doc.metadata.get("encoding") == encoding
 
 
 def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:
@@ -415,3 +418,4 @@ def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:
     line = json.dumps({"id": "a", "title": "検索", "text": JAPANESE}, ensure_ascii=False)
     record, = load_file(write(tmp_path / "docs.jsonl", line.encode("cp932")), tmp_path)
     assert record.text == JAPANESE
+    assert (html.metadata["encoding"], record.metadata["encoding"]) == ("cp932", "cp932")

@@ -193,8 +193,8 @@ _ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
 _KANA = re.compile(r"[\u3041-\u30ff\uff66-\uff9d]")
 
 
-def _read_text(path: Path, rel: str) -> str:
-    """The file's text, or a LoadError saying why it has none.
+def _read_text(path: Path, rel: str) -> tuple[str, str]:
+    """The file's text and the encoding it was read in, or a LoadError saying why it has none.
 
     UTF-8 (with or without a BOM) and UTF-16 with a BOM are read as such. A file
     that is not UTF-8 is read as Shift_JIS or EUC-JP when it decodes as one of
@@ -205,9 +205,10 @@ def _read_text(path: Path, rel: str) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise LoadError(rel, f"cannot read ({exc.strerror})") from exc
+    encoding = "utf-8"
     for bom, codec, name in _BOMS:
         if raw.startswith(bom):
-            text = _decoded(raw[len(bom):], codec, name, rel, len(bom))
+            text, encoding = _decoded(raw[len(bom):], codec, name, rel, len(bom)), codec
             break
     else:
         if b"\x00" in raw:
@@ -221,10 +222,10 @@ def _read_text(path: Path, rel: str) -> str:
                                      "Shift_JIS or EUC-JP") from exc
             return japanese
         if any(escape in text for escape in _ISO_2022_JP_ESCAPES):
-            text = _decoded(raw, "iso2022_jp", "ISO-2022-JP", rel, 0)
+            text, encoding = _decoded(raw, "iso2022_jp", "ISO-2022-JP", rel, 0), "iso2022_jp"
     if "\x00" in text:  # anywhere: SQLite's substr() and length() stop at a NUL
         raise LoadError(rel, "binary file")
-    return text
+    return text, encoding
 
 
 def _decoded(raw: bytes, codec: str, name: str, rel: str, skipped: int) -> str:
@@ -235,8 +236,8 @@ def _decoded(raw: bytes, codec: str, name: str, rel: str, skipped: int) -> str:
         raise LoadError(rel, f"not valid {name} (byte 0x{raw[exc.start]:02x} at offset {offset})") from exc
 
 
-def _legacy_japanese(raw: bytes) -> str | None:
-    """`raw` as Shift_JIS or EUC-JP text with kana in it; None when neither reads so.
+def _legacy_japanese(raw: bytes) -> tuple[str, str] | None:
+    """`raw` as Shift_JIS or EUC-JP text with kana in it, and which; None when neither reads so.
 
     Short texts can decode without error both ways; charset-normalizer then picks
     the reading that looks like language rather than noise.
@@ -249,12 +250,15 @@ def _legacy_japanese(raw: bytes) -> str | None:
             continue
         if _KANA.search(text):
             readings[codec] = text
+    if not readings:
+        return None
+    codec = next(iter(readings))
     if len(readings) > 1:
         from charset_normalizer import from_bytes
 
         best = from_bytes(raw, cp_isolation=list(readings)).best()
-        return readings[best.encoding if best is not None and best.encoding in readings else _LEGACY_JAPANESE[0]]
-    return next(iter(readings.values()), None)
+        codec = best.encoding if best is not None and best.encoding in readings else codec
+    return readings[codec], codec
 
 
 def _first_line(text: str) -> str:
@@ -490,16 +494,23 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
         if not doc.sections:
             raise LoadError(rel, "empty document")
         return [doc], []
-    text = _read_text(path, rel)
+    text, encoding = _read_text(path, rel)
     if suffix == ".jsonl":
         docs, failures = _load_jsonl(text, rel)
         if not docs and not failures:
             raise LoadError(rel, "empty document")
-        return docs, failures
+        return [_encoded(doc, encoding) for doc in docs], failures
     doc = _LOADERS[suffix](text, rel, path.stem)
     if not doc.sections:
         raise LoadError(rel, "empty document")
-    return [doc], []
+    return [_encoded(doc, encoding)], []
+
+
+def _encoded(doc: SourceDocument, encoding: str) -> SourceDocument:
+    """The document with `metadata.encoding` naming the file's encoding when it was not UTF-8."""
+    if encoding != "utf-8":
+        doc.metadata.setdefault("encoding", encoding)
+    return doc
 
 
 def text_document(key: str, text: str, title: str | None = None,
