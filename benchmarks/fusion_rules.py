@@ -128,8 +128,8 @@ def report(runs: Runs, shares: Sequence[float], english_share: float | None) -> 
     tune = "train queries" if runs.name == "scifact" else "half A"
     print(f"\n{runs.name} ({language}): {len(runs.queries)} queries; tuning on {tune} ({len(tuning)}), "
           f"held out {held} ({len(held_out)}); model {runs.model['name']} ({runs.model['backend']})")
+    primary = CHOSEN_BY[language][0]
     if table:
-        primary = CHOSEN_BY[language][0]
         print(f"  tuning {primary} by dense share: " + "  ".join(f"{s:g}: {m[primary]:.4f}" for s, m in table))
     rows: list[tuple[str, FusionSettings | None, bool]] = [
         ("keyword", None, False), ("dense", None, True),
@@ -145,7 +145,6 @@ def report(runs: Runs, shares: Sequence[float], english_share: float | None) -> 
             values = score(runs, queries, settings, dense_only)
             print(f"  {label:36}{split_name:>10}" + "".join(f"{values[c]:>10.4f}" for c in columns))
     reported = runs.queries if runs.name == "squad" else held_out
-    primary = CHOSEN_BY[language][0]
     fused, keyword = (per_query(runs, reported, s, primary) for s in (zscore(language, chosen), None))
     print(f"  spread ({'all' if runs.name == 'squad' else 'held out'}, {len(reported)} queries): z-score {primary} "
           f"{fused.mean():.4f} ± {standard_error(fused):.4f}, minus keyword {(fused - keyword).mean():+.4f} "

@@ -9,12 +9,15 @@ import re
 # (unified ideographs, extension A, compatibility ideographs, and extensions B-G in the
 # supplementary planes, e.g. 𠮷), and 々 〆 〇 and the other ideographic marks; not ・ or other
 # punctuation.
-JAPANESE_LETTERS = (
-    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303b"  # 々〆〇, Suzhou numerals, kana repeat marks
+KANA = (
     "\u3041-\u3096\u309d-\u309f"  # hiragana, ゝゞゟ
     "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"  # katakana, ー, ヽヾヿ, phonetic extensions
     "\uff66-\uff9f"  # half-width katakana (with ｰ)
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK unified ideographs, extension A, compatibility
+)
+JAPANESE_LETTERS = (
+    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303b"  # 々〆〇, Suzhou numerals, kana repeat marks
+    + KANA
+    + "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK unified ideographs, extension A, compatibility
     "\U00020000-\U0003134f"  # CJK extensions B-G (𠮷, 𩸽)
 )
 _JAPANESE_RUN = re.compile(f"[{JAPANESE_LETTERS}]+")

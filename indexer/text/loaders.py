@@ -9,6 +9,7 @@ load: they come back as `LoadFailure`s that say what was wrong.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import errno
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any
 from indexer.errors import InputError
 from indexer.text.docx_text import DocxError, docx_text
 from indexer.text.html_text import html_text
-from indexer.text.language import detect_language
+from indexer.text.language import KANA, detect_language
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, read_pdf
@@ -190,7 +191,7 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le",
 # recognised by its escapes.
 _LEGACY_JAPANESE = ("cp932", "euc_jp")
 _ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
-_KANA = re.compile(r"[\u3041-\u30ff\uff66-\uff9d]")
+_KANA = re.compile(f"[{KANA}]")
 
 
 def _read_text(path: Path, rel: str) -> tuple[str, str]:
@@ -508,9 +509,9 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
 
 def _encoded(doc: SourceDocument, encoding: str) -> SourceDocument:
     """The document with `metadata.encoding` naming the file's encoding when it was not UTF-8."""
-    if encoding != "utf-8":
-        doc.metadata.setdefault("encoding", encoding)
-    return doc
+    if encoding == "utf-8":
+        return doc
+    return dataclasses.replace(doc, metadata={"encoding": encoding, **doc.metadata})
 
 
 def text_document(key: str, text: str, title: str | None = None,

@@ -231,16 +231,18 @@ class Answerer:
         outcome = TextGenerationOutcome()
         citations = CitationFilter(len(found.passages))
         pieces: list[str] = []
+        written = ""  # the pieces so far, joined
         writing = generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome)
         try:
             for piece in writing:
                 text = citations.feed(piece)
-                if not pieces or not "".join(pieces).strip():
+                if not pieces:  # the answer starts at its first non-blank piece
                     text = text.lstrip()
                 if text:
                     pieces.append(text)
+                    written += text
                     yield AnswerEvent("token", text=text)
-                    if loops("".join(pieces)):  # the rest would be more of the same, up to max_tokens
+                    if loops(written):  # the rest would be more of the same, up to max_tokens
                         writing.close()  # stops the model
                         outcome.stop = "repetition"
                         break
