@@ -8,7 +8,8 @@ refusal). Reported per set:
 - answer contains a gold answer (answerable questions; SQuAD or JSQuAD normalization);
 - citation precision: share of the cited passages that contain a gold answer;
 - refusals: of the left-out questions (wanted) and of the answerable ones (unwanted);
-- which mode answered (`auto` answers extractively in a language the generator does not write);
+- which mode answered (`auto` answers extractively in a language the generator is not set to
+  answer; the bundled SmolLM2 is set to none, so measure it with `--generator-mode generative`);
 - tokens/s of the writing (answer tokens by the generator's tokenizer over the time after the
   first token), time to the first token and total time, median and p95.
 """

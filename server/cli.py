@@ -26,8 +26,10 @@ def generator_options(command: Any) -> Any:
         click.option("--generator-model", default=None, envvar="YOMITOKI_GENERATOR_MODEL",
                      help="The upstream's model name, for --generator openai:BASE_URL."),
         click.option("--generator-languages", default=None, envvar="YOMITOKI_GENERATOR_LANGUAGES",
-                     metavar="ja,en", help="Languages the generator writes; `auto` answers questions in "
-                                           "others extractively. Default: en for the bundled SmolLM2, else ja,en."),
+                     metavar="ja,en", help="Languages `auto` generates answers in; it answers questions in "
+                                           "others extractively. Default: ja,en, but none for the bundled "
+                                           "SmolLM2 (it writes only when asked: mode generative; "
+                                           "`--generator-languages en` lets `auto` use it)."),
         click.option("--generator-threads", default=None, type=click.IntRange(1, 256),
                      help="llama.cpp threads for a GGUF generator; default 1 (faster than 2 when searches "
                           "share the cores; see the README)."),

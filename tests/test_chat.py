@@ -55,8 +55,10 @@ def chat(client: TestClient, **body: object) -> httpx.Response:
 
 # ---- llama.cpp ---------------------------------------------------------------------------------
 
-def test_bundled_smollm2_runs_on_llamacpp_and_writes_english_only(smollm2: LlamaCppGenerator) -> None:
-    assert smollm2.languages == ("en",)
+def test_bundled_smollm2_runs_on_llamacpp_and_auto_uses_it_only_when_told(smollm2: LlamaCppGenerator) -> None:
+    assert smollm2.languages == ()  # its answers trail the sentence reader's: `auto` does not pick it
+    told = load_any_generator("smollm2-135m-instruct", GeneratorOptions(languages=("en",)))
+    assert told.languages == ("en",)
     outcome = TextGenerationOutcome()
     text = "".join(smollm2.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.tokens == 8 and outcome.stop == "max_tokens", (text, outcome)
@@ -256,7 +258,8 @@ def openai_client(server: RunningServer) -> openai.OpenAI:
 def test_openai_client_non_streamed_gets_a_generated_answer_whose_citations_resolve(
         live_server: RunningServer) -> None:
     completion = openai_client(live_server).chat.completions.create(
-        model="yomitoki-rag", messages=[{"role": "user", "content": EN_QUESTION}], max_tokens=48)
+        model="yomitoki-rag", messages=[{"role": "user", "content": EN_QUESTION}], max_tokens=48,
+        extra_body={"yomitoki": {"mode": "generative"}})
     ext = completion.model_extra["yomitoki"]
     numbers = {int(n) for n in re.findall(r"\[(\d+)\]", completion.choices[0].message.content or "")}
     assert ext["mode"] == "generative" and ext["reader"] == "generator:smollm2-135m-instruct", ext
@@ -273,14 +276,15 @@ def test_openai_client_streamed_gets_tokens_then_sources_on_the_final_chunk(live
     assert all("yomitoki" not in (c.model_extra or {}) for c in chunks[:-1])
 
 
-def test_japanese_question_in_auto_with_the_english_only_generator_is_extractive(
-        live_server: RunningServer) -> None:
+@pytest.mark.parametrize("question", [JA_QUESTION, EN_QUESTION])
+def test_auto_with_the_bundled_generator_is_extractive_in_both_languages(live_server: RunningServer,
+                                                                         question: str) -> None:
     stream = openai_client(live_server).chat.completions.create(
-        model="yomitoki-rag", messages=[{"role": "user", "content": JA_QUESTION}], stream=True)
+        model="yomitoki-rag", messages=[{"role": "user", "content": question}], stream=True)
     chunks = list(stream)
     ext = chunks[-1].model_extra["yomitoki"]
-    assert ext["mode"] == "extractive" and ext["reader"] == "sentence", ext
-    body = httpx.post(f"{live_server.url}/ask", json={"question": JA_QUESTION, "mode": "generative",
+    assert ext["mode"] == "extractive" and ext["reader"] == "sentence" and ext["answer_found"], ext
+    body = httpx.post(f"{live_server.url}/ask", json={"question": question, "mode": "generative",
                                                       "max_tokens": 8}, timeout=120).json()
     assert body["mode"] == "generative", body  # an explicit request is honoured
 

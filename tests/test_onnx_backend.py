@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+import indexer.cli
 from indexer.build.builder import BuildOptions, IndexBuilder
 from indexer.embed.base import Embedder, EmbedderLoadError
 from indexer.embed.loading import load_embedder, load_manifest_embedder
@@ -145,10 +147,28 @@ def test_bulk_sessions_spin_and_serving_sessions_sleep(int8: Embedder) -> None:
     """Indexing keeps the runtime's threads spinning between operators; a serving session lets them sleep."""
     bulk = load_embedder(MODEL, runtime="onnx-int8", bulk=True)
 
-    def spinning(embedder: Embedder) -> str:
-        options = embedder.session.get_session_options()  # type: ignore[attr-defined]
-        return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
-
     assert (spinning(bulk), spinning(int8)) == ("1", "0")
     probe = corpus_passages(4)
     assert np.allclose(bulk.embed(probe), int8.embed(probe), atol=1e-6)  # the same vectors either way
+
+
+def spinning(embedder: Embedder) -> str:
+    options = embedder.session.get_session_options()  # type: ignore[attr-defined]
+    return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+
+
+def test_the_index_command_loads_its_model_for_bulk_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`yomitoki index` asks for the spinning session (the loader is the real one, only watched)."""
+    loaded: list[Embedder] = []
+
+    def watched(*args: object, **kwargs: object) -> Embedder:
+        loaded.append(load_embedder(*args, **kwargs))  # type: ignore[arg-type]
+        return loaded[-1]
+
+    monkeypatch.setattr(indexer.cli, "load_embedder", watched)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "note.md").write_text("# Tea\n\nGreen tea is harvested in spring.\n", encoding="utf-8")
+    result = CliRunner().invoke(indexer.cli.cli, ["index", str(tmp_path / "corpus"), "--index", str(tmp_path / "index"),
+                                                  "--model", MODEL, "--backend", "onnx-int8"])
+    assert result.exit_code == 0, result.output
+    assert [spinning(e) for e in loaded] == ["1"], loaded
