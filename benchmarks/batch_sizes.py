@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.retrieval import DATA, load_scifact  # noqa: E402
-from indexer.build.builder import embedding_text  # noqa: E402
 from indexer.embed.base import BATCH_SIZES  # noqa: E402
 from indexer.embed.loading import load_embedder, native_bf16  # noqa: E402
 from indexer.embed.locations import locate_embedder  # noqa: E402
+from indexer.text.chunking import embedding_text  # noqa: E402
 
 MODEL = "all-minilm-l6-v2"
 

@@ -21,13 +21,14 @@ import faiss
 import numpy as np
 
 from benchmarks.retrieval import RetrievalSet, load_scifact, ndcg_at
-from indexer.build.builder import document_id, embedding_text
+from indexer.build.builder import document_id
 from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder
 from indexer.embed.locations import locate_embedder
 from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import SqliteStore
 from indexer.store.vectors import VectorIndex
+from indexer.text.chunking import embedding_text
 from indexer.text.normalize import normalize_query
 
 MODEL = "all-minilm-l6-v2"

@@ -28,10 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also when run as the measuring child
 
-from indexer.build.builder import embedding_text
 from indexer.embed.loading import load_embedder
 from indexer.store.vectors import VectorIndex
-from indexer.text.chunking import ChunkSettings, chunk_document
+from indexer.text.chunking import ChunkSettings, chunk_document, embedding_text
 from indexer.text.loaders import load_corpus
 
 MODEL = "all-minilm-l6-v2"

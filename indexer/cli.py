@@ -33,6 +33,7 @@ from indexer.embed.selection import choose_embedder
 from indexer.errors import YomitokiError
 from indexer.ner.index_entities import ChunkEntities
 from indexer.search.opening import open_index
+from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_reranker
 from indexer.search.searcher import MAX_RESULTS, MODES
 from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
@@ -62,6 +63,17 @@ def milvus_options(command: Any) -> Any:
         "--milvus-uri", default=None, envvar="YOMITOKI_MILVUS_URI", metavar="URI",
         help="Keep the index in Milvus: a server (http://HOST:19530) or a Milvus Lite file (PATH.db). "
              "Implies --store milvus.")(command)
+
+
+def reranker_options(command: Any) -> Any:
+    """--reranker and --rerank-depth, shared by search, ask and serve."""
+    command = click.option(
+        "--rerank-depth", default=DEFAULT_DEPTH, show_default=True, type=click.IntRange(1, MAX_DEPTH),
+        envvar="YOMITOKI_RERANK_DEPTH", help="Results the reranker reads per query.")(command)
+    return click.option(
+        "--reranker", default=None, envvar="YOMITOKI_RERANKER", metavar="PATH_OR_HUB_ID",
+        help="Cross-encoder that re-orders the first results (a sentence-transformers CrossEncoder with one "
+             "output: a local folder or hub id; none ships offline). Loaded on first use.")(command)
 
 
 @contextmanager
@@ -299,30 +311,35 @@ def check_command(index_dir: Path, every: bool, as_json: bool) -> None:
 @click.option("--offset", type=click.IntRange(0, MAX_RESULTS - 1), default=None, help="Skip this many results.")
 @click.option("--collapse", is_flag=True, help="Each document once, with its best chunk.")
 @milvus_options
+@reranker_options
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search_command(query: str, index_dir: Path, mode: str, k: int, source: str | None,
                    language: str | None, tags: tuple[str, ...], where_text: str | None, offset: int | None,
-                   collapse: bool, milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
+                   collapse: bool, milvus_uri: str | None, milvus_collection: str | None,
+                   reranker: str | None, rerank_depth: int, as_json: bool) -> None:
     """Search the index from the terminal."""
     try:
         where = None if where_text is None else parse_json(where_text, "--where")
     except FilterError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from exc
     with domain_errors():
+        reranking = Reranking(load_reranker(reranker), rerank_depth) if reranker else None
         searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
         try:
             filters = Filters(source=source, language=language, tags=tags, expression=where)
-            hits = searcher.find(query, mode=mode, k=k, offset=offset, filters=filters, collapse=collapse).hits
+            hits = searcher.find(query, mode=mode, k=k, offset=offset, filters=filters, collapse=collapse,
+                                 reranking=reranking).hits
         finally:
             searcher.close()
     if as_json:
         rows = [{name: value for name, value in hit.__dict__.items() if name != "page_starts"} for hit in hits]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("#", "score", "title", "key", "page", "text")
+    table = Table("#", "score", *(["rerank"] if reranking else []), "title", "key", "page", "text")
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())[:120]
         page = "-".join(str(p) for p in dict.fromkeys((hit.pages[0], hit.pages[-1]))) if hit.pages else ""
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.title, hit.key, page, snippet)
+        reranked = [] if not reranking else ["" if hit.rerank_score is None else f"{hit.rerank_score:.4f}"]
+        table.add_row(str(rank), f"{hit.score:.4f}", *reranked, hit.title, hit.key, page, snippet)
     Console().print(table)
 

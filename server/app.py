@@ -34,7 +34,7 @@ from server.limits import InFlightLimit
 from server.live_index import LiveIndex
 from server.metrics import Metrics
 from server.nlp.entities import register_entity_models
-from server.nlp.loading import register_task_models
+from server.nlp.loading import register_reranker, register_task_models
 from server.request_log import RequestObserver
 from server.routes import ask, chat, classify, documents, embeddings, entities, health, search, similarity, ui
 from server.routes import metrics as metrics_route
@@ -53,6 +53,7 @@ def open_services(settings: ServerSettings) -> Services:
     register_models(services.models, settings.qa_model, settings.generator,  # loaded on first use
                     settings.generator_options())
     register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
+    register_reranker(services.models, settings.reranker)  # likewise
     register_entity_models(services.models, dict(settings.ner_models))  # likewise
     return services
 

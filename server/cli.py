@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from indexer.cli import cli, domain_errors, index_option, milvus_options
+from indexer.cli import cli, domain_errors, index_option, milvus_options, reranker_options
 from indexer.embed.base import DEFAULT_EMBEDDER
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
@@ -74,6 +74,7 @@ def generator_options(command: Any) -> Any:
                    "key from YOMITOKI_GENERATOR_API_KEY), a transformers folder or hub id; `none` switches "
                    "generation off. Loaded on first use.")
 @generator_options
+@reranker_options
 @click.option("--ner-model", "ner_models", multiple=True, metavar="[LANG=]PATH_OR_ID",
               help="Entity model for /entities in a language (repeat per language): a transformers "
                    "token-classification model or a spaCy pipeline. Japanese uses GiNZA (ja_ginza) unless given.")
@@ -86,7 +87,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
                   classifier_model: str | None, qa_model: str | None, generator: str, generator_model: str | None,
                   generator_languages: str | None, generator_threads: int | None,
-                  ner_models: tuple[str, ...]) -> None:
+                  reranker: str | None, rerank_depth: int, ner_models: tuple[str, ...]) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -107,7 +108,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                               generator_languages=parse_languages(generator_languages) if generator_languages else None,
                               generator_threads=generator_threads,
                               generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None,
-                              ner_models=tuple(ner.items()))
+                              reranker=reranker, rerank_depth=rerank_depth, ner_models=tuple(ner.items()))
     with domain_errors():
         check_generator(settings.generator, settings.generator_options())
     common: dict[str, Any] = {
@@ -232,13 +233,16 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @index_option
 @milvus_options
 @click.option("--mode", type=click.Choice(["auto", "extractive", "generative"]), default="auto",
-              show_default=True, help="auto: generative when the generator loads, else extractive.")
+              show_default=True, help="auto: generative when the generator loads and is set to answer the "
+                                      "question's language (the bundled SmolLM2 is not, unless "
+                                      "--generator-languages says so), else extractive.")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 20), help="Passages to retrieve.")
 @click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL",
               help="Extractive QA model (path or hub id); without it, the best-supported sentence.")
 @click.option("--generator", default=DEFAULTS.generator, envvar="YOMITOKI_GENERATOR", show_default=True,
               help="Generation model (bundled name, folder, .gguf file or hub id); `none` switches it off.")
 @generator_options
+@reranker_options
 @click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(1, 512),
               help="Most tokens to generate.")
 @click.option("--source", default=None, help="Only documents whose source path starts with this.")
@@ -247,8 +251,9 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str | None, generator: str,
                 generator_model: str | None, generator_languages: str | None, generator_threads: int | None,
-                max_tokens: int, source: str | None, language: str | None, tags: tuple[str, ...],
-                milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
+                reranker: str | None, rerank_depth: int, max_tokens: int, source: str | None,
+                language: str | None, tags: tuple[str, ...], milvus_uri: str | None,
+                milvus_collection: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
     from indexer.store.sqlite import Filters
     from server.answering import Question, ask_locally
@@ -264,7 +269,8 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
             generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None).generator_options()
         check_generator(generator, options)
         ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
-                    milvus_uri=milvus_uri, milvus_collection=milvus_collection, options=options)
+                    milvus_uri=milvus_uri, milvus_collection=milvus_collection, options=options,
+                    reranker=reranker, rerank_depth=rerank_depth)
 
 
 cli.add_command(entities_command)

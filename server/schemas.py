@@ -70,6 +70,9 @@ class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         "Fields to count values of, over every document in the filtered result set (not just this page)."))] = []
     collapse: Annotated[Literal["document"], Meta(description=(
         "`document`: each document once, with its best chunk; `more` counts its other matching chunks."))] | None = None
+    rerank: Annotated[bool, Meta(description=(
+        "Re-order the first results with the server's cross-encoder (`--reranker`): by default when one is "
+        "configured; `false` skips it, `true` without one is a 400."))] | None = None
 
     def checked_facets(self) -> list[str]:
         for number, field in enumerate(self.facets):
@@ -99,6 +102,7 @@ class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
     page: int | None = None    # first page of a paged document (PDF) the chunk lies on
     pages: list[int] = []      # every page it lies on: two when it crosses a page break
     more: int | None = None  # with collapse: the document's other matching chunks
+    rerank_score: float | None = None  # the reranker's score, for a hit it read
 
     @classmethod
     def from_hit(cls, hit: Hit, collapsed: bool = False) -> HitOut:
@@ -107,7 +111,8 @@ class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
                    score=hit.score, highlights=list(hit.highlights), language=hit.language,
                    key=hit.key, metadata=hit.metadata, page=hit.pages[0] if hit.pages else None,
                    pages=list(hit.pages),
-                   more=hit.more if collapsed else None)
+                   more=hit.more if collapsed else None,
+                   rerank_score=None if hit.rerank_score is None else round(hit.rerank_score, 6))
 
 
 class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -120,6 +125,7 @@ class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     offset: int = 0
     total: int | None = None  # the result set's size (documents when collapsed)
     facets: dict[str, list[FacetCount]] | None = None
+    reranker: str | None = None  # the cross-encoder that re-ordered the first hits, when one did
 
 
 class PageOut(msgspec.Struct, frozen=True):

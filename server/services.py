@@ -15,7 +15,9 @@ import anyio
 
 from indexer.build.writes import DocumentWriter
 from indexer.embed.base import Embedder
+from indexer.errors import InputError
 from indexer.ner.named import EntityModelStore
+from indexer.search.rerank import Reranking
 from server.batching import QueryBatcher
 from server.live_index import LiveIndex
 from server.metrics import Metrics
@@ -52,3 +54,17 @@ class Services:
             few_shot=FewShotCache(),
             entity_models=NamedModels(EntityModelStore.for_index(settings.index_dir)),
         )
+
+    def reranking(self, requested: bool | None = None) -> Reranking | None:
+        """The configured reranker, unless the request says `rerank: false`; loads it on first use.
+
+        Asking for it (`rerank: true`) without one configured is a 400 naming the
+        field; one that cannot load is a 503 naming it (`rerank: false` still searches).
+        """
+        if requested is False:
+            return None
+        if not self.models.has("reranker"):
+            if requested:
+                raise InputError("no reranker is configured (start the server with --reranker)", field="rerank")
+            return None
+        return Reranking(self.models.get("reranker"), self.settings.rerank_depth)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from indexer.search.rerank import DEFAULT_DEPTH
 from server.answering.loading import GeneratorOptions
 from server.auth import ApiKey
 
@@ -30,6 +31,8 @@ class ServerSettings:
     generator_languages: tuple[str, ...] | None = None  # what the generator writes; None: its own default
     generator_api_key: str | None = field(default=None, repr=False)  # the upstream's key; never logged
     generator_threads: int | None = None  # llama.cpp threads; None: llamacpp.DEFAULT_THREADS (1)
+    reranker: str | None = None           # sentence-transformers CrossEncoder re-ranking search's first hits
+    rerank_depth: int = DEFAULT_DEPTH     # how many of them it reads per query
     sts_model: str | None = None          # sentence-transformers CrossEncoder for /similarity
     classifier_model: str | None = None   # transformers sequence-classification model
     ner_models: tuple[tuple[str, str], ...] = ()  # (language, model) for /entities; ja has GiNZA anyway

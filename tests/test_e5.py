@@ -194,7 +194,7 @@ def test_documents_are_embedded_as_passages_and_queries_as_queries(me5_searcher:
     int8 quantizes activations per batch, so a vector embedded alone differs slightly from the
     stored one; the passage form must still be the nearest of the three forms.
     """
-    from indexer.build.builder import embedding_text
+    from indexer.text.chunking import embedding_text
 
     ids, vectors = me5_searcher.vectors.live_vectors()
     chunks = me5_searcher.search_store.chunks([int(i) for i in ids])

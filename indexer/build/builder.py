@@ -43,7 +43,7 @@ from indexer.store.manifest import (
     VectorsEntry,
 )
 from indexer.store.sqlite import StoredDocument, encode_offsets
-from indexer.text.chunking import Chunk, ChunkSettings, chunk_document
+from indexer.text.chunking import Chunk, ChunkSettings, chunk_document, embedding_text
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.text.normalize import normalize
@@ -130,14 +130,6 @@ class _Plan:
 def content_hash(doc: SourceDocument) -> str:
     payload = json.dumps([doc.title, doc.text, doc.metadata], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def embedding_text(title: str, chunk_text: str) -> str:
-    """What is embedded and keyword-indexed for a chunk: its title as context, then its text."""
-    title = normalize(title).text.strip()
-    if not title or chunk_text.startswith(title) or chunk_text.lstrip("# ").startswith(title):
-        return chunk_text
-    return f"{title}\n{chunk_text}"
 
 
 def prepare_document(

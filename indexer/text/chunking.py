@@ -164,3 +164,11 @@ def chunk_document(
             )
         )
     return chunks
+
+
+def embedding_text(title: str, chunk_text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its title as context, then its text."""
+    title = normalize(title).text.strip()
+    if not title or chunk_text.startswith(title) or chunk_text.lstrip("# ").startswith(title):
+        return chunk_text
+    return f"{title}\n{chunk_text}"

@@ -10,22 +10,26 @@ import click
 import msgspec
 
 from indexer.search.opening import open_index
+from indexer.search.rerank import DEFAULT_DEPTH
 from server.answering.loading import GeneratorOptions, register_models
-from server.answering.pipeline import Answerer, Question
+from server.answering.pipeline import Answerer, AnswerSettings, Question
 from server.answering.schemas import AskResponse
 from server.model_registry import ModelRegistry
+from server.nlp.loading import register_reranker
 
 
 @contextmanager
 def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None, *,
                    milvus_uri: str | None = None, milvus_collection: str | None = None,
-                   options: GeneratorOptions | None = None) -> Iterator[Answerer]:
+                   options: GeneratorOptions | None = None, reranker: str | None = None,
+                   rerank_depth: int = DEFAULT_DEPTH) -> Iterator[Answerer]:
     """An answerer over the live generation of an index (its folder, or Milvus); models load on first use."""
     searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
     registry = ModelRegistry()
     register_models(registry, qa_model, generator, options)
+    register_reranker(registry, reranker)
     try:
-        yield Answerer(lambda: nullcontext(searcher), registry)
+        yield Answerer(lambda: nullcontext(searcher), registry, AnswerSettings(rerank_depth=rerank_depth))
     finally:
         searcher.close()
 
@@ -41,10 +45,11 @@ def describe_sources(response: AskResponse) -> str:
 
 def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
                 as_json: bool, milvus_uri: str | None = None, milvus_collection: str | None = None,
-                options: GeneratorOptions | None = None) -> AskResponse:
+                options: GeneratorOptions | None = None, reranker: str | None = None,
+                rerank_depth: int = DEFAULT_DEPTH) -> AskResponse:
     """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
-    with local_answerer(index_dir, qa_model, generator, milvus_uri=milvus_uri,
-                        milvus_collection=milvus_collection, options=options) as answerer:
+    with local_answerer(index_dir, qa_model, generator, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
+                        options=options, reranker=reranker, rerank_depth=rerank_depth) as answerer:
         for event in answerer.stream(question):
             if event.response is not None:
                 if as_json:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from indexer.search.rerank import DEFAULT_DEPTH, Reranking
 from indexer.search.searcher import Searcher
 from indexer.store.sqlite import Filters
 from indexer.text.language import detect_language
@@ -54,6 +55,7 @@ class AnswerSettings:
     reader_tokens: int = 2048   # passages an extractive reader reads, in its own tokens
     prompt_tokens: int = 512    # passages in the generator's prompt, in its tokens (bounds CPU time)
     time_limit_s: float = 60.0  # per generation, waiting for the model included
+    rerank_depth: int = DEFAULT_DEPTH  # candidates a configured reranker ("reranker" model) reads
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,12 @@ class Answerer:
                     raise
         return "extractive", None
 
+    def _reranking(self) -> Reranking | None:
+        """The configured reranker, loaded on first use (one that cannot load is a 503 naming it)."""
+        if not self.models.has("reranker"):
+            return None
+        return Reranking(self.models.get("reranker"), self.settings.rerank_depth)
+
     def _relevant(self, passages: Sequence[Passage]) -> bool:
         return max(p.relevance for p in passages) >= self.settings.relevance_threshold
 
@@ -175,7 +183,7 @@ class Answerer:
             scorer = RelevanceScorer(searcher, scope=question.filters.statistics)
             profile = scorer.profile(question.text)  # embeds the question once, for search as well
             hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters,
-                                   query_vector=profile.vector)
+                                   query_vector=profile.vector, reranking=self._reranking())
             retrieval_ms = (time.perf_counter() - started) * 1000
             relevance = scorer.passages(profile, hits)
             if generator is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from indexer.build.builder import embedding_text
+from indexer.text.chunking import embedding_text
 from indexer.text.normalize import normalize
 from indexer.text.sentences import split_sentences
 from server.answering.passages import Extraction, Passage

@@ -10,61 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
 from indexer.embed.base import Embedder
-from indexer.embed.locations import ModelLocation, locate_model
-from indexer.errors import UnavailableError
-from indexer.text.normalize import normalize_query
+from indexer.embed.cross_encoder import PairScorer
 from server.nlp.encoding import embed_texts
 from server.nlp.errors import TaskInputError
 
 Method = Literal["auto", "cosine", "cross-encoder"]
-
-
-class PairScorer(Protocol):
-    """A model that scores text pairs directly (a cross-encoder)."""
-
-    location: ModelLocation
-
-    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
-
-
-class CrossEncoderLoadError(UnavailableError):
-    """The configured cross-encoder could not be loaded or does not give one score per pair."""
-
-
-@dataclass
-class CrossEncoderScorer:
-    """A sentence-transformers CrossEncoder with a single output (an STS score)."""
-
-    location: ModelLocation
-    model: Any
-
-    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        inputs = [(normalize_query(a), normalize_query(b)) for a, b in pairs]
-        scores = self.model.predict(inputs, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
-        return [float(s) for s in np.asarray(scores, dtype=np.float64).reshape(-1)]
-
-
-def load_cross_encoder(name: str) -> CrossEncoderScorer:
-    """Load a CrossEncoder by local path or hub id; refuse one that gives several scores per pair."""
-    from sentence_transformers import CrossEncoder
-
-    location = locate_model(name)
-    try:
-        model = CrossEncoder(location.reference, device="cpu")
-    except Exception as exc:
-        raise CrossEncoderLoadError(f"cannot load cross-encoder {name!r}: {exc}") from exc
-    outputs = int(getattr(model, "num_labels", 1))
-    if outputs != 1:
-        raise CrossEncoderLoadError(
-            f"cross-encoder {name!r} gives {outputs} scores per pair; /similarity needs a model with one "
-            "similarity score (an STS cross-encoder, not an NLI one)"
-        )
-    return CrossEncoderScorer(location=location, model=model)
 
 
 @dataclass(frozen=True)

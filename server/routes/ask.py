@@ -21,7 +21,7 @@ from indexer.store.sqlite import Filters
 from server.access import scoped
 from server.answering import Answerer, Question
 from server.answering.followups import Turn
-from server.answering.pipeline import AnswerEvent
+from server.answering.pipeline import AnswerEvent, AnswerSettings
 from server.answering.schemas import AskRequest, AskResponse
 from server.errors import client_status, log_internal
 from server.services import Services
@@ -35,8 +35,10 @@ def _question(data: AskRequest) -> Question:
                     history=history)
 
 
-def _answerer(services: Services) -> Answerer:
-    return Answerer(services.index.lease, services.models)
+def answerer(services: Services) -> Answerer:
+    """The answering pipeline over the served index and the configured models."""
+    return Answerer(services.index.lease, services.models,
+                    AnswerSettings(rerank_depth=services.settings.rerank_depth))
 
 
 async def _until_disconnect(request: Request, cancel: threading.Event) -> None:
@@ -109,10 +111,10 @@ async def ask(data: JSONBody[AskRequest], services: NamedDependency[Services],
               request: Request) -> AskResponse:
     question = _question(data)
     question = dataclasses.replace(question, filters=scoped(question.filters, request))  # the key's documents only
-    answerer = _answerer(services)
+    pipeline = answerer(services)
     if data.stream:
-        return EventStream(answer_events(answerer, question, threading.Event()))  # type: ignore[return-value]
-    return await _answer(request, answerer, question)
+        return EventStream(answer_events(pipeline, question, threading.Event()))  # type: ignore[return-value]
+    return await _answer(request, pipeline, question)
 
 
 router = Router(path="/", route_handlers=[ask])

@@ -30,7 +30,7 @@ from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversati
 from server.answering.generators import TextGenerationLimits, TextGenerator
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
-from server.routes.ask import EventStream, _answer
+from server.routes.ask import EventStream, _answer, answerer
 from server.routes.embeddings import openai_error
 from server.services import Services
 from server.streaming import in_thread
@@ -55,12 +55,12 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
                             f"{', '.join(served_models(services))}")
     completion = Completion(data.model)
     if data.model == RAG_MODEL:
-        answerer = Answerer(services.index.lease, services.models)
+        rag = answerer(services)
         question = rag_question(data)
         question = dataclasses.replace(question, filters=scoped(question.filters, request))  # the key's documents
         if data.stream:
-            return EventStream(_rag_chunks(answerer, question, completion))
-        response = await _answer(request, answerer, question)
+            return EventStream(_rag_chunks(rag, question, completion))
+        response = await _answer(request, rag, question)
         return completion.body(response.answer, "stop", extension(response))
     messages = conversation(data)
     generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")

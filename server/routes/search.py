@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from indexer.embed.base import embed_for
 from indexer.errors import InputError
+from indexer.search.rerank import Reranking
 from indexer.search.searcher import MAX_RESULTS, Results
 from indexer.store.sqlite import Filters
 from indexer.text.normalize import normalize_query
@@ -35,15 +36,18 @@ from server.services import Services
 
 
 async def run_search(services: Services, query: str, mode: str, k: int, filters: Filters,
-                     page: Page | None = None) -> SearchResponse:
-    """A search; `filters` must already hold the key's access filter (`server.access.scoped`)."""
+                     page: Page | None = None, rerank: bool | None = None) -> SearchResponse:
+    """A search; `filters` must already hold the key's access filter (`server.access.scoped`).
+
+    `rerank`: use the configured reranker (None: when there is one; see `Services.reranking`).
+    """
     page = page or Page()
     started = time.perf_counter()
     batcher = services.batcher
     # An idle model embeds this query in the search's own thread; a busy one batches it with the others.
     release = batcher.claim() if batcher is not None and mode != "keyword" else None
 
-    def work(vector: np.ndarray | None) -> tuple[str, Results]:
+    def work(vector: np.ndarray | None) -> tuple[str, Results, Reranking | None]:
         with services.index.lease() as searcher:
             if release:
                 text = normalize_query(query).strip()
@@ -51,13 +55,16 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
                     vector = embed_for(searcher.embedder, [text], "query")[0] if text else None
                 finally:
                     release()
+            reranking = services.reranking(rerank)  # loads it on first use, in this worker thread
             results = searcher.find(query, mode=mode, k=k, offset=page.offset, filters=filters,
-                                    facets=page.facets, collapse=page.collapse, query_vector=vector)
-            return searcher.generation.name, results
+                                    facets=page.facets, collapse=page.collapse, query_vector=vector,
+                                    reranking=reranking)
+            return searcher.generation.name, results, reranking
 
     try:
         vector = None if release else await query_vector(batcher, query, mode)  # batched with other queries
-        generation, results = await anyio.to_thread.run_sync(work, vector, limiter=services.search_limiter)
+        generation, results, reranking = await anyio.to_thread.run_sync(work, vector,
+                                                                        limiter=services.search_limiter)
     finally:
         if release:
             release()  # on every path, cancellation included: the model must never stay claimed
@@ -67,7 +74,8 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
               for field, counts in results.facets.items()} if page.facets else None
     return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
                           took_ms=round(took, 3), hits=[HitOut.from_hit(h, page.collapse) for h in results.hits],
-                          offset=page.offset or 0, total=results.total if paged else None, facets=facets)
+                          offset=page.offset or 0, total=results.total if paged else None, facets=facets,
+                          reranker=reranking.name if reranking else None)
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[S
     page = Page(offset=data.offset, facets=tuple(data.checked_facets()), collapse=data.collapse == "document")
     if (data.offset or 0) + data.k > MAX_RESULTS:
         raise InputError(f"offset + k must be at most {MAX_RESULTS}, got {data.offset} + {data.k}", field="offset")
-    return await run_search(services, data.query, data.mode, data.k, filters, page)
+    return await run_search(services, data.query, data.mode, data.k, filters, page, data.rerank)
 
 
 @get("/search", summary="Search with query parameters (for browsers and quick checks)")
@@ -103,12 +111,14 @@ async def search_get(
     offset: Annotated[int | None, QueryParameter(ge=0, le=MAX_RESULTS - 1)] = None,
     collapse: Annotated[Literal["document"] | None, QueryParameter()] = None,
     entity: Annotated[list[str] | None, QueryParameter(max_items=50, description="TYPE:NAME")] = None,
+    rerank: Annotated[bool | None, QueryParameter(description="false: skip the configured reranker")] = None,
 ) -> SearchResponse:
     filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ()),
                               entities=parse_entity_params(entity)), request)
     if (offset or 0) + k > MAX_RESULTS:
         raise InputError(f"offset + k must be at most {MAX_RESULTS}, got {offset} + {k}", field="offset")
-    return await run_search(services, q, mode, k, filters, Page(offset=offset, collapse=collapse == "document"))
+    return await run_search(services, q, mode, k, filters, Page(offset=offset, collapse=collapse == "document"),
+                            rerank)
 
 
 def parse_entity_params(values: list[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
