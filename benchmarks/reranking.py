@@ -1,7 +1,8 @@
 """What a cross-encoder reranker (`--reranker`) does to hybrid search: quality and time per query.
 
     python benchmarks/reranking.py --reranker PATH_OR_HUB_ID [--sets jsquad,scifact] [--questions 300]
-                                   [--depth 20] [--model multilingual-e5-small] [--backend torch]
+                                   [--depth 10] [--reranker-backend torch|onnx|onnx-int8]
+                                   [--model multilingual-e5-small] [--backend torch]
     python benchmarks/reranking.py --random-head multilingual-e5-small   # cost only, offline
 
 Each set is indexed once by yomitoki's own builder (the index
@@ -12,6 +13,11 @@ chunks. Documents are ranked by their best chunk. Printed per set: recall@1
 and MRR@10 (JSQuAD, SQuAD) or nDCG@10 (SciFact) without and with the reranker
 on the same questions, and the median and p95 time of a search without it
 and of the same search with it (the query embedded once, outside both).
+
+With `--reranker-backend onnx` or `onnx-int8`, the same model under torch is
+the reference: on each query's passages the script also prints how often the
+two put the same passage first and the mean Spearman correlation of their
+scores, so that int8's cost can be read beside its speed.
 
 No reranker ships offline. `--random-head NAME` builds one from a bundled
 embedding model's encoder with an untrained scoring head: the same size and
@@ -31,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -38,11 +46,13 @@ from benchmarks.fusion_runs import WORKDIR, load_set, open_index, run_folder  # 
 from benchmarks.retrieval import DATA, RetrievalSet, load_scifact, metrics  # noqa: E402
 from indexer.build.builder import document_id  # noqa: E402
 from indexer.embed.base import DEFAULT_EMBEDDER, embed_for  # noqa: E402
+from indexer.embed.cross_encoder import RUNTIMES, PairScorer  # noqa: E402
 from indexer.embed.e5_convert import converted_location  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.embed.locations import locate_embedder  # noqa: E402
 from indexer.search.rerank import DEFAULT_DEPTH, Reranking, load_reranker  # noqa: E402
 from indexer.search.searcher import Hit, Searcher  # noqa: E402
+from indexer.text.chunking import embedding_text  # noqa: E402
 from indexer.text.normalize import normalize_query  # noqa: E402
 
 
@@ -72,11 +82,29 @@ def documents(hits: list[Hit], ids: dict[str, str]) -> list[str]:
     return ranked[:10]
 
 
-def run(retrieval: RetrievalSet, searcher: Searcher, reranking: Reranking) -> dict[str, object]:
+def ranks(values: list[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    out = np.empty(len(values))
+    out[order] = np.arange(len(values))
+    return out
+
+
+def agreement(query: str, hits: list[Hit], searcher: Searcher, scorer: PairScorer,
+              reference: PairScorer) -> tuple[float, float]:
+    """Whether two scorers put the same passage first, and the Spearman correlation of their scores."""
+    texts = searcher.store.chunk_texts([h.chunk_id for h in hits])
+    pairs = [(query, embedding_text(h.title, texts[h.chunk_id])) for h in hits]
+    ours, theirs = scorer.score(pairs), reference.score(pairs)
+    same_first = float(int(np.argmax(ours)) == int(np.argmax(theirs)))
+    return same_first, float(np.corrcoef(ranks(ours), ranks(theirs))[0, 1]) if len(hits) > 1 else 1.0
+
+
+def run(retrieval: RetrievalSet, searcher: Searcher, reranking: Reranking,
+        reference: PairScorer | None = None) -> dict[str, object]:
     ids = {document_id(str(d["id"])): str(d["id"]) for d in retrieval.documents}
     texts = [normalize_query(q).strip() for _, q in retrieval.queries]
     vectors = embed_for(searcher.embedder, texts, "query")
-    plain, reranked, plain_ms, reranked_ms = [], [], [], []
+    plain, reranked, plain_ms, reranked_ms, reference_ms, agreements = [], [], [], [], [], []
     for text, vector in zip(texts, vectors, strict=True):
         started = time.perf_counter()
         hits = searcher.search(text, k=100, query_vector=vector)
@@ -86,8 +114,14 @@ def run(retrieval: RetrievalSet, searcher: Searcher, reranking: Reranking) -> di
         reranked_ms.append(1000 * (time.perf_counter() - started))
         plain.append(documents(hits, ids))
         reranked.append(documents(again, ids))
+        if reference is not None:
+            started = time.perf_counter()
+            searcher.search(text, k=100, query_vector=vector, reranking=Reranking(reference, reranking.depth))
+            reference_ms.append(1000 * (time.perf_counter() - started))
+            agreements.append(agreement(text, hits[: reranking.depth], searcher, reranking.scorer, reference))
     return {"plain": metrics(plain, retrieval), "reranked": metrics(reranked, retrieval),
-            "plain_ms": plain_ms, "reranked_ms": reranked_ms}
+            "plain_ms": plain_ms, "reranked_ms": reranked_ms, "reference_ms": reference_ms,
+            "agreements": agreements}
 
 
 def p95(values: list[float]) -> float:
@@ -102,6 +136,7 @@ def main() -> None:
     parser.add_argument("--sets", default="jsquad,scifact", help="of jsquad, scifact, squad")
     parser.add_argument("--questions", type=int, default=300, help="questions sampled per set (seeded)")
     parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="chunks the reranker reads per query")
+    parser.add_argument("--reranker-backend", default="torch", choices=RUNTIMES, help="how the reranker runs")
     parser.add_argument("--model", default=DEFAULT_EMBEDDER, help="the index's embedding model")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -115,9 +150,11 @@ def main() -> None:
     embedder = load_embedder(args.model, runtime=args.backend)
     with tempfile.TemporaryDirectory() as scratch:
         name = args.reranker or random_head_reranker(args.random_head, Path(scratch) / "reranker")
-        reranking = Reranking(load_reranker(name), depth=args.depth)
-        print(f"reranker {args.reranker or f'{args.random_head} with an untrained head (timings only)'}, "
-              f"reading {args.depth} chunks per query; index model {embedder.describe()['name']} "
+        reranking = Reranking(load_reranker(name, args.reranker_backend, args.threads), depth=args.depth)
+        reference = load_reranker(name) if args.reranker_backend != "torch" else None
+        print(f"reranker {args.reranker or f'{args.random_head} with an untrained head (timings only)'} "
+              f"on {args.reranker_backend}, reading {args.depth} chunks per query; "
+              f"index model {embedder.describe()['name']} "
               f"({embedder.describe()['backend']}), torch threads {args.threads}")
         for set_name in [s for s in args.sets.split(",") if s]:
             retrieval, _ = load_set(set_name, args.data)
@@ -130,7 +167,7 @@ def main() -> None:
             subset = RetrievalSet(retrieval.name, retrieval.documents, sample, retrieval.relevant)
             searcher = Searcher(directory.current(), embedder)
             try:
-                result = run(subset, searcher, reranking)
+                result = run(subset, searcher, reranking, reference)
             finally:
                 searcher.close()
             print(f"\n{set_name}: {len(sample)} questions, hybrid search, documents ranked by their best chunk")
@@ -138,6 +175,14 @@ def main() -> None:
             assert isinstance(plain_ms, list) and isinstance(reranked_ms, list)
             print(f"  search ms: median {statistics.median(plain_ms):.1f} (p95 {p95(plain_ms):.1f}) without, "
                   f"{statistics.median(reranked_ms):.1f} (p95 {p95(reranked_ms):.1f}) with the reranker")
+            agreements, reference_ms = result["agreements"], result["reference_ms"]
+            assert isinstance(agreements, list) and isinstance(reference_ms, list)
+            if agreements:
+                print(f"  the same search reranked on torch: median {statistics.median(reference_ms):.1f} "
+                      f"(p95 {p95(reference_ms):.1f}); {args.reranker_backend} takes "
+                      f"{statistics.median(reranked_ms) / statistics.median(reference_ms):.2f}x its time")
+                print(f"  against torch: the same passage first on {np.mean([a for a, _ in agreements]):.1%} "
+                      f"of the questions; Spearman of the scores, mean {np.mean([r for _, r in agreements]):.4f}")
             if args.reranker:
                 plain, reranked = result["plain"], result["reranked"]
                 assert isinstance(plain, dict) and isinstance(reranked, dict)

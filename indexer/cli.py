@@ -27,6 +27,7 @@ from indexer.build.distributed import RayPreparer, ray_preparer
 from indexer.build.distributed import connect as connect_ray
 from indexer.build.watching import describe, watch_corpus
 from indexer.embed.base import RUNTIMES
+from indexer.embed.cross_encoder import RUNTIMES as RERANKER_RUNTIMES
 from indexer.embed.loading import load_embedder
 from indexer.embed.locations import locate_embedder
 from indexer.embed.selection import choose_embedder
@@ -66,7 +67,11 @@ def milvus_options(command: Any) -> Any:
 
 
 def reranker_options(command: Any) -> Any:
-    """--reranker and --rerank-depth, shared by search, ask and serve."""
+    """--reranker, --reranker-backend and --rerank-depth, shared by search, ask and serve."""
+    command = click.option(
+        "--reranker-backend", type=click.Choice(RERANKER_RUNTIMES), default="torch", show_default=True,
+        envvar="YOMITOKI_RERANKER_BACKEND",
+        help="How the reranker runs: torch, or exported once to ONNX (onnx, onnx-int8: faster on CPUs).")(command)
     command = click.option(
         "--rerank-depth", default=DEFAULT_DEPTH, show_default=True, type=click.IntRange(1, MAX_DEPTH),
         envvar="YOMITOKI_RERANK_DEPTH", help="Results the reranker reads per query.")(command)
@@ -316,14 +321,14 @@ def check_command(index_dir: Path, every: bool, as_json: bool) -> None:
 def search_command(query: str, index_dir: Path, mode: str, k: int, source: str | None,
                    language: str | None, tags: tuple[str, ...], where_text: str | None, offset: int | None,
                    collapse: bool, milvus_uri: str | None, milvus_collection: str | None,
-                   reranker: str | None, rerank_depth: int, as_json: bool) -> None:
+                   reranker: str | None, reranker_backend: str, rerank_depth: int, as_json: bool) -> None:
     """Search the index from the terminal."""
     try:
         where = None if where_text is None else parse_json(where_text, "--where")
     except FilterError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from exc
     with domain_errors():
-        reranking = Reranking(load_reranker(reranker), rerank_depth) if reranker else None
+        reranking = Reranking(load_reranker(reranker, reranker_backend), rerank_depth) if reranker else None
         searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
         try:
             filters = Filters(source=source, language=language, tags=tags, expression=where)

@@ -53,7 +53,7 @@ def open_services(settings: ServerSettings) -> Services:
     register_models(services.models, settings.qa_model, settings.generator,  # loaded on first use
                     settings.generator_options())
     register_task_models(services.models, settings.sts_model, settings.classifier_model)  # likewise
-    register_reranker(services.models, settings.reranker)  # likewise
+    register_reranker(services.models, settings.reranker, settings.reranker_backend, settings.threads)  # likewise
     register_entity_models(services.models, dict(settings.ner_models))  # likewise
     return services
 

@@ -87,7 +87,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                   cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
                   classifier_model: str | None, qa_model: str | None, generator: str, generator_model: str | None,
                   generator_languages: str | None, generator_threads: int | None,
-                  reranker: str | None, rerank_depth: int, ner_models: tuple[str, ...]) -> None:
+                  reranker: str | None, reranker_backend: str, rerank_depth: int,
+                  ner_models: tuple[str, ...]) -> None:
     """Serve the index over HTTP (OpenAPI page at /schema)."""
     import torch
     import uvicorn
@@ -108,7 +109,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
                               generator_languages=parse_languages(generator_languages) if generator_languages else None,
                               generator_threads=generator_threads,
                               generator_api_key=os.environ.get("YOMITOKI_GENERATOR_API_KEY") or None,
-                              reranker=reranker, rerank_depth=rerank_depth, ner_models=tuple(ner.items()))
+                              reranker=reranker, reranker_backend=reranker_backend, rerank_depth=rerank_depth,
+                              ner_models=tuple(ner.items()))
     with domain_errors():
         check_generator(settings.generator, settings.generator_options())
     common: dict[str, Any] = {
@@ -251,7 +253,8 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str | None, generator: str,
                 generator_model: str | None, generator_languages: str | None, generator_threads: int | None,
-                reranker: str | None, rerank_depth: int, max_tokens: int, source: str | None,
+                reranker: str | None, reranker_backend: str, rerank_depth: int, max_tokens: int,
+                source: str | None,
                 language: str | None, tags: tuple[str, ...], milvus_uri: str | None,
                 milvus_collection: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing the passages it came from."""
@@ -270,7 +273,7 @@ def ask_command(question: str, index_dir: Path, mode: str, k: int, qa_model: str
         check_generator(generator, options)
         ask_locally(index_dir, ask, qa_model=qa_model, generator=generator, as_json=as_json,
                     milvus_uri=milvus_uri, milvus_collection=milvus_collection, options=options,
-                    reranker=reranker, rerank_depth=rerank_depth)
+                    reranker=reranker, reranker_backend=reranker_backend, rerank_depth=rerank_depth)
 
 
 cli.add_command(entities_command)

@@ -32,6 +32,7 @@ class ServerSettings:
     generator_api_key: str | None = field(default=None, repr=False)  # the upstream's key; never logged
     generator_threads: int | None = None  # llama.cpp threads; None: llamacpp.DEFAULT_THREADS (1)
     reranker: str | None = None           # sentence-transformers CrossEncoder re-ranking search's first hits
+    reranker_backend: str = "torch"       # how it runs: torch, onnx or onnx-int8
     rerank_depth: int = DEFAULT_DEPTH     # how many of them it reads per query
     sts_model: str | None = None          # sentence-transformers CrossEncoder for /similarity
     classifier_model: str | None = None   # transformers sequence-classification model

@@ -83,6 +83,20 @@ def test_pages_and_collapsed_results_are_cut_from_the_reranked_order(searcher: S
     assert [h.doc_id for h in collapsed] == firsts[:5]
 
 
+@pytest.mark.parametrize("runtime,tolerance", [("onnx", 1e-5), ("onnx-int8", 5e-3)])
+def test_the_onnx_runtimes_give_the_torch_scores(cross_encoder: Path, runtime: str, tolerance: float) -> None:
+    """Exported once (graph: the classifier, then CrossEncoder's own activation), read with its tokenizer."""
+    from sentence_transformers import CrossEncoder
+
+    pairs = [("What is BM25 used for?", "BM25 Keyword Search\nBM25 is a ranking function for keyword search."),
+             ("東京", "東京は日本の首都です。"), ("ﾄｰｸﾅｲｻﾞ", "トークナイザは文を語に分けます。" * 40), ("a", "b")]
+    expected = CrossEncoder(str(cross_encoder), device="cpu").predict(
+        [(normalize_query(a), normalize_query(b)) for a, b in pairs], show_progress_bar=False)
+    scorer = load_reranker(str(cross_encoder), runtime)
+    assert scorer.score(pairs) == pytest.approx([float(x) for x in expected], abs=tolerance)
+    assert scorer.score([]) == []
+
+
 def test_a_cross_encoder_with_several_outputs_is_refused_by_name(tmp_path: Path) -> None:
     nli = save_tiny_cross_encoder(tmp_path / "nli", outputs=3)
     with pytest.raises(CrossEncoderLoadError, match="gives 3 scores per pair; a reranker needs one"):
@@ -114,6 +128,16 @@ def test_search_is_reranked_by_default_and_says_by_what(client: TestClient, cros
     assert health["loaded"] is True and health["name"] == str(cross_encoder), health
     facts = {m["role"]: m for m in client.get("/models").json()["models"]}
     assert facts["reranker"]["loaded"] is True and facts["reranker"]["source"] == "path", facts["reranker"]
+
+
+def test_serve_runs_the_reranker_on_onnx_int8_when_told(corpus_index: IndexDirectory, cross_encoder: Path) -> None:
+    settings = ServerSettings(index_dir=corpus_index.path, generator=None, reranker=str(cross_encoder),
+                              reranker_backend="onnx-int8")
+    with TestClient(create_app(settings)) as client:
+        hits = client.post("/search", json={"query": "reciprocal rank fusion", "k": 5}).json()["hits"]
+        scores = [h["rerank_score"] for h in hits]
+        assert scores == sorted(scores, reverse=True), scores
+        assert client.app.state.services.models.get("reranker").runtime == "onnx-int8"
 
 
 def test_ask_retrieves_through_the_reranker(client: TestClient) -> None:

@@ -4,12 +4,19 @@ One loader serves both of their uses: a reranker for search (`--reranker`,
 `indexer.search.rerank`) and an STS model for `/similarity` (`--sts-model`).
 Any sentence-transformers CrossEncoder with a single output works, by local path
 or hub id; none ships offline.
+
+Runtimes: `torch` (sentence-transformers itself), or `onnx` / `onnx-int8`: the
+model exported once to ONNX (`indexer.embed.onnx_export`, cached by its
+fingerprint) and run by onnxruntime, with the same tokenizer and the same
+activation on the scores.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from threading import Lock
 from typing import Any, Protocol
 
@@ -20,6 +27,10 @@ from indexer.errors import UnavailableError
 from indexer.text.normalize import normalize_query
 
 BATCH_SIZE = 32
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+# onnxruntime reads pairs in batches of about this many tokens (rows × the longest): as for the ONNX
+# embedders (indexer.embed.onnx.BATCH_TOKENS), small batches run fastest on a small CPU.
+ONNX_BATCH_TOKENS = 256
 
 
 class PairScorer(Protocol):
@@ -53,12 +64,52 @@ class CrossEncoderScorer:
         return [float(s) for s in np.asarray(scores, dtype=np.float64).reshape(-1)]
 
 
+@dataclass
+class OnnxCrossEncoder:
+    """A CrossEncoder exported to ONNX: the same scores as `CrossEncoderScorer` (within int8's error)."""
+
+    location: ModelLocation
+    runtime: str
+    session: Any
+    tokenizer: Any
+    inputs: list[str]
+    max_tokens: int
+    _lock: Lock = field(default_factory=Lock, repr=False)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        inputs = [(normalize_query(a), normalize_query(b)) for a, b in pairs]
+        lengths = [len(ids) for ids in self.tokenizer([a for a, _ in inputs], [b for _, b in inputs],
+                                                      truncation=True, max_length=self.max_tokens)["input_ids"]]
+        order = sorted(range(len(inputs)), key=lambda i: lengths[i])
+        scores = np.zeros(len(inputs), dtype=np.float64)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end - start + 1) * lengths[order[end]] <= ONNX_BATCH_TOKENS:
+                end += 1
+            batch = [inputs[i] for i in order[start:end]]
+            encoded = self.tokenizer([a for a, _ in batch], [b for _, b in batch], truncation=True,
+                                     max_length=self.max_tokens, padding=True, return_tensors="np")
+            feed = {name: encoded[name].astype(np.int64) for name in self.inputs}
+            with self._lock:
+                out = self.session.run(["score"], feed)[0]
+            scores[order[start:end]] = np.asarray(out, dtype=np.float64).reshape(-1)
+            start = end
+        return [float(s) for s in scores]
+
+
 def load_cross_encoder(name: str, purpose: str = "/similarity needs a model with one similarity score "
-                                              "(an STS cross-encoder, not an NLI one)") -> CrossEncoderScorer:
+                                              "(an STS cross-encoder, not an NLI one)",
+                       runtime: str = "torch", threads: int | None = None) -> PairScorer:
     """Load a CrossEncoder by local path or hub id; refuse one that gives several scores per pair.
 
     `purpose` ends the refusal's message: what the caller needs the one score for.
+    `runtime` "onnx" or "onnx-int8" runs it on onnxruntime (exported once).
     """
+    if runtime not in RUNTIMES:
+        raise CrossEncoderLoadError(f"unknown cross-encoder runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     from sentence_transformers import CrossEncoder
 
     location = locate_model(name)
@@ -69,4 +120,33 @@ def load_cross_encoder(name: str, purpose: str = "/similarity needs a model with
     outputs = int(getattr(model, "num_labels", 1))
     if outputs != 1:
         raise CrossEncoderLoadError(f"cross-encoder {name!r} gives {outputs} scores per pair; {purpose}")
-    return CrossEncoderScorer(location=location, model=model)
+    if runtime == "torch":
+        return CrossEncoderScorer(location=location, model=model)
+    return _onnx_cross_encoder(location, runtime, threads)
+
+
+def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | None) -> OnnxCrossEncoder:
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from indexer.embed.onnx import session_options
+    from indexer.embed.onnx_export import INT8_FILE, ONNX_FILE, export_folder
+
+    folder = location.path if location.path is not None else _downloaded(location.name)
+    exported = export_folder(folder, kind="cross-encoder")
+    layout = json.loads((exported / "layout.json").read_text())
+    session = ort.InferenceSession(str(exported / (INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)),
+                                   session_options(threads), providers=["CPUExecutionProvider"])
+    return OnnxCrossEncoder(location=location, runtime=runtime, session=session,
+                            tokenizer=AutoTokenizer.from_pretrained(str(folder)), inputs=list(layout["inputs"]),
+                            max_tokens=int(layout["max_tokens"]))
+
+
+def _downloaded(repo_id: str) -> Path:
+    """A hub model's local folder, as loading it just cached it (the ONNX runtimes export from files)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as exc:
+        raise CrossEncoderLoadError(f"cannot fetch cross-encoder {repo_id!r} for the ONNX runtimes: {exc}") from exc

@@ -3,6 +3,10 @@
     model folder ─ torch.onnx.export (encoder + pooling + L2 norm) ─ model.onnx
                  ─ onnxruntime transformer fusions ─ quantize_dynamic (int8) ─ model-int8.onnx
 
+A cross-encoder (`kind="cross-encoder"`) is exported the same way, its graph
+ending in the model's one score per pair after the activation its
+sentence-transformers `CrossEncoder.predict` applies (a sigmoid, usually).
+
 The files live in `~/.cache/yomitoki/onnx/<fingerprint>/` (or a folder the
 caller names). The fingerprint covers the model's file names, sizes and
 configs, so a changed model gets a fresh export and an unchanged one is never
@@ -60,18 +64,22 @@ def model_layout(path: Path) -> dict[str, Any]:
     return {"pooling": pooling, "max_tokens": int(max_tokens)}
 
 
-def export_folder(path: Path, cache_dir: Path | None = None) -> Path:
-    """The cache folder holding `model.onnx` and `model-int8.onnx` for this model, exporting if needed."""
+def export_folder(path: Path, cache_dir: Path | None = None, kind: str = "embedding") -> Path:
+    """The cache folder holding `model.onnx` and `model-int8.onnx` for this model, exporting if needed.
+
+    `kind`: "embedding" (a sentence-transformers embedding model) or "cross-encoder".
+    """
     digest = fingerprint(path)
     if digest is None:
         raise OnnxExportError(f"the ONNX backends need a local model folder; {path} does not exist")
-    folder = (cache_dir or default_cache_dir()) / f"{digest}-v{EXPORT_VERSION}"
+    suffix = "" if kind == "embedding" else f"-{kind}"
+    folder = (cache_dir or default_cache_dir()) / f"{digest}{suffix}-v{EXPORT_VERSION}"
     if (folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with file_lock(folder / ".export.lock"):
         if not ((folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists()):
-            _export_into(path, folder)
+            _export_into(path, folder, kind)
     return folder
 
 
@@ -86,13 +94,16 @@ def file_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _export_into(path: Path, folder: Path) -> None:
+def _export_into(path: Path, folder: Path, kind: str = "embedding") -> None:
     """Export, fuse and quantize in a scratch folder, then move the files in atomically."""
-    layout = model_layout(path)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch, _quiet():
         raw = Path(scratch) / "raw.onnx"
         fused = Path(scratch) / ONNX_FILE
-        _torch_export(path, raw, layout["pooling"])
+        if kind == "cross-encoder":
+            layout = _torch_export_scorer(path, raw)
+        else:
+            layout = model_layout(path)
+            _torch_export(path, raw, layout["pooling"])
         _fuse(raw, fused, path)
         _quantize(fused, Path(scratch) / INT8_FILE)
         (Path(scratch) / "layout.json").write_text(json.dumps(layout))
@@ -144,6 +155,38 @@ def _torch_export(path: Path, target: Path, pooling: str) -> None:
             dynamic_axes={"input_ids": {v: k for k, v in axes.items()},
                           "attention_mask": {v: k for k, v in axes.items()}, "embedding": {0: "batch"}},
         )
+
+
+def _torch_export_scorer(path: Path, target: Path) -> dict[str, Any]:
+    """Export a CrossEncoder folder: token ids in, one score per pair out; its layout (inputs, window)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    try:
+        model = CrossEncoder(str(path), device="cpu")
+        classifier = model[0].auto_model.eval()
+        inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                  if n in model[0].tokenizer.model_input_names or n == "input_ids"]
+    except Exception as exc:
+        raise OnnxExportError(f"cannot load {path} as a sentence-transformers CrossEncoder for export: {exc}") from exc
+    activation = model.activation_fn
+
+    class Scored(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            logits = self.classifier(**dict(zip(inputs, tensors, strict=True))).logits
+            return activation(logits).reshape(-1)
+
+    sample = tuple(torch.ones(2, 16, dtype=torch.long) for _ in inputs)
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(Scored(), sample, str(target), input_names=inputs, output_names=["score"],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={**{name: axes for name in inputs}, "score": {0: "batch"}})
+    return {"inputs": inputs, "max_tokens": int(model.max_seq_length or 512)}
 
 
 def _fuse(source: Path, target: Path, model_dir: Path) -> None:

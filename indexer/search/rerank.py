@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.embed.cross_encoder import CrossEncoderScorer, PairScorer, load_cross_encoder
+from indexer.embed.cross_encoder import PairScorer, load_cross_encoder
 from indexer.store.base import SearchStore
 from indexer.text.chunking import embedding_text
 
@@ -39,8 +39,10 @@ class Reranking:
         return self.scorer.location.name
 
 
-def load_reranker(name: str) -> CrossEncoderScorer:
-    return load_cross_encoder(name, "a reranker needs one relevance score per (query, passage) pair")
+def load_reranker(name: str, runtime: str = "torch", threads: int | None = None) -> PairScorer:
+    """A cross-encoder as a reranker, on `runtime` (torch, onnx or onnx-int8)."""
+    return load_cross_encoder(name, "a reranker needs one relevance score per (query, passage) pair",
+                              runtime=runtime, threads=threads)
 
 
 def rerank(query: str, ranked: Sequence[tuple[int, float]], reranking: Reranking,

@@ -22,12 +22,12 @@ from server.nlp.loading import register_reranker
 def local_answerer(index_dir: Path, qa_model: str | None, generator: str | None, *,
                    milvus_uri: str | None = None, milvus_collection: str | None = None,
                    options: GeneratorOptions | None = None, reranker: str | None = None,
-                   rerank_depth: int = DEFAULT_DEPTH) -> Iterator[Answerer]:
+                   reranker_backend: str = "torch", rerank_depth: int = DEFAULT_DEPTH) -> Iterator[Answerer]:
     """An answerer over the live generation of an index (its folder, or Milvus); models load on first use."""
     searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
     registry = ModelRegistry()
     register_models(registry, qa_model, generator, options)
-    register_reranker(registry, reranker)
+    register_reranker(registry, reranker, reranker_backend)
     try:
         yield Answerer(lambda: nullcontext(searcher), registry, AnswerSettings(rerank_depth=rerank_depth))
     finally:
@@ -46,10 +46,11 @@ def describe_sources(response: AskResponse) -> str:
 def ask_locally(index_dir: Path, question: Question, *, qa_model: str | None, generator: str | None,
                 as_json: bool, milvus_uri: str | None = None, milvus_collection: str | None = None,
                 options: GeneratorOptions | None = None, reranker: str | None = None,
-                rerank_depth: int = DEFAULT_DEPTH) -> AskResponse:
+                reranker_backend: str = "torch", rerank_depth: int = DEFAULT_DEPTH) -> AskResponse:
     """Answer and print: the answer as it streams, then its sources (or the response as JSON)."""
     with local_answerer(index_dir, qa_model, generator, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
-                        options=options, reranker=reranker, rerank_depth=rerank_depth) as answerer:
+                        options=options, reranker=reranker, reranker_backend=reranker_backend,
+                        rerank_depth=rerank_depth) as answerer:
         for event in answerer.stream(question):
             if event.response is not None:
                 if as_json:

@@ -18,7 +18,8 @@ def register_task_models(registry: ModelRegistry, sts_model: str | None, classif
         registry.register("classifier", classifier_model, partial(load_finetuned, classifier_model))
 
 
-def register_reranker(registry: ModelRegistry, reranker: str | None) -> None:
+def register_reranker(registry: ModelRegistry, reranker: str | None, runtime: str = "torch",
+                      threads: int | None = None) -> None:
     """Register the configured cross-encoder under the role "reranker" (search and /ask); nothing loads yet."""
     if reranker:
-        registry.register("reranker", reranker, partial(load_reranker, reranker))
+        registry.register("reranker", reranker, partial(load_reranker, reranker, runtime, threads))
