@@ -23,6 +23,7 @@ class LazyModel:
     role: str                      # e.g. "generator", "qa", "sts", "classifier"
     name: str                      # what the user configured: bundled name, path or hub id
     loader: Callable[[], Any]
+    facts: dict[str, Any] = field(default_factory=dict)  # what is known without loading it
     _value: Any = None
     _error: str | None = None
     _load_seconds: float | None = None
@@ -61,8 +62,8 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, LazyModel] = {}
 
-    def register(self, role: str, name: str, loader: Callable[[], Any]) -> None:
-        self._models[role] = LazyModel(role=role, name=name, loader=loader)
+    def register(self, role: str, name: str, loader: Callable[[], Any], facts: dict[str, Any] | None = None) -> None:
+        self._models[role] = LazyModel(role=role, name=name, loader=loader, facts=dict(facts or {}))
 
     def has(self, role: str) -> bool:
         return role in self._models

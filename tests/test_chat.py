@@ -289,6 +289,15 @@ def test_auto_with_the_bundled_generator_is_extractive_in_both_languages(live_se
     assert body["mode"] == "generative", body  # an explicit request is honoured
 
 
+def test_auto_never_loads_a_generator_it_will_not_use(corpus_index: IndexDirectory) -> None:
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path))) as client:  # the bundled SmolLM2
+        for question in (EN_QUESTION, JA_QUESTION):
+            body = client.post("/ask", json={"question": question}).json()
+            assert body["mode"] == "extractive" and body["answer_found"], body
+        generator = client.get("/health").json()["models"]["generator"]
+        assert generator["name"] == "smollm2-135m-instruct" and generator["loaded"] is False, generator
+
+
 @pytest.fixture(scope="module")
 def upstream_pair(corpus_index: IndexDirectory, tmp_path_factory: pytest.TempPathFactory,
                   live_server: RunningServer) -> Iterator[RunningServer]:

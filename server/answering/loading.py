@@ -58,14 +58,22 @@ def check_generator(name: str | None, options: GeneratorOptions) -> None:
             raise InputError(f"--generator-languages: {language!r} is not one of {', '.join(ALL_LANGUAGES)}")
 
 
+def auto_languages(name: str, options: GeneratorOptions) -> tuple[str, ...]:
+    """The languages `auto` generates in with this generator, known without loading it."""
+    if options.languages:
+        return options.languages
+    if name.startswith(PREFIX):
+        return ALL_LANGUAGES
+    return BUNDLED_LANGUAGES.get(locate_generator(name).name, ALL_LANGUAGES)
+
+
 def load_any_generator(name: str, options: GeneratorOptions) -> TextGenerator:
     """The generator `name` names, on the runtime that runs it."""
+    languages = auto_languages(name, options)
     if name.startswith(PREFIX):
         return OpenAIGenerator(UpstreamSettings(
             base_url=name[len(PREFIX):], model=options.model or "", api_key=options.api_key,
-            languages=options.languages or ALL_LANGUAGES, token_timeout_s=options.token_timeout_s))
-    location = locate_generator(name)
-    languages: tuple[str, ...] = options.languages or BUNDLED_LANGUAGES.get(location.name, ALL_LANGUAGES)
+            languages=languages, token_timeout_s=options.token_timeout_s))
     folder, gguf = _gguf_location(name)
     if gguf is not None:
         return load_llamacpp(Path(folder) / gguf, name, languages, options.threads)
@@ -80,4 +88,6 @@ def register_models(registry: ModelRegistry, qa_model: str | None, generator: st
     if qa_model:
         registry.register("qa", qa_model, partial(load_qa_reader, qa_model))
     if name := generator_name(generator):
-        registry.register("generator", name, partial(load_any_generator, name, options or GeneratorOptions()))
+        options = options or GeneratorOptions()
+        registry.register("generator", name, partial(load_any_generator, name, options),
+                          facts={"languages": auto_languages(name, options)})  # `auto` need not load it to ask

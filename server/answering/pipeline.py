@@ -149,8 +149,11 @@ class Answerer:
 
     def resolve(self, mode: str, language: str) -> tuple[str, Any]:
         """The mode actually used and its model (None: the sentence reader). `auto` generates only
-        when the generator writes the question's language; an explicit `generative` always does."""
-        if mode in ("generative", "auto"):
+        when the generator is set to answer the question's language (known from its configuration,
+        so a generator `auto` will not use is never loaded); an explicit `generative` always does."""
+        entry = self.models.entry("generator")
+        if mode == "generative" or (mode == "auto" and entry is not None
+                                    and language in entry.facts.get("languages", (language,))):
             try:
                 generator = self.models.get("generator")
                 if mode == "generative" or language in generator.languages:
