@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from indexer.build.builder import IndexBuilder
 from indexer.cli import cli
 from indexer.embed.base import Embedder
+from indexer.search.rerank import Reranking, load_reranker
 from indexer.search.searcher import MODES, Searcher
 from indexer.store.factory import open_target
 from indexer.store.generations import KEEP_GENERATIONS, IndexDirectory
@@ -27,6 +28,7 @@ from indexer.store.milvus import MilvusIndex, filter_expression, lite_endpoint, 
 from indexer.store.sqlite import Filters
 from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, start_server
+from tests.task_models import save_tiny_cross_encoder
 
 STORES = ["embedded", "milvus"]
 
@@ -133,6 +135,18 @@ def test_both_backends_rank_alike(searcher: Searcher, milvus_corpus: MilvusIndex
         column = "words"
         frequency = searcher.search_store.document_frequency(column, term)
         assert milvus.search_store.document_frequency(column, term) == frequency
+
+
+def test_a_reranker_reads_the_same_passages_from_milvus(searcher: Searcher, milvus_corpus: MilvusIndex,
+                                                        embedder: Embedder, tmp_path: Path) -> None:
+    """Reranking reads chunks and titles through the store protocol: Milvus gives the same order and scores."""
+    reranking = Reranking(load_reranker(str(save_tiny_cross_encoder(tmp_path / "reranker"))), depth=8)
+    milvus = Searcher(milvus_corpus.current(), embedder)
+    for query in ["hybrid search with reciprocal rank fusion", "東京の銀座"]:
+        ours = searcher.search(query, mode="dense", k=10, reranking=reranking)  # dense: exact on both stores
+        theirs = milvus.search(query, mode="dense", k=10, reranking=reranking)
+        assert [(h.chunk_id, h.rerank_score) for h in theirs] == [(h.chunk_id, h.rerank_score) for h in ours]
+        assert all(h.rerank_score is not None for h in theirs[:8]), theirs
 
 
 def test_filter_expressions_escape_user_strings() -> None:
