@@ -15,7 +15,6 @@ import anyio
 
 from indexer.build.writes import DocumentWriter
 from indexer.embed.base import Embedder
-from indexer.errors import InputError
 from indexer.ner.named import EntityModelStore
 from indexer.search.rerank import Reranking
 from server.batching import QueryBatcher
@@ -25,6 +24,7 @@ from server.model_registry import ModelRegistry
 from server.nlp.classifiers import ClassifierStore
 from server.nlp.entities import NamedModels
 from server.nlp.few_shot import FewShotCache
+from server.nlp.loading import configured_reranking
 from server.settings import ServerSettings
 
 
@@ -56,15 +56,5 @@ class Services:
         )
 
     def reranking(self, requested: bool | None = None) -> Reranking | None:
-        """The configured reranker, unless the request says `rerank: false`; loads it on first use.
-
-        Asking for it (`rerank: true`) without one configured is a 400 naming the
-        field; one that cannot load is a 503 naming it (`rerank: false` still searches).
-        """
-        if requested is False:
-            return None
-        if not self.models.has("reranker"):
-            if requested:
-                raise InputError("no reranker is configured (start the server with --reranker)", field="rerank")
-            return None
-        return Reranking(self.models.get("reranker"), self.settings.rerank_depth)
+        """The configured reranker, unless the request says `rerank: false` (see `configured_reranking`)."""
+        return configured_reranking(self.models, self.settings.rerank_depth, requested)

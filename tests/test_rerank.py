@@ -97,10 +97,14 @@ def test_the_onnx_runtimes_give_the_torch_scores(cross_encoder: Path, runtime: s
     assert scorer.score([]) == []
 
 
-def test_a_cross_encoder_with_several_outputs_is_refused_by_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["torch", "onnx-int8"])
+def test_a_cross_encoder_with_several_outputs_is_refused_by_name(tmp_path: Path, runtime: str) -> None:
     nli = save_tiny_cross_encoder(tmp_path / "nli", outputs=3)
     with pytest.raises(CrossEncoderLoadError, match="gives 3 scores per pair; a reranker needs one"):
-        load_reranker(str(nli))
+        load_reranker(str(nli), runtime)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CrossEncoderLoadError, match="cannot load cross-encoder"):
+        load_reranker(str(tmp_path / "empty"), runtime)
 
 
 # ---- the server ---------------------------------------------------------------------------------

@@ -110,29 +110,38 @@ def load_cross_encoder(name: str, purpose: str = "/similarity needs a model with
     """
     if runtime not in RUNTIMES:
         raise CrossEncoderLoadError(f"unknown cross-encoder runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    location = locate_model(name)
+    if runtime != "torch":  # the torch model is loaded only to export it, once
+        return _onnx_cross_encoder(location, runtime, threads, purpose)
     from sentence_transformers import CrossEncoder
 
-    location = locate_model(name)
     try:
         model = CrossEncoder(location.reference, device="cpu")
     except Exception as exc:
         raise CrossEncoderLoadError(f"cannot load cross-encoder {name!r}: {exc}") from exc
-    outputs = int(getattr(model, "num_labels", 1))
+    _check_outputs(name, int(getattr(model, "num_labels", 1)), purpose)
+    return CrossEncoderScorer(location=location, model=model)
+
+
+def _check_outputs(name: str, outputs: int, purpose: str) -> None:
     if outputs != 1:
         raise CrossEncoderLoadError(f"cross-encoder {name!r} gives {outputs} scores per pair; {purpose}")
-    if runtime == "torch":
-        return CrossEncoderScorer(location=location, model=model)
-    return _onnx_cross_encoder(location, runtime, threads)
 
 
-def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | None) -> OnnxCrossEncoder:
+def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | None,
+                        purpose: str) -> OnnxCrossEncoder:
     import onnxruntime as ort
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from indexer.embed.onnx import session_options
     from indexer.embed.onnx_export import INT8_FILE, ONNX_FILE, export_folder
 
     folder = location.path if location.path is not None else _downloaded(location.name)
+    try:
+        outputs = int(AutoConfig.from_pretrained(str(folder)).num_labels)
+    except Exception as exc:
+        raise CrossEncoderLoadError(f"cannot load cross-encoder {location.name!r}: {exc}") from exc
+    _check_outputs(location.name, outputs, purpose)
     exported = export_folder(folder, kind="cross-encoder")
     layout = json.loads((exported / "layout.json").read_text())
     session = ort.InferenceSession(str(exported / (INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)),
@@ -143,10 +152,10 @@ def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | No
 
 
 def _downloaded(repo_id: str) -> Path:
-    """A hub model's local folder, as loading it just cached it (the ONNX runtimes export from files)."""
+    """A hub model's local folder (the ONNX runtimes export from files on disk): the cached copy, or fetched."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
+        return Path(snapshot_download(repo_id))
     except Exception as exc:
         raise CrossEncoderLoadError(f"cannot fetch cross-encoder {repo_id!r} for the ONNX runtimes: {exc}") from exc

@@ -33,6 +33,7 @@ from server.answering.schemas import AnswerSpan, AskResponse, CitationOut
 from server.answering.sentence_reader import SentenceReader, code_blocks
 from server.errors import UnavailableError, UpstreamError
 from server.model_registry import ModelRegistry
+from server.nlp.loading import configured_reranking
 
 log = logging.getLogger("yomitoki.answering")
 
@@ -171,9 +172,7 @@ class Answerer:
 
     def _reranking(self) -> Reranking | None:
         """The configured reranker, loaded on first use (one that cannot load is a 503 naming it)."""
-        if not self.models.has("reranker"):
-            return None
-        return Reranking(self.models.get("reranker"), self.settings.rerank_depth)
+        return configured_reranking(self.models, self.settings.rerank_depth)
 
     def _relevant(self, passages: Sequence[Passage]) -> bool:
         return max(p.relevance for p in passages) >= self.settings.relevance_threshold

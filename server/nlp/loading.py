@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from indexer.embed.cross_encoder import load_cross_encoder
-from indexer.search.rerank import load_reranker
+from indexer.errors import InputError
+from indexer.search.rerank import Reranking, load_reranker
 from server.model_registry import ModelRegistry
 from server.nlp.finetuned import load_finetuned
 
@@ -16,6 +17,21 @@ def register_task_models(registry: ModelRegistry, sts_model: str | None, classif
         registry.register("sts", sts_model, partial(load_cross_encoder, sts_model))
     if classifier_model:
         registry.register("classifier", classifier_model, partial(load_finetuned, classifier_model))
+
+
+def configured_reranking(registry: ModelRegistry, depth: int, requested: bool | None = None) -> Reranking | None:
+    """The configured reranker (loaded on first use) unless `requested` is False.
+
+    `requested` True without one configured is a 400 naming the field `rerank`; one that
+    cannot load is a 503 naming it (the registry's UnavailableError).
+    """
+    if requested is False:
+        return None
+    if not registry.has("reranker"):
+        if requested:
+            raise InputError("no reranker is configured (start the server with --reranker)", field="rerank")
+        return None
+    return Reranking(registry.get("reranker"), depth)
 
 
 def register_reranker(registry: ModelRegistry, reranker: str | None, runtime: str = "torch",
