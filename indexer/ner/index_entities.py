@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.embed.locations import fingerprint
 from indexer.ner.entities import EntityModel, entities_by_type
 from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_entity_model
 from indexer.store.manifest import EntitiesEntry
@@ -36,7 +35,7 @@ class ChunkEntities:
     def settings(self) -> EntitiesEntry:
         """What the manifest records: a different model means the entities must be extracted again."""
         location = getattr(self.model, "location", None)
-        return EntitiesEntry(model=self.model.name, revision=fingerprint(getattr(location, "path", None)),
+        return EntitiesEntry(model=self.model.name, revision=location.revision() if location is not None else None,
                              languages=list(self.languages) if self.languages else None)
 
     def extract(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:

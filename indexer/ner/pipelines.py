@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.embed.locations import ModelLocation, locate_model, package_dir
+from indexer.embed.locations import ModelLocation, locate_model, package_dir, reach_hub
 from indexer.errors import UnavailableError
 from indexer.ner.entities import Analysis
 
@@ -123,6 +123,7 @@ def load_transformers_model(name: str) -> TransformersEntityModel:
 
     location = locate_model(name)
     try:
+        location = reach_hub(location)
         tokenizer = AutoTokenizer.from_pretrained(location.reference)
         model = AutoModelForTokenClassification.from_pretrained(location.reference)
     except Exception as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from indexer.embed.locations import locate_generator
+from indexer.embed.locations import locate_generator, reach_hub
 from server.errors import UnavailableError
 
 log = logging.getLogger("yomitoki.answering")
@@ -149,7 +149,7 @@ class TransformersGenerator:
 
 def _gguf_location(name: str) -> tuple[str, str | None]:
     """(folder or hub id, gguf file name or None) for a generator name."""
-    location = locate_generator(name)
+    location = reach_hub(locate_generator(name))
     path = location.path
     if path is not None and path.is_file() and path.suffix == ".gguf":
         return str(path.parent), path.name

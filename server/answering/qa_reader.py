@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.embed.locations import locate_model
+from indexer.embed.locations import locate_model, reach_hub
 from server.answering.passages import Extraction, Passage
 from server.answering.relevance import QuestionProfile
 
@@ -161,6 +161,7 @@ def load_qa_reader(name: str, settings: QASettings | None = None) -> QAReader:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     location = locate_model(name)
+    location = reach_hub(location)
     tokenizer = AutoTokenizer.from_pretrained(location.reference, use_fast=True)
     model = AutoModelForQuestionAnswering.from_pretrained(location.reference)
     return QAReader(model, tokenizer, name, settings)

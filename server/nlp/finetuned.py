@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.embed.locations import ModelLocation, locate_model
+from indexer.embed.locations import ModelLocation, locate_model, reach_hub
 from indexer.errors import UnavailableError
 from indexer.text.normalize import normalize_query
 from server.nlp.predictions import Prediction, rank, sigmoid, softmax
@@ -71,6 +71,7 @@ def load_finetuned(name: str) -> FineTunedClassifier:
 
     location = locate_model(name)
     try:
+        location = reach_hub(location)
         tokenizer = AutoTokenizer.from_pretrained(location.reference)
         model = AutoModelForSequenceClassification.from_pretrained(location.reference)
     except Exception as exc:
