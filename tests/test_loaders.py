@@ -240,14 +240,14 @@ def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        (
-            "cp1252.md",
-            "caf\xe9 \u201cquoted\u201d".encode("cp1252"),
-            "not valid UTF-8 (byte 0xe9 at offset 3), Shift_JIS or EUC-JP",
-        ),
-        # decodes as Shift_JIS without error (ï is a lead byte there) but holds no kana: refused, not garbled
-        ("naive.txt", "a na\xefve reader".encode("cp1252"),
-         "not valid UTF-8 (byte 0xef at offset 4), Shift_JIS or EUC-JP"),
+        # Cyrillic in Windows-1251 would read as Windows-1252, but as accented letters only: refused, not garbled
+        ("russian.md", "Привет, как дела? Это русский текст.".encode("cp1251"),
+         "not valid UTF-8 (byte 0xcf at offset 0), Shift_JIS, EUC-JP or Windows-1252"),
+        # UTF-8 with one damaged byte: not read as Windows-1252 mojibake (Ã©) nor as Shift_JIS
+        ("damaged.txt", "Déjà vu, l’été à Paris, très célèbre.".encode() + b"\xff",
+         "not valid UTF-8 (byte 0xff at offset 47), Shift_JIS, EUC-JP or Windows-1252"),
+        ("control.txt", "caf\xe9\x01\x02".encode("cp1252"),
+         "not valid UTF-8 (byte 0xe9 at offset 3), Shift_JIS, EUC-JP or Windows-1252"),
         ("utf16.txt", codecs.BOM_UTF16_LE + "ok \udc00".encode("utf-16-le", "surrogatepass"),
          "not valid UTF-16 (byte 0x00 at offset 8)"),
         ("utf16-nul.txt", codecs.BOM_UTF16_LE + "a\x00b".encode("utf-16-le"), "binary file"),
@@ -379,7 +379,8 @@ def test_corpus_load_keeps_going_past_failures(tmp_path: Path) -> None:
     write(tmp_path / "c.txt", "C text\n")
     docs, failures = load_corpus(tmp_path)
     assert [d.key for d in docs] == ["a.md", "c.txt"]
-    assert failures == [LoadFailure("b.md", "not valid UTF-8 (byte 0xff at offset 0), Shift_JIS or EUC-JP")]
+    assert failures == [LoadFailure("b.md", "not valid UTF-8 (byte 0xff at offset 0), Shift_JIS, EUC-JP or "
+                                            "Windows-1252")]
 
 
 JAPANESE = "# 検索の仕組み\n\n東京の図書館で、カタカナの書名を検索する。\n\n形態素解析で語に分ける。\n"
@@ -409,6 +410,24 @@ def test_japanese_files_in_legacy_encodings_read_as_their_text(
     assert doc.text == text
     assert doc.metadata["language"] == "ja"
     assert doc.metadata.get("encoding") == encoding
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("cafe.md", "# Café\n\nThe café\u2019s \u201cmenu\u201d lists crème brûlée \u2014 \u20ac5.\n"),
+        ("naive.txt", "a na\xefve reader"),  # short, with no curly quotes
+        # also valid Shift_JIS, with half-width kana (Ü and ß are kana bytes there): read as German
+        ("german.txt", "Übermaß, schön und groß."),
+        ("icelandic.txt", "Þú ert að læra íslensku, það er gaman. Ég bý í Reykjavík."),
+    ],
+)
+def test_western_files_in_windows_1252_read_as_their_text(tmp_path: Path, name: str, text: str) -> None:
+    """Western European text from before UTF-8 (Windows-1252, or ISO-8859-1 which it extends) is read as
+    such, and says so in `metadata.encoding`."""
+    doc, = load_file(write(tmp_path / name, text.encode("cp1252")), tmp_path)
+    assert doc.text == text
+    assert doc.metadata["encoding"] == "cp1252"
 
 
 def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:

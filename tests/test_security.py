@@ -197,7 +197,7 @@ def test_index_skips_what_it_must_not_read_lists_it_and_exits_3(tmp_path: Path) 
     (corpus / "escape.md").symlink_to(tmp_path / "outside" / "secret.md")
     (corpus / "sub" / "loop").symlink_to(corpus, target_is_directory=True)
     (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    (corpus / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
+    (corpus / "cyrillic.md").write_bytes("Привет, мир".encode("cp1251"))
     with (corpus / "huge.txt").open("wb") as handle:
         handle.truncate(10_000_001)
     (corpus / "lines.jsonl").write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": "\\ud800"}\n',
@@ -212,7 +212,7 @@ def test_index_skips_what_it_must_not_read_lists_it_and_exits_3(tmp_path: Path) 
         "escape.md": "symlink outside the corpus root",
         "sub/loop": "symlink loop",
         "image.txt": "binary file",
-        "latin1.md": "not valid UTF-8 (byte 0xe9 at offset 3), Shift_JIS or EUC-JP",
+        "cyrillic.md": "not valid UTF-8 (byte 0xcf at offset 0), Shift_JIS, EUC-JP or Windows-1252",
         "huge.txt": "larger than 10 MB limit (10,000,001 bytes)",
         "lines.jsonl:line 2": "lone surrogate \\ud800 is not valid Unicode",
     }

@@ -186,21 +186,33 @@ def discover_files(
 # A byte-order mark says the encoding outright (and is not part of the text).
 _BOMS = ((codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
          (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"))
-# Japanese text from before UTF-8 was the norm: Windows' Shift_JIS (as cp932, its superset) and Unix's
-# EUC-JP, tried when a file is not UTF-8; ISO-2022-JP (7-bit, with escapes) is valid UTF-8 and is
+# Text from before UTF-8 was the norm, tried when a file is not UTF-8: Japanese in Windows' Shift_JIS
+# (as cp932, its superset) or Unix's EUC-JP, and Western European in Windows-1252 (which the web also
+# reads for files labelled ISO-8859-1). ISO-2022-JP (7-bit, with escapes) is valid UTF-8 and is
 # recognised by its escapes.
 _LEGACY_JAPANESE = ("cp932", "euc_jp")
+_WESTERN = "cp1252"
 _ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
 _KANA = re.compile(f"[{KANA}]")
+# A Western European language keeps most of its letters in ASCII (Icelandic, among the most accented,
+# about 86% by letter frequency); Greek, Cyrillic or Japanese bytes read as Windows-1252 give letters
+# nearly all outside it.
+WESTERN_MAX_ACCENTED = 0.3
+_LETTER = re.compile(r"[^\W\d_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# Bytes that would be valid UTF-8 sequences: in a UTF-8 file with a damaged byte, nearly all of its
+# non-ASCII bytes; in Shift_JIS or EUC-JP text, by chance, up to about half (46% in corpus/ja-*.md);
+# in Windows-1252 text, few (an accented capital before a curly quote).
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+DAMAGED_UTF8 = 0.8
 
 
 def _read_text(path: Path, rel: str) -> tuple[str, str]:
     """The file's text and the encoding it was read in, or a LoadError saying why it has none.
 
     UTF-8 (with or without a BOM) and UTF-16 with a BOM are read as such. A file
-    that is not UTF-8 is read as Shift_JIS or EUC-JP when it decodes as one of
-    them without error and holds kana: a Western file in a legacy code page that
-    happens to decode would hold none, and is refused rather than garbled.
+    that is not UTF-8 is read in a legacy encoding when one reads it as language
+    (`_legacy`); anything else is refused rather than indexed garbled.
     """
     try:
         raw = path.read_bytes()
@@ -217,11 +229,11 @@ def _read_text(path: Path, rel: str) -> tuple[str, str]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            japanese = _legacy_japanese(raw)
-            if japanese is None:
+            legacy = _legacy(raw)
+            if legacy is None:
                 raise LoadError(rel, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}), "
-                                     "Shift_JIS or EUC-JP") from exc
-            return japanese
+                                     "Shift_JIS, EUC-JP or Windows-1252") from exc
+            return legacy
         if any(escape in text for escape in _ISO_2022_JP_ESCAPES):
             text, encoding = _decoded(raw, "iso2022_jp", "ISO-2022-JP", rel, 0), "iso2022_jp"
     if "\x00" in text:  # anywhere: SQLite's substr() and length() stop at a NUL
@@ -237,12 +249,18 @@ def _decoded(raw: bytes, codec: str, name: str, rel: str, skipped: int) -> str:
         raise LoadError(rel, f"not valid {name} (byte 0x{raw[exc.start]:02x} at offset {offset})") from exc
 
 
-def _legacy_japanese(raw: bytes) -> tuple[str, str] | None:
-    """`raw` as Shift_JIS or EUC-JP text with kana in it, and which; None when neither reads so.
+def _legacy(raw: bytes) -> tuple[str, str] | None:
+    """`raw` read in the legacy encoding it was written in, and which; None when none reads it as language.
 
-    Short texts can decode without error both ways; charset-normalizer then picks
-    the reading that looks like language rather than noise.
+    A UTF-8 file with a damaged byte is none of them (`DAMAGED_UTF8`). A
+    Japanese reading (Shift_JIS or EUC-JP) must decode without error and hold
+    kana; a Western one (Windows-1252) must pass `_western`. Short texts can
+    read more than one way; charset-normalizer then picks the reading that looks
+    like language rather than noise (a German "Übermaß" is also valid Shift_JIS,
+    with half-width kana in it).
     """
+    if _in_utf8_sequences(raw) > DAMAGED_UTF8:
+        return None
     readings: dict[str, str] = {}
     for codec in _LEGACY_JAPANESE:
         try:
@@ -251,6 +269,9 @@ def _legacy_japanese(raw: bytes) -> tuple[str, str] | None:
             continue
         if _KANA.search(text):
             readings[codec] = text
+    western = _western(raw)
+    if western is not None:
+        readings[_WESTERN] = western
     if not readings:
         return None
     codec = next(iter(readings))
@@ -260,6 +281,34 @@ def _legacy_japanese(raw: bytes) -> tuple[str, str] | None:
         best = from_bytes(raw, cp_isolation=list(readings)).best()
         codec = best.encoding if best is not None and best.encoding in readings else codec
     return readings[codec], codec
+
+
+def _western(raw: bytes) -> str | None:
+    """`raw` as Windows-1252 text when it reads as a Latin-script language, else None.
+
+    It must decode (five bytes are undefined in Windows-1252), hold no control
+    characters but whitespace (a binary file does), keep most of its letters in
+    ASCII (`WESTERN_MAX_ACCENTED`), and have at most half of its non-ASCII
+    bytes in UTF-8 sequences: more, and it is more likely UTF-8 with a damaged
+    byte, whose every accent Windows-1252 would read as two wrong characters.
+    """
+    try:
+        text = raw.decode(_WESTERN)
+    except UnicodeDecodeError:
+        return None
+    if _CONTROL.search(text):
+        return None
+    letters = _LETTER.findall(text)
+    accented = sum(not letter.isascii() for letter in letters)
+    if not letters or accented > WESTERN_MAX_ACCENTED * len(letters):
+        return None
+    return None if _in_utf8_sequences(raw) > 0.5 else text
+
+
+def _in_utf8_sequences(raw: bytes) -> float:
+    """The share of `raw`'s non-ASCII bytes that form valid UTF-8 sequences."""
+    high = sum(byte >= 0x80 for byte in raw)
+    return sum(len(match) for match in _UTF8_SEQUENCE.findall(raw)) / high if high else 0.0
 
 
 def _first_line(text: str) -> str:
