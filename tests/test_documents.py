@@ -128,6 +128,8 @@ def documents_index(document_files: Path, tmp_path_factory: pytest.TempPathFacto
     shutil.copy(document_files / "bad" / "scan.pdf", corpus / "scan.pdf")
     records = [{"id": "rec-42", "title": "東京", "text": "東京は日本の首都である。", "tags": ["city"]}]
     (corpus / "records.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n")
+    prices = "品名,価格,産地\r\n紅玉りんご,120,青森\r\n温州みかん,80,愛媛\r\n"  # as Excel saves it in Japan
+    (corpus / "prices.csv").write_bytes(prices.encode("cp932"))
     index = tmp_path_factory.mktemp("documents-index")
     report = build(corpus, index, embedder, keywords)
     assert [(f.path, f.reason) for f in report.failures] == [("scan.pdf", "no text layer (OCR is not supported)")]
@@ -162,6 +164,19 @@ def test_http_hits_carry_key_metadata_and_page(documents_client: TestClient) -> 
     assert top["metadata"]["format"] == "pdf" and top["metadata"]["vertical_pages"] == [3]
     record = documents_client.get("/search", params={"q": "首都", "mode": "keyword"}).json()["hits"]
     assert any(hit["key"] == "rec-42" and hit["metadata"]["tags"] == ["city"] for hit in record)
+
+
+def test_spreadsheet_rows_are_found_filtered_and_fetched_by_key(documents_client: TestClient,  # type: ignore[type-arg]
+                                                                 ) -> None:
+    """A Shift_JIS CSV as Excel saves it: each row a document, its cells searchable and filterable."""
+    where = {"field": "metadata.価格", "gte": 100}
+    hits = documents_client.post("/search", json={"query": "りんご みかん", "mode": "keyword",
+                                                  "filters": {"where": where}}).json()["hits"]
+    assert [(hit["key"], hit["title"]) for hit in hits] == [("prices.csv:2", "紅玉りんご")]
+    assert hits[0]["metadata"] == {"品名": "紅玉りんご", "価格": 120, "産地": "青森", "encoding": "cp932",
+                                   "format": "csv", "language": "ja"}
+    row = documents_client.get("/documents", params={"key": "prices.csv:3"}).json()
+    assert row["text"] == "品名: 温州みかん\n価格: 80\n産地: 愛媛"
 
 
 def test_documents_by_key_with_pages_and_the_original_file(documents_client: TestClient,  # type: ignore[type-arg]

@@ -430,6 +430,65 @@ def test_western_files_in_windows_1252_read_as_their_text(tmp_path: Path, name: 
     assert doc.metadata["encoding"] == "cp1252"
 
 
+# a spreadsheet as Excel in Japan saves it: Shift_JIS (cp932), CRLF line ends, a cell over two lines
+SHOP = ("商品名,価格,産地,品番\r\nりんご,120,青森,007\r\nみかん,80.5,愛媛,\r\n,,,\r\n"
+        '"限定\r\nセット",1500,"青森, 愛媛",x1\r\nぶどう,1,2,3,4\r\n')
+
+
+def test_csv_rows_without_text_and_id_columns_are_records(tmp_path: Path) -> None:
+    """Without `text` and `id` columns, each row is a record: its cells as `column: value` lines, titled by
+    its first cell, keyed by the file and its spreadsheet row; the other columns are metadata."""
+    write(tmp_path / "shop.csv", SHOP.encode("cp932"))
+    docs, failures = load_corpus(tmp_path)
+    assert [(d.key, d.title) for d in docs] == [("shop.csv:2", "りんご"), ("shop.csv:3", "みかん"),
+                                               ("shop.csv:5", "限定")]  # row 4 is blank
+    apple, orange, box = docs
+    assert apple.text == "商品名: りんご\n価格: 120\n産地: 青森\n品番: 007"
+    # numbers written as numbers become numbers (for range filters); "007" keeps its zeros; empty cells are left out
+    assert apple.metadata == {"encoding": "cp932", "商品名": "りんご", "価格": 120, "産地": "青森", "品番": "007",
+                              "format": "csv", "language": "ja"}
+    assert orange.metadata["価格"] == 80.5 and "品番" not in orange.metadata
+    assert box.metadata["商品名"] == "限定\r\nセット" and box.metadata["産地"] == "青森, 愛媛"
+    assert failures == [LoadFailure("shop.csv:row 6", "5 cells, but the header names 4 columns")]
+
+
+def test_tsv_with_id_text_title_and_tags_columns_reads_like_json_lines(tmp_path: Path) -> None:
+    rows = ["ID\tTitle\tText\tTags\tyear\tnote",
+            'a1\tTokyo\t"Tokyo is the capital.\n\nIt is large."\tcity, JA\t2024\t',  # quoted: a cell over lines
+            "a1\tagain\tsecond a1\t\t\t",
+            " \tno id\ttext\t\t\t",
+            "a2\tblank\t   \t\t\t",
+            'a3\t\t"Untitled first line.\nmore"\t\t\tfree text']
+    write(tmp_path / "docs.tsv", "\n".join(rows) + "\n")
+    docs, failures = load_corpus(tmp_path)
+    assert [(d.key, d.title) for d in docs] == [("a1", "Tokyo"), ("a3", "Untitled first line.")]
+    tokyo, untitled = docs
+    assert tokyo.text == "Tokyo is the capital.\n\nIt is large."
+    assert [tokyo.text[s.start : s.end] for s in tokyo.sections] == ["Tokyo is the capital.", "It is large."]
+    assert tokyo.metadata == {"year": 2024, "tags": ["city", "ja"], "format": "tsv", "language": "en"}
+    assert untitled.metadata["note"] == "free text"
+    assert failure_reasons(failures) == {"docs.tsv:row 3": "duplicate id (first used on row 2)",
+                                         "docs.tsv:row 4": "empty 'id'", "docs.tsv:row 5": "empty 'text'"}
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("header-only.csv", "name,price\n", "empty document"),
+    ("blank.tsv", "\n\n", "empty document"),
+])
+def test_tables_with_no_rows_are_refused(tmp_path: Path, name: str, content: str, reason: str) -> None:
+    with pytest.raises(LoadError) as info:
+        load_file(write(tmp_path / name, content), tmp_path)
+    assert (info.value.path, info.value.reason) == (name, reason)
+
+
+def test_a_csv_file_with_a_row_it_cannot_parse_keeps_the_rows_before(tmp_path: Path) -> None:
+    write(tmp_path / "big.csv", "name,note\nfirst,ok\nsecond," + '"' + "x" * 200_000 + '"\nthird,lost\n')
+    docs, failures = load_corpus(tmp_path)
+    assert [d.title for d in docs] == ["first"]
+    [failure] = failures
+    assert failure.path == "big.csv:row 3" and failure.reason.startswith("cannot read the rest of the file (")
+
+
 def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:
     page = f"<html><head><meta charset=Shift_JIS><title>検索</title></head><body><p>{SHORT}</p></body></html>"
     html, = load_file(write(tmp_path / "page.html", page.encode("cp932")), tmp_path)

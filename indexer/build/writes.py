@@ -25,7 +25,7 @@ from indexer.errors import InputError
 from indexer.store.generations import IndexDirectory
 from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import load_keyword_tokenizer
-from indexer.text.loaders import SUPPORTED_SUFFIXES, SourceDocument, load_file
+from indexer.text.loaders import MANY_DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, SourceDocument, load_file
 
 MAX_KEY_CHARS = 512
 _BAD_KEY = re.compile(r"[\x00-\x1f\x7f/]")
@@ -48,10 +48,10 @@ def check_key(key: str) -> str:
 
 def uploaded_document(key: str, filename: str, content: bytes, title: str | None = None,
                       metadata: dict[str, Any] | None = None) -> SourceDocument:
-    """The document in an uploaded file of any supported format but JSON lines (one document per key)."""
+    """The document in an uploaded file of any supported format but those of many documents (one per key)."""
     suffix = Path(filename).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES or suffix == ".jsonl":
-        kinds = ", ".join(s for s in SUPPORTED_SUFFIXES if s != ".jsonl")
+    if suffix not in SUPPORTED_SUFFIXES or suffix in MANY_DOCUMENT_SUFFIXES:
+        kinds = ", ".join(s for s in SUPPORTED_SUFFIXES if s not in MANY_DOCUMENT_SUFFIXES)
         raise WriteError(f"unsupported file type {suffix or '(none)'!r} of {filename!r} (supported: {kinds})")
     with tempfile.TemporaryDirectory(prefix="yomitoki-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"

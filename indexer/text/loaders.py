@@ -1,4 +1,4 @@
-"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, PDF and Word.
+"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, CSV and TSV, PDF and Word.
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
 later offset (chunks, highlights, answers) points into, with `sections` marking the
@@ -9,12 +9,14 @@ load: they come back as `LoadFailure`s that say what was wrong.
 from __future__ import annotations
 
 import codecs
+import csv
 import dataclasses
 import errno
+import io
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,9 @@ from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, read_pdf
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".pdf", ".docx")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".csv", ".tsv", ".pdf", ".docx")
+# formats holding one document per line or row, each with a key of its own
+MANY_DOCUMENT_SUFFIXES = (".jsonl", ".csv", ".tsv")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
 _MAX_DEPTH = 64
@@ -56,7 +60,7 @@ class SourceDocument:
 
 @dataclass(frozen=True)
 class LoadFailure:
-    """A file (or a line of a JSON lines file) that could not be loaded, and why."""
+    """A file (or a line of a JSON lines file, a row of a CSV file) that could not be loaded, and why."""
 
     path: str
     reason: str
@@ -521,6 +525,115 @@ def _load_jsonl(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFai
     return docs, failures
 
 
+# ---------------------------------------------------------------- CSV and TSV
+
+_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+_COLUMN_ROLES = ("id", "text", "title", "tags")  # header names (any case) with a meaning of their own
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")  # as written, so "007" and "1e3" stay text
+
+
+def _load_table(text: str, rel: str, suffix: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """One document per row under the header row, and a failure for each row that cannot be one.
+
+    Columns named `id`, `text`, `title` and `tags` (any case) give the key, the
+    text, the title and the tags; every other column is metadata (numbers as
+    numbers, empty cells left out). A table without a `text` column is read as
+    records: each row's text is its cells as `column: value` lines, so any
+    spreadsheet is searchable, and its title is its first cell. Without an `id`
+    column a row's key is the file and its spreadsheet row number (`a.csv:2`
+    for the first row under the header).
+    """
+    docs: list[SourceDocument] = []
+    failures: list[LoadFailure] = []
+    rows = _rows(text, rel, suffix, failures)
+    header = next(rows, None)
+    if header is None:
+        return docs, failures
+    columns = _column_names(header[1])
+    roles: dict[str, str] = {}  # role -> the column that plays it (the first, in any case)
+    for name in columns:
+        if name.lower() in _COLUMN_ROLES:
+            roles.setdefault(name.lower(), name)
+    first_row: dict[str, int] = {}
+    for number, cells in rows:
+        try:
+            if len(cells) > len(columns):
+                raise _BadLine(f"{len(cells)} cells, but the header names {len(columns)} columns")
+            doc = _row_document(dict(zip(columns, cells, strict=False)), roles, rel, number, suffix)
+            if doc.key in first_row:
+                raise _BadLine(f"duplicate id (first used on row {first_row[doc.key]})")
+        except _BadLine as exc:
+            failures.append(LoadFailure(f"{rel}:row {number}", str(exc)))
+            continue
+        first_row[doc.key] = number
+        docs.append(doc)
+    return docs, failures
+
+
+def _rows(text: str, rel: str, suffix: str, failures: list[LoadFailure]) -> Iterator[tuple[int, list[str]]]:
+    """(spreadsheet row number, cells) of each row that has a non-blank cell; a row the csv module
+    cannot read ends the file with a failure, keeping the rows before it."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_DELIMITERS[suffix])
+    number = 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            failures.append(LoadFailure(f"{rel}:row {number}", f"cannot read the rest of the file ({exc})"))
+            return
+        if any(cell.strip() for cell in cells):
+            yield number, cells
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """The header's names, stripped; an empty one is `column N`, a repeated one gets ` (2)`, ` (3)`…"""
+    names: list[str] = []
+    for i, cell in enumerate(header, start=1):
+        base = cell.strip() or f"column {i}"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base} ({n})"
+        names.append(name)
+    return names
+
+
+def _row_document(cells: dict[str, str], roles: dict[str, str], rel: str, number: int,
+                  suffix: str) -> SourceDocument:
+    """The document for one row, its cells by column name."""
+    key = cells.get(roles["id"], "").strip() if "id" in roles else f"{rel}:{number}"
+    if not key:
+        raise _BadLine("empty 'id'")
+    filled = {name: value.strip() for name, value in cells.items() if value.strip() and name != roles.get("id")}
+    title = filled.get(roles.get("title", ""), "")
+    if "text" in roles:
+        text = cells.get(roles["text"], "")
+        if not text.strip():
+            raise _BadLine("empty 'text'")
+        title = title or _first_line(text)
+    else:  # a record: its cells as `column: value` lines
+        if not filled:
+            raise _BadLine("no cells but the id")
+        text = "\n".join(f"{name}: {value}" for name, value in filled.items())
+        title = title or _first_line(next(iter(filled.values())))
+    metadata: dict[str, object] = {name: _cell_value(value) for name, value in filled.items()
+                                   if name not in roles.values()}
+    if roles.get("tags") in filled:
+        metadata["tags"] = _parse_tags(filled[roles["tags"]])
+    metadata["format"] = suffix[1:]
+    return _document(key, rel, title[:TITLE_MAX_CHARS], text, _paragraph_sections(text), metadata)
+
+
+def _cell_value(value: str) -> object:
+    """A cell as metadata: a number when written as one, else the text."""
+    if _NUMBER.fullmatch(value):
+        return float(value) if "." in value else int(value)
+    return value
+
+
 # ---------------------------------------------------------------- loading
 
 _Loader = Callable[[str, str, str], SourceDocument]
@@ -545,8 +658,8 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
             raise LoadError(rel, "empty document")
         return [doc], []
     text, encoding = _read_text(path, rel)
-    if suffix == ".jsonl":
-        docs, failures = _load_jsonl(text, rel)
+    if suffix in MANY_DOCUMENT_SUFFIXES:
+        docs, failures = _load_jsonl(text, rel) if suffix == ".jsonl" else _load_table(text, rel, suffix)
         if not docs and not failures:
             raise LoadError(rel, "empty document")
         return [_encoded(doc, encoding) for doc in docs], failures
