@@ -23,6 +23,7 @@ from indexer.text.pdf_text import PdfError, join_lines, pdf_pages
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import build
+from tests.office_files import save_deck, save_workbook
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("soffice") is None,
                                 reason="needs Debian's chromium and libreoffice-writer-nogui (see .ci/run)")
@@ -130,9 +131,13 @@ def documents_index(document_files: Path, tmp_path_factory: pytest.TempPathFacto
     (corpus / "records.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n")
     prices = "品名,価格,産地\r\n紅玉りんご,120,青森\r\n温州みかん,80,愛媛\r\n"  # as Excel saves it in Japan
     (corpus / "prices.csv").write_bytes(prices.encode("cp932"))
+    save_workbook(corpus / "shop.xlsx")
+    save_deck(corpus / "talk.pptx")
     index = tmp_path_factory.mktemp("documents-index")
     report = build(corpus, index, embedder, keywords)
-    assert [(f.path, f.reason) for f in report.failures] == [("scan.pdf", "no text layer (OCR is not supported)")]
+    assert [(f.path, f.reason) for f in report.failures] == [
+        ("scan.pdf", "no text layer (OCR is not supported)"),
+        ("shop.xlsx:価格表:row 5", "6 cells, but the header names 5 columns")]
     return IndexDirectory(index)
 
 
@@ -169,7 +174,7 @@ def test_http_hits_carry_key_metadata_and_page(documents_client: TestClient) -> 
 def test_spreadsheet_rows_are_found_filtered_and_fetched_by_key(documents_client: TestClient,  # type: ignore[type-arg]
                                                                  ) -> None:
     """A Shift_JIS CSV as Excel saves it: each row a document, its cells searchable and filterable."""
-    where = {"field": "metadata.価格", "gte": 100}
+    where = {"and": [{"field": "metadata.価格", "gte": 100}, {"field": "metadata.format", "eq": "csv"}]}
     hits = documents_client.post("/search", json={"query": "りんご みかん", "mode": "keyword",
                                                   "filters": {"where": where}}).json()["hits"]
     assert [(hit["key"], hit["title"]) for hit in hits] == [("prices.csv:2", "紅玉りんご")]
@@ -177,6 +182,20 @@ def test_spreadsheet_rows_are_found_filtered_and_fetched_by_key(documents_client
                                    "format": "csv", "language": "ja"}
     row = documents_client.get("/documents", params={"key": "prices.csv:3"}).json()
     assert row["text"] == "品名: 温州みかん\n価格: 80\n産地: 愛媛"
+
+
+def test_powerpoint_hits_carry_their_slide_and_the_file_is_served(documents_client: TestClient,  # type: ignore[type-arg]
+                                                                   documents_index: IndexDirectory) -> None:
+    for query, slide in (("発表者メモ 質疑", 1), ("Grouped second", 2)):
+        top = documents_client.post("/search", json={"query": query, "mode": "keyword", "k": 1}).json()["hits"][0]
+        assert (top["key"], top["page"], top["metadata"]["format"]) == ("talk.pptx", slide, "pptx"), top
+    deck = documents_client.get("/documents/talk.pptx").json()
+    assert [p["page"] for p in deck["pages"]] == [1, 2, 3] and deck["title"] == "検索の仕組み"
+    original = documents_client.get(deck["file"])
+    assert original.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.presentationml")
+    assert original.content == (Path(documents_index.current().manifest.corpus) / "talk.pptx").read_bytes()
+    sheet = documents_client.get("/search", params={"q": "refunds working days", "mode": "keyword"}).json()["hits"]
+    assert (sheet[0]["key"], sheet[0]["metadata"]["sheet"]) == ("refunds", "FAQ"), sheet
 
 
 def test_documents_by_key_with_pages_and_the_original_file(documents_client: TestClient,  # type: ignore[type-arg]
@@ -199,7 +218,7 @@ def test_documents_by_key_with_pages_and_the_original_file(documents_client: Tes
     missing = documents_client.get("/documents", params={"key": "no-such"})
     assert missing.status_code == 404 and "no-such" in missing.json()["detail"]
     not_a_file = documents_client.get(f"/documents/{document_id('rec-42')}/file")
-    assert not_a_file.status_code == 404 and "not a PDF or Word file" in not_a_file.json()["detail"]
+    assert not_a_file.status_code == 404 and "not a PDF, Word or PowerPoint file" in not_a_file.json()["detail"]
 
 
 def test_answer_span_and_citations_name_key_and_page(documents_client: TestClient) -> None:  # type: ignore[type-arg]

@@ -17,6 +17,8 @@ from indexer.text.loaders import (
     load_corpus,
     load_file,
 )
+from indexer.text.pages import page_bounds, page_starts
+from tests.office_files import save_deck, save_workbook
 
 MARKDOWN = """\
 ---
@@ -487,6 +489,47 @@ def test_a_csv_file_with_a_row_it_cannot_parse_keeps_the_rows_before(tmp_path: P
     assert [d.title for d in docs] == ["first"]
     [failure] = failures
     assert failure.path == "big.csv:row 3" and failure.reason.startswith("cannot read the rest of the file (")
+
+
+def test_excel_rows_are_documents_sheet_by_sheet(tmp_path: Path) -> None:
+    """Each worksheet reads like the same sheet saved as CSV: typed cells as Excel shows them, keys
+    `file:sheet:row`, the sheet in `metadata.sheet`."""
+    save_workbook(tmp_path / "shop.xlsx")
+    docs, failures = load_corpus(tmp_path)
+    assert [(d.key, d.title) for d in docs] == [
+        ("shop.xlsx:価格表:2", "紅玉りんご"), ("shop.xlsx:価格表:3", "温州みかん"), ("refunds", "Refunds")]
+    apple, orange, refunds = docs
+    assert apple.text == "品名: 紅玉りんご\n価格: 120\n入荷日: 2024-05-01\n在庫: TRUE\n品番: 007"
+    assert apple.metadata == {"品名": "紅玉りんご", "価格": 120, "入荷日": "2024-05-01", "在庫": "TRUE", "品番": "007",
+                              "format": "xlsx", "sheet": "価格表", "language": "ja"}
+    assert orange.metadata["価格"] == 80.5 and orange.metadata["入荷日"] == "2024-06-02T09:30:00"
+    assert refunds.text == "Refunds reach the card within five working days."
+    assert refunds.metadata == {"format": "xlsx", "sheet": "FAQ", "language": "en"}
+    assert failures == [LoadFailure("shop.xlsx:価格表:row 5", "6 cells, but the header names 5 columns")]
+
+
+def test_powerpoint_slides_are_pages_read_in_reading_order(tmp_path: Path) -> None:
+    save_deck(tmp_path / "talk.pptx")
+    [deck] = load_file(tmp_path / "talk.pptx", tmp_path)
+    assert deck.title == "検索の仕組み"
+    first, second, third = page_bounds(page_starts(deck.metadata), len(deck.text))
+    assert deck.text[first[0]:first[1]].strip() == (
+        "検索の仕組み\n\n形態素解析で語に分ける\nBM25 で順位を付ける\n\n発表者メモ: 質疑は五分")
+    assert deck.text[second[0]:second[1]].strip() == (
+        "Results\n\nHybrid wins.\n\nmode\tnDCG@10\nhybrid\t0.72\n\nGrouped first.\nGrouped second.")
+    assert deck.text[third[0]:third[1]].strip() == ""
+    assert deck.metadata["page_count"] == 3 and deck.metadata["pages_without_text"] == [3]
+    assert {deck.text[s.start : s.end]: s.path for s in deck.sections}["Hybrid wins."] == ("Results",)
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("broken.xlsx", "damaged or not an Excel file (BadZipFile: File is not a zip file)"),
+    ("broken.pptx", "damaged or not a PowerPoint file (PackageNotFoundError: "),
+])
+def test_damaged_office_files_are_refused_by_name(tmp_path: Path, name: str, reason: str) -> None:
+    write(tmp_path / name, b"not a zip")
+    _, failures = load_corpus(tmp_path)
+    assert [f.path for f in failures] == [name] and failures[0].reason.startswith(reason), failures
 
 
 def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:

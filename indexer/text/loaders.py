@@ -1,4 +1,5 @@
-"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, CSV and TSV, PDF and Word.
+"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, CSV, TSV and Excel,
+PDF, Word and PowerPoint.
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
 later offset (chunks, highlights, answers) points into, with `sections` marking the
@@ -28,10 +29,13 @@ from indexer.text.language import KANA, detect_language
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, read_pdf
+from indexer.text.pptx_text import PptxError, pptx_text
+from indexer.text.xlsx_rows import XlsxError, xlsx_sheets
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".csv", ".tsv", ".pdf", ".docx")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".csv", ".tsv", ".xlsx", ".pdf",
+                      ".docx", ".pptx")
 # formats holding one document per line or row, each with a key of its own
-MANY_DOCUMENT_SUFFIXES = (".jsonl", ".csv", ".tsv")
+MANY_DOCUMENT_SUFFIXES = (".jsonl", ".csv", ".tsv", ".xlsx")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
 _MAX_DEPTH = 64
@@ -427,7 +431,24 @@ def _load_docx(path: Path, rel: str, stem: str) -> SourceDocument:
     return _document(rel, rel, title, word.text, sections, {"format": "docx"})
 
 
-_FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {".pdf": _load_pdf, ".docx": _load_docx}
+def _load_pptx(path: Path, rel: str, stem: str) -> SourceDocument:
+    """A PowerPoint file's slides as pages (`page_starts`), each block's section trail its slide's title."""
+    try:
+        deck = pptx_text(path)
+    except PptxError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    sections = [Section(block.start, block.end, block.path) for block in deck.blocks]
+    metadata: dict[str, object] = {"format": "pptx", "page_count": len(deck.slide_starts),
+                                   PAGE_STARTS: deck.slide_starts}
+    if deck.blank_slides:
+        metadata["pages_without_text"] = deck.blank_slides
+    title = deck.title[:TITLE_MAX_CHARS] or _first_line(deck.text) or stem
+    return _document(rel, rel, title, deck.text, sections, metadata)
+
+
+_FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {
+    ".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx,
+}
 
 
 # ---------------------------------------------------------------- JSON lines
@@ -533,22 +554,44 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")  # as written, so "007
 
 
 def _load_table(text: str, rel: str, suffix: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
-    """One document per row under the header row, and a failure for each row that cannot be one.
+    """A CSV or TSV file's rows as documents (`_table_documents`), and a failure for each bad row."""
+    failures: list[LoadFailure] = []
+    docs = _table_documents(_csv_rows(text, rel, suffix, failures), rel, rel, {"format": suffix[1:]}, failures)
+    return docs, failures
+
+
+def _load_workbook(path: Path, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """An Excel workbook's rows as documents, sheet by sheet: keys `file:sheet:row` without an `id`
+    column, and the sheet's name in `metadata.sheet`."""
+    try:
+        sheets = xlsx_sheets(path)
+    except XlsxError as exc:
+        raise LoadError(rel, str(exc)) from exc
+    docs: list[SourceDocument] = []
+    failures: list[LoadFailure] = []
+    for sheet in sheets:
+        metadata: dict[str, object] = {"format": "xlsx", "sheet": sheet.title}
+        docs += _table_documents(iter(sheet.rows), rel, f"{rel}:{sheet.title}", metadata, failures)
+    return docs, failures
+
+
+def _table_documents(rows: Iterator[tuple[int, list[str]]], rel: str, place: str, metadata: dict[str, object],
+                     failures: list[LoadFailure]) -> list[SourceDocument]:
+    """One document per row under the first (the header), adding a failure for each row that cannot be one.
 
     Columns named `id`, `text`, `title` and `tags` (any case) give the key, the
     text, the title and the tags; every other column is metadata (numbers as
-    numbers, empty cells left out). A table without a `text` column is read as
-    records: each row's text is its cells as `column: value` lines, so any
-    spreadsheet is searchable, and its title is its first cell. Without an `id`
-    column a row's key is the file and its spreadsheet row number (`a.csv:2`
-    for the first row under the header).
+    numbers, empty cells left out), with `metadata` added. A table without a
+    `text` column is read as records: each row's text is its cells as
+    `column: value` lines, so any spreadsheet is searchable, and its title is
+    its first cell. Without an `id` column a row's key is `place` and its row
+    number as a spreadsheet shows it (`a.csv:2` for the first row under the
+    header); failures are `place:row N`.
     """
     docs: list[SourceDocument] = []
-    failures: list[LoadFailure] = []
-    rows = _rows(text, rel, suffix, failures)
     header = next(rows, None)
     if header is None:
-        return docs, failures
+        return docs
     columns = _column_names(header[1])
     roles: dict[str, str] = {}  # role -> the column that plays it (the first, in any case)
     for name in columns:
@@ -559,18 +602,18 @@ def _load_table(text: str, rel: str, suffix: str) -> tuple[list[SourceDocument],
         try:
             if len(cells) > len(columns):
                 raise _BadLine(f"{len(cells)} cells, but the header names {len(columns)} columns")
-            doc = _row_document(dict(zip(columns, cells, strict=False)), roles, rel, number, suffix)
+            doc = _row_document(dict(zip(columns, cells, strict=False)), roles, rel, f"{place}:{number}", metadata)
             if doc.key in first_row:
                 raise _BadLine(f"duplicate id (first used on row {first_row[doc.key]})")
         except _BadLine as exc:
-            failures.append(LoadFailure(f"{rel}:row {number}", str(exc)))
+            failures.append(LoadFailure(f"{place}:row {number}", str(exc)))
             continue
         first_row[doc.key] = number
         docs.append(doc)
-    return docs, failures
+    return docs
 
 
-def _rows(text: str, rel: str, suffix: str, failures: list[LoadFailure]) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(text: str, rel: str, suffix: str, failures: list[LoadFailure]) -> Iterator[tuple[int, list[str]]]:
     """(spreadsheet row number, cells) of each row that has a non-blank cell; a row the csv module
     cannot read ends the file with a failure, keeping the rows before it."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_DELIMITERS[suffix])
@@ -601,10 +644,10 @@ def _column_names(header: list[str]) -> list[str]:
     return names
 
 
-def _row_document(cells: dict[str, str], roles: dict[str, str], rel: str, number: int,
-                  suffix: str) -> SourceDocument:
-    """The document for one row, its cells by column name."""
-    key = cells.get(roles["id"], "").strip() if "id" in roles else f"{rel}:{number}"
+def _row_document(cells: dict[str, str], roles: dict[str, str], rel: str, row_key: str,
+                  given: dict[str, object]) -> SourceDocument:
+    """The document for one row, its cells by column name; `row_key` is its key without an `id` column."""
+    key = cells.get(roles["id"], "").strip() if "id" in roles else row_key
     if not key:
         raise _BadLine("empty 'id'")
     filled = {name: value.strip() for name, value in cells.items() if value.strip() and name != roles.get("id")}
@@ -623,7 +666,7 @@ def _row_document(cells: dict[str, str], roles: dict[str, str], rel: str, number
                                    if name not in roles.values()}
     if roles.get("tags") in filled:
         metadata["tags"] = _parse_tags(filled[roles["tags"]])
-    metadata["format"] = suffix[1:]
+    metadata.update(given)
     return _document(key, rel, title[:TITLE_MAX_CHARS], text, _paragraph_sections(text), metadata)
 
 
@@ -652,13 +695,18 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(rel, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
+    if suffix == ".xlsx":
+        docs, failures = _load_workbook(path, rel)
+        if not docs and not failures:
+            raise LoadError(rel, "empty document")
+        return docs, failures
     if suffix in _FILE_LOADERS:
         doc = _FILE_LOADERS[suffix](path, rel, path.stem)
         if not doc.sections:
             raise LoadError(rel, "empty document")
         return [doc], []
     text, encoding = _read_text(path, rel)
-    if suffix in MANY_DOCUMENT_SUFFIXES:
+    if suffix in (".jsonl", ".csv", ".tsv"):
         docs, failures = _load_jsonl(text, rel) if suffix == ".jsonl" else _load_table(text, rel, suffix)
         if not docs and not failures:
             raise LoadError(rel, "empty document")

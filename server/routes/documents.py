@@ -38,7 +38,8 @@ from server.services import Services
 MAX_TEXT_CHARS = 1_000_000
 MAX_UPLOAD_BYTES = 20_000_000
 ORIGINAL_TYPES = {"pdf": "application/pdf",
-                  "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+                  "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                  "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
 
 
 class DocumentWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -103,7 +104,7 @@ async def get_document_by_key(
 
 
 def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Path | None:
-    """The original file of an uploaded or indexed PDF or Word document, if it is still there."""
+    """The original file of an uploaded or indexed PDF, Word or PowerPoint document, if it is still there."""
     uploaded = original_path(services.writer.originals, doc.id, doc.metadata.get("format"))
     if uploaded.is_file():
         return uploaded
@@ -115,7 +116,7 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
     return path if path.is_file() and path.is_relative_to(root) else None
 
 
-@get("/documents/{doc_id:str}/file", summary="The original PDF or Word file of a document")
+@get("/documents/{doc_id:str}/file", summary="The original PDF, Word or PowerPoint file of a document")
 async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> File:
     where = access_filter(request)
@@ -125,7 +126,8 @@ async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Ser
             doc = find_document(searcher, doc_id, where)
             kind = str(doc.metadata.get("format"))
             if kind not in ORIGINAL_TYPES:
-                raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF or Word file: read its text instead")
+                raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF, Word or PowerPoint file: "
+                                    "read its text instead")
             path = _original(services, searcher, doc)
         if path is None:
             raise NotFoundError(f"the original file of {doc.key!r} is no longer where it was indexed from")
