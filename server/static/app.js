@@ -58,6 +58,8 @@ const MESSAGES = {
     docMeta: "{source} · {language} · {chars} characters",
     page: "page {page}",
     pages: "pages {first}–{last}",
+    slide: "slide {page}",
+    slides: "slides {first}–{last}",
     span: "Highlighted: characters {start}–{end}.",
     badSpan: "The requested passage ({start}–{end}) is not inside this document.",
     "error.server": "The server answered {status}: {detail}",
@@ -116,6 +118,8 @@ const MESSAGES = {
     docMeta: "{source}・{language}・{chars} 文字",
     page: "{page} ページ",
     pages: "{first}–{last} ページ",
+    slide: "スライド {page}",
+    slides: "スライド {first}–{last}",
     span: "強調表示：{start}〜{end} 文字目。",
     badSpan: "指定された範囲（{start}〜{end}）はこの文書の中にありません。",
     "error.server": "サーバーのエラー（{status}）：{detail}",
@@ -291,13 +295,17 @@ function viewHref(docId, start, end) {
   return `/view/${encodeURIComponent(docId)}#${start}-${end}`;
 }
 
-// A PDF passage's page, linked to the original file opened at that page (the browser's PDF viewer)
+// A PDF passage's page, linked to the original file opened at that page (the browser's PDF viewer);
+// a PowerPoint passage's slide, linked to the file (browsers download it, with no page to open at)
 function pageLink(hit) {
   const pages = hit.pages || [];
   if (!pages.length) return null;
   const first = pages[0], last = pages[pages.length - 1];
-  const text = first === last ? t("page", { page: first }) : t("pages", { first, last });
-  return el("a", { class: "page", href: `/documents/${encodeURIComponent(hit.doc_id)}/file#page=${first}` }, text);
+  const slides = (hit.metadata || {}).format === "pptx";
+  const [one, many] = slides ? ["slide", "slides"] : ["page", "pages"];
+  const text = first === last ? t(one, { page: first }) : t(many, { first, last });
+  const file = `/documents/${encodeURIComponent(hit.doc_id)}/file`;
+  return el("a", { class: "page", href: slides ? file : `${file}#page=${first}` }, text);
 }
 
 function score(value) {
@@ -671,7 +679,7 @@ function start() {
   }
 }
 
-// For the browser tests: the highlighting function, to check code-point offsets directly.
-window.yomitoki = { segments };
+// For the browser tests: the highlighting function, to check code-point offsets directly, and the page link.
+window.yomitoki = { segments, pageLink };
 
 start();
