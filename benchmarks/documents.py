@@ -1,7 +1,8 @@
-"""Retrieval from PDF and Word files against the same paragraphs as JSON lines, and PDF indexing speed.
+"""Retrieval from PDF, Word, PowerPoint and Excel files against the same paragraphs as JSON lines,
+and PDF indexing speed.
   # noqa: E402
     python benchmarks/documents.py [--data ../shared/data] [--paragraphs 120] [--questions 300]
-                                   [--per-page 3] [--sets jsquad,squad] [--workdir /tmp/yomitoki-documents]
+                                   [--per-page 3] [--sets jsquad:pdf,squad:docx] [--workdir /tmp/yomitoki-documents]
 
 JSQuAD (Japanese): `--paragraphs` paragraphs, sampled with a fixed seed, are printed by
 headless Chromium into PDF files of four pages, `--per-page` paragraphs a page, every
@@ -19,6 +20,11 @@ all-MiniLM-L6-v2, hybrid search) and the questions about those paragraphs are se
 
 SQuAD (English): the same with python-docx Word files (a heading per article, ten
 paragraphs a file), no pages.
+
+Either set can instead be written as PowerPoint files (`jsquad:pptx`: python-pptx,
+twelve slides a file, a slide per paragraph titled with its article; gold page =
+its slide) or as one Excel workbook (`squad:xlsx`: openpyxl, a row per paragraph
+with `id`, `title` and `text` columns, the JSON lines' records as cells).
 
 Speed: PDF extraction (load_corpus over the PDF folder) in pages/s, beside the build's
 embedding time, measured in the same run; the machine's load average is printed with it.
@@ -123,6 +129,43 @@ def write_jsonl(paragraphs: Sequence[Paragraph], path: Path, title_of: dict[str,
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
 
 
+def write_pptx(paragraphs: Sequence[Paragraph], folder: Path, prefix: str) -> list[Paragraph]:
+    """PowerPoint files of twelve slides, a paragraph a slide under its article's title."""
+    from pptx import Presentation
+
+    placed = []
+    for f, start in enumerate(range(0, len(paragraphs), 12)):
+        name = f"{prefix}-{f:03d}.pptx"
+        deck = Presentation()
+        for n, p in enumerate(paragraphs[start : start + 12], 1):
+            slide = deck.slides.add_slide(deck.slide_layouts[1])
+            slide.shapes.title.text = p.title
+            slide.placeholders[1].text = p.text
+            placed.append(Paragraph(p.id, p.title, p.text, name, n))
+        deck.save(str(folder / name))
+    return placed
+
+
+def write_xlsx(paragraphs: Sequence[Paragraph], folder: Path, prefix: str) -> list[Paragraph]:
+    """One workbook, a row per paragraph: id, title (the JSON lines' title) and text columns."""
+    import openpyxl
+
+    name = f"{prefix}.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["id", "title", "text"])
+    placed = [Paragraph(p.id, p.title, p.text, name) for p in paragraphs]
+    for p in placed:
+        sheet.append([p.id, name_title(p), p.text])
+    workbook.save(folder / name)
+    return placed
+
+
+def name_title(p: Paragraph) -> str:
+    """The title a paragraph's JSON lines record gets: its file's name without the suffix."""
+    return Path(p.file).stem
+
+
 def write_docx(paragraphs: Sequence[Paragraph], folder: Path) -> list[Paragraph]:
     placed = []
     for f, start in enumerate(range(0, len(paragraphs), 10)):
@@ -183,17 +226,21 @@ def evaluate(questions: Sequence[Question], searcher: Searcher, gold_span: dict[
     return found / len(questions), share, page_total
 
 
-def run_set(name: str, args: argparse.Namespace, embedder: Embedder) -> dict[str, object]:
+def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Embedder) -> dict[str, object]:
     paragraphs, questions = load_set(name, args.data, args.paragraphs, args.questions)
-    work = args.workdir / name
+    work = args.workdir / f"{name}-{file_format}"
     shutil.rmtree(work, ignore_errors=True)
     files, records = work / "files", work / "records"
     files.mkdir(parents=True)
     records.mkdir()
     started = time.perf_counter()
-    placed = write_pdfs(paragraphs, files, args.per_page) if name == "jsquad" else write_docx(paragraphs, files)
+    writers = {"pdf": lambda: write_pdfs(paragraphs, files, args.per_page),
+               "docx": lambda: write_docx(paragraphs, files),
+               "pptx": lambda: write_pptx(paragraphs, files, name),
+               "xlsx": lambda: write_xlsx(paragraphs, files, name)}
+    placed = writers[file_format]()
     render_s = time.perf_counter() - started
-    write_jsonl(placed, records / f"{name}.jsonl", {p.id: Path(p.file).stem for p in placed})
+    write_jsonl(placed, records / f"{name}.jsonl", {p.id: name_title(p) for p in placed})
 
     started = time.perf_counter()
     docs, failures = load_corpus(files)
@@ -205,8 +252,9 @@ def run_set(name: str, args: argparse.Namespace, embedder: Embedder) -> dict[str
     file_searcher = Searcher(IndexDirectory(work / "index-files").current(), embedder)
     record_searcher = Searcher(IndexDirectory(work / "index-records").current(), embedder)
     try:
-        spans = spans_in_files(placed, file_searcher)
-        pages = {p.id: p.page for p in placed} if name == "jsquad" else None
+        rows = file_format == "xlsx"  # a row per paragraph, keyed by its id as a JSON lines record is
+        spans = {p.id: (p.id, 0, len(p.text)) for p in placed} if rows else spans_in_files(placed, file_searcher)
+        pages = {p.id: p.page for p in placed} if file_format in ("pdf", "pptx") else None
         file_recall, page_share, covering = evaluate(questions, file_searcher, spans, pages)
         record_spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
         record_recall, _, _ = evaluate(questions, record_searcher, record_spans, None)
@@ -214,7 +262,7 @@ def run_set(name: str, args: argparse.Namespace, embedder: Embedder) -> dict[str
         file_searcher.close()
         record_searcher.close()
     return {
-        "set": name, "format": "pdf" if name == "jsquad" else "docx", "paragraphs": len(placed),
+        "set": name, "format": file_format, "paragraphs": len(placed),
         "questions": len(questions), "files": len(docs), "failures": [f.reason for f in failures],
         "pages": page_count, "extracted_whole": len(spans) / len(placed),
         "recall@5": round(file_recall, 4), "recall@5_jsonl": round(record_recall, 4),
@@ -234,14 +282,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--paragraphs", type=int, default=120, help="paragraphs per set (a sample)")
     parser.add_argument("--questions", type=int, default=300, help="questions per set (a sample)")
     parser.add_argument("--per-page", type=int, default=3, help="JSQuAD paragraphs printed on a page")
-    parser.add_argument("--sets", default="jsquad,squad")
+    parser.add_argument("--sets", default="jsquad:pdf,squad:docx",
+                        help="set:format pairs; formats pdf, docx, pptx, xlsx (a set alone: jsquad pdf, squad docx)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-documents"))
     parser.add_argument("--model", default=MODEL)
     args = parser.parse_args(argv)
     embedder = load_embedder(args.model)
     print(f"load average before: {os.getloadavg()}")
-    for name in args.sets.split(","):
-        result = run_set(name, args, embedder)
+    for entry in args.sets.split(","):
+        name, _, file_format = entry.partition(":")
+        result = run_set(name, file_format or ("pdf" if name == "jsquad" else "docx"), args, embedder)
         print(json.dumps(result, ensure_ascii=False))
         print(f"{name}: recall@5 {result['format']} {result['recall@5']:.3f} vs JSON lines "
               f"{result['recall@5_jsonl']:.3f} (gap {result['recall_gap']:+.3f}; target within 0.02)"
