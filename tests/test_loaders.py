@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -530,6 +531,20 @@ def test_damaged_office_files_are_refused_by_name(tmp_path: Path, name: str, rea
     write(tmp_path / name, b"not a zip")
     _, failures = load_corpus(tmp_path)
     assert [f.path for f in failures] == [name] and failures[0].reason.startswith(reason), failures
+
+
+@pytest.mark.parametrize("name", ["bomb.docx", "bomb.xlsx", "bomb.pptx"])
+def test_an_office_file_that_unpacks_to_too_much_is_refused_unread(tmp_path: Path, name: str) -> None:
+    """A zip bomb: 210 MB of zeros packed into about 200 KB, refused from the archive's directory before a
+    parser would unpack it."""
+    with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w") as part:
+            for _ in range(210):
+                part.write(bytes(1_000_000))
+    assert (tmp_path / name).stat().st_size < 1_000_000
+    _, failures = load_corpus(tmp_path)
+    assert failures == [LoadFailure(name, "unpacks to 210,000,008 bytes, over the 200,000,000-byte limit")]
 
 
 def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:

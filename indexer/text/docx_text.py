@@ -14,6 +14,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from indexer.errors import InputError
+from indexer.text.ooxml import oversized
 
 _HEADING = re.compile(r"(?:heading|見出し)\s*(\d)", re.IGNORECASE)
 
@@ -51,6 +52,8 @@ def _table_text(table: Table) -> str:
 
 def docx_text(path: Path) -> DocxText:
     """Headings, paragraphs and tables in document order, blank-line separated."""
+    if reason := oversized(path):
+        raise DocxError(reason)
     try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

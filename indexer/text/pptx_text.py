@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import InputError
+from indexer.text.ooxml import oversized
 
 
 class PptxError(InputError):
@@ -42,6 +43,8 @@ def pptx_text(path: Path) -> PptxText:
     import pptx
     from pptx.exc import PackageNotFoundError
 
+    if reason := oversized(path):
+        raise PptxError(reason)
     try:
         presentation = pptx.Presentation(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import InputError
+from indexer.text.ooxml import oversized
 
 
 class XlsxError(InputError):
@@ -33,6 +34,8 @@ def xlsx_sheets(path: Path) -> list[Sheet]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    if reason := oversized(path):
+        raise XlsxError(reason)
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:

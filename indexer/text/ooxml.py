@@ -1,0 +1,25 @@
+"""Word, Excel and PowerPoint files are zip archives of XML (Office Open XML). Their parsers unpack and
+parse a part whole, so a small file that unpacks to gigabytes (a zip bomb) would exhaust memory: its
+size unpacked, which the archive's directory states, is checked before any parser opens it."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+MAX_UNPACKED = 200_000_000  # bytes: 20 times the 10 MB a corpus file may have, far more than XML unpacks to
+
+
+def oversized(path: Path) -> str | None:
+    """Why the archive must not be opened (it unpacks to more than MAX_UNPACKED bytes), or None.
+
+    A file that is not a zip archive passes: its parser says what is wrong with it.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if size > MAX_UNPACKED:
+        return f"unpacks to {size:,} bytes, over the {MAX_UNPACKED:,}-byte limit"
+    return None
