@@ -69,7 +69,8 @@ def test_each_build_is_a_new_generation_and_old_ones_are_pruned(
 def test_malformed_files_are_reported_and_skipped(
     small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
 ) -> None:
-    (small_corpus / "broken.md").write_bytes(b"# Title\n\n\x93\xff not utf-8")
+    # not UTF-8, and no legacy encoding reads it: 0x81 is undefined in Windows-1252, 0x81 0xff is no Shift_JIS
+    (small_corpus / "broken.md").write_bytes(b"# Title\n\n\x81\xff not utf-8")
     (small_corpus / "docs.jsonl").write_text('{"id": "a", "text": "fine"}\nnot json\n', encoding="utf-8")
     report = build(small_corpus, tmp_path / "index", embedder, keywords)
     reasons = {f.path: f.reason for f in report.failures}
