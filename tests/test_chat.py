@@ -25,7 +25,7 @@ from server.answering.followups import Turn, is_follow_up, rule_rewrite
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.answering.llamacpp import LlamaCppGenerator
 from server.answering.loading import GeneratorOptions, check_generator, load_any_generator
-from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http
+from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http_library
 from server.app import create_app
 from server.errors import UpstreamError
 from server.settings import ServerSettings
@@ -108,6 +108,8 @@ def test_upstream_that_is_down_is_503() -> None:
 
 def _transport(body: bytes, content_type: str = "text/event-stream", delay: float = 0) -> object:
     """An HTTP client (of the library the openai client runs on) whose upstream answers `body`."""
+    http = http_library()
+
     def answer(request: object) -> object:
         if delay:
             raise http.ReadTimeout("no byte within the read timeout", request=request)

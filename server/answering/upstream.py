@@ -18,19 +18,17 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import openai
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.errors import UpstreamError
 
+if TYPE_CHECKING:
+    import openai
+
 log = logging.getLogger("yomitoki.answering")
 PREFIX = "openai:"
-try:
-    import httpx2 as http  # the HTTP library the openai client runs on since openai 3
-except ImportError:  # older openai clients run on httpx
-    import httpx as http  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,8 @@ class OpenAIGenerator:
         self.settings = settings
         self.name = f"{PREFIX}{settings.base_url}#{settings.model}"
         self.languages, self.context_window = settings.languages, settings.context_window
+        import openai  # here, not at import: it takes about half a second, and most runs have no upstream
+
         timeout = openai.Timeout(settings.token_timeout_s, connect=settings.connect_timeout_s)
         self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "none",
                                      timeout=timeout, max_retries=0, http_client=http_client)
@@ -101,6 +101,9 @@ class OpenAIGenerator:
                                 "(not a server-sent event stream)", 502)
 
     def _failure(self, exc: Exception) -> UpstreamError:
+        import openai
+
+        http = http_library()
         where = f"upstream {self.settings.base_url}"
         if isinstance(exc, openai.APITimeoutError | http.TimeoutException):
             return UpstreamError(f"{where} timed out (no answer or no next token within "
@@ -114,6 +117,17 @@ class OpenAIGenerator:
             return UpstreamError(f"{where} sent an invalid stream: {type(exc).__name__}: {exc}", 502)
         log.exception("upstream generation failed")
         return UpstreamError(f"{where} failed: {type(exc).__name__}", 502)
+
+
+def http_library() -> ModuleType:
+    """The HTTP library the openai client runs on: httpx2 since openai 3, httpx before."""
+    try:
+        import httpx2
+    except ImportError:
+        import httpx
+
+        return httpx
+    return httpx2
 
 
 def _message(exc: openai.APIStatusError) -> str:
