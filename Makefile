@@ -37,7 +37,7 @@ typecheck: install
 	$(PY) -m mypy
 
 test: install lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: install
 	$(PY) benchmarks/retrieval.py
