@@ -1,10 +1,14 @@
 """Text: from a file to normalized, sentence-split, token-sized chunks and keyword terms.
 
-    loaders        find and read corpus files (Markdown, text, HTML, JSON lines, PDF, Word) → SourceDocument
+    loaders        find and read corpus files (Markdown, text, HTML, JSON lines, CSV, TSV, Excel, PDF, Word,
+                   PowerPoint) → SourceDocument
     markdown_text  front matter and text-bearing blocks with heading trails
     html_text      the visible text of an HTML page
     pdf_text       a PDF's text page by page (pypdfium2)
     docx_text      a Word file's text (python-docx)
+    pptx_text      a PowerPoint file's text slide by slide (python-pptx)
+    xlsx_rows      an Excel workbook's rows, sheet by sheet (openpyxl)
+    ooxml          the zip-bomb check before any of the three Office formats is opened
     pages          which pages of a paged document a span lies on
     normalize      NFKC with a map back to the original text (normalize, normalize_query)
     language       Japanese or English (detect_language, JAPANESE_LETTERS)
