@@ -166,7 +166,9 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, with_entities: bool, entity_model: str | None,
                   as_json: bool, watch: bool, settle: float) -> None:
-    """Index the files under CORPUS (.md, .txt, .html, .jsonl, .csv, .tsv, .xlsx, .pdf, .docx, .pptx) into --index.
+    """Index the files under CORPUS into --index.
+
+    Formats: .md, .txt, .html, .json, .jsonl, .csv, .tsv, .xlsx, .pdf, .docx, .pptx.
 
     Re-running it embeds only new or changed documents and drops documents
     whose files are gone. Exits with 3 when some files were skipped.

@@ -118,6 +118,7 @@ def test_upload_pdf_and_word_files(client: TestClient, document_files: Path) -> 
     ({"files": {"file": ("tool.exe", b"MZ\x90\x00")}}, 400, "unsupported file type '.exe'"),
     ({"files": {"file": ("x.jsonl", b'{"id": "1", "text": "a"}\n')}}, 400, "unsupported file type '.jsonl'"),
     ({"files": {"file": ("rows.csv", b"name,price\napple,120\n")}}, 400, "unsupported file type '.csv'"),
+    ({"files": {"file": ("x.json", b'[{"id": "1", "text": "a"}]')}}, 400, "unsupported file type '.json'"),
     ({"files": {"file": ("book.xlsx", b"PK\x03\x04")}}, 400, "unsupported file type '.xlsx'"),
     ({"files": {"file": ("x.txt", b"hello")}, "data": {"metadata": "{nope"}}, 400, "metadata"),
     ({"files": {"file": ("broken.pdf", b"%PDF-1.7 truncated")}}, 400, "broken.pdf: damaged or not a PDF"),

@@ -231,6 +231,33 @@ def test_jsonl_documents_and_line_failures(tmp_path: Path) -> None:
     }
 
 
+def test_json_files_hold_an_array_of_records_or_one(tmp_path: Path) -> None:
+    records = [{"id": "a", "text": "Tokyo is large.", "year": 2024}, "not a record", {"id": "b"},
+               {"id": "a", "text": "again"}, {"id": "c", "title": "京都", "text": "京都の寺。", "tags": "寺, 古都"}]
+    write(tmp_path / "many.json", json.dumps(records, ensure_ascii=False, indent=2))
+    write(tmp_path / "one.json", json.dumps({"title": "Note", "text": "A single record.", "owner": "hanako"}))
+    docs, failures = load_corpus(tmp_path)
+    assert [(d.key, d.title) for d in docs] == [("a", "Tokyo is large."), ("c", "京都"), ("one.json", "Note")]
+    assert docs[0].metadata == {"year": 2024, "format": "json", "language": "en"}
+    assert docs[1].metadata["tags"] == ["寺", "古都"]
+    assert docs[2].metadata == {"owner": "hanako", "format": "json", "language": "en"}
+    assert failure_reasons(failures) == {"many.json:item 2": "expected a JSON object, got str",
+                                         "many.json:item 3": "missing 'text'",
+                                         "many.json:item 4": "duplicate id (first used on item 1)"}
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ('[{"id": "a", "text": "x"},\n  {"id": }]', "invalid JSON (Expecting value at line 2, column 10)"),
+    ("42", "expected a JSON array of records or one record, got int"),
+    ('{"title": "no text"}', "missing 'text'"),
+    ("[]", "empty document"),
+])
+def test_json_files_that_hold_no_record_are_refused(tmp_path: Path, content: str, reason: str) -> None:
+    with pytest.raises(LoadError) as info:
+        load_file(write(tmp_path / "bad.json", content), tmp_path)
+    assert info.value.reason == reason
+
+
 def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path) -> None:
     good = write(tmp_path / "good.jsonl", '{"id": "1", "text": "ok"}\n{"id": "2"}\n')
     assert [d.key for d in load_file(good, tmp_path)] == ["1"]

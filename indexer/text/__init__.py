@@ -1,6 +1,6 @@
 """Text: from a file to normalized, sentence-split, token-sized chunks and keyword terms.
 
-    loaders        find and read corpus files (Markdown, text, HTML, JSON lines, CSV, TSV, Excel, PDF, Word,
+    loaders        find and read corpus files (Markdown, text, HTML, JSON, CSV, TSV, Excel, PDF, Word,
                    PowerPoint) → SourceDocument
     markdown_text  front matter and text-bearing blocks with heading trails
     html_text      the visible text of an HTML page

@@ -1,4 +1,4 @@
-"""Finding and reading corpus files: Markdown, plain text, HTML, JSON lines, CSV, TSV and Excel,
+"""Finding and reading corpus files: Markdown, plain text, HTML, JSON and JSON lines, CSV, TSV and Excel,
 PDF, Word and PowerPoint.
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
@@ -32,10 +32,10 @@ from indexer.text.pdf_text import PdfError, read_pdf
 from indexer.text.pptx_text import PptxError, pptx_text
 from indexer.text.xlsx_rows import XlsxError, xlsx_sheets
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".csv", ".tsv", ".xlsx", ".pdf",
-                      ".docx", ".pptx")
-# formats holding one document per line or row, each with a key of its own
-MANY_DOCUMENT_SUFFIXES = (".jsonl", ".csv", ".tsv", ".xlsx")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".xlsx",
+                      ".pdf", ".docx", ".pptx")
+# formats holding one document per line, item or row, each with a key of its own
+MANY_DOCUMENT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
 _MAX_DEPTH = 64
@@ -466,6 +466,11 @@ def _record(line: str) -> dict[str, object]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    return _checked_record(record)
+
+
+def _checked_record(record: object) -> dict[str, object]:
+    """A parsed JSON value that can be a record: an object whose strings SQLite and UTF-8 can hold."""
     if not isinstance(record, dict):
         raise _BadLine(f"expected a JSON object, got {type(record).__name__}")
     try:  # JSON escapes can spell lone surrogates ("\ud800"), which no UTF-8 text can hold
@@ -498,7 +503,7 @@ def _required_string(record: dict[str, object], field: str) -> str:
     return value
 
 
-def _record_metadata(record: dict[str, object]) -> dict[str, object]:
+def _record_metadata(record: dict[str, object], file_format: str) -> dict[str, object]:
     """The 'metadata' object merged with the other top-level scalar fields."""
     given = record.get("metadata", {})
     if not isinstance(given, dict):
@@ -510,11 +515,11 @@ def _record_metadata(record: dict[str, object]) -> dict[str, object]:
     metadata.update(given)
     if "tags" in metadata:
         metadata["tags"] = _parse_tags(metadata["tags"])
-    metadata["format"] = "jsonl"
+    metadata["format"] = file_format
     return metadata
 
 
-def _jsonl_document(record: dict[str, object], rel: str) -> SourceDocument:
+def _jsonl_document(record: dict[str, object], rel: str, file_format: str = "jsonl") -> SourceDocument:
     """The document for one valid record."""
     doc_id = _required_string(record, "id")
     text = _required_string(record, "text")
@@ -522,7 +527,7 @@ def _jsonl_document(record: dict[str, object], rel: str) -> SourceDocument:
     if title is not None and not isinstance(title, str):
         raise _BadLine(f"'title' must be a string, got {type(title).__name__}")
     title = (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text)
-    metadata = _record_metadata(record)
+    metadata = _record_metadata(record, file_format)
     return _document(doc_id, rel, title, text, _paragraph_sections(text), metadata)
 
 
@@ -542,6 +547,36 @@ def _load_jsonl(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFai
             failures.append(LoadFailure(f"{rel}:line {number}", str(exc)))
             continue
         first_line[doc.key] = number
+        docs.append(doc)
+    return docs, failures
+
+
+def _load_json(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """A JSON file: an array of records as JSON lines holds them, each a document, or one record, whose
+    key is the file's path when it has no `id`. Bad items are failures `file.json:item N`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LoadError(rel, f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    if isinstance(value, dict):
+        try:
+            return [_jsonl_document(_checked_record({"id": rel, **value}), rel, "json")], []
+        except _BadLine as exc:
+            raise LoadError(rel, str(exc)) from exc
+    if not isinstance(value, list):
+        raise LoadError(rel, f"expected a JSON array of records or one record, got {type(value).__name__}")
+    docs: list[SourceDocument] = []
+    failures: list[LoadFailure] = []
+    first_item: dict[str, int] = {}
+    for number, item in enumerate(value, start=1):
+        try:
+            doc = _jsonl_document(_checked_record(item), rel, "json")
+            if doc.key in first_item:
+                raise _BadLine(f"duplicate id (first used on item {first_item[doc.key]})")
+        except _BadLine as exc:
+            failures.append(LoadFailure(f"{rel}:item {number}", str(exc)))
+            continue
+        first_item[doc.key] = number
         docs.append(doc)
     return docs, failures
 
@@ -706,8 +741,9 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
             raise LoadError(rel, "empty document")
         return [doc], []
     text, encoding = _read_text(path, rel)
-    if suffix in (".jsonl", ".csv", ".tsv"):
-        docs, failures = _load_jsonl(text, rel) if suffix == ".jsonl" else _load_table(text, rel, suffix)
+    if suffix in (".jsonl", ".json", ".csv", ".tsv"):
+        read = {".jsonl": _load_jsonl, ".json": _load_json}.get(suffix)
+        docs, failures = read(text, rel) if read else _load_table(text, rel, suffix)
         if not docs and not failures:
             raise LoadError(rel, "empty document")
         return [_encoded(doc, encoding) for doc in docs], failures
