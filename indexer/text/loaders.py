@@ -17,10 +17,10 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from indexer.errors import InputError
 from indexer.text.docx_text import DocxError, docx_text
@@ -267,7 +267,8 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
     like language rather than noise (a German "Übermaß" is also valid Shift_JIS,
     with half-width kana in it).
     """
-    if _in_utf8_sequences(raw) > DAMAGED_UTF8:
+    in_utf8 = _in_utf8_sequences(raw)
+    if in_utf8 > DAMAGED_UTF8:
         return None
     readings: dict[str, str] = {}
     for codec in _LEGACY_JAPANESE:
@@ -277,7 +278,7 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
             continue
         if _KANA.search(text):
             readings[codec] = text
-    western = _western(raw)
+    western = _western(raw) if in_utf8 <= 0.5 else None  # more: likelier damaged UTF-8 (`_western`)
     if western is not None:
         readings[_WESTERN] = western
     if not readings:
@@ -296,9 +297,9 @@ def _western(raw: bytes) -> str | None:
 
     It must decode (five bytes are undefined in Windows-1252), hold no control
     characters but whitespace (a binary file does), keep most of its letters in
-    ASCII (`WESTERN_MAX_ACCENTED`), and have at most half of its non-ASCII
-    bytes in UTF-8 sequences: more, and it is more likely UTF-8 with a damaged
-    byte, whose every accent Windows-1252 would read as two wrong characters.
+    ASCII (`WESTERN_MAX_ACCENTED`). `_legacy` also wants at most half of its
+    non-ASCII bytes in UTF-8 sequences: more, and it is more likely UTF-8 with a
+    damaged byte, whose every accent Windows-1252 would read as two wrong characters.
     """
     try:
         text = raw.decode(_WESTERN)
@@ -310,7 +311,7 @@ def _western(raw: bytes) -> str | None:
     accented = sum(not letter.isascii() for letter in letters)
     if not letters or accented > WESTERN_MAX_ACCENTED * len(letters):
         return None
-    return None if _in_utf8_sequences(raw) > 0.5 else text
+    return text
 
 
 def _in_utf8_sequences(raw: bytes) -> float:
@@ -454,6 +455,7 @@ _FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {
 # ---------------------------------------------------------------- JSON lines
 
 _RESERVED_FIELDS = frozenset({"id", "text", "title", "metadata"})
+_Entry = TypeVar("_Entry")
 
 
 class _BadLine(ValueError):
@@ -533,22 +535,29 @@ def _jsonl_document(record: dict[str, object], rel: str, file_format: str = "jso
 
 def _load_jsonl(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
     """The documents of the good lines, and a failure for each bad line."""
-    docs: list[SourceDocument] = []
     failures: list[LoadFailure] = []
-    first_line: dict[str, int] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            doc = _jsonl_document(_record(line), rel)
-            if doc.key in first_line:
-                raise _BadLine(f"duplicate id (first used on line {first_line[doc.key]})")
-        except _BadLine as exc:
-            failures.append(LoadFailure(f"{rel}:line {number}", str(exc)))
-            continue
-        first_line[doc.key] = number
-        docs.append(doc)
+    lines = ((number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip())
+    docs = _numbered_documents(lines, lambda _, line: _jsonl_document(_record(line), rel), rel, "line", failures)
     return docs, failures
+
+
+def _numbered_documents(entries: Iterable[tuple[int, _Entry]], read: Callable[[int, _Entry], SourceDocument],
+                        place: str, unit: str, failures: list[LoadFailure]) -> list[SourceDocument]:
+    """The documents `read(number, entry)` makes of the numbered entries (lines, items, rows), in order;
+    for an entry it refuses (`_BadLine`) or whose key an earlier one took, a failure `place:unit N`."""
+    docs: list[SourceDocument] = []
+    first: dict[str, int] = {}
+    for number, entry in entries:
+        try:
+            doc = read(number, entry)
+            if doc.key in first:
+                raise _BadLine(f"duplicate id (first used on {unit} {first[doc.key]})")
+        except _BadLine as exc:
+            failures.append(LoadFailure(f"{place}:{unit} {number}", str(exc)))
+            continue
+        first[doc.key] = number
+        docs.append(doc)
+    return docs
 
 
 def _load_json(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
@@ -565,19 +574,10 @@ def _load_json(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFail
             raise LoadError(rel, str(exc)) from exc
     if not isinstance(value, list):
         raise LoadError(rel, f"expected a JSON array of records or one record, got {type(value).__name__}")
-    docs: list[SourceDocument] = []
     failures: list[LoadFailure] = []
-    first_item: dict[str, int] = {}
-    for number, item in enumerate(value, start=1):
-        try:
-            doc = _jsonl_document(_checked_record(item), rel, "json")
-            if doc.key in first_item:
-                raise _BadLine(f"duplicate id (first used on item {first_item[doc.key]})")
-        except _BadLine as exc:
-            failures.append(LoadFailure(f"{rel}:item {number}", str(exc)))
-            continue
-        first_item[doc.key] = number
-        docs.append(doc)
+    items = enumerate(value, start=1)
+    docs = _numbered_documents(items, lambda _, item: _jsonl_document(_checked_record(item), rel, "json"), rel,
+                               "item", failures)
     return docs, failures
 
 
@@ -623,29 +623,21 @@ def _table_documents(rows: Iterator[tuple[int, list[str]]], rel: str, place: str
     number as a spreadsheet shows it (`a.csv:2` for the first row under the
     header); failures are `place:row N`.
     """
-    docs: list[SourceDocument] = []
     header = next(rows, None)
     if header is None:
-        return docs
+        return []
     columns = _column_names(header[1])
     roles: dict[str, str] = {}  # role -> the column that plays it (the first, in any case)
     for name in columns:
         if name.lower() in _COLUMN_ROLES:
             roles.setdefault(name.lower(), name)
-    first_row: dict[str, int] = {}
-    for number, cells in rows:
-        try:
-            if len(cells) > len(columns):
-                raise _BadLine(f"{len(cells)} cells, but the header names {len(columns)} columns")
-            doc = _row_document(dict(zip(columns, cells, strict=False)), roles, rel, f"{place}:{number}", metadata)
-            if doc.key in first_row:
-                raise _BadLine(f"duplicate id (first used on row {first_row[doc.key]})")
-        except _BadLine as exc:
-            failures.append(LoadFailure(f"{place}:row {number}", str(exc)))
-            continue
-        first_row[doc.key] = number
-        docs.append(doc)
-    return docs
+
+    def read(number: int, cells: list[str]) -> SourceDocument:
+        if len(cells) > len(columns):
+            raise _BadLine(f"{len(cells)} cells, but the header names {len(columns)} columns")
+        return _row_document(dict(zip(columns, cells, strict=False)), roles, rel, f"{place}:{number}", metadata)
+
+    return _numbered_documents(rows, read, place, "row", failures)
 
 
 def _csv_rows(text: str, rel: str, suffix: str, failures: list[LoadFailure]) -> Iterator[tuple[int, list[str]]]:
