@@ -4,7 +4,6 @@ paragraphs and tables (one line per row, cells separated by tabs) the sections' 
 from __future__ import annotations
 
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from indexer.errors import InputError
-from indexer.text.ooxml import oversized
+from indexer.text.ooxml import open_package
 
 _HEADING = re.compile(r"(?:heading|見出し)\s*(\d)", re.IGNORECASE)
 
@@ -52,12 +51,8 @@ def _table_text(table: Table) -> str:
 
 def docx_text(path: Path) -> DocxText:
     """Headings, paragraphs and tables in document order, blank-line separated."""
-    if reason := oversized(path):
-        raise DocxError(reason)
-    try:
-        document = docx.Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DocxError(f"damaged or not a Word file ({exc.__class__.__name__}: {exc})") from exc
+    document = open_package(path, lambda file: docx.Document(str(file)), "a Word file", DocxError,
+                            (PackageNotFoundError,))
     parts: list[str] = []
     blocks: list[DocxBlock] = []
     trail: list[tuple[int, str]] = []

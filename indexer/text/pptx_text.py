@@ -8,14 +8,13 @@ is the slide's title.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import InputError
-from indexer.text.ooxml import oversized
+from indexer.text.ooxml import open_package
 
 
 class PptxError(InputError):
@@ -43,12 +42,8 @@ def pptx_text(path: Path) -> PptxText:
     import pptx
     from pptx.exc import PackageNotFoundError
 
-    if reason := oversized(path):
-        raise PptxError(reason)
-    try:
-        presentation = pptx.Presentation(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise PptxError(f"damaged or not a PowerPoint file ({exc.__class__.__name__}: {exc})") from exc
+    presentation = open_package(path, lambda file: pptx.Presentation(str(file)), "a PowerPoint file", PptxError,
+                                (PackageNotFoundError,))
     parts: list[str] = []
     blocks: list[PptxBlock] = []
     starts: list[int] = []

@@ -9,14 +9,13 @@ reads like the same row saved as CSV.
 from __future__ import annotations
 
 import datetime
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import InputError
-from indexer.text.ooxml import oversized
+from indexer.text.ooxml import open_package
 
 
 class XlsxError(InputError):
@@ -34,12 +33,8 @@ def xlsx_sheets(path: Path) -> list[Sheet]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
-    if reason := oversized(path):
-        raise XlsxError(reason)
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise XlsxError(f"damaged or not an Excel file ({exc.__class__.__name__}: {exc})") from exc
+    workbook = open_package(path, lambda file: openpyxl.load_workbook(file, read_only=True, data_only=True),
+                            "an Excel file", XlsxError, (InvalidFileException,))
     try:
         return [Sheet(sheet.title, list(_rows(sheet))) for sheet in workbook.worksheets]
     finally:
