@@ -45,6 +45,7 @@ from indexer.store.sqlite import Filters
 from indexer.store.vectors import INDEX_TYPES
 from indexer.store.where import FilterError, parse_json
 from indexer.text.chunking import ChunkSettings
+from indexer.text.exclusions import ExclusionError, corpus_exclusions
 from indexer.text.keywords import load_keyword_tokenizer
 
 EXIT_SKIPPED = 3
@@ -135,6 +136,9 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Embedding batch size. Default: the backend's fastest (16 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Leave out the files and folders this .gitignore pattern matches, relative to CORPUS "
+                   "(repeatable; added to CORPUS/.yomitokiignore), e.g. --exclude 'node_modules/' --exclude '*.json'.")
 @click.option("--backend", type=click.Choice(RUNTIMES), default=None,
               help="How the model runs: torch (float32), torch-bf16 (≈ 1.7–1.8× faster where the CPU has AMX or "
                    "AVX512-BF16), onnx, or onnx-int8 (≈ 2.8× faster on any CPU, cosine ≥ 0.99 to torch; "
@@ -162,7 +166,8 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--settle", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="With --watch: seconds a changed file must stay unchanged before it is indexed.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
-                  overlap: int, batch_size: int | None, follow_symlinks: bool, backend: str | None, index_type: str,
+                  overlap: int, batch_size: int | None, follow_symlinks: bool, exclude: tuple[str, ...],
+                  backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, with_entities: bool, entity_model: str | None,
                   as_json: bool, watch: bool, settle: float) -> None:
@@ -174,13 +179,15 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
     whose files are gone. Exits with 3 when some files were skipped.
     """
     with domain_errors():
+        corpus_exclusions(corpus, exclude)  # a pattern that is wrong fails before models load
         if ray_address:
             connect_ray(ray_address)  # first: an unreachable cluster fails in seconds, before models load
         directory = open_target(index_dir, store, milvus_uri, milvus_collection)
         name = model or choose_embedder(directory, corpus, rebuild=rebuild)
         embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild), bulk=True)
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
-                               batch_size=batch_size, follow_symlinks=follow_symlinks, index_type=index_type)
+                               batch_size=batch_size, follow_symlinks=follow_symlinks, exclude=exclude,
+                               index_type=index_type)
         keywords = load_keyword_tokenizer()
         preparing: AbstractContextManager[RayPreparer | None] = nullcontext()
         if ray_address:
@@ -202,20 +209,25 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
     """Re-index on every settled change until interrupted; a failed build is reported and watching goes on."""
     click.echo(f"Watching {corpus} for changes (Ctrl-C to stop).", err=True)
 
-    def build() -> BuildReport:
+    def build() -> BuildReport | None:
         while True:
             try:
                 return builder.build(corpus)
             except IndexStateError as exc:  # another build holds the lock: try again shortly
                 console.print(f"[yellow]waiting[/] {exc}")
                 time.sleep(settle)
+            except ExclusionError as exc:  # the ignore file was edited into something wrong: wait for a fix
+                console.print(f"[red]not indexed[/] {exc}")
+                return None
 
-    def report(done: BuildReport) -> None:
+    def report(done: BuildReport | None) -> None:
+        if done is None:
+            return
         click.echo(describe(done))
         for failure in done.failures:
             console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
 
-    watch_corpus(corpus, build, report, settle=settle)
+    watch_corpus(corpus, build, report, exclude=builder.options.exclude, settle=settle)
 
 
 def _entities(index_dir: Path, name: str | None) -> ChunkEntities:

@@ -44,6 +44,7 @@ from indexer.store.manifest import (
 )
 from indexer.store.sqlite import StoredDocument, encode_offsets
 from indexer.text.chunking import Chunk, ChunkSettings, chunk_document, embedding_text
+from indexer.text.exclusions import corpus_exclusions
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.text.normalize import normalize
@@ -59,6 +60,7 @@ class BuildOptions:
     rebuild: bool = False
     batch_size: int | None = None  # None: the backend's fastest (indexer.embed.base.BATCH_SIZES)
     follow_symlinks: bool = False
+    exclude: tuple[str, ...] = ()  # .gitignore patterns, after the corpus's .yomitokiignore (text.exclusions)
     max_file_bytes: int = 10_000_000
     index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.store.vectors.choose_type)
     vector_params: VectorParams = field(default_factory=VectorParams)
@@ -235,7 +237,8 @@ class IndexBuilder:
         started = time.perf_counter()
         self.corpus = corpus.resolve()
         docs, failures = load_corpus(
-            corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes
+            corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes,
+            exclusions=corpus_exclusions(corpus, self.options.exclude),
         )
         with self.directory.build_lock():
             self.directory.clean_stale()

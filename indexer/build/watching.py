@@ -7,15 +7,20 @@ written is not published half-done. Each build is the ordinary incremental one.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import watchfiles
 
 from indexer.build.builder import BuildReport
+from indexer.text.exclusions import IGNORE_FILE, ExclusionError, Exclusions, corpus_exclusions
 from indexer.text.loaders import SUPPORTED_SUFFIXES
+
+Report = TypeVar("Report")
 
 MAX_SETTLE_WAIT_S = 300.0  # a file written for longer than this is indexed as it stands, and again when done
 
@@ -46,20 +51,48 @@ def wait_until_settled(paths: Iterable[Path], settle: float, *,
     return before
 
 
-def _corpus_file(change: watchfiles.Change, path: str) -> bool:
-    name = Path(path).name
-    return not name.startswith(".") and (name.lower().endswith(SUPPORTED_SUFFIXES) or "." not in name)
+class CorpusFilter:
+    """Which changes under the corpus can change the index: supported files (and folders, whose names
+    mostly have no dot) that the exclusions leave in, and the corpus's `.yomitokiignore` itself.
+    The exclusions are read again whenever that file changes."""
+
+    def __init__(self, corpus: Path, exclude: Sequence[str] = ()) -> None:
+        self.root = corpus.resolve()
+        self.exclude = tuple(exclude)
+        self._read: tuple[tuple[int, int] | None, Exclusions | None] | None = None
+
+    def exclusions(self) -> Exclusions | None:
+        """The exclusions in force; None while the ignore file is not valid (the build reports it)."""
+        state = _state([self.root / IGNORE_FILE])[self.root / IGNORE_FILE]
+        if self._read is None or self._read[0] != state:
+            try:
+                self._read = (state, corpus_exclusions(self.root, self.exclude))
+            except ExclusionError:
+                self._read = (state, None)
+        return self._read[1]
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        name = Path(path).name
+        if name == IGNORE_FILE and Path(path).parent == self.root:
+            return True
+        if name.startswith(".") or not (name.lower().endswith(SUPPORTED_SUFFIXES) or "." not in name):
+            return False
+        exclusions = self.exclusions()
+        relative = os.path.relpath(path, self.root)
+        return exclusions is None or relative.startswith("..") or not exclusions.excludes(Path(relative).as_posix())
 
 
-def watch_corpus(corpus: Path, build: Callable[[], BuildReport], on_report: Callable[[BuildReport], None], *,
-                 debounce_ms: int = 500, settle: float = 1.0, stop: threading.Event | None = None) -> None:
+def watch_corpus(corpus: Path, build: Callable[[], Report], on_report: Callable[[Report], None], *,
+                 exclude: Sequence[str] = (), debounce_ms: int = 500, settle: float = 1.0,
+                 stop: threading.Event | None = None) -> None:
     """Build whenever files under `corpus` change, until `stop` is set (or the process is interrupted).
 
     Changes reported while waiting for files to settle come again in the next group; files that
     are as they were when last built from are not built again.
     """
     built: dict[Path, tuple[int, int] | None] = {}
-    for changes in watchfiles.watch(corpus, watch_filter=_corpus_file, debounce=debounce_ms, step=100,
+    watch_filter = CorpusFilter(corpus, exclude)
+    for changes in watchfiles.watch(corpus, watch_filter=watch_filter, debounce=debounce_ms, step=100,
                                     stop_event=stop, raise_interrupt=False):
         paths = {Path(path) for _, path in changes}
         state = wait_until_settled(paths, settle, stop=stop)

@@ -2,6 +2,7 @@
 
     loaders        find and read corpus files (Markdown, text, HTML, JSON, CSV, TSV, Excel, PDF, Word,
                    PowerPoint) → SourceDocument
+    exclusions     the paths a corpus walk leaves out (.yomitokiignore, --exclude; pathspec)
     markdown_text  front matter and text-bearing blocks with heading trails
     html_text      the visible text of an HTML page
     pdf_text       a PDF's text page by page (pypdfium2)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from indexer.errors import InputError
 from indexer.text.docx_text import DocxError, docx_text
+from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
 from indexer.text.language import KANA, detect_language
 from indexer.text.markdown_text import parse_markdown
@@ -116,6 +117,7 @@ class _Walk:
     real_root: Path
     follow_symlinks: bool
     max_bytes: int
+    exclusions: Exclusions
     files: list[Path]
     failures: list[LoadFailure]
 
@@ -123,7 +125,7 @@ class _Walk:
         self.failures.append(LoadFailure(_relative(path, self.root), reason))
 
     def add_file(self, path: Path, size: int) -> None:
-        if not path.name.lower().endswith(SUPPORTED_SUFFIXES):
+        if not path.name.lower().endswith(SUPPORTED_SUFFIXES) or self.exclusions.excludes(_relative(path, self.root)):
             return
         if size > self.max_bytes:
             self.fail(path, f"larger than {_describe_limit(self.max_bytes)} limit ({size:,} bytes)")
@@ -131,6 +133,8 @@ class _Walk:
             self.files.append(path)
 
     def walk(self, folder: Path, ancestors: tuple[Path, ...]) -> None:
+        if folder != self.root and self.exclusions.excludes(_relative(folder, self.root), folder=True):
+            return
         if len(ancestors) > _MAX_DEPTH:
             self.fail(folder, f"folders nested deeper than {_MAX_DEPTH} levels")
             return
@@ -171,13 +175,15 @@ class _Walk:
 
 
 def discover_files(
-    root: Path, *, follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+    root: Path, *, follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
+    exclusions: Exclusions = NO_EXCLUSIONS,
 ) -> tuple[list[Path], list[LoadFailure]]:
-    """Supported files under `root` (a folder or one file), sorted, and the ones refused."""
+    """Supported files under `root` (a folder or one file) that `exclusions` leave in, sorted, and the ones
+    refused."""
     if not root.exists():
         raise LoadError(str(root), "no such file or folder")
     real_root = root.resolve()
-    walk = _Walk(root, real_root, follow_symlinks, max_bytes, [], [])
+    walk = _Walk(root, real_root, follow_symlinks, max_bytes, exclusions, [], [])
     if root.is_dir():
         walk.walk(root, (real_root,))
     elif not root.name.lower().endswith(SUPPORTED_SUFFIXES):
