@@ -90,6 +90,8 @@ def test_the_watcher_ignores_changes_the_build_would_leave_out(tmp_path: Path) -
     assert keep(added, str(root / "guide.md"))
     assert keep(added, str(root / "node_modules" / "lib" / "README.md"))
     assert not keep(added, str(root / "notes" / "drafts" / "idea.md"))
+    assert not keep(watchfiles.Change.deleted, str(root / "notes" / "drafts"))
+    assert keep(added, str(root / "notes"))
     assert not keep(added, str(root / "photo.png"))
     assert keep(added, str(root / IGNORE_FILE))  # an edit of the ignore file itself can change the index
 

@@ -38,7 +38,7 @@ def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) 
     (corpus / "first.md").write_text("# First\n\nThe first note is about tea.\n")
     process = subprocess.Popen(
         yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch",
-                 "--settle", "1.0"),
+                 "--settle", "1.0", "--exclude", "scratch/"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[tuple[float, str]] = queue.Queue()
     threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
@@ -69,7 +69,11 @@ def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) 
             assert document is not None and document.text == slow.read_text()
         finally:
             searcher.close()
-        time.sleep(3)  # a half-done version published first would be followed by a "1 changed" generation
+        (corpus / "scratch").mkdir()
+        (corpus / "scratch" / "wip.md").write_text("# Work in progress\n\nLeft out by --exclude.\n")
+        # a half-done version published first would be followed by a "1 changed" generation; the file
+        # left out would be followed by a generation too, were it not filtered out
+        time.sleep(3)
         later = [lines.get()[1] for _ in range(lines.qsize())]
         assert not [line for line in later if line.startswith("gen-")], later
         (corpus / "first.md").unlink()

@@ -79,7 +79,10 @@ class CorpusFilter:
             return False
         exclusions = self.exclusions()
         relative = os.path.relpath(path, self.root)
-        return exclusions is None or relative.startswith("..") or not exclusions.excludes(Path(relative).as_posix())
+        if exclusions is None or relative.startswith(".."):
+            return True
+        # a name without a dot is a folder's (supported files have suffixes), even once it is deleted
+        return not exclusions.excludes(Path(relative).as_posix(), folder="." not in name)
 
 
 def watch_corpus(corpus: Path, build: Callable[[], Report], on_report: Callable[[Report], None], *,
