@@ -5,6 +5,8 @@
 - LibreOffice (`soffice --headless --convert-to pdf`) converts HTML too, and writes
   password-protected PDFs through its PDF export filter's `EncryptFile` option.
 - python-docx writes Word files with headings, paragraphs and tables.
+- A scan is made the way a scanner makes one: pages rendered to grey images (pypdfium2) and
+  written into a PDF of images alone (Pillow), with no text layer.
 
 Debian packages: chromium, libreoffice-writer-nogui, fonts-ipafont-gothic (see .ci/run).
 """
@@ -85,6 +87,20 @@ def chromium_pdf(document: str, out: Path, timeout: float = 120) -> Path:
             check=True, capture_output=True, timeout=timeout)
     if not out.exists():
         raise RuntimeError(f"chromium wrote no PDF to {out}")
+    return out
+
+
+def scanned_pdf(source: Path, out: Path, *, dpi: int = 300, pages: Sequence[int] | None = None) -> Path:
+    """`source`'s pages (1-based `pages`, default all) as a PDF of grey images at `dpi`, with no text layer."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(source))
+    try:
+        numbers = list(pages) if pages is not None else list(range(1, len(document) + 1))
+        images = [document[n - 1].render(scale=dpi / 72, grayscale=True).to_pil() for n in numbers]
+    finally:
+        document.close()
+    images[0].save(out, "PDF", resolution=dpi, save_all=True, append_images=images[1:])
     return out
 
 
@@ -186,6 +202,7 @@ def make_test_documents(folder: Path) -> Path:
         ("table", [["項目", "値"], ["保存先", "オブジェクトストレージ"], ["世代数", "30"]]),
         ("h2", "Monitoring"), ("p", "Alerts go to the on-call engineer within five minutes."),
     ])
+    scanned_pdf(good / "report.pdf", good / "scanned.pdf", pages=[1, 2])  # OCR reads it (indexer.text.ocr)
     chromium_pdf(document_html([image_page(), image_page()]), bad / "scan.pdf")
     libreoffice_pdf(document_html([page(paragraphs_html([TOKYO]), 1)]), bad / "secret.pdf", password="himitsu")
     whole = (good / "report.pdf").read_bytes()

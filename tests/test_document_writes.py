@@ -26,8 +26,9 @@ from server.routes.documents import MAX_UPLOAD_BYTES
 from server.settings import ServerSettings
 from tests.conftest import build, start_server
 
-needs_producers = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("soffice") is None,
-                                     reason="needs Debian's chromium and libreoffice-writer-nogui (see .ci/run)")
+needs_producers = pytest.mark.skipif(
+    any(shutil.which(tool) is None for tool in ("chromium", "soffice", "tesseract")),
+    reason="needs Debian's chromium, libreoffice-writer-nogui and tesseract-ocr(-jpn) (see .ci/run)")
 
 GUIDE = "# Backups\n\nBackups run every night at three. They are kept for thirty days.\n"
 FAQ = "# よくある質問\n\nサーバーの再起動は管理画面から行う。\n"
@@ -138,7 +139,7 @@ def test_bad_writes_are_refused_and_change_nothing(client: TestClient, request_a
 
 
 @needs_producers
-@pytest.mark.parametrize(("name", "says"), [("scan.pdf", "no text layer (OCR is not supported)"),
+@pytest.mark.parametrize(("name", "says"), [("scan.pdf", "OCR found no text on its 2 scanned pages"),
                                             ("secret.pdf", "encrypted PDF"),
                                             ("truncated.pdf", "damaged or not a PDF"),
                                             ("broken.docx", "damaged or not a Word file")])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ from server.settings import ServerSettings
 from tests.conftest import build
 from tests.office_files import save_deck, save_workbook
 
-pytestmark = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("soffice") is None,
-                                reason="needs Debian's chromium and libreoffice-writer-nogui (see .ci/run)")
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(tool) is None for tool in ("chromium", "soffice", "tesseract")),
+    reason="needs Debian's chromium, libreoffice-writer-nogui and tesseract-ocr(-jpn) (see .ci/run)")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def test_bad_files_are_reported_and_skipped(document_files: Path) -> None:
     docs, failures = load_corpus(document_files / "bad")
     assert docs == []
     reasons = {failure.path: failure.reason for failure in failures}
-    assert reasons["scan.pdf"] == "no text layer (OCR is not supported)"
+    assert reasons["scan.pdf"] == "no text layer, and OCR found no text on its 2 scanned pages"
     assert reasons["secret.pdf"].startswith("encrypted PDF")
     assert reasons["truncated.pdf"].startswith("damaged or not a PDF")
     assert reasons["broken.docx"].startswith("damaged or not a Word file")
@@ -105,6 +107,21 @@ def test_pdf_document_knows_its_pages(document_files: Path) -> None:
     assert pdf.metadata["pages_without_text"] == [4] and pdf.metadata["vertical_pages"] == [3]
     assert TOKYO in pdf.text[starts[0] : starts[1]]
     assert _flat(VERTICAL) in _flat(pdf.text[starts[2] : starts[3]])
+
+
+def test_scanned_pages_are_read_by_ocr_and_laid_out_like_a_text_layer(document_files: Path,
+                                                                       report_pages: list[str]) -> None:
+    docs, _ = load_corpus(document_files / "good")
+    scan = next(doc for doc in docs if doc.key == "scanned.pdf")  # report.pdf's first two pages, as images
+    assert scan.metadata["ocr_pages"] == [1, 2] and scan.metadata["page_count"] == 2
+    starts = scan.metadata["page_starts"]
+    pages = [scan.text[starts[0] : starts[1]], scan.text[starts[1] :]]
+    for read, printed in zip(pages, report_pages[:2], strict=True):
+        assert SequenceMatcher(None, _flat(read), _flat(printed), autojunk=False).ratio() >= 0.9, (read, printed)
+    assert _flat(HEADER) not in _flat(scan.text) and "- " not in scan.text  # running header and footer dropped
+    flat = _flat(pages[1])  # two columns, then an English paragraph in justified lines with wide gaps
+    assert flat.index("左段") < flat.index("右段") < flat.index("Indexingbuilds")
+    assert "Indexing builds a searchable representation of documents." in pages[1]
 
 
 def test_word_headings_become_sections_and_tables_text(document_files: Path) -> None:
@@ -136,7 +153,7 @@ def documents_index(document_files: Path, tmp_path_factory: pytest.TempPathFacto
     index = tmp_path_factory.mktemp("documents-index")
     report = build(corpus, index, embedder, keywords)
     assert [(f.path, f.reason) for f in report.failures] == [
-        ("scan.pdf", "no text layer (OCR is not supported)"),
+        ("scan.pdf", "no text layer, and OCR found no text on its 2 scanned pages"),
         ("shop.xlsx:価格表:row 5", "6 cells, but the header names 5 columns")]
     return IndexDirectory(index)
 

@@ -424,6 +424,8 @@ def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
         metadata["vertical_pages"] = vertical
     if blank := [page.number for page in pages if not page.text]:
         metadata["pages_without_text"] = blank
+    if pdf.ocr_pages:
+        metadata["ocr_pages"] = pdf.ocr_pages
     title = pdf.title[:TITLE_MAX_CHARS] or _first_line(text) or stem
     return _document(rel, rel, title, text, _paragraph_sections(text), metadata)
 

@@ -5,7 +5,8 @@ the boxes this module rebuilds the lines (horizontal, or vertical for 縦書き)
 running headers and footers that repeat in the page margins, reads two-column pages
 column by column and vertical pages right to left, and joins the lines of a paragraph:
 no space between Japanese characters, one between English words, and an English word
-hyphenated at a line end made whole again.
+hyphenated at a line end made whole again. A page without a text layer but with images
+(a scan) is read by OCR (`indexer.text.ocr`), whose words take the characters' place.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from indexer.errors import InputError
+from indexer.text import ocr
 
 MAX_PAGES = 2000
 MAX_CHARS = 10_000_000
@@ -311,6 +314,7 @@ def open_pdf(path: Path) -> pdfium.PdfDocument:
 class PdfText:
     title: str             # the document information's Title, or ""
     pages: list[PdfPage]
+    ocr_pages: list[int] = field(default_factory=list)  # pages read by OCR (1-based)
 
 
 def pdf_pages(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHARS) -> list[PdfPage]:
@@ -328,19 +332,22 @@ def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHA
             raise PdfError(f"{len(document):,} pages, more than the {max_pages:,}-page limit")
         laid_out: list[tuple[list[Line], float]] = []
         chars = 0
-        for page in document:
+        scans = _Scans(path)
+        for number, page in enumerate(document, 1):
             try:
-                textpage = page.get_textpage()
-                runs = _pdfium_lines(textpage)
-                chars += sum(len(run) for run in runs)
+                lines = _lines(_pdfium_lines(page.get_textpage()))
+                if not lines and _has_images(page):
+                    lines = scans.read(number, page)
+                chars += sum(len(line.glyphs) for line in lines)
                 if chars > max_chars:
                     raise PdfError(f"more than {max_chars:,} characters of text, the limit")
-                laid_out.append((_lines(runs), page.get_height()))
+                laid_out.append((lines, page.get_height()))
             finally:
                 page.close()
+        scans.save()
         if chars == 0:
-            raise PdfError("no text layer (OCR is not supported)")
-        return PdfText(title, _read_pages(laid_out))
+            raise PdfError(scans.why_no_text())
+        return PdfText(title, _read_pages(laid_out), scans.read_pages)
     finally:
         document.close()
 
@@ -362,3 +369,128 @@ def _read_pages(laid_out: Sequence[tuple[list[Line], float]]) -> list[PdfPage]:
             flows = _horizontal_order(horizontal) + _vertical_order(vertical)
         pages.append(PdfPage(number, "\n\n".join(_paragraphs(flow for flow in flows if flow)), is_vertical))
     return pages
+
+
+# ---------------------------------------------------------------- scanned pages
+
+
+def _has_images(page: pdfium.PdfPage) -> bool:
+    return next(iter(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,))), None) is not None
+
+
+class _Scans:
+    """The OCR of one PDF's pages that have images and no text layer (see `indexer.text.ocr`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader: ocr.PageReader | None = None
+        self.unavailable: str | None = None
+        self.seen = 0                  # scanned pages met
+        self.read_pages: list[int] = []  # those OCR found text on
+
+    def read(self, number: int, page: pdfium.PdfPage) -> list[Line]:
+        """The page's words as lines of glyphs in PDF points, like PDFium's; none when OCR cannot run."""
+        self.seen += 1
+        langs = ocr.languages()
+        if langs is None:
+            self.unavailable = f"OCR is off ({ocr.OCR_ENV}=off)"
+        elif self.reader is None and self.unavailable is None:
+            try:
+                self.reader = ocr.PageReader(self.path, langs)
+            except ocr.OcrUnavailable as exc:
+                self.unavailable = str(exc)
+        if self.reader is None:
+            return []
+        width, height = page.get_width(), page.get_height()
+
+        def render(scale: float) -> Any:
+            return page.render(scale=scale, grayscale=True).to_pil()
+
+        words, scale = self.reader.words(number, render, points=width * height)
+        lines = [Line(_word_glyphs(segment, scale, height)) for segment in _row_segments(words)]
+        if lines:
+            self.read_pages.append(number)
+        return lines
+
+    def save(self) -> None:
+        if self.reader is not None:
+            self.reader.save()
+
+    def why_no_text(self) -> str:
+        if not self.seen:
+            return "no text layer"
+        pages = f"{self.seen} scanned page{'s' if self.seen > 1 else ''}"
+        if self.unavailable:
+            return f"no text layer, and its {pages} cannot be read: {self.unavailable}"
+        return f"no text layer, and OCR found no text on its {pages}"
+
+
+def _ocr_rows(words: list[ocr.OcrWord]) -> list[list[ocr.OcrWord]]:
+    """OCR words by text row, top to bottom: Tesseract's lines (which keep a low 、 or 。 with its line),
+    joined when they overlap by half a height (Tesseract breaks justified text and columns into pieces)."""
+    pieces: dict[int, list[ocr.OcrWord]] = {}
+    for word in words:
+        pieces.setdefault(word.line, []).append(word)
+    boxes = sorted(((min(w.top for w in piece), max(w.bottom for w in piece), piece) for piece in pieces.values()),
+                   key=lambda box: (box[0] + box[1]) / 2)
+    rows: list[tuple[float, float, list[ocr.OcrWord]]] = []
+    for top, bottom, piece in boxes:
+        if rows and _overlap(rows[-1][0], rows[-1][1], top, bottom) >= 0.5 * min(rows[-1][1] - rows[-1][0],
+                                                                                 bottom - top):
+            rows[-1][2].extend(piece)
+        else:
+            rows.append((top, bottom, list(piece)))
+    return [sorted(row, key=lambda w: w.left) for _, _, row in rows]
+
+
+def _ocr_gutter(rows: list[list[ocr.OcrWord]]) -> float | None:
+    """The x of a gap between two columns: rows with words on both sides of it have a gap there at least a
+    row's height wide, in all but a quarter of them (a full-width title may cross it). Gaps between words
+    and characters of one column are narrower, or not aligned from row to row."""
+    if len(rows) < 4:
+        return None
+    x0, x1 = min(row[0].left for row in rows), max(max(w.right for w in row) for row in rows)
+    best: tuple[float, float] | None = None
+    for tenth in range(30, 71, 2):
+        x = x0 + (x1 - x0) * tenth / 100
+        spanning = gaps = 0
+        for row in rows:
+            if row[0].left < x < row[-1].right:
+                spanning += 1
+                height = max(w.bottom for w in row) - min(w.top for w in row)
+                gaps += any(a.right <= x <= b.left and b.left - a.right >= height for a, b in itertools.pairwise(row))
+        if gaps >= 2 and spanning - gaps <= 0.25 * spanning and (best is None or gaps / spanning > best[0]):
+            best = (gaps / spanning, x)
+    return best[1] if best else None
+
+
+def _row_segments(words: list[ocr.OcrWord]) -> list[list[ocr.OcrWord]]:
+    """OCR words as the pieces of text rows that PDFium would give as lines: each row cut at the column gutter
+    (unless a word crosses it) and where a gap is as wide as `_split_rows` cuts (a table's cells)."""
+    rows = _ocr_rows(words)
+    gutter = _ocr_gutter(rows)
+    segments: list[list[ocr.OcrWord]] = []
+    for row in rows:
+        cut = gutter is not None and not any(w.left < gutter < w.right for w in row)
+        segments.append([row[0]])
+        for a, b in itertools.pairwise(row):
+            size = max(a.bottom - a.top, b.bottom - b.top)
+            if (cut and a.right <= gutter <= b.left) or b.left - a.right > 4 * size:  # type: ignore[operator]
+                segments.append([b])
+            else:
+                segments[-1].append(b)
+    return segments
+
+
+def _word_glyphs(words: list[ocr.OcrWord], scale: float, height: float) -> list[Glyph]:
+    """OCR words (pixel boxes from the top left) as glyphs in PDF points from the bottom left, a space between
+    words and each word's width shared evenly by its characters."""
+    glyphs: list[Glyph] = []
+    for word in words:
+        bottom, top = height - word.bottom / scale, height - word.top / scale
+        if glyphs:
+            glyphs.append(Glyph(" ", glyphs[-1].right, bottom, word.left / scale, top))
+        step = (word.right - word.left) / len(word.text) / scale
+        left = word.left / scale
+        glyphs += [Glyph(char, left + k * step, bottom, left + (k + 1) * step, top) for k, char in enumerate(word.text)]
+    return glyphs
