@@ -21,6 +21,13 @@ all-MiniLM-L6-v2, hybrid search) and the questions about those paragraphs are se
 SQuAD (English): the same with python-docx Word files (a heading per article, ten
 paragraphs a file), no pages.
 
+Either set can be scanned (`jsquad:scan`): the PDFs above rendered to grey images at
+`--scan-dpi` and written as PDFs of images alone, read back by OCR (Tesseract, as the
+indexer reads any scan). OCR misreads some characters, so a paragraph is found in the
+extracted text by alignment (difflib's matching blocks of five characters or more, spaces
+ignored) rather than whole; `ocr_char_recall` is the share of each paragraph's characters
+found that way, averaged, and extraction speed is OCR's, from an empty OCR cache.
+
 Either set can instead be written as PowerPoint files (`jsquad:pptx`: python-pptx,
 twelve slides a file, a slide per paragraph titled with its article; gold page =
 its slide) or as one Excel workbook (`squad:xlsx`: openpyxl, a row per paragraph
@@ -52,6 +59,7 @@ from benchmarks.document_files import (  # noqa: E402
     document_html,
     page_html,
     paragraphs_html,
+    scanned_pdf,
     word_file,
 )
 from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id  # noqa: E402
@@ -59,6 +67,7 @@ from indexer.embed.base import Embedder  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.searcher import Hit, Searcher  # noqa: E402
 from indexer.store.generations import IndexDirectory  # noqa: E402
+from indexer.text import ocr  # noqa: E402
 from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
 from indexer.text.loaders import load_corpus  # noqa: E402
 
@@ -121,6 +130,16 @@ def write_pdfs(paragraphs: Sequence[Paragraph], folder: Path, per_page: int) -> 
             pages.append(page_html(body, header=f"JSQuAD 段落集 {name}", footer=f"- {n} -", layout=layout))
             placed += [Paragraph(p.id, p.title, p.text, name, n) for p in on_page]
         chromium_pdf(document_html(pages, title=f"段落集 {f:03d}", css=BENCH_CSS), folder / name)
+    return placed
+
+
+def write_scans(paragraphs: Sequence[Paragraph], folder: Path, per_page: int, dpi: int) -> list[Paragraph]:
+    """The PDFs of `write_pdfs`, scanned: each page an image at `dpi`, no text layer."""
+    printed = folder.parent / "printed"
+    printed.mkdir()
+    placed = write_pdfs(paragraphs, printed, per_page)
+    for pdf in sorted(printed.glob("*.pdf")):
+        scanned_pdf(pdf, folder / pdf.name, dpi=dpi)
     return placed
 
 
@@ -207,6 +226,33 @@ def spans_in_files(paragraphs: Sequence[Paragraph], searcher: Searcher) -> dict[
     return spans
 
 
+def aligned_spans_in_files(paragraphs: Sequence[Paragraph],
+                           searcher: Searcher) -> tuple[dict[str, tuple[str, int, int]], float]:
+    """paragraph id -> (document key, start, end) of the text OCR read for it, found by alignment (matching
+    blocks of 5+ characters, spaces ignored, spanning at most 1.5 times the paragraph); and the mean share of
+    each paragraph's characters found in those blocks."""
+    from difflib import SequenceMatcher
+
+    texts: dict[str, tuple[str, list[int]]] = {}
+    spans = {}
+    found = []
+    for p in paragraphs:
+        if p.file not in texts:
+            doc = searcher.document(document_id(p.file))
+            original = doc.text if doc else ""
+            keep = [i for i, c in enumerate(original) if not c.isspace()]
+            texts[p.file] = ("".join(original[i] for i in keep), keep)
+        flat, keep = texts[p.file]
+        wanted = _flat(p.text)
+        blocks = [b for b in SequenceMatcher(None, flat, wanted, autojunk=False).get_matching_blocks() if b.size >= 5]
+        found.append(sum(b.size for b in blocks) / len(wanted))
+        if blocks:
+            start, end = blocks[0].a, blocks[-1].a + blocks[-1].size
+            if end - start <= 1.5 * len(wanted):
+                spans[p.id] = (p.file, keep[start], keep[end - 1] + 1)
+    return spans, sum(found) / len(found)
+
+
 def covers(hit: Hit, span: tuple[str, int, int] | None) -> bool:
     return span is not None and hit.key == span[0] and hit.start < span[2] and hit.end > span[1]
 
@@ -235,6 +281,7 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
     records.mkdir()
     started = time.perf_counter()
     writers = {"pdf": lambda: write_pdfs(paragraphs, files, args.per_page),
+               "scan": lambda: write_scans(paragraphs, files, args.per_page, args.scan_dpi),
                "docx": lambda: write_docx(paragraphs, files),
                "pptx": lambda: write_pptx(paragraphs, files, name),
                "xlsx": lambda: write_xlsx(paragraphs, files, name)}
@@ -242,6 +289,7 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
     render_s = time.perf_counter() - started
     write_jsonl(placed, records / f"{name}.jsonl", {p.id: name_title(p) for p in placed})
 
+    ocr.default_cache_dir = lambda: work / "ocr-cache"  # type: ignore[assignment]  # empty: OCR is timed
     started = time.perf_counter()
     docs, failures = load_corpus(files)
     extract_s = time.perf_counter() - started
@@ -253,8 +301,14 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
     record_searcher = Searcher(IndexDirectory(work / "index-records").current(), embedder)
     try:
         rows = file_format == "xlsx"  # a row per paragraph, keyed by its id as a JSON lines record is
-        spans = {p.id: (p.id, 0, len(p.text)) for p in placed} if rows else spans_in_files(placed, file_searcher)
-        pages = {p.id: p.page for p in placed} if file_format in ("pdf", "pptx") else None
+        char_recall = None
+        if rows:
+            spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
+        elif file_format == "scan":
+            spans, char_recall = aligned_spans_in_files(placed, file_searcher)
+        else:
+            spans = spans_in_files(placed, file_searcher)
+        pages = {p.id: p.page for p in placed} if file_format in ("pdf", "scan", "pptx") else None
         file_recall, page_share, covering = evaluate(questions, file_searcher, spans, pages)
         record_spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
         record_recall, _, _ = evaluate(questions, record_searcher, record_spans, None)
@@ -265,11 +319,12 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
         "set": name, "format": file_format, "paragraphs": len(placed),
         "questions": len(questions), "files": len(docs), "failures": [f.reason for f in failures],
         "pages": page_count, "extracted_whole": len(spans) / len(placed),
+        "ocr_char_recall": None if char_recall is None else round(char_recall, 4),
         "recall@5": round(file_recall, 4), "recall@5_jsonl": round(record_recall, 4),
         "recall_gap": round(record_recall - file_recall, 4),
         "gold_page_share": None if page_share is None else round(page_share, 4), "covering_hits": covering,
         "render_s": round(render_s, 2), "extract_s": round(extract_s, 3),
-        "extract_pages_per_s": round(page_count / extract_s, 1) if page_count else None,
+        "extract_pages_per_s": round(page_count / extract_s, 2) if page_count else None,
         "build_s": round(file_report.seconds, 2), "embed_s": round(file_report.embed_seconds, 2),
         "build_pages_per_s": round(page_count / file_report.seconds, 2) if page_count else None,
         "jsonl_build_s": round(record_report.seconds, 2), "jsonl_embed_s": round(record_report.embed_seconds, 2),
@@ -283,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=300, help="questions per set (a sample)")
     parser.add_argument("--per-page", type=int, default=3, help="JSQuAD paragraphs printed on a page")
     parser.add_argument("--sets", default="jsquad:pdf,squad:docx",
-                        help="set:format pairs; formats pdf, docx, pptx, xlsx (a set alone: jsquad pdf, squad docx)")
+                        help="set:format pairs; formats pdf, scan, docx, pptx, xlsx (a set alone: jsquad pdf, "
+                             "squad docx)")
+    parser.add_argument("--scan-dpi", type=int, default=300, help="resolution of the scanned pages (format scan)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-documents"))
     parser.add_argument("--model", default=MODEL)
     args = parser.parse_args(argv)
@@ -297,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{result['recall@5_jsonl']:.3f} (gap {result['recall_gap']:+.3f}; target within 0.02)"
               + (f"; gold page {result['gold_page_share']:.1%} of {result['covering_hits']} covering hits "
                  f"(target ≥ 99%)" if result["gold_page_share"] is not None else "")
-              + f"; extracted whole {result['extracted_whole']:.1%}")
+              + (f"; paragraphs located {result['extracted_whole']:.1%}, OCR character recall "
+                 f"{result['ocr_char_recall']:.1%}" if result["ocr_char_recall"] is not None
+                 else f"; extracted whole {result['extracted_whole']:.1%}"))
         if result["pages"]:
             print(f"{name}: {result['pages']} pages: extraction {result['extract_s']}s "
                   f"({result['extract_pages_per_s']} pages/s) beside embedding {result['embed_s']}s; "

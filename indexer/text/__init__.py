@@ -6,7 +6,7 @@
     markdown_text  front matter and text-bearing blocks with heading trails
     html_text      the visible text of an HTML page
     pdf_text       a PDF's text page by page (pypdfium2)
-    ocr            the words of a scanned page, by Tesseract (pytesseract), cached by file content
+    ocr            the words of scanned pages, by the tesseract command, in parallel, cached by file content
     docx_text      a Word file's text (python-docx)
     pptx_text      a PowerPoint file's text slide by slide (python-pptx)
     xlsx_rows      an Excel workbook's rows, sheet by sheet (openpyxl)

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -331,20 +330,22 @@ def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHA
         if len(document) > max_pages:
             raise PdfError(f"{len(document):,} pages, more than the {max_pages:,}-page limit")
         laid_out: list[tuple[list[Line], float]] = []
+        with _Scans(path) as scans:
+            for number, page in enumerate(document, 1):
+                try:
+                    lines = _lines(_pdfium_lines(page.get_textpage()))
+                    if not lines and _has_images(page):
+                        scans.submit(number, page)  # read in parallel; its lines come below
+                    laid_out.append((lines, page.get_height()))
+                finally:
+                    page.close()
+            for number in scans.submitted:
+                laid_out[number - 1] = (scans.lines(number), laid_out[number - 1][1])
         chars = 0
-        scans = _Scans(path)
-        for number, page in enumerate(document, 1):
-            try:
-                lines = _lines(_pdfium_lines(page.get_textpage()))
-                if not lines and _has_images(page):
-                    lines = scans.read(number, page)
-                chars += sum(len(line.glyphs) for line in lines)
-                if chars > max_chars:
-                    raise PdfError(f"more than {max_chars:,} characters of text, the limit")
-                laid_out.append((lines, page.get_height()))
-            finally:
-                page.close()
-        scans.save()
+        for lines, _ in laid_out:
+            chars += sum(len(line.glyphs) for line in lines)
+            if chars > max_chars:
+                raise PdfError(f"more than {max_chars:,} characters of text, the limit")
         if chars == 0:
             raise PdfError(scans.why_no_text())
         return PdfText(title, _read_pages(laid_out), scans.read_pages)
@@ -385,11 +386,19 @@ class _Scans:
         self.path = path
         self.reader: ocr.PageReader | None = None
         self.unavailable: str | None = None
-        self.seen = 0                  # scanned pages met
-        self.read_pages: list[int] = []  # those OCR found text on
+        self.heights: dict[int, float] = {}
+        self.submitted: list[int] = []   # scanned pages sent to OCR
+        self.read_pages: list[int] = []  # those it found text on
+        self.seen = 0                    # scanned pages met
 
-    def read(self, number: int, page: pdfium.PdfPage) -> list[Line]:
-        """The page's words as lines of glyphs in PDF points, like PDFium's; none when OCR cannot run."""
+    def __enter__(self) -> _Scans:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.reader is not None:
+            self.reader.__exit__(None, None, None)
+
+    def submit(self, number: int, page: pdfium.PdfPage) -> None:
         self.seen += 1
         langs = ocr.languages()
         if langs is None:
@@ -400,21 +409,24 @@ class _Scans:
             except ocr.OcrUnavailable as exc:
                 self.unavailable = str(exc)
         if self.reader is None:
-            return []
+            return
         width, height = page.get_width(), page.get_height()
+        self.reader.submit(number, lambda scale: page.render(scale=scale, grayscale=True).to_pil(),
+                           points=width * height)
+        self.heights[number] = height
+        self.submitted.append(number)
 
-        def render(scale: float) -> Any:
-            return page.render(scale=scale, grayscale=True).to_pil()
-
-        words, scale = self.reader.words(number, render, points=width * height)
-        lines = [Line(_word_glyphs(segment, scale, height)) for segment in _row_segments(words)]
+    def lines(self, number: int) -> list[Line]:
+        """A submitted page's words as lines of glyphs in PDF points, like PDFium's."""
+        assert self.reader is not None
+        try:
+            words, scale = self.reader.words(number)
+        except ocr.OcrFailed as exc:
+            raise PdfError(f"OCR failed on page {number}: {exc}") from exc
+        lines = [Line(_word_glyphs(segment, scale, self.heights[number])) for segment in _row_segments(words)]
         if lines:
             self.read_pages.append(number)
         return lines
-
-    def save(self) -> None:
-        if self.reader is not None:
-            self.reader.save()
 
     def why_no_text(self) -> str:
         if not self.seen:
