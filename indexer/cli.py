@@ -136,6 +136,9 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Embedding batch size. Default: the backend's fastest (16 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
+@click.option("--images", is_flag=True,
+              help="Also read image files (.png, .jpg, .jpeg, .tif, .tiff) as scanned pages, by OCR (needs "
+                   "tesseract-ocr). Scanned PDFs are read by OCR without it.")
 @click.option("--exclude", multiple=True, metavar="PATTERN",
               help="Leave out the files and folders this .gitignore pattern matches, relative to CORPUS "
                    "(repeatable; added to CORPUS/.yomitokiignore), e.g. --exclude 'node_modules/' --exclude '*.json'.")
@@ -166,14 +169,15 @@ def _progress() -> tuple[Progress, Any]:
 @click.option("--settle", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="With --watch: seconds a changed file must stay unchanged before it is indexed.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
-                  overlap: int, batch_size: int | None, follow_symlinks: bool, exclude: tuple[str, ...],
-                  backend: str | None, index_type: str,
+                  overlap: int, batch_size: int | None, follow_symlinks: bool, images: bool,
+                  exclude: tuple[str, ...], backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, with_entities: bool, entity_model: str | None,
                   as_json: bool, watch: bool, settle: float) -> None:
     """Index the files under CORPUS into --index.
 
-    Formats: .md, .txt, .html, .json, .jsonl, .csv, .tsv, .xlsx, .pdf, .docx, .pptx.
+    Formats: .md, .txt, .html, .json, .jsonl, .csv, .tsv, .xlsx, .pdf, .docx, .pptx; with --images,
+    .png, .jpg, .tif.
 
     Re-running it embeds only new or changed documents and drops documents
     whose files are gone. Exits with 3 when some files were skipped.
@@ -187,7 +191,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild), bulk=True)
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, exclude=exclude,
-                               index_type=index_type)
+                               images=images, index_type=index_type)
         keywords = load_keyword_tokenizer()
         preparing: AbstractContextManager[RayPreparer | None] = nullcontext()
         if ray_address:
@@ -227,7 +231,8 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
         for failure in done.failures:
             console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
 
-    watch_corpus(corpus, build, report, exclude=builder.options.exclude, settle=settle)
+    watch_corpus(corpus, build, report, exclude=builder.options.exclude, images=builder.options.images,
+                 settle=settle)
 
 
 def _entities(index_dir: Path, name: str | None) -> ChunkEntities:

@@ -149,7 +149,7 @@ def test_hidden_documents_by_key_and_their_files_are_404_like_missing_ones(serve
         assert file.status_code == 404 and file.json()["detail"] == f"no document with id or key {doc_id!r}"
         # the same route for the key that sees it says what the document is instead
         seen = call(whole, "GET", f"/documents/{doc_id}/file", keys[1]["ja"])
-        assert "not a PDF, Word or PowerPoint file" in seen.text
+        assert "not a PDF, Word, PowerPoint or image file" in seen.text
 
 
 def test_health_counts_only_what_the_caller_sees(servers, keys) -> None:

@@ -108,6 +108,27 @@ def test_upload_pdf_and_word_files(client: TestClient, document_files: Path) -> 
     assert client.get(document["file"]).status_code == 404
 
 
+@needs_producers
+def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: Path) -> None:  # type: ignore[type-arg]
+    import io
+
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(document_files / "good" / "report.pdf"))
+    page = io.BytesIO()
+    document[0].render(scale=200 / 72, grayscale=True).to_pil().save(page, "PNG")
+    document.close()
+    put = client.put("/documents/scanned-letter", files={"file": ("letter.png", page.getvalue(), "image/png")})
+    assert put.status_code == 200, put.text
+    document_json = client.get("/documents/scanned-letter").json()
+    assert (document_json["metadata"]["format"], document_json["metadata"]["ocr_pages"]) == ("png", [1])
+    original = client.get(document_json["file"])
+    assert original.headers["content-type"] == "image/png" and original.content == page.getvalue()
+    hit = client.post("/search", json={"query": "江戸時代 将軍", "mode": "keyword", "k": 1}).json()["hits"][0]
+    assert (hit["key"], hit["page"]) == ("scanned-letter", 1)
+    assert client.delete("/documents/scanned-letter").status_code == 200
+
+
 @pytest.mark.parametrize(("request_args", "status", "says"), [
     ({"json": {"title": "no text"}}, 400, "text"),
     ({"json": {"text": ""}}, 400, "text"),

@@ -235,7 +235,7 @@ def test_documents_by_key_with_pages_and_the_original_file(documents_client: Tes
     missing = documents_client.get("/documents", params={"key": "no-such"})
     assert missing.status_code == 404 and "no-such" in missing.json()["detail"]
     not_a_file = documents_client.get(f"/documents/{document_id('rec-42')}/file")
-    assert not_a_file.status_code == 404 and "not a PDF, Word or PowerPoint file" in not_a_file.json()["detail"]
+    assert not_a_file.status_code == 404 and "not a PDF, Word, PowerPoint or image file" in not_a_file.json()["detail"]
 
 
 def test_answer_span_and_citations_name_key_and_page(documents_client: TestClient) -> None:  # type: ignore[type-arg]

@@ -61,6 +61,7 @@ class BuildOptions:
     batch_size: int | None = None  # None: the backend's fastest (indexer.embed.base.BATCH_SIZES)
     follow_symlinks: bool = False
     exclude: tuple[str, ...] = ()  # .gitignore patterns, after the corpus's .yomitokiignore (text.exclusions)
+    images: bool = False           # read image files (.png .jpg .tiff) by OCR, as scanned pages
     max_file_bytes: int = 10_000_000
     index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.store.vectors.choose_type)
     vector_params: VectorParams = field(default_factory=VectorParams)
@@ -238,7 +239,7 @@ class IndexBuilder:
         self.corpus = corpus.resolve()
         docs, failures = load_corpus(
             corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes,
-            exclusions=corpus_exclusions(corpus, self.options.exclude),
+            exclusions=corpus_exclusions(corpus, self.options.exclude), images=self.options.images,
         )
         with self.directory.build_lock():
             self.directory.clean_stale()

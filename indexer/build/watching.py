@@ -18,7 +18,7 @@ import watchfiles
 
 from indexer.build.builder import BuildReport
 from indexer.text.exclusions import IGNORE_FILE, ExclusionError, Exclusions, corpus_exclusions
-from indexer.text.loaders import SUPPORTED_SUFFIXES
+from indexer.text.loaders import DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES
 
 Report = TypeVar("Report")
 
@@ -56,9 +56,10 @@ class CorpusFilter:
     mostly have no dot) that the exclusions leave in, and the corpus's `.yomitokiignore` itself.
     The exclusions are read again whenever that file changes."""
 
-    def __init__(self, corpus: Path, exclude: Sequence[str] = ()) -> None:
+    def __init__(self, corpus: Path, exclude: Sequence[str] = (), images: bool = False) -> None:
         self.root = corpus.resolve()
         self.exclude = tuple(exclude)
+        self.suffixes = SUPPORTED_SUFFIXES if images else DOCUMENT_SUFFIXES
         self._read: tuple[tuple[int, int] | None, Exclusions | None] | None = None
 
     def exclusions(self) -> Exclusions | None:
@@ -75,7 +76,7 @@ class CorpusFilter:
         name = Path(path).name
         if name == IGNORE_FILE and Path(path).parent == self.root:
             return True
-        if name.startswith(".") or not (name.lower().endswith(SUPPORTED_SUFFIXES) or "." not in name):
+        if name.startswith(".") or not (name.lower().endswith(self.suffixes) or "." not in name):
             return False
         exclusions = self.exclusions()
         relative = os.path.relpath(path, self.root)
@@ -86,7 +87,7 @@ class CorpusFilter:
 
 
 def watch_corpus(corpus: Path, build: Callable[[], Report], on_report: Callable[[Report], None], *,
-                 exclude: Sequence[str] = (), debounce_ms: int = 500, settle: float = 1.0,
+                 exclude: Sequence[str] = (), images: bool = False, debounce_ms: int = 500, settle: float = 1.0,
                  stop: threading.Event | None = None) -> None:
     """Build whenever files under `corpus` change, until `stop` is set (or the process is interrupted).
 
@@ -94,7 +95,7 @@ def watch_corpus(corpus: Path, build: Callable[[], Report], on_report: Callable[
     are as they were when last built from are not built again.
     """
     built: dict[Path, tuple[int, int] | None] = {}
-    watch_filter = CorpusFilter(corpus, exclude)
+    watch_filter = CorpusFilter(corpus, exclude, images)
     for changes in watchfiles.watch(corpus, watch_filter=watch_filter, debounce=debounce_ms, step=100,
                                     stop_event=stop, raise_interrupt=False):
         paths = {Path(path) for _, path in changes}

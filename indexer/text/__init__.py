@@ -1,12 +1,13 @@
 """Text: from a file to normalized, sentence-split, token-sized chunks and keyword terms.
 
     loaders        find and read corpus files (Markdown, text, HTML, JSON, CSV, TSV, Excel, PDF, Word,
-                   PowerPoint) → SourceDocument
+                   PowerPoint, images of scanned pages) → SourceDocument
     exclusions     the paths a corpus walk leaves out (.yomitokiignore, --exclude; pathspec)
     markdown_text  front matter and text-bearing blocks with heading trails
     html_text      the visible text of an HTML page
     pdf_text       a PDF's text page by page (pypdfium2)
     ocr            the words of scanned pages, by the tesseract command, in parallel, cached by file content
+    image_text     an image file's pages (PNG, JPEG, TIFF frames) by OCR, laid out like a scanned PDF's
     docx_text      a Word file's text (python-docx)
     pptx_text      a PowerPoint file's text slide by slide (python-pptx)
     xlsx_rows      an Excel workbook's rows, sheet by sheet (openpyxl)

@@ -1,5 +1,5 @@
 """Finding and reading corpus files: Markdown, plain text, HTML, JSON and JSON lines, CSV, TSV and Excel,
-PDF, Word and PowerPoint.
+PDF, Word and PowerPoint, and images of scanned pages (PNG, JPEG, TIFF).
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
 later offset (chunks, highlights, answers) points into, with `sections` marking the
@@ -26,15 +26,19 @@ from indexer.errors import InputError
 from indexer.text.docx_text import DocxError, docx_text
 from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
+from indexer.text.image_text import IMAGE_SUFFIXES, ImageError, read_image_file
 from indexer.text.language import KANA, detect_language
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
-from indexer.text.pdf_text import PdfError, read_pdf
+from indexer.text.pdf_text import PdfError, PdfText, read_pdf
 from indexer.text.pptx_text import PptxError, pptx_text
 from indexer.text.xlsx_rows import XlsxError, xlsx_sheets
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".xlsx",
-                      ".pdf", ".docx", ".pptx")
+DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".xlsx",
+                     ".pdf", ".docx", ".pptx")
+# everything `load_file` reads: images of scanned pages too, which a folder walk takes only when asked
+# (a folder of documents often holds screenshots and diagrams that are not documents)
+SUPPORTED_SUFFIXES = (*DOCUMENT_SUFFIXES, *IMAGE_SUFFIXES)
 # formats holding one document per line, item or row, each with a key of its own
 MANY_DOCUMENT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx")
 DEFAULT_MAX_BYTES = 10_000_000
@@ -118,6 +122,7 @@ class _Walk:
     follow_symlinks: bool
     max_bytes: int
     exclusions: Exclusions
+    suffixes: tuple[str, ...]
     files: list[Path]
     failures: list[LoadFailure]
 
@@ -125,7 +130,7 @@ class _Walk:
         self.failures.append(LoadFailure(_relative(path, self.root), reason))
 
     def add_file(self, path: Path, size: int) -> None:
-        if not path.name.lower().endswith(SUPPORTED_SUFFIXES) or self.exclusions.excludes(_relative(path, self.root)):
+        if not path.name.lower().endswith(self.suffixes) or self.exclusions.excludes(_relative(path, self.root)):
             return
         if size > self.max_bytes:
             self.fail(path, f"larger than {_describe_limit(self.max_bytes)} limit ({size:,} bytes)")
@@ -176,14 +181,15 @@ class _Walk:
 
 def discover_files(
     root: Path, *, follow_symlinks: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
-    exclusions: Exclusions = NO_EXCLUSIONS,
+    exclusions: Exclusions = NO_EXCLUSIONS, images: bool = False,
 ) -> tuple[list[Path], list[LoadFailure]]:
-    """Supported files under `root` (a folder or one file) that `exclusions` leave in, sorted, and the ones
-    refused."""
+    """Document files under `root` (a folder or one file; image files of scanned pages too with `images`, or
+    when `root` is one) that `exclusions` leave in, sorted, and the ones refused."""
     if not root.exists():
         raise LoadError(str(root), "no such file or folder")
     real_root = root.resolve()
-    walk = _Walk(root, real_root, follow_symlinks, max_bytes, exclusions, [], [])
+    suffixes = SUPPORTED_SUFFIXES if images or not root.is_dir() else DOCUMENT_SUFFIXES
+    walk = _Walk(root, real_root, follow_symlinks, max_bytes, exclusions, suffixes, [], [])
     if root.is_dir():
         walk.walk(root, (real_root,))
     elif not root.name.lower().endswith(SUPPORTED_SUFFIXES):
@@ -412,6 +418,19 @@ def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
         pdf = read_pdf(path)
     except PdfError as exc:
         raise LoadError(rel, str(exc)) from exc
+    return _paged_document(pdf, "pdf", rel, stem)
+
+
+def _load_image(path: Path, rel: str, stem: str) -> SourceDocument:
+    """An image file's pages (a TIFF's frames) as OCR read them, like a scanned PDF's."""
+    try:
+        kind, pages = read_image_file(path)
+    except (ImageError, PdfError) as exc:
+        raise LoadError(rel, str(exc)) from exc
+    return _paged_document(pages, kind, rel, stem)
+
+
+def _paged_document(pdf: PdfText, kind: str, rel: str, stem: str) -> SourceDocument:
     pages = pdf.pages
     starts, parts, offset = [], [], 0
     for page in pages:
@@ -419,7 +438,7 @@ def _load_pdf(path: Path, rel: str, stem: str) -> SourceDocument:
         parts.append(page.text)
         offset += len(page.text) + 2
     text = "\n\n".join(parts)
-    metadata: dict[str, object] = {"format": "pdf", "page_count": len(pages), PAGE_STARTS: starts}
+    metadata: dict[str, object] = {"format": kind, "page_count": len(pages), PAGE_STARTS: starts}
     if vertical := [page.number for page in pages if page.vertical]:
         metadata["vertical_pages"] = vertical
     if blank := [page.number for page in pages if not page.text]:
@@ -456,7 +475,7 @@ def _load_pptx(path: Path, rel: str, stem: str) -> SourceDocument:
 
 
 _FILE_LOADERS: dict[str, Callable[[Path, str, str], SourceDocument]] = {
-    ".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx,
+    ".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx, **dict.fromkeys(IMAGE_SUFFIXES, _load_image),
 }
 
 

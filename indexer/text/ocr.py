@@ -162,15 +162,15 @@ class PageReader:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.save()
 
-    def submit(self, number: int, render: Callable[[float], Any], *, points: float) -> None:
+    def submit(self, number: int, render: Callable[[float], Any], *, points: float, scale: float = DPI / 72) -> None:
         """Start reading page `number` (1-based) unless it is cached. `render(scale)` gives the page as a PIL
-        image; `points` is the page's area, so that a page larger than A3 is rendered under 300 dpi, to
-        MAX_PIXELS. At most two pages a worker wait, rendered, at any time."""
+        image at `scale` pixels a point; `points` is the page's area, so that a page larger than A3 is rendered
+        smaller, to MAX_PIXELS. At most two pages a worker wait, rendered, at any time."""
         if number in self.pages:
             return
         while len([f for f, _ in self.running.values() if not f.done()]) >= 2 * workers():
             next(f for f, _ in self.running.values() if not f.done()).result()
-        scale = min(DPI / 72, (MAX_PIXELS / points) ** 0.5)
+        scale = min(scale, (MAX_PIXELS / points) ** 0.5)
         image = io.BytesIO()
         render(scale).save(image, "PPM")  # a grey image is written as PGM, which Tesseract reads from stdin
         self.running[number] = (self.pool.submit(read_image, image.getvalue(), self.langs), scale)

@@ -15,9 +15,10 @@ import itertools
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -256,12 +257,23 @@ def _runs_on(flow: Sequence[Line]) -> bool:
     return full and last.text[-1] not in _SENTENCE_END
 
 
+def _line_pitch(steps: Sequence[float]) -> float:
+    """The usual step from a line to the next inside a paragraph: the median of the smallest steps (within 1.3×
+    the smallest of those at least half the median), so that the wider steps between paragraphs and after a
+    heading do not set it on a page of few lines."""
+    positive = [step for step in steps if step > 0]
+    if not positive:
+        return 1.0
+    floor = 0.5 * statistics.median(positive)
+    smallest = min(step for step in positive if step >= floor)
+    return statistics.median([step for step in positive if floor <= step <= 1.3 * smallest])
+
+
 def _paragraphs(flows: Iterable[list[Line]]) -> list[str]:
     paragraphs: list[str] = []
     text = ""
     for flow in flows:
-        steps = [_pitch(a, b) for a, b in itertools.pairwise(flow)]
-        pitch = statistics.median([step for step in steps if step > 0] or [1.0])
+        pitch = _line_pitch([_pitch(a, b) for a, b in itertools.pairwise(flow)])
         for previous, line in zip([None, *flow], flow, strict=False):
             if previous is not None and _starts_paragraph(previous, line, flow, pitch):
                 paragraphs.append(text)
@@ -330,12 +342,12 @@ def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHA
         if len(document) > max_pages:
             raise PdfError(f"{len(document):,} pages, more than the {max_pages:,}-page limit")
         laid_out: list[tuple[list[Line], float]] = []
-        with _Scans(path) as scans:
+        with ScannedPages(path) as scans:
             for number, page in enumerate(document, 1):
                 try:
                     lines = _lines(_pdfium_lines(page.get_textpage()))
                     if not lines and _has_images(page):
-                        scans.submit(number, page)  # read in parallel; its lines come below
+                        scans.submit_pdf_page(number, page)  # read in parallel; its lines come below
                     laid_out.append((lines, page.get_height()))
                 finally:
                     page.close()
@@ -348,12 +360,14 @@ def read_pdf(path: Path, *, max_pages: int = MAX_PAGES, max_chars: int = MAX_CHA
                 raise PdfError(f"more than {max_chars:,} characters of text, the limit")
         if chars == 0:
             raise PdfError(scans.why_no_text())
-        return PdfText(title, _read_pages(laid_out), scans.read_pages)
+        return PdfText(title, lay_out_pages(laid_out), scans.read_pages)
     finally:
         document.close()
 
 
-def _read_pages(laid_out: Sequence[tuple[list[Line], float]]) -> list[PdfPage]:
+def lay_out_pages(laid_out: Sequence[tuple[list[Line], float]]) -> list[PdfPage]:
+    """Pages of lines (and their heights in points) as text: running lines dropped, columns and paragraphs
+    in reading order. Scanned images are laid out through it too (`indexer.text.image_text`)."""
     running = _running_lines(laid_out)
     pages = []
     for number, (lines, height) in enumerate(laid_out, 1):
@@ -379,8 +393,9 @@ def _has_images(page: pdfium.PdfPage) -> bool:
     return next(iter(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,))), None) is not None
 
 
-class _Scans:
-    """The OCR of one PDF's pages that have images and no text layer (see `indexer.text.ocr`)."""
+class ScannedPages:
+    """The OCR of one file's scanned pages, as lines like PDFium's (see `indexer.text.ocr`): a PDF's pages
+    that have images and no text layer, or the frames of an image file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -391,14 +406,21 @@ class _Scans:
         self.read_pages: list[int] = []  # those it found text on
         self.seen = 0                    # scanned pages met
 
-    def __enter__(self) -> _Scans:
+    def __enter__(self) -> ScannedPages:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.reader is not None:
             self.reader.__exit__(None, None, None)
 
-    def submit(self, number: int, page: pdfium.PdfPage) -> None:
+    def submit_pdf_page(self, number: int, page: pdfium.PdfPage) -> None:
+        self.submit(number, lambda scale: page.render(scale=scale, grayscale=True).to_pil(),
+                    width=page.get_width(), height=page.get_height())
+
+    def submit(self, number: int, render: Callable[[float], Any], *, width: float, height: float,
+               scale: float = ocr.DPI / 72) -> None:
+        """Start reading page `number`, `width` × `height` points, which `render(scale)` gives as a PIL image
+        `scale` pixels a point (a PDF page: 300 dpi; an image file: its own pixels, 1)."""
         self.seen += 1
         langs = ocr.languages()
         if langs is None:
@@ -410,9 +432,7 @@ class _Scans:
                 self.unavailable = str(exc)
         if self.reader is None:
             return
-        width, height = page.get_width(), page.get_height()
-        self.reader.submit(number, lambda scale: page.render(scale=scale, grayscale=True).to_pil(),
-                           points=width * height)
+        self.reader.submit(number, render, points=width * height, scale=scale)
         self.heights[number] = height
         self.submitted.append(number)
 
@@ -428,13 +448,13 @@ class _Scans:
             self.read_pages.append(number)
         return lines
 
-    def why_no_text(self) -> str:
+    def why_no_text(self, what: str = "no text layer, and") -> str:
         if not self.seen:
             return "no text layer"
         pages = f"{self.seen} scanned page{'s' if self.seen > 1 else ''}"
         if self.unavailable:
-            return f"no text layer, and its {pages} cannot be read: {self.unavailable}"
-        return f"no text layer, and OCR found no text on its {pages}"
+            return f"{what} its {pages} cannot be read: {self.unavailable}"
+        return f"{what} OCR found no text on its {pages}"
 
 
 def _ocr_rows(words: list[ocr.OcrWord]) -> list[list[ocr.OcrWord]]:

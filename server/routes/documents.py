@@ -28,6 +28,7 @@ from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexStateError
 from indexer.store.sqlite import StoredDocument
 from indexer.store.where import Where
+from indexer.text.image_text import MEDIA_TYPES as IMAGE_MEDIA_TYPES
 from indexer.text.loaders import LoadError, SourceDocument, text_document
 from indexer.text.pages import page_bounds, page_starts
 from server.access import access_filter, visible
@@ -39,7 +40,8 @@ MAX_TEXT_CHARS = 1_000_000
 MAX_UPLOAD_BYTES = 20_000_000
 ORIGINAL_TYPES = {"pdf": "application/pdf",
                   "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                  "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+                  "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                  **IMAGE_MEDIA_TYPES}
 
 
 class DocumentWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -116,7 +118,7 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
     return path if path.is_file() and path.is_relative_to(root) else None
 
 
-@get("/documents/{doc_id:str}/file", summary="The original PDF, Word or PowerPoint file of a document")
+@get("/documents/{doc_id:str}/file", summary="The original PDF, Word, PowerPoint or image file of a document")
 async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> File:
     where = access_filter(request)
@@ -126,7 +128,7 @@ async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Ser
             doc = find_document(searcher, doc_id, where)
             kind = str(doc.metadata.get("format"))
             if kind not in ORIGINAL_TYPES:
-                raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF, Word or PowerPoint file: "
+                raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF, Word, PowerPoint or image file: "
                                     "read its text instead")
             path = _original(services, searcher, doc)
         if path is None:
