@@ -209,16 +209,22 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def flat_texts(paragraphs: Sequence[Paragraph], searcher: Searcher) -> dict[str, tuple[str, list[int]]]:
+    """file -> its extracted text without spaces, and each kept character's offset in the text."""
+    texts = {}
+    for file in {p.file for p in paragraphs}:
+        doc = searcher.document(document_id(file))
+        original = doc.text if doc else ""
+        keep = [i for i, c in enumerate(original) if not c.isspace()]
+        texts[file] = ("".join(original[i] for i in keep), keep)
+    return texts
+
+
 def spans_in_files(paragraphs: Sequence[Paragraph], searcher: Searcher) -> dict[str, tuple[str, int, int]]:
     """paragraph id -> (document key, start, end) of its text in the extracted document text."""
-    texts: dict[str, tuple[str, list[int]]] = {}
+    texts = flat_texts(paragraphs, searcher)
     spans = {}
     for p in paragraphs:
-        if p.file not in texts:
-            doc = searcher.document(document_id(p.file))
-            original = doc.text if doc else ""
-            keep = [i for i, c in enumerate(original) if not c.isspace()]
-            texts[p.file] = ("".join(original[i] for i in keep), keep)
         flat, keep = texts[p.file]
         at = flat.find(_flat(p.text))
         if at >= 0:
@@ -233,15 +239,10 @@ def aligned_spans_in_files(paragraphs: Sequence[Paragraph],
     each paragraph's characters found in those blocks."""
     from difflib import SequenceMatcher
 
-    texts: dict[str, tuple[str, list[int]]] = {}
+    texts = flat_texts(paragraphs, searcher)
     spans = {}
     found = []
     for p in paragraphs:
-        if p.file not in texts:
-            doc = searcher.document(document_id(p.file))
-            original = doc.text if doc else ""
-            keep = [i for i, c in enumerate(original) if not c.isspace()]
-            texts[p.file] = ("".join(original[i] for i in keep), keep)
         flat, keep = texts[p.file]
         wanted = _flat(p.text)
         blocks = [b for b in SequenceMatcher(None, flat, wanted, autojunk=False).get_matching_blocks() if b.size >= 5]
