@@ -176,7 +176,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
                   as_json: bool, watch: bool, settle: float) -> None:
     """Index the files under CORPUS into --index.
 
-    Formats: .md, .txt, .html, .json, .jsonl, .csv, .tsv, .xlsx, .pdf, .docx, .pptx; with --images,
+    Formats: .md, .txt, .html, .json, .jsonl, .csv, .tsv, .xlsx, .xls, .pdf, .docx, .doc, .pptx, .ppt; with --images,
     .png, .jpg, .tif.
 
     Re-running it embeds only new or changed documents and drops documents

@@ -109,6 +109,23 @@ def test_upload_pdf_and_word_files(client: TestClient, document_files: Path) -> 
 
 
 @needs_producers
+def test_upload_a_legacy_word_file(client: TestClient, document_files: Path,  # type: ignore[type-arg]
+                                   tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "doc", "--outdir", str(tmp_path), str(document_files / "good" / "guide.docx")],
+                   check=True, capture_output=True, timeout=180)
+    word = (tmp_path / "guide.doc").read_bytes()
+    assert client.put("/documents/old-guide", files={"file": ("guide.doc", word)}).status_code == 200
+    document = client.get("/documents/old-guide").json()
+    assert (document["title"], document["metadata"]["format"]) == ("運用ガイド", "doc")
+    original = client.get(document["file"])
+    assert original.headers["content-type"] == "application/msword" and original.content == word
+    assert client.delete("/documents/old-guide").status_code == 200
+
+
+@needs_producers
 def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: Path) -> None:  # type: ignore[type-arg]
     import io
 
@@ -142,6 +159,7 @@ def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: P
     ({"files": {"file": ("rows.csv", b"name,price\napple,120\n")}}, 400, "unsupported file type '.csv'"),
     ({"files": {"file": ("x.json", b'[{"id": "1", "text": "a"}]')}}, 400, "unsupported file type '.json'"),
     ({"files": {"file": ("book.xlsx", b"PK\x03\x04")}}, 400, "unsupported file type '.xlsx'"),
+    ({"files": {"file": ("book.xls", b"\xd0\xcf\x11\xe0")}}, 400, "unsupported file type '.xls'"),
     ({"files": {"file": ("x.txt", b"hello")}, "data": {"metadata": "{nope"}}, 400, "metadata"),
     ({"files": {"file": ("broken.pdf", b"%PDF-1.7 truncated")}}, 400, "broken.pdf: damaged or not a PDF"),
     ({"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),

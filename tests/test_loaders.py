@@ -303,7 +303,7 @@ def test_file_failures(tmp_path: Path, name: str, content: str | bytes, reason: 
 def test_discovery_sorts_skips_hidden_and_unsupported(tmp_path: Path) -> None:
     for name in ["b.md", "a/z.txt", "a/y.HTML", "c.jsonl", "d.markdown", "e.htm"]:
         write(tmp_path / name, "x")
-    for name in [".hidden.md", ".git/config.md", "notes.doc", "image.png", "a/.cache/x.txt"]:
+    for name in [".hidden.md", ".git/config.md", "notes.rtf", "image.png", "a/.cache/x.txt"]:
         write(tmp_path / name, "x")
     files, failures = discover_files(tmp_path)
     relative = [p.relative_to(tmp_path).as_posix() for p in files]
@@ -316,7 +316,7 @@ def test_single_file_root(tmp_path: Path) -> None:
     docs, failures = load_corpus(path)
     assert [(d.key, d.title) for d in docs] == [("one.md", "One")]
     assert failures == []
-    files, failures = discover_files(write(tmp_path / "paper.doc", "x"))
+    files, failures = discover_files(write(tmp_path / "paper.rtf", "x"))
     assert files == []
     assert failures[0].reason.startswith("unsupported file type")
 

@@ -12,6 +12,7 @@
     pptx_text      a PowerPoint file's text slide by slide (python-pptx)
     xlsx_rows      an Excel workbook's rows, sheet by sheet (openpyxl)
     ooxml          the zip-bomb check before any of the three Office formats is opened
+    legacy_office  .doc, .xls and .ppt files converted to those formats by LibreOffice, cached by content
     pages          which pages of a paged document a span lies on
     normalize      NFKC with a map back to the original text (normalize, normalize_query)
     language       Japanese or English (detect_language, JAPANESE_LETTERS)

@@ -1,5 +1,6 @@
 """Finding and reading corpus files: Markdown, plain text, HTML, JSON and JSON lines, CSV, TSV and Excel,
-PDF, Word and PowerPoint, and images of scanned pages (PNG, JPEG, TIFF).
+PDF, Word and PowerPoint (their pre-2007 formats too, through LibreOffice), and images of scanned pages
+(PNG, JPEG, TIFF).
 
 Each file becomes one or more `SourceDocument`s whose `text` is the original text that every
 later offset (chunks, highlights, answers) points into, with `sections` marking the
@@ -28,6 +29,7 @@ from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
 from indexer.text.image_text import IMAGE_SUFFIXES, ImageError, read_image_file
 from indexer.text.language import KANA, detect_language
+from indexer.text.legacy_office import CONVERSIONS, ConversionError, converted
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, PdfText, read_pdf
@@ -35,12 +37,12 @@ from indexer.text.pptx_text import PptxError, pptx_text
 from indexer.text.xlsx_rows import XlsxError, xlsx_sheets
 
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".xlsx",
-                     ".pdf", ".docx", ".pptx")
+                     ".pdf", ".docx", ".pptx", *CONVERSIONS)
 # everything `load_file` reads: images of scanned pages too, which a folder walk takes only when asked
 # (a folder of documents often holds screenshots and diagrams that are not documents)
 SUPPORTED_SUFFIXES = (*DOCUMENT_SUFFIXES, *IMAGE_SUFFIXES)
 # formats holding one document per line, item or row, each with a key of its own
-MANY_DOCUMENT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx")
+MANY_DOCUMENT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".xls")
 DEFAULT_MAX_BYTES = 10_000_000
 TITLE_MAX_CHARS = 200
 _MAX_DEPTH = 64
@@ -749,16 +751,14 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(rel, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
-    if suffix == ".xlsx":
-        docs, failures = _load_workbook(path, rel)
-        if not docs and not failures:
-            raise LoadError(rel, "empty document")
-        return docs, failures
-    if suffix in _FILE_LOADERS:
-        doc = _FILE_LOADERS[suffix](path, rel, path.stem)
-        if not doc.sections:
-            raise LoadError(rel, "empty document")
-        return [doc], []
+    if suffix in CONVERSIONS:  # .doc, .xls, .ppt: read as LibreOffice rewrites them, keeping their own format
+        try:
+            docs, failures = _load_office(converted(path), rel, path.stem)
+        except ConversionError as exc:
+            raise LoadError(rel, str(exc)) from exc
+        return [dataclasses.replace(doc, metadata={**doc.metadata, "format": suffix[1:]}) for doc in docs], failures
+    if suffix in (".xlsx", *_FILE_LOADERS):
+        return _load_office(path, rel, path.stem)
     text, encoding = _read_text(path, rel)
     if suffix in (".jsonl", ".json", ".csv", ".tsv"):
         read = {".jsonl": _load_jsonl, ".json": _load_json}.get(suffix)
@@ -770,6 +770,19 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
     if not doc.sections:
         raise LoadError(rel, "empty document")
     return [_encoded(doc, encoding)], []
+
+
+def _load_office(path: Path, rel: str, stem: str) -> tuple[list[SourceDocument], list[LoadFailure]]:
+    """A workbook's rows, or the one document of a PDF, Word, PowerPoint or image file."""
+    if path.suffix.lower() == ".xlsx":
+        docs, failures = _load_workbook(path, rel)
+        if not docs and not failures:
+            raise LoadError(rel, "empty document")
+        return docs, failures
+    doc = _FILE_LOADERS[path.suffix.lower()](path, rel, stem)
+    if not doc.sections:
+        raise LoadError(rel, "empty document")
+    return [doc], []
 
 
 def _encoded(doc: SourceDocument, encoding: str) -> SourceDocument:

@@ -41,7 +41,7 @@ MAX_UPLOAD_BYTES = 20_000_000
 ORIGINAL_TYPES = {"pdf": "application/pdf",
                   "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                   "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-                  **IMAGE_MEDIA_TYPES}
+                  "doc": "application/msword", "ppt": "application/vnd.ms-powerpoint", **IMAGE_MEDIA_TYPES}
 
 
 class DocumentWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
