@@ -5,6 +5,7 @@
 - LibreOffice (`soffice --headless --convert-to pdf`) converts HTML too, and writes
   password-protected PDFs through its PDF export filter's `EncryptFile` option.
 - python-docx writes Word files with headings, paragraphs and tables.
+- LibreOffice also saves Word, Excel and PowerPoint files in their pre-2007 formats (.doc, .xls, .ppt).
 - A scan is made the way a scanner makes one: pages rendered to grey images (pypdfium2) and
   written into a PDF of images alone (Pillow), with no text layer.
 
@@ -120,6 +121,15 @@ def libreoffice_pdf(document: str, out: Path, *, password: str | None = None, ti
             check=True, capture_output=True, timeout=timeout)
         shutil.move(Path(work) / f"{out.stem}.pdf", out)
     return out
+
+
+def legacy_copies(sources: Sequence[Path], out: Path, kind: str, timeout: float = 300) -> list[Path]:
+    """`sources` saved by LibreOffice in an old Office format (`doc`, `xls` or `ppt`) into `out`."""
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run([_tool("soffice"), f"-env:UserInstallation=file://{work}/profile", "--headless",
+                        "--convert-to", kind, "--outdir", str(out), *map(str, sources)],
+                       check=True, capture_output=True, timeout=timeout)
+    return [out / f"{source.stem}.{kind}" for source in sources]
 
 
 def png_data_uri(width: int = 400, height: int = 300) -> str:

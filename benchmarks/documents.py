@@ -28,6 +28,10 @@ extracted text by alignment (difflib's matching blocks of five characters or mor
 ignored) rather than whole; `ocr_char_recall` is the share of each paragraph's characters
 found that way, averaged, and extraction speed is OCR's, from an empty OCR cache.
 
+The Word, PowerPoint and Excel files can be saved by LibreOffice in the formats before
+2007 (`squad:doc`, `jsquad:ppt`, `squad:xls`), which the indexer converts back with
+LibreOffice; extraction time is then mostly conversion, from an empty conversion cache.
+
 Either set can instead be written as PowerPoint files (`jsquad:pptx`: python-pptx,
 twelve slides a file, a slide per paragraph titled with its article; gold page =
 its slide) or as one Excel workbook (`squad:xlsx`: openpyxl, a row per paragraph
@@ -40,6 +44,7 @@ embedding time, measured in the same run; the machine's load average is printed 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -57,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.document_files import (  # noqa: E402
     chromium_pdf,
     document_html,
+    legacy_copies,
     page_html,
     paragraphs_html,
     scanned_pdf,
@@ -67,7 +73,7 @@ from indexer.embed.base import Embedder  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.searcher import Hit, Searcher  # noqa: E402
 from indexer.store.generations import IndexDirectory  # noqa: E402
-from indexer.text import ocr  # noqa: E402
+from indexer.text import legacy_office, ocr  # noqa: E402
 from indexer.text.keywords import load_keyword_tokenizer  # noqa: E402
 from indexer.text.loaders import load_corpus  # noqa: E402
 
@@ -141,6 +147,12 @@ def write_scans(paragraphs: Sequence[Paragraph], folder: Path, per_page: int, dp
     for pdf in sorted(printed.glob("*.pdf")):
         scanned_pdf(pdf, folder / pdf.name, dpi=dpi)
     return placed
+
+
+def write_legacy(placed: list[Paragraph], modern: Path, folder: Path, kind: str) -> list[Paragraph]:
+    """The files written to `modern`, saved by LibreOffice in the old format `kind` (doc, ppt, xls) into `folder`."""
+    legacy_copies(sorted(modern.iterdir()), folder, kind)
+    return [dataclasses.replace(p, file=f"{Path(p.file).stem}.{kind}") if p.file else p for p in placed]
 
 
 def write_jsonl(paragraphs: Sequence[Paragraph], path: Path, title_of: dict[str, str]) -> None:
@@ -285,12 +297,19 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
                "scan": lambda: write_scans(paragraphs, files, args.per_page, args.scan_dpi),
                "docx": lambda: write_docx(paragraphs, files),
                "pptx": lambda: write_pptx(paragraphs, files, name),
-               "xlsx": lambda: write_xlsx(paragraphs, files, name)}
+               "xlsx": lambda: write_xlsx(paragraphs, files, name),
+               "doc": lambda: write_legacy(write_docx(paragraphs, work / "modern"), work / "modern", files, "doc"),
+               "ppt": lambda: write_legacy(write_pptx(paragraphs, work / "modern", name), work / "modern", files,
+                                           "ppt"),
+               "xls": lambda: write_legacy(write_xlsx(paragraphs, work / "modern", name), work / "modern", files,
+                                           "xls")}
+    (work / "modern").mkdir()
     placed = writers[file_format]()
     render_s = time.perf_counter() - started
     write_jsonl(placed, records / f"{name}.jsonl", {p.id: name_title(p) for p in placed})
 
     ocr.default_cache_dir = lambda: work / "ocr-cache"  # type: ignore[assignment]  # empty: OCR is timed
+    legacy_office.default_cache_dir = lambda: work / "converted"  # type: ignore[assignment]  # and conversion
     started = time.perf_counter()
     docs, failures = load_corpus(files)
     extract_s = time.perf_counter() - started
@@ -301,7 +320,7 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
     file_searcher = Searcher(IndexDirectory(work / "index-files").current(), embedder)
     record_searcher = Searcher(IndexDirectory(work / "index-records").current(), embedder)
     try:
-        rows = file_format == "xlsx"  # a row per paragraph, keyed by its id as a JSON lines record is
+        rows = file_format in ("xlsx", "xls")  # a row per paragraph, keyed by its id as a JSON lines record is
         char_recall = None
         if rows:
             spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
@@ -309,7 +328,7 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
             spans, char_recall = aligned_spans_in_files(placed, file_searcher)
         else:
             spans = spans_in_files(placed, file_searcher)
-        pages = {p.id: p.page for p in placed} if file_format in ("pdf", "scan", "pptx") else None
+        pages = {p.id: p.page for p in placed} if file_format in ("pdf", "scan", "pptx", "ppt") else None
         file_recall, page_share, covering = evaluate(questions, file_searcher, spans, pages)
         record_spans = {p.id: (p.id, 0, len(p.text)) for p in placed}
         record_recall, _, _ = evaluate(questions, record_searcher, record_spans, None)
@@ -339,8 +358,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=300, help="questions per set (a sample)")
     parser.add_argument("--per-page", type=int, default=3, help="JSQuAD paragraphs printed on a page")
     parser.add_argument("--sets", default="jsquad:pdf,squad:docx",
-                        help="set:format pairs; formats pdf, scan, docx, pptx, xlsx (a set alone: jsquad pdf, "
-                             "squad docx)")
+                        help="set:format pairs; formats pdf, scan, docx, pptx, xlsx, doc, ppt, xls (a set alone: "
+                             "jsquad pdf, squad docx)")
     parser.add_argument("--scan-dpi", type=int, default=300, help="resolution of the scanned pages (format scan)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-documents"))
     parser.add_argument("--model", default=MODEL)

@@ -111,12 +111,9 @@ def test_upload_pdf_and_word_files(client: TestClient, document_files: Path) -> 
 @needs_producers
 def test_upload_a_legacy_word_file(client: TestClient, document_files: Path,  # type: ignore[type-arg]
                                    tmp_path: Path) -> None:
-    import subprocess
+    from benchmarks.document_files import legacy_copies
 
-    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
-                    "--convert-to", "doc", "--outdir", str(tmp_path), str(document_files / "good" / "guide.docx")],
-                   check=True, capture_output=True, timeout=180)
-    word = (tmp_path / "guide.doc").read_bytes()
+    word = legacy_copies([document_files / "good" / "guide.docx"], tmp_path, "doc")[0].read_bytes()
     assert client.put("/documents/old-guide", files={"file": ("guide.doc", word)}).status_code == 200
     document = client.get("/documents/old-guide").json()
     assert (document["title"], document["metadata"]["format"]) == ("運用ガイド", "doc")

@@ -7,11 +7,11 @@ tests read, so each legacy document can be checked against what its modern twin 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from benchmarks.document_files import legacy_copies
 from indexer.text import legacy_office
 from indexer.text.loaders import LoadError, load_corpus, load_file
 from tests.office_files import save_deck, save_workbook
@@ -29,9 +29,7 @@ def legacy_files(document_files: Path, tmp_path_factory: pytest.TempPathFactory)
     save_workbook(modern / "shop.xlsx")
     save_deck(modern / "talk.pptx")
     for name, kind in (("guide.docx", "doc"), ("shop.xlsx", "xls"), ("talk.pptx", "ppt")):
-        subprocess.run(["soffice", f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless",
-                        "--convert-to", kind, "--outdir", str(legacy), str(modern / name)],
-                       check=True, capture_output=True, timeout=180)
+        legacy_copies([modern / name], legacy, kind)
     return work
 
 
