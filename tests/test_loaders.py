@@ -582,3 +582,11 @@ def test_html_and_json_lines_in_shift_jis(tmp_path: Path) -> None:
     record, = load_file(write(tmp_path / "docs.jsonl", line.encode("cp932")), tmp_path)
     assert record.text == JAPANESE
     assert (html.metadata["encoding"], record.metadata["encoding"]) == ("cp932", "cp932")
+
+
+def test_reading_reports_progress_file_by_file(tmp_path: Path) -> None:
+    for name in ("a.md", "b.txt", "c.doc"):  # the .doc fails (not a Word file): it still counts as read
+        write(tmp_path / name, "# x\n\ntext\n")
+    seen: list[tuple[int, int]] = []
+    docs, failures = load_corpus(tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)] and len(docs) == 2 and [f.path for f in failures] == ["c.doc"]

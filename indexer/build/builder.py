@@ -240,6 +240,7 @@ class IndexBuilder:
         docs, failures = load_corpus(
             corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes,
             exclusions=corpus_exclusions(corpus, self.options.exclude), images=self.options.images,
+            progress=lambda done, total: self.progress("reading", done, total),
         )
         with self.directory.build_lock():
             self.directory.clean_stale()

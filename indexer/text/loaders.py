@@ -819,13 +819,16 @@ def load_file(path: Path, root: Path) -> list[SourceDocument]:
 
 
 def load_corpus(
-    root: Path, **discover_kwargs: Any
+    root: Path, progress: Callable[[int, int], None] | None = None, **discover_kwargs: Any
 ) -> tuple[list[SourceDocument], list[LoadFailure]]:
-    """Every loadable document under `root`, and a failure for everything that was refused."""
+    """Every loadable document under `root`, and a failure for everything that was refused;
+    `progress(files read, files)` after each file (OCR and conversions take seconds a file)."""
     paths, failures = discover_files(root, **discover_kwargs)
     docs: list[SourceDocument] = []
     first_source: dict[str, str] = {}
-    for path in paths:
+    for done, path in enumerate(paths, 1):
+        if progress is not None and done > 1:
+            progress(done - 1, len(paths))
         try:
             file_docs, line_failures = _load(path, root)
         except LoadError as exc:
@@ -839,4 +842,6 @@ def load_corpus(
                 continue
             first_source[doc.key] = doc.source
             docs.append(doc)
+    if progress is not None:
+        progress(len(paths), len(paths))
     return docs, failures
