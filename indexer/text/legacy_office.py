@@ -5,18 +5,23 @@ Open XML format (.docx, .xlsx, .pptx), which the readers of those formats then r
 conversion runs with a profile of its own, so conversions can run side by side and beside a
 desktop LibreOffice, and within a time limit. What it wrote is cached by the file's SHA-256
 (`~/.cache/yomitoki/converted/`), so a rebuild does not convert an unchanged file again.
+A corpus's legacy files are converted ahead of reading, a LibreOffice per CPU (`convert_all`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from indexer.errors import InputError
+from indexer.text.ocr import workers
 
 CONVERSIONS = {".doc": "docx", ".xls": "xlsx", ".ppt": "pptx"}
 # what each needs of LibreOffice, what its format is called (for the messages), and LibreOffice's import
@@ -76,3 +81,18 @@ def converted(path: Path, cache_dir: Path | None = None) -> Path:
         shutil.move(written, temporary)
         os.replace(temporary, cached)  # whole or not at all: a reader never sees half a file
     return cached
+
+
+def convert_all(paths: Sequence[Path]) -> None:
+    """Convert (or find cached) every .doc, .xls and .ppt file among `paths`, side by side, so that reading them
+    one by one finds each in the cache. A file that fails is left to fail again, with its message, when read."""
+    legacy = [path for path in paths if path.suffix.lower() in CONVERSIONS]
+    if len(legacy) < 2 or _soffice() is None:
+        return
+
+    def attempt(path: Path) -> None:
+        with contextlib.suppress(ConversionError, OSError):
+            converted(path)
+
+    with ThreadPoolExecutor(min(workers(), len(legacy)), thread_name_prefix="convert") as pool:
+        list(pool.map(attempt, legacy))

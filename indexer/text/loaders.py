@@ -29,7 +29,7 @@ from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
 from indexer.text.image_text import IMAGE_SUFFIXES, ImageError, read_image_file
 from indexer.text.language import KANA, detect_language
-from indexer.text.legacy_office import CONVERSIONS, ConversionError, converted
+from indexer.text.legacy_office import CONVERSIONS, ConversionError, convert_all, converted
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, PdfText, read_pdf
@@ -824,6 +824,7 @@ def load_corpus(
     """Every loadable document under `root`, and a failure for everything that was refused;
     `progress(files read, files)` after each file (OCR and conversions take seconds a file)."""
     paths, failures = discover_files(root, **discover_kwargs)
+    convert_all(paths)
     docs: list[SourceDocument] = []
     first_source: dict[str, str] = {}
     for done, path in enumerate(paths, 1):
