@@ -66,3 +66,13 @@ def test_conversions_are_cached_and_without_libreoffice_the_message_says_what_to
     with pytest.raises(LoadError, match=r"a Word file in the old \.doc format: install LibreOffice to read it "
                                         r"\(apt-get install libreoffice-writer-nogui\), or save it as \.docx"):
         load_file(source, source.parent)
+
+
+def test_a_cache_that_cannot_be_written_is_reported_for_the_file(legacy_files: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setattr(legacy_office, "default_cache_dir", lambda: tmp_path / "a-file" / "cache")
+    source = legacy_files / "legacy" / "talk.ppt"
+    docs, failures = load_corpus(source)
+    assert docs == [] and len(failures) == 1
+    assert failures[0].reason.startswith("converted, but the conversion cannot be kept in ")

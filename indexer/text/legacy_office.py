@@ -75,11 +75,14 @@ def converted(path: Path, cache_dir: Path | None = None) -> Path:
             reason = said[-1].strip() if said else "it wrote nothing"
             raise ConversionError(f"damaged or not {kind} file: LibreOffice could not convert it ({reason}; "
                                   f"converting {suffix} needs {package})")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        os.close(handle)
-        shutil.move(written, temporary)
-        os.replace(temporary, cached)  # whole or not at all: a reader never sees half a file
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+            os.close(handle)
+            shutil.move(written, temporary)
+            os.replace(temporary, cached)  # whole or not at all: a reader never sees half a file
+        except OSError as exc:
+            raise ConversionError(f"converted, but the conversion cannot be kept in {cached.parent} ({exc})") from exc
     return cached
 
 

@@ -756,6 +756,8 @@ def _load(path: Path, root: Path) -> tuple[list[SourceDocument], list[LoadFailur
             docs, failures = _load_office(converted(path), rel, path.stem)
         except ConversionError as exc:
             raise LoadError(rel, str(exc)) from exc
+        except OSError as exc:
+            raise LoadError(rel, f"cannot read ({exc.strerror or exc})") from exc
         return [dataclasses.replace(doc, metadata={**doc.metadata, "format": suffix[1:]}) for doc in docs], failures
     if suffix in (".xlsx", *_FILE_LOADERS):
         return _load_office(path, rel, path.stem)
