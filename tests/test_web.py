@@ -237,8 +237,8 @@ def test_highlight_offsets_are_code_points_into_the_document(web: Browsing) -> N
 
 
 def test_a_pdf_hit_links_its_page_and_a_powerpoint_hit_names_its_slide(web: Browsing) -> None:
-    wording = {"en-US": ("page 3", "slide 3", "slides 2–3", "page 2"),
-               "ja-JP": ("3 ページ", "スライド 3", "スライド 2–3", "2 ページ")}
+    wording = {"en-US": ("page 3", "slide 3", "slides 2–3", "page 2", "slide 4"),
+               "ja-JP": ("3 ページ", "スライド 3", "スライド 2–3", "2 ページ", "スライド 4")}
     for locale, words in wording.items():
         page = web.page(locale=locale)
         page.goto(web.server.url + "/")
@@ -247,10 +247,12 @@ def test_a_pdf_hit_links_its_page_and_a_powerpoint_hit_names_its_slide(web: Brow
             {pages: [3], metadata: {format: "pptx"}, doc_id: "deck"},
             {pages: [2, 3], metadata: {format: "pptx"}, doc_id: "deck"},
             {pages: [2], metadata: {format: "tiff"}, doc_id: "fax"},
+            {pages: [4], metadata: {format: "ppt"}, doc_id: "old-deck"},
           ].map(hit => { const a = window.yomitoki.pageLink(hit); return [a.textContent, a.getAttribute("href")]; })""")
         # a browser opens a PDF at a page; a .pptx it downloads and an image it shows, with no page to open at
         assert links == [[words[0], "/documents/a%20b/file#page=3"], [words[1], "/documents/deck/file"],
-                         [words[2], "/documents/deck/file"], [words[3], "/documents/fax/file"]], links
+                         [words[2], "/documents/deck/file"], [words[3], "/documents/fax/file"],
+                         [words[4], "/documents/old-deck/file"]], links
 
 
 # --- ask ------------------------------------------------------------------------------------------

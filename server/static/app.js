@@ -296,14 +296,14 @@ function viewHref(docId, start, end) {
 }
 
 // A PDF passage's page, linked to the original file opened at that page (the browser's PDF viewer);
-// a PowerPoint passage's slide, linked to the file (browsers download it, with no page to open at);
+// a PowerPoint passage's slide (.pptx or .ppt), linked to the file (browsers download it, with no page to open at);
 // a scanned image's page, linked to the image
 function pageLink(hit) {
   const pages = hit.pages || [];
   if (!pages.length) return null;
   const first = pages[0], last = pages[pages.length - 1];
   const format = (hit.metadata || {}).format;
-  const [one, many] = format === "pptx" ? ["slide", "slides"] : ["page", "pages"];
+  const [one, many] = format === "pptx" || format === "ppt" ? ["slide", "slides"] : ["page", "pages"];
   const text = first === last ? t(one, { page: first }) : t(many, { first, last });
   const file = `/documents/${encodeURIComponent(hit.doc_id)}/file`;
   return el("a", { class: "page", href: format === "pdf" ? `${file}#page=${first}` : file }, text);
