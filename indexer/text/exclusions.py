@@ -29,12 +29,11 @@ class ExclusionError(InputError):
 class Exclusions:
     """The patterns in force for one corpus walk."""
 
-    patterns: tuple[str, ...]
     spec: pathspec.GitIgnoreSpec
 
     def excludes(self, relative: str, *, folder: bool = False) -> bool:
         """Whether the file (or folder) at this corpus-relative posix path is left out."""
-        return bool(self.patterns) and self.spec.match_file(f"{relative}/" if folder else relative)
+        return self.spec.match_file(f"{relative}/" if folder else relative)
 
 
 def _check(lines: Sequence[str], where: Callable[[int], str]) -> None:
@@ -57,9 +56,7 @@ def corpus_exclusions(root: Path, extra: Sequence[str] = ()) -> Exclusions:
             raise ExclusionError(f"{ignore_file}: cannot be read ({exc})") from exc
     _check(from_file, lambda n: f"{ignore_file}, line {n + 1}")
     _check(extra, lambda n: "--exclude")
-    lines = (*from_file, *extra)
-    return Exclusions(tuple(line for line in lines if line.strip() and not line.startswith("#")),
-                      pathspec.GitIgnoreSpec.from_lines(lines))
+    return Exclusions(pathspec.GitIgnoreSpec.from_lines([*from_file, *extra]))
 
 
-NO_EXCLUSIONS = Exclusions((), pathspec.GitIgnoreSpec.from_lines([]))
+NO_EXCLUSIONS = Exclusions(pathspec.GitIgnoreSpec.from_lines([]))
