@@ -132,7 +132,8 @@ def workers() -> int:
 
 
 class PageReader:
-    """OCR of one PDF's pages: submitted in page order, read in parallel, kept in the cache.
+    """OCR of one file's scanned pages (a PDF's, or an image's frames): submitted in page order, read in
+    parallel, kept in the cache.
 
     Use as a context manager: leaving it saves what was read and stops what is still running."""
 
