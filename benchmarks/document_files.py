@@ -4,7 +4,11 @@
   headers and footers, vertical (縦書き) text, a page that is only an image.
 - LibreOffice (`soffice --headless --convert-to pdf`) converts HTML too, and writes
   password-protected PDFs through its PDF export filter's `EncryptFile` option.
-- python-docx writes Word files with headings, paragraphs and tables.
+- python-docx writes Word files with headings, paragraphs and tables, and paragraphs with furigana
+  as Word writes them (`w:ruby`, built with docx.oxml: python-docx has no API for ruby).
+- Furigana (ruby) come from SudachiPy's readings, over each word that has a kanji, and are written
+  as HTML `<ruby>`, in Aozora Bunko's notation (`｜base《reading》`) or as Word's `w:ruby`.
+- An Aozora Bunko text: title, author, the notation block, headings as notes, a colophon.
 - LibreOffice also saves Word, Excel and PowerPoint files in their pre-2007 formats (.doc, .xls, .ppt).
 - A scan is made the way a scanner makes one: pages rendered to grey images (pypdfium2) and
   written into a PDF of images alone (Pillow), with no text layer.
@@ -17,15 +21,24 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import shutil
 import struct
 import subprocess
 import tempfile
+import unicodedata
 import zlib
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import docx
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.oxml.xmlchemy import BaseOxmlElement
+
+Pieces = list[tuple[str, str | None]]  # a text as (base, its reading in hiragana or None) pieces
 
 PAGE_CSS = """
 @page { size: A4; margin: 22mm 18mm; }
@@ -150,13 +163,16 @@ def image_page() -> str:
 
 
 def word_file(out: Path, blocks: Sequence[tuple[str, object]]) -> Path:
-    """A .docx from (kind, value) blocks: ("h1"/"h2", text), ("p", text), ("table", rows)."""
+    """A .docx from (kind, value) blocks: ("h1"/"h2", text), ("p", text), ("ruby", pieces) for a paragraph
+    with furigana, ("table", rows)."""
     document = docx.Document()
     for kind, value in blocks:
         if kind.startswith("h"):
             document.add_heading(str(value), level=int(kind[1:]))
         elif kind == "p":
             document.add_paragraph(str(value))
+        elif kind == "ruby":
+            ruby_paragraph(document, value)  # type: ignore[arg-type]
         elif kind == "table":
             rows = list(value)  # type: ignore[call-overload]
             table = document.add_table(rows=len(rows), cols=len(rows[0]))
@@ -167,6 +183,151 @@ def word_file(out: Path, blocks: Sequence[tuple[str, object]]) -> Path:
             raise ValueError(f"unknown block kind {kind!r}")
     document.save(str(out))
     return out
+
+
+# ---------------------------------------------------------------- furigana
+
+_KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f々〆]")
+_KATAKANA = re.compile(r"[\u30a1-\u30faー]+")
+_RUBY_PROPERTIES = (("rubyAlign", "distributeSpace"), ("hps", "10"), ("hpsRaise", "18"), ("hpsBaseText", "21"),
+                    ("lid", "ja-JP"))
+
+
+@cache
+def _sudachi() -> Any:
+    import sudachipy
+
+    return sudachipy.Dictionary(dict="core").create(mode=sudachipy.SplitMode.C)
+
+
+def furigana(text: str) -> Pieces:
+    """`text` as pieces: each word (SudachiPy morpheme) with a kanji carries its reading in hiragana, as group
+    ruby over the whole word; the text between such words is in pieces without a reading."""
+    pieces: Pieces = []
+    for morpheme in _sudachi().tokenize(text):
+        surface = morpheme.surface()
+        reading = _reading(surface, morpheme.reading_form())
+        if reading is None and pieces and pieces[-1][1] is None:
+            pieces[-1] = (pieces[-1][0] + surface, None)
+        else:
+            pieces.append((surface, reading))
+    return pieces
+
+
+def _reading(surface: str, katakana: str) -> str | None:
+    """The hiragana reading of a word with a kanji; None when it has none, or its reading is empty, not all
+    kana or the word itself."""
+    if not _KANJI.search(surface) or not _KATAKANA.fullmatch(katakana):
+        return None
+    hiragana = "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in katakana)
+    return None if surface in (katakana, hiragana) else hiragana
+
+
+def ruby_html(pieces: Pieces) -> str:
+    """HTML of the pieces, a reading as `<ruby>base<rp>（</rp><rt>reading</rt><rp>）</rp></ruby>`."""
+    return "".join(html.escape(base) if reading is None
+                   else f"<ruby>{html.escape(base)}<rp>（</rp><rt>{html.escape(reading)}</rt><rp>）</rp></ruby>"
+                   for base, reading in pieces)
+
+
+def ruby_paragraphs_html(paragraphs: Sequence[Pieces]) -> str:
+    """`paragraphs_html` of paragraphs given as pieces."""
+    return "".join(f"<p>{ruby_html(pieces)}</p>" for pieces in paragraphs)
+
+
+def headed_paragraphs_html(sections: Sequence[tuple[str, Pieces]]) -> str:
+    """Each (title, pieces) section as an `<h2>` title above its paragraph."""
+    return "".join(f"<h2>{html.escape(title)}</h2><p>{ruby_html(pieces)}</p>" for title, pieces in sections)
+
+
+def ruby_paragraph(document: Any, pieces: Pieces) -> None:
+    """A paragraph of `document` (python-docx) whose readings are Word's `w:ruby` runs."""
+    paragraph = document.add_paragraph()
+    for base, reading in pieces:
+        if reading is None:
+            paragraph.add_run(base)
+        else:
+            paragraph._p.append(_ruby_run(base, reading))
+
+
+def _ruby_run(base: str, reading: str) -> BaseOxmlElement:
+    """`<w:r><w:ruby><w:rubyPr>…</w:rubyPr><w:rt>reading</w:rt><w:rubyBase>base</w:rubyBase></w:ruby></w:r>`,
+    as Word writes it."""
+    values = dict(_RUBY_PROPERTIES)
+    properties = _element("w:rubyPr", *(_element(f"w:{name}", val=value) for name, value in _RUBY_PROPERTIES))
+    ruby = _element("w:ruby", properties, _element("w:rt", _text_run(reading, values["hps"])),
+                    _element("w:rubyBase", _text_run(base, values["hpsBaseText"])))
+    return _element("w:r", ruby)
+
+
+def _text_run(text: str, half_points: str) -> BaseOxmlElement:
+    """A run of `text` at a size in half-points (Word gives the ruby's runs the sizes of its rubyPr)."""
+    size = _element("w:rPr", _element("w:sz", val=half_points), _element("w:szCs", val=half_points))
+    return _element("w:r", size, _element("w:t", text=text))
+
+
+def _element(tag: str, *children: BaseOxmlElement, val: str | None = None, text: str | None = None
+             ) -> BaseOxmlElement:
+    element = OxmlElement(tag)
+    if val is not None:
+        element.set(qn("w:val"), val)
+    if text is not None:
+        element.text = text
+    element.extend(children)
+    return element
+
+
+# ---------------------------------------------------------------- Aozora Bunko
+
+AOZORA_NOTATION = """-------------------------------------------------------
+【テキスト中に現れる記号について】
+
+《》：ルビ
+（例）首都《しゅと》
+
+｜：ルビの付く文字列の始まりを特定する記号
+（例）日本｜首都《しゅと》
+
+［＃］：入力者注　主に外字の説明や、傍点の位置の指定
+　　　（数字は、JIS X 0213の面区点番号またはUnicode）
+（例）※［＃縦線、1-1-35］
+-------------------------------------------------------"""
+_AOZORA_NOTES = {"《": "※［＃始め二重山括弧、1-1-52］", "》": "※［＃終わり二重山括弧、1-1-53］",
+                 "｜": "※［＃縦線、1-1-35］"}
+
+
+def aozora_text(title: str, author: str, sections: Sequence[tuple[str, Pieces]], colophon: str) -> str:
+    """A text in Aozora Bunko's layout (CRLF lines): title, author, the notation block, then each (heading,
+    pieces) section as a 中見出し heading line and a paragraph line opened by a full-width space, readings as
+    `｜base《reading》`; the colophon (底本：…) last. Characters cp932 lacks are notes `※［＃「name」、U+XXXX］`."""
+    lines = [title, author, "", *AOZORA_NOTATION.splitlines(), ""]
+    for heading, pieces in sections:
+        escaped = aozora_escaped(heading)
+        lines += ["", f"［＃３字下げ］{escaped}［＃「{escaped}」は中見出し］", "", "　" + ruby_aozora(pieces)]
+    return "\r\n".join([*lines, "", "", colophon, ""])
+
+
+def ruby_aozora(pieces: Pieces) -> str:
+    return "".join(aozora_escaped(base) if reading is None else f"｜{aozora_escaped(base)}《{reading}》"
+                   for base, reading in pieces)
+
+
+def aozora_escaped(text: str) -> str:
+    """`text` as Aozora Bunko writes it: its notation characters (《》｜) and those cp932 lacks as notes."""
+    return "".join(_AOZORA_NOTES.get(c) or _cp932_char(c) for c in text)
+
+
+def _cp932_char(c: str) -> str:
+    try:
+        c.encode("cp932")
+    except UnicodeEncodeError:
+        return " " if c.isspace() else f"※［＃「{unicodedata.name(c, 'unnamed').lower()}」、U+{ord(c):04X}］"
+    return c
+
+
+def cp932_read_back(text: str) -> str:
+    """`text` as a cp932 file gives it back: characters cp932 maps to others (〜 → ～) changed, the rest kept."""
+    return "".join(c.encode("cp932").decode("cp932") if _cp932_char(c) == c else c for c in text)
 
 
 # ---------------------------------------------------------------- the tests' files

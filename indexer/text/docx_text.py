@@ -1,15 +1,18 @@
 """The text of a Word (.docx) file with python-docx: headings become the section trail,
-paragraphs and tables (one line per row, cells separated by tabs) the sections' text."""
+paragraphs and tables (one line per row, cells separated by tabs) the sections' text.
+Furigana (`w:ruby`) reads as its base text, which python-docx alone would drop."""
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import docx
 from docx.opc.exceptions import PackageNotFoundError
-from docx.table import Table
+from docx.oxml.ns import qn
+from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
 from indexer.errors import InputError
@@ -44,8 +47,26 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _paragraph_text(paragraph: Paragraph) -> str:
+    """The paragraph's text, a ruby's base text in its place. python-docx reads a run's own text elements
+    only, so a word set with furigana (`<w:r><w:ruby><w:rt>…</w:rt><w:rubyBase><w:r>…`) would vanish."""
+    if not paragraph._p.xpath(".//w:ruby"):
+        return paragraph.text
+    element = copy.deepcopy(paragraph._p)
+    for ruby in element.xpath(".//w:ruby"):
+        run = ruby.getparent()
+        for base_run in ruby.findall(f"{qn('w:rubyBase')}/{qn('w:r')}"):
+            run.addprevious(base_run)
+        run.getparent().remove(run)
+    return Paragraph(element, paragraph._parent).text
+
+
 def _table_text(table: Table) -> str:
-    rows = ("\t".join(" ".join(cell.text.split()) for cell in row.cells) for row in table.rows)
+    """One line per row, cells separated by tabs, each cell's whitespace collapsed."""
+    def cell_text(cell: _Cell) -> str:
+        return " ".join(" ".join(_paragraph_text(paragraph) for paragraph in cell.paragraphs).split())
+
+    rows = ("\t".join(cell_text(cell) for cell in row.cells) for row in table.rows)
     return "\n".join(row for row in rows if row.strip())
 
 
@@ -60,7 +81,7 @@ def docx_text(path: Path) -> DocxText:
     offset = 0
     for item in document.iter_inner_content():
         level = _heading_level(item) if isinstance(item, Paragraph) else None
-        text = item.text.strip() if isinstance(item, Paragraph) else _table_text(item)
+        text = _paragraph_text(item).strip() if isinstance(item, Paragraph) else _table_text(item)
         if not text:
             continue
         if level is not None:

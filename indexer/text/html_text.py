@@ -1,8 +1,9 @@
 """Visible text of an HTML page, as blocks with heading trails, for the loaders.
 
-Scripts, styles, templates and the head are dropped; block elements (paragraphs, list items,
-headings, table rows, line breaks, ...) become blocks separated by blank lines (single line
-breaks within lists, tables and preformatted text), with whitespace collapsed inside each.
+Scripts, styles, templates, the head and furigana (`<rt>`, `<rp>`: a ruby reads as its base
+text) are dropped; block elements (paragraphs, list items, headings, table rows, line breaks,
+...) become blocks separated by blank lines (single line breaks within lists, tables and
+preformatted text), with whitespace collapsed inside each.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from bs4.element import (
 
 from indexer.text.language import is_japanese
 
-_DROPPED = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "math"})
+_DROPPED = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "math",
+                      "rt", "rp", "rtc"})  # furigana: <ruby>東京<rt>とうきょう</rt></ruby> reads as 東京
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 _LINE_BLOCKS = frozenset({"li", "tr", "dt", "dd", "option"})
 _BLOCKS = _LINE_BLOCKS | {
@@ -66,6 +68,12 @@ def collapse_whitespace(text: str) -> str:
     return _SPACES.sub(replace, text).strip(" ")
 
 
+def _visible_text(tag: Tag) -> str:
+    """A tag's text less what is never shown as text (scripts, furigana)."""
+    return "".join(str(node) for node in tag.find_all(string=True)
+                   if not isinstance(node, _NOT_TEXT) and not any(parent.name in _DROPPED for parent in node.parents))
+
+
 class _BlockWalker:
     """Walks a parsed HTML tree, collecting visible text blocks with heading trails."""
 
@@ -96,10 +104,10 @@ class _BlockWalker:
             self.after_break = True
         elif name in _HEADINGS:
             self.flush()
-            self.heading(_HEADINGS[name], collapse_whitespace(tag.get_text()))
+            self.heading(_HEADINGS[name], collapse_whitespace(_visible_text(tag)))
         elif name == "pre":
             self.flush()
-            self.preformatted(tag.get_text())
+            self.preformatted(_visible_text(tag))
         elif name in _BLOCKS:
             self.flush()
             self.open.append(name)

@@ -119,6 +119,38 @@ def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[list[Glyph]]:
     return [line for line in lines if any(g.char.strip() for g in line)]
 
 
+def _stacks_on(column: Sequence[Glyph], below: Glyph) -> bool:
+    """Whether `below` goes on down a vertical line of CJK characters: a CJK character itself, within the
+    line's width (tight boxes: a thin 、 or り is narrower than the line), less than a character down."""
+    width = max(g.right - g.left for g in column)
+    return (all(_CJK.match(g.char) for g in (column[-1], below))
+            and _overlap(min(g.left for g in column), max(g.right for g in column), below.left, below.right)
+            >= 0.5 * (below.right - below.left)
+            and -0.3 * width <= column[-1].bottom - below.top <= max(width, 1.0))
+
+
+def _columns(runs: list[list[Glyph]]) -> list[tuple[list[Glyph], bool]]:
+    """PDFium's lines, each with whether it is vertical, vertical ones made whole. Around furigana and indented
+    first lines PDFium can give a vertical line in pieces, down to a character each and out of order (た 幕 。
+    for …た。 and 幕府…): a piece that goes on down one of the last few vertical lines is joined to it."""
+    joined: list[tuple[list[Glyph], bool]] = []
+    for run in runs:
+        marks = [g for g in run if g.char.strip()]
+        vertical = _is_vertical(marks)
+        if marks and (len(marks) == 1 or vertical):
+            for number in range(len(joined) - 1, max(len(joined) - 9, -1), -1):
+                column, stacked = joined[number]
+                above = [g for g in column if g.char.strip()]
+                if above and (len(above) == 1 or stacked) and _stacks_on(above, marks[0]):
+                    joined[number] = (column + run, True)
+                    break
+            else:
+                joined.append((run, vertical))
+        else:
+            joined.append((run, vertical))
+    return joined
+
+
 def _is_vertical(glyphs: Sequence[Glyph]) -> bool:
     marks = [g for g in glyphs if g.char.strip()]
     if len(marks) < 2:
@@ -126,6 +158,60 @@ def _is_vertical(glyphs: Sequence[Glyph]) -> bool:
     width = max(g.right for g in marks) - min(g.left for g in marks)
     height = max(g.top for g in marks) - min(g.bottom for g in marks)
     return height > 2 * width
+
+
+_KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ffー]")
+_KANA_WORD = re.compile(r"[\u3041-\u309f\u30a0-\u30ffー]+")
+_KANJI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々]")
+RUBY_SIZE = 0.7  # furigana is set at about half its base text's size; text at 70% or less of it can be ruby
+
+
+@dataclass(frozen=True)
+class _Box:
+    """A run of glyphs: its extent, the median edges of its glyphs (OCR can give one glyph a box as tall as
+    two lines), its character size (height across a horizontal run, width down a vertical one), and whether
+    all but a fifth of its characters are kana, as furigana is."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+    usual: Glyph  # the median left, bottom, right and top
+    size: float
+    kana: bool
+
+    @classmethod
+    def of(cls, run: Sequence[Glyph]) -> _Box:
+        marks = [g for g in run if g.char.strip()]
+        vertical = _is_vertical(marks)
+        sizes = [(g.right - g.left) if vertical else (g.top - g.bottom) for g in marks]
+        kana = sum(1 for g in marks if _KANA.match(g.char)) >= 0.8 * len(marks)
+        usual = Glyph("", *(statistics.median(getattr(g, edge) for g in marks)
+                            for edge in ("left", "bottom", "right", "top")))
+        return cls(min(g.left for g in marks), min(g.bottom for g in marks), max(g.right for g in marks),
+                   max(g.top for g in marks), usual, statistics.median(sizes), kana)
+
+    def glosses(self, base: _Box) -> bool:
+        """Whether this run is furigana on `base`: kana at most RUBY_SIZE of its size, just above a horizontal
+        base (or just right of a vertical one) and alongside it."""
+        if not self.kana or self.size > RUBY_SIZE * base.size:
+            return False
+        near = (-0.5 * base.size, 0.6 * base.size)  # OCR boxes of the base line can reach up into the ruby
+        above = near[0] <= self.usual.bottom - base.usual.top <= near[1] and \
+            _overlap(self.left, self.right, base.left, base.right) >= 0.5 * (self.right - self.left)
+        beside = near[0] <= self.usual.left - base.usual.right <= near[1] and \
+            _overlap(self.bottom, self.top, base.bottom, base.top) >= 0.5 * (self.top - self.bottom)
+        return above or beside
+
+
+def _ruby(runs: Sequence[Sequence[Glyph]]) -> set[int]:
+    """Which runs are furigana (ruby): small kana set above the words they read, or right of them in vertical
+    text. Producers write it as runs of its own; kept, it would interleave readings with the text they gloss
+    (江戸えど幕府ばくふ) or make lines of kana between the real ones."""
+    boxes = [_Box.of(run) if any(g.char.strip() for g in run) else None for run in runs]
+    candidates = [i for i, box in enumerate(boxes) if box is not None and box.kana]
+    return {i for i in candidates
+            if any(base is not None and j != i and boxes[i].glosses(base) for j, base in enumerate(boxes))}  # type: ignore[union-attr]
 
 
 def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
@@ -145,24 +231,29 @@ def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
 
 
 def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
-    """PDFium's lines, vertical ones marked, horizontal ones cut at gutters and glued where it split a row."""
-    lines: list[Line] = []
-    for run in runs:
-        if _is_vertical(run):
-            lines.append(Line(run, vertical=True))
+    """PDFium's lines, vertical ones marked, horizontal ones cut at gutters and glued where it split a row;
+    furigana dropped."""
+    pieces: list[Line] = []
+    for run, vertical in _columns(list(runs)):
+        if vertical:
+            pieces.append(Line(run, vertical=True))
             continue
         rows = _split_rows(run)
         for number, part in enumerate(rows, 1):
-            marks = [g for g in part if g.char.strip()]
-            previous = lines[-1] if lines and not lines[-1].vertical else None
-            previous_marks = [g for g in previous.glyphs if g.char.strip()] if previous else []
-            if previous is not None and previous_marks and _follows(previous_marks[-1], marks[0]):
-                last = previous_marks[-1]
-                space = [Glyph(" ", last.right, last.bottom, last.right, last.top)] * _spaced(last, marks[0])
-                lines[-1] = Line(previous.glyphs + space + part)
-            else:
-                hyphenated = number < len(rows) and rows[number][0].left < part[-1].left  # a row, not a gap
-                lines.append(Line(part, hyphenated=hyphenated))
+            hyphenated = number < len(rows) and rows[number][0].left < part[-1].left  # a row, not a gap
+            pieces.append(Line(part, hyphenated=hyphenated))
+    ruby = _ruby([piece.glyphs for piece in pieces])
+    lines: list[Line] = []
+    for piece in (piece for number, piece in enumerate(pieces) if number not in ruby):
+        previous = lines[-1] if lines and not lines[-1].vertical and not piece.vertical else None
+        previous_marks = [g for g in previous.glyphs if g.char.strip()] if previous else []
+        marks = [g for g in piece.glyphs if g.char.strip()]
+        if previous is not None and previous_marks and marks and _follows(previous_marks[-1], marks[0]):
+            last = previous_marks[-1]
+            space = [Glyph(" ", last.right, last.bottom, last.right, last.top)] * _spaced(last, marks[0])
+            lines[-1] = Line(previous.glyphs + space + piece.glyphs, hyphenated=piece.hyphenated)
+        else:
+            lines.append(piece)
     return [line for line in lines if line.text]
 
 
@@ -223,13 +314,19 @@ def _pitch(previous: Line, line: Line) -> float:
 
 
 def _starts_paragraph(previous: Line, line: Line, flow: Sequence[Line], pitch: float) -> bool:
-    """A wider than usual gap, a step back (a new column) or a short line ending a sentence."""
+    """A wider than usual gap, a step back (a new column), a short line ending a sentence or set in another
+    size (a heading above its text), or an indented line after a sentence's end (字下げ, where Japanese
+    paragraphs have no gap between them)."""
     step = _pitch(previous, line)
     if line.vertical:
         short = previous.bottom - min(other.bottom for other in flow) > 1.5 * previous.size
+        indented = max(other.top for other in flow) - line.top > 0.6 * line.size
     else:
         short = max(other.right for other in flow) - previous.right > 1.5 * previous.size
-    return step > 1.3 * pitch or step < 0.5 * pitch or (short and previous.text[-1] in _SENTENCE_END)
+        indented = line.left - min(other.left for other in flow) > 0.6 * line.size
+    resized = max(previous.size, line.size) > 1.25 * min(previous.size, line.size)
+    ended = previous.text[-1] in _SENTENCE_END
+    return step > 1.3 * pitch or step < 0.5 * pitch or (short and (ended or resized)) or (indented and ended)
 
 
 def join_lines(first: str, second: str) -> str:
@@ -257,23 +354,24 @@ def _runs_on(flow: Sequence[Line]) -> bool:
     return full and last.text[-1] not in _SENTENCE_END
 
 
-def _line_pitch(steps: Sequence[float]) -> float:
+def _line_pitch(steps: Sequence[float], size: float) -> float:
     """The usual step from a line to the next inside a paragraph: the median of the smallest steps (within 1.3×
-    the smallest of those at least half the median), so that the wider steps between paragraphs and after a
-    heading do not set it on a page of few lines."""
-    positive = [step for step in steps if step > 0]
+    the smallest of those at least 0.7 of a character), so that the wider steps between paragraphs and after a
+    heading do not set it on a page of few lines. Lines sit at least about a character apart; a smaller step
+    is two pieces of one row, not a line's pitch."""
+    positive = [step for step in steps if step >= 0.7 * size]
     if not positive:
-        return 1.0
-    floor = 0.5 * statistics.median(positive)
-    smallest = min(step for step in positive if step >= floor)
-    return statistics.median([step for step in positive if floor <= step <= 1.3 * smallest])
+        return max(size, 1.0)
+    smallest = min(positive)
+    return statistics.median([step for step in positive if step <= 1.3 * smallest])
 
 
 def _paragraphs(flows: Iterable[list[Line]]) -> list[str]:
     paragraphs: list[str] = []
     text = ""
     for flow in flows:
-        pitch = _line_pitch([_pitch(a, b) for a, b in itertools.pairwise(flow)])
+        size = statistics.median(line.size for line in flow)
+        pitch = _line_pitch([_pitch(a, b) for a, b in itertools.pairwise(flow)], size)
         for previous, line in zip([None, *flow], flow, strict=False):
             if previous is not None and _starts_paragraph(previous, line, flow, pitch):
                 paragraphs.append(text)
@@ -443,7 +541,14 @@ class ScannedPages:
             words, scale = self.reader.words(number)
         except ocr.OcrFailed as exc:
             raise PdfError(f"OCR failed on page {number}: {exc}") from exc
-        lines = [Line(_word_glyphs(segment, scale, self.heights[number])) for segment in _row_segments(words)]
+        height = self.heights[number]
+        by_line: dict[int, list[ocr.OcrWord]] = {}
+        for word in words:
+            by_line.setdefault(word.line, []).append(word)
+        pieces = [_without_ruby_words(piece) for piece in by_line.values()]
+        ruby = _ruby([_word_glyphs(piece, scale, height) for piece in pieces])  # lines of their own
+        words = [word for n, piece in enumerate(pieces) if n not in ruby for word in piece]
+        lines = [Line(_word_glyphs(segment, scale, height)) for segment in _row_segments(words)]
         if lines:
             self.read_pages.append(number)
         return lines
@@ -455,6 +560,18 @@ class ScannedPages:
         if self.unavailable:
             return f"{what} its {pages} cannot be read: {self.unavailable}"
         return f"{what} OCR found no text on its {pages}"
+
+
+def _without_ruby_words(line: list[ocr.OcrWord]) -> list[ocr.OcrWord]:
+    """A Tesseract line less the furigana it took into it: kana words at most RUBY_SIZE of the height of its
+    words with kanji, sitting above them."""
+    base = [w for w in line if _KANJI.search(w.text)]
+    if not base:
+        return line
+    size = statistics.median(w.bottom - w.top for w in base)
+    top = statistics.median(w.top for w in base)
+    return [w for w in line if not (_KANA_WORD.fullmatch(w.text) and w.bottom - w.top <= RUBY_SIZE * size
+                                    and w.bottom <= top + 0.3 * size)]
 
 
 def _ocr_rows(words: list[ocr.OcrWord]) -> list[list[ocr.OcrWord]]:
