@@ -4,6 +4,7 @@
                    PowerPoint, images of scanned pages) → SourceDocument
     exclusions     the paths a corpus walk leaves out (.yomitokiignore, --exclude; pathspec)
     markdown_text  front matter and text-bearing blocks with heading trails
+    aozora         plain text in Aozora Bunko notation (ruby, ［＃…］ annotations, gaiji) as clean text
     html_text      the visible text of an HTML page
     pdf_text       a PDF's text page by page (pypdfium2)
     ocr            the words of scanned pages, by the tesseract command, in parallel, cached by file content

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from indexer.errors import InputError
+from indexer.text.aozora import is_aozora, read_aozora
 from indexer.text.docx_text import DocxError, docx_text
 from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
@@ -400,8 +401,22 @@ def _load_markdown(text: str, rel: str, stem: str) -> SourceDocument:
 
 
 def _load_text(text: str, rel: str, stem: str) -> SourceDocument:
+    """A plain-text file, its paragraphs by blank lines; one in Aozora Bunko notation as clean text."""
+    if is_aozora(text):
+        return _load_aozora(text, rel, stem)
     metadata: dict[str, object] = {"format": "text"}
     return _document(rel, rel, _first_line(text) or stem, text, _paragraph_sections(text), metadata)
+
+
+def _load_aozora(text: str, rel: str, stem: str) -> SourceDocument:
+    """A work in Aozora Bunko notation: its text as a reader sees it (ruby readings and annotations
+    gone, gaiji decoded), a section per line under its 見出し trail, the header's title and author."""
+    work = read_aozora(text)
+    sections = [Section(block.start, block.end, block.path) for block in work.blocks]
+    metadata: dict[str, object] = {"format": "text", "notation": "aozora"}
+    if work.author:
+        metadata["author"] = work.author
+    return _document(rel, rel, work.title[:TITLE_MAX_CHARS] or stem, work.text, sections, metadata)
 
 
 def _load_html(text: str, rel: str, stem: str) -> SourceDocument:
