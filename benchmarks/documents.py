@@ -1,8 +1,9 @@
-"""Retrieval from PDF, Word, PowerPoint and Excel files against the same paragraphs as JSON lines,
-and PDF indexing speed.
+"""Retrieval from PDF, Word, PowerPoint, Excel, HTML and Aozora Bunko files against the same paragraphs as
+JSON lines, and PDF indexing speed.
   # noqa: E402
     python benchmarks/documents.py [--data ../shared/data] [--paragraphs 120] [--questions 300]
-                                   [--per-page 3] [--sets jsquad:pdf,squad:docx] [--workdir /tmp/yomitoki-documents]
+                                   [--per-page 3] [--sets jsquad:pdf,squad:docx] [--ruby] [--vertical]
+                                   [--workdir /tmp/yomitoki-documents]
 
 JSQuAD (Japanese): `--paragraphs` paragraphs, sampled with a fixed seed, are printed by
 headless Chromium into PDF files of four pages, `--per-page` paragraphs a page, every
@@ -37,6 +38,23 @@ twelve slides a file, a slide per paragraph titled with its article; gold page =
 its slide) or as one Excel workbook (`squad:xlsx`: openpyxl, a row per paragraph
 with `id`, `title` and `text` columns, the JSON lines' records as cells).
 
+Either set can be written as HTML pages (`jsquad:html`: twelve paragraphs a file, each under an `<h2>`
+of its article's title), and JSQuAD as Aozora Bunko texts (`jsquad:aozora`: twelve paragraphs a .txt in
+cp932 with CRLF lines: title and author lines, the block explaining the notation between lines of
+hyphens, each paragraph a line opened by a full-width space under a `［＃「title」は中見出し］` heading,
+and a 底本 colophon; characters cp932 lacks are written as notes `※［＃「name」、U+XXXX］`, and a
+paragraph's gold text is what cp932 gives back, 〜 read as ～). In both, as in Word files, a paragraph is
+found in the extracted text whole, spaces ignored.
+
+`--ruby` (JSQuAD; formats pdf, scan, docx, html, aozora) puts furigana over every word with a kanji:
+SudachiPy's reading of each morpheme that has one, in hiragana, as group ruby over the whole word, written
+as HTML `<ruby>` with `<rp>` parentheses (in the printed and scanned PDFs too: Chromium prints the readings
+as small glyphs above the line), as Word's `w:ruby`, or in Aozora's notation `｜base《reading》` (without
+`--ruby` the Aozora texts keep their layout but carry no readings). The gold text stays the paragraph
+without readings, so extraction shows whether a reader leaves the readings out of the text.
+`--vertical` (formats pdf, scan) prints every page in vertical writing (縦書き, no two-column pages); the
+running header and footer stay horizontal.
+
 Speed: PDF extraction (load_corpus over the PDF folder) in pages/s, beside the build's
 embedding time, measured in the same run; the machine's load average is printed with it.
 """
@@ -60,11 +78,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.document_files import (  # noqa: E402
+    Pieces,
+    aozora_text,
     chromium_pdf,
+    cp932_read_back,
     document_html,
+    furigana,
+    headed_paragraphs_html,
     legacy_copies,
     page_html,
-    paragraphs_html,
+    ruby_paragraphs_html,
     scanned_pdf,
     word_file,
 )
@@ -80,7 +103,13 @@ from indexer.text.loaders import load_corpus  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 MODEL = "all-minilm-l6-v2"
 PAGES_PER_FILE = 4
+FORMATS = ("pdf", "scan", "docx", "pptx", "xlsx", "doc", "ppt", "xls", "html", "aozora")
+RUBY_FORMATS = ("pdf", "scan", "docx", "html", "aozora")
+VERTICAL_FORMATS = ("pdf", "scan")
 BENCH_CSS = "body { font-size: 9pt; line-height: 1.5; } p { margin-bottom: 2.5mm; }"
+AOZORA_COLOPHON = ("底本：「JSQuAD」valid-v1.3、日本語版ウィキペディアの記事による\r\n"
+                   "入力：yomitoki ベンチマーク\r\n"
+                   "※青空文庫の書式に倣って作ったファイルです。")
 
 
 @dataclass(frozen=True)
@@ -121,8 +150,15 @@ def load_set(name: str, data: Path, paragraphs: int, questions: int,
 # ---------------------------------------------------------------- files
 
 
-def write_pdfs(paragraphs: Sequence[Paragraph], folder: Path, per_page: int) -> list[Paragraph]:
-    """PDF files of PAGES_PER_FILE pages; returns the paragraphs with their file and page."""
+def pieces(p: Paragraph, ruby: bool) -> Pieces:
+    """The paragraph's text as pieces, with furigana if `ruby`."""
+    return furigana(p.text) if ruby else [(p.text, None)]
+
+
+def write_pdfs(paragraphs: Sequence[Paragraph], folder: Path, per_page: int, *, ruby: bool = False,
+               vertical: bool = False) -> list[Paragraph]:
+    """PDF files of PAGES_PER_FILE pages, every other page in two columns or all vertical (縦書き), with furigana
+    if `ruby`; returns the paragraphs with their file and page."""
     placed: list[Paragraph] = []
     per_file = per_page * PAGES_PER_FILE
     for f, start in enumerate(range(0, len(paragraphs), per_file)):
@@ -131,19 +167,20 @@ def write_pdfs(paragraphs: Sequence[Paragraph], folder: Path, per_page: int) -> 
         group = paragraphs[start : start + per_file]
         for n, offset in enumerate(range(0, len(group), per_page), 1):
             on_page = group[offset : offset + per_page]
-            layout = "columns" if n % 2 == 0 else ""
-            body = paragraphs_html([p.text for p in on_page])
+            layout = "vertical" if vertical else "columns" if n % 2 == 0 else ""
+            body = ruby_paragraphs_html([pieces(p, ruby) for p in on_page])
             pages.append(page_html(body, header=f"JSQuAD 段落集 {name}", footer=f"- {n} -", layout=layout))
             placed += [Paragraph(p.id, p.title, p.text, name, n) for p in on_page]
         chromium_pdf(document_html(pages, title=f"段落集 {f:03d}", css=BENCH_CSS), folder / name)
     return placed
 
 
-def write_scans(paragraphs: Sequence[Paragraph], folder: Path, per_page: int, dpi: int) -> list[Paragraph]:
+def write_scans(paragraphs: Sequence[Paragraph], folder: Path, per_page: int, dpi: int, *, ruby: bool = False,
+                vertical: bool = False) -> list[Paragraph]:
     """The PDFs of `write_pdfs`, scanned: each page an image at `dpi`, no text layer."""
     printed = folder.parent / "printed"
     printed.mkdir()
-    placed = write_pdfs(paragraphs, printed, per_page)
+    placed = write_pdfs(paragraphs, printed, per_page, ruby=ruby, vertical=vertical)
     for pdf in sorted(printed.glob("*.pdf")):
         scanned_pdf(pdf, folder / pdf.name, dpi=dpi)
     return placed
@@ -197,15 +234,44 @@ def name_title(p: Paragraph) -> str:
     return Path(p.file).stem
 
 
-def write_docx(paragraphs: Sequence[Paragraph], folder: Path) -> list[Paragraph]:
+def write_docx(paragraphs: Sequence[Paragraph], folder: Path, *, ruby: bool = False) -> list[Paragraph]:
+    """Word files of ten paragraphs, each under a heading of its article's title, with furigana (`w:ruby`) if
+    `ruby`."""
     placed = []
     for f, start in enumerate(range(0, len(paragraphs), 10)):
         name = f"squad-{f:03d}.docx"
         blocks: list[tuple[str, object]] = []
         for p in paragraphs[start : start + 10]:
-            blocks += [("h2", p.title), ("p", p.text)]
+            blocks += [("h2", p.title), ("ruby", furigana(p.text)) if ruby else ("p", p.text)]
             placed.append(Paragraph(p.id, p.title, p.text, name))
         word_file(folder / name, blocks)
+    return placed
+
+
+def write_html(paragraphs: Sequence[Paragraph], folder: Path, prefix: str, *, ruby: bool = False) -> list[Paragraph]:
+    """HTML files of twelve paragraphs, each under an `<h2>` of its article's title, with `<ruby>` if `ruby`."""
+    placed = []
+    for f, start in enumerate(range(0, len(paragraphs), 12)):
+        name = f"{prefix}-{f:03d}.html"
+        group = [Paragraph(p.id, p.title, p.text, name) for p in paragraphs[start : start + 12]]
+        body = headed_paragraphs_html([(p.title, pieces(p, ruby)) for p in group])
+        lang = "ja" if prefix == "jsquad" else "en"
+        (folder / name).write_text(document_html([body], lang=lang, title=f"{prefix} {f:03d}"), encoding="utf-8")
+        placed += group
+    return placed
+
+
+def write_aozora(paragraphs: Sequence[Paragraph], folder: Path, *, ruby: bool = False) -> list[Paragraph]:
+    """Aozora Bunko texts (cp932) of twelve paragraphs, each under a 中見出し of its article's title, with
+    `｜base《reading》` furigana if `ruby`; a paragraph's text is what cp932 gives back (〜 → ～)."""
+    placed = []
+    for f, start in enumerate(range(0, len(paragraphs), 12)):
+        name = f"jsquad-{f:03d}.txt"
+        group = [Paragraph(p.id, p.title, cp932_read_back(p.text), name) for p in paragraphs[start : start + 12]]
+        text = aozora_text(f"JSQuAD 段落集 {f:03d}", "ウィキペディア日本語版の執筆者",
+                           [(p.title, pieces(p, ruby)) for p in group], AOZORA_COLOPHON)
+        (folder / name).write_bytes(text.encode("cp932"))
+        placed += group
     return placed
 
 
@@ -285,26 +351,36 @@ def evaluate(questions: Sequence[Question], searcher: Searcher, gold_span: dict[
     return found / len(questions), share, page_total
 
 
+def write_files(name: str, file_format: str, paragraphs: Sequence[Paragraph], work: Path,
+                args: argparse.Namespace) -> list[Paragraph]:
+    """The paragraphs written as `file_format` files into `work`/files; returns them with their file and page."""
+    files, modern = work / "files", work / "modern"
+    ruby, vertical = args.ruby, args.vertical
+    writers = {"pdf": lambda: write_pdfs(paragraphs, files, args.per_page, ruby=ruby, vertical=vertical),
+               "scan": lambda: write_scans(paragraphs, files, args.per_page, args.scan_dpi, ruby=ruby,
+                                           vertical=vertical),
+               "docx": lambda: write_docx(paragraphs, files, ruby=ruby),
+               "pptx": lambda: write_pptx(paragraphs, files, name),
+               "xlsx": lambda: write_xlsx(paragraphs, files, name),
+               "html": lambda: write_html(paragraphs, files, name, ruby=ruby),
+               "aozora": lambda: write_aozora(paragraphs, files, ruby=ruby),
+               "doc": lambda: write_legacy(write_docx(paragraphs, modern), modern, files, "doc"),
+               "ppt": lambda: write_legacy(write_pptx(paragraphs, modern, name), modern, files, "ppt"),
+               "xls": lambda: write_legacy(write_xlsx(paragraphs, modern, name), modern, files, "xls")}
+    modern.mkdir()
+    return writers[file_format]()
+
+
 def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Embedder) -> dict[str, object]:
     paragraphs, questions = load_set(name, args.data, args.paragraphs, args.questions)
-    work = args.workdir / f"{name}-{file_format}"
+    flags = "".join(f"-{flag}" for flag in ("ruby", "vertical") if getattr(args, flag))
+    work = args.workdir / f"{name}-{file_format}{flags}"
     shutil.rmtree(work, ignore_errors=True)
     files, records = work / "files", work / "records"
     files.mkdir(parents=True)
     records.mkdir()
     started = time.perf_counter()
-    writers = {"pdf": lambda: write_pdfs(paragraphs, files, args.per_page),
-               "scan": lambda: write_scans(paragraphs, files, args.per_page, args.scan_dpi),
-               "docx": lambda: write_docx(paragraphs, files),
-               "pptx": lambda: write_pptx(paragraphs, files, name),
-               "xlsx": lambda: write_xlsx(paragraphs, files, name),
-               "doc": lambda: write_legacy(write_docx(paragraphs, work / "modern"), work / "modern", files, "doc"),
-               "ppt": lambda: write_legacy(write_pptx(paragraphs, work / "modern", name), work / "modern", files,
-                                           "ppt"),
-               "xls": lambda: write_legacy(write_xlsx(paragraphs, work / "modern", name), work / "modern", files,
-                                           "xls")}
-    (work / "modern").mkdir()
-    placed = writers[file_format]()
+    placed = write_files(name, file_format, paragraphs, work, args)
     render_s = time.perf_counter() - started
     write_jsonl(placed, records / f"{name}.jsonl", {p.id: name_title(p) for p in placed})
 
@@ -336,7 +412,7 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
         file_searcher.close()
         record_searcher.close()
     return {
-        "set": name, "format": file_format, "paragraphs": len(placed),
+        "set": name, "format": file_format, "ruby": args.ruby, "vertical": args.vertical, "paragraphs": len(placed),
         "questions": len(questions), "files": len(docs), "failures": [f.reason for f in failures],
         "pages": page_count, "extracted_whole": len(spans) / len(placed),
         "ocr_char_recall": None if char_recall is None else round(char_recall, 4),
@@ -351,6 +427,43 @@ def run_set(name: str, file_format: str, args: argparse.Namespace, embedder: Emb
     }
 
 
+def checked_sets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The (set, format) pairs of `--sets`; an argparse error for a pair the set, format or flags rule out."""
+    sets = []
+    for entry in args.sets.split(","):
+        name, _, file_format = entry.partition(":")
+        file_format = file_format or ("pdf" if name == "jsquad" else "docx")
+        if name not in ("jsquad", "squad") or file_format not in FORMATS:
+            parser.error(f"--sets {entry}: sets are jsquad and squad, formats {', '.join(FORMATS)}")
+        if file_format == "aozora" and name != "jsquad":
+            parser.error(f"--sets {entry}: the aozora format (Aozora Bunko's notation) is for Japanese text: "
+                         "jsquad:aozora only")
+        if args.ruby and (name != "jsquad" or file_format not in RUBY_FORMATS):
+            parser.error(f"--ruby needs a jsquad set in a format {', '.join(RUBY_FORMATS)}, not {entry}")
+        if args.vertical and file_format not in VERTICAL_FORMATS:
+            parser.error(f"--vertical: {entry} has no printed pages (formats {', '.join(VERTICAL_FORMATS)})")
+        sets.append((name, file_format))
+    return sets
+
+
+def report(result: dict[str, object]) -> None:
+    """Print the result as JSON and its figures in words."""
+    print(json.dumps(result, ensure_ascii=False))
+    name = result["set"]
+    flags = f"ruby {'on' if result['ruby'] else 'off'}, vertical {'on' if result['vertical'] else 'off'}"
+    print(f"{name}: recall@5 {result['format']} ({flags}) {result['recall@5']:.3f} vs JSON lines "
+          f"{result['recall@5_jsonl']:.3f} (gap {result['recall_gap']:+.3f}; target within 0.02)"
+          + (f"; gold page {result['gold_page_share']:.1%} of {result['covering_hits']} covering hits "
+             f"(target ≥ 99%)" if result["gold_page_share"] is not None else "")
+          + (f"; paragraphs located {result['extracted_whole']:.1%}, OCR character recall "
+             f"{result['ocr_char_recall']:.1%}" if result["ocr_char_recall"] is not None
+             else f"; extracted whole {result['extracted_whole']:.1%}"))
+    if result["pages"]:
+        print(f"{name}: {result['pages']} pages: extraction {result['extract_s']}s "
+              f"({result['extract_pages_per_s']} pages/s) beside embedding {result['embed_s']}s; "
+              f"whole build {result['build_s']}s ({result['build_pages_per_s']} pages/s)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
@@ -358,31 +471,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=300, help="questions per set (a sample)")
     parser.add_argument("--per-page", type=int, default=3, help="JSQuAD paragraphs printed on a page")
     parser.add_argument("--sets", default="jsquad:pdf,squad:docx",
-                        help="set:format pairs; formats pdf, scan, docx, pptx, xlsx, doc, ppt, xls (a set alone: "
-                             "jsquad pdf, squad docx)")
+                        help="set:format pairs; formats pdf, scan, docx, pptx, xlsx, doc, ppt, xls, html, aozora "
+                             "(aozora: jsquad only; a set alone: jsquad pdf, squad docx)")
+    parser.add_argument("--ruby", action="store_true",
+                        help="JSQuAD paragraphs with furigana over each word with a kanji (formats pdf, scan, docx, "
+                             "html, aozora)")
+    parser.add_argument("--vertical", action="store_true",
+                        help="every page printed in vertical writing, 縦書き (formats pdf, scan)")
     parser.add_argument("--scan-dpi", type=int, default=300, help="resolution of the scanned pages (format scan)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/yomitoki-documents"))
     parser.add_argument("--model", default=MODEL)
     args = parser.parse_args(argv)
+    sets = checked_sets(parser, args)
     embedder = load_embedder(args.model)
     print(f"load average before: {os.getloadavg()}")
-    for entry in args.sets.split(","):
-        name, _, file_format = entry.partition(":")
-        result = run_set(name, file_format or ("pdf" if name == "jsquad" else "docx"), args, embedder)
-        print(json.dumps(result, ensure_ascii=False))
-        print(f"{name}: recall@5 {result['format']} {result['recall@5']:.3f} vs JSON lines "
-              f"{result['recall@5_jsonl']:.3f} (gap {result['recall_gap']:+.3f}; target within 0.02)"
-              + (f"; gold page {result['gold_page_share']:.1%} of {result['covering_hits']} covering hits "
-                 f"(target ≥ 99%)" if result["gold_page_share"] is not None else "")
-              + (f"; paragraphs located {result['extracted_whole']:.1%}, OCR character recall "
-                 f"{result['ocr_char_recall']:.1%}" if result["ocr_char_recall"] is not None
-                 else f"; extracted whole {result['extracted_whole']:.1%}"))
-        if result["pages"]:
-            print(f"{name}: {result['pages']} pages: extraction {result['extract_s']}s "
-                  f"({result['extract_pages_per_s']} pages/s) beside embedding {result['embed_s']}s; "
-                  f"whole build {result['build_s']}s ({result['build_pages_per_s']} pages/s)")
+    for name, file_format in sets:
+        report(run_set(name, file_format, args, embedder))
     print(f"load average after: {os.getloadavg()}")
-
 
 if __name__ == "__main__":
     main()
