@@ -27,7 +27,7 @@ from indexer.store.generations import IndexDirectory
 from indexer.text.docx_text import docx_text
 from indexer.text.html_text import html_text
 from indexer.text.keywords import KeywordTokenizer
-from indexer.text.pdf_text import read_pdf
+from indexer.text.pdf_text import Glyph, _lines, read_pdf
 from tests.conftest import build
 
 pytestmark = pytest.mark.skipif(
@@ -140,3 +140,27 @@ def test_a_word_under_furigana_is_found_by_keyword_and_its_hit_shows_no_readings
             assert "参勤交代によって大名の財力を抑えた" in document.text[hit.start : hit.end]
     finally:
         searcher.close()
+
+
+def _column(text: str, x: float, top: float, size: float = 10.0) -> list[Glyph]:
+    """A vertical line of `text` as PDFium gives it: a glyph a character, downward from `top` at `x`."""
+    return [Glyph(char, x, top - (n + 1) * size, x + size, top - n * size, font_size=size)
+            for n, char in enumerate(text)]
+
+
+def test_a_vertical_line_given_with_its_furigana_as_one_run_is_read_without_it() -> None:
+    # PDFium can list a column, then its readings (half the size, back at the top, right of it) as one line
+    run = _column("江戸幕府を開いた。", 500, 700) + _column("えど", 510, 700, 5) + _column("ばくふ", 510, 680, 5)
+    (line,) = _lines([run])
+    assert line.vertical and line.text == "江戸幕府を開いた。"
+
+
+def test_pieces_of_a_vertical_line_out_of_order_are_joined_to_their_column() -> None:
+    # …言われてい | the next paragraph's indented first character | る。 | the rest of that paragraph
+    first = _column("言われてい", 500, 700)
+    tail = _column("る。", 500, 650)
+    indented = _column("次", 480, 690)
+    rest = _column("の段落。", 480, 680)
+    lines = _lines([first, indented, tail, rest])
+    assert [line.text for line in lines] == ["言われている。", "次の段落。"]
+    assert all(line.vertical for line in lines)

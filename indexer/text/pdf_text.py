@@ -49,6 +49,7 @@ class Glyph:
     bottom: float
     right: float
     top: float
+    font_size: float = 0.0  # as the text layer sets it; 0 where unknown (OCR)
 
 
 @dataclass
@@ -115,14 +116,20 @@ def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[list[Glyph]]:
             if lines[-1]:
                 lines.append([])
         elif char and char != "\ufffe":
-            lines[-1].append(Glyph(char, *textpage.get_charbox(index)))
+            left, bottom, right, top = textpage.get_charbox(index)
+            size = pdfium_c.FPDFText_GetFontSize(textpage.raw, index)
+            lines[-1].append(Glyph(char, left, bottom, right, top, font_size=size))
     return [line for line in lines if any(g.char.strip() for g in line)]
 
 
 def _stacks_on(column: Sequence[Glyph], below: Glyph) -> bool:
-    """Whether `below` goes on down a vertical line of CJK characters: a CJK character itself, within the
-    line's width (tight boxes: a thin 、 or り is narrower than the line), less than a character down."""
+    """Whether `below` goes on down a vertical line of CJK characters: a CJK character itself in the same
+    font size, within the line's width (tight boxes: a thin 、 or り is narrower than the line), less than a
+    character down."""
     width = max(g.right - g.left for g in column)
+    sizes = (column[-1].font_size, below.font_size)
+    if min(sizes) > 0 and max(sizes) > 1.4 * min(sizes):  # furigana beside the line, not in it
+        return False
     return (all(_CJK.match(g.char) for g in (column[-1], below))
             and _overlap(min(g.left for g in column), max(g.right for g in column), below.left, below.right)
             >= 0.5 * (below.right - below.left)
@@ -132,11 +139,13 @@ def _stacks_on(column: Sequence[Glyph], below: Glyph) -> bool:
 def _columns(runs: list[list[Glyph]]) -> list[tuple[list[Glyph], bool]]:
     """PDFium's lines, each with whether it is vertical, vertical ones made whole. Around furigana and indented
     first lines PDFium can give a vertical line in pieces, down to a character each and out of order (た 幕 。
-    for …た。 and 幕府…): a piece that goes on down one of the last few vertical lines is joined to it."""
+    for …た。 and 幕府…): a piece that goes on down one of the last few vertical lines is joined to it. A
+    piece of two or three characters, one under the other, is vertical though not twice as tall as wide."""
     joined: list[tuple[list[Glyph], bool]] = []
     for run in runs:
         marks = [g for g in run if g.char.strip()]
-        vertical = _is_vertical(marks)
+        stacked = len(marks) > 1 and all(_stacks_on(marks[:n], marks[n]) for n in range(1, len(marks)))
+        vertical = stacked or _is_vertical(marks)
         if marks and (len(marks) == 1 or vertical):
             for number in range(len(joined) - 1, max(len(joined) - 9, -1), -1):
                 column, stacked = joined[number]
@@ -230,13 +239,30 @@ def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
     return [part for part in parts if any(g.char.strip() for g in part)]
 
 
+def _split_columns(run: list[Glyph]) -> list[list[Glyph]]:
+    """A vertical run cut where it leaves its column: PDFium can give a column and then its furigana (set in
+    half the size, back at the top, right of it) as one line."""
+    parts: list[list[Glyph]] = [[]]
+    for glyph in run:
+        column = [g for g in parts[-1] if g.char.strip()]
+        if glyph.char.strip() and column:
+            last = column[-1]
+            sizes = (last.font_size, glyph.font_size)
+            resized = min(sizes) > 0 and max(sizes) > 1.4 * min(sizes)
+            back_up = glyph.top > last.top + max(g.right - g.left for g in column)  # a new column
+            if resized or back_up:
+                parts.append([])
+        parts[-1].append(glyph)
+    return [part for part in parts if any(g.char.strip() for g in part)]
+
+
 def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
     """PDFium's lines, vertical ones marked, horizontal ones cut at gutters and glued where it split a row;
     furigana dropped."""
     pieces: list[Line] = []
     for run, vertical in _columns(list(runs)):
         if vertical:
-            pieces.append(Line(run, vertical=True))
+            pieces += [Line(part, vertical=True) for part in _split_columns(run)]
             continue
         rows = _split_rows(run)
         for number, part in enumerate(rows, 1):
