@@ -2,9 +2,10 @@
 
 A PDF page whose text layer is empty (a scan, a fax, a photographed page) is rendered
 at 300 dpi and read by the `tesseract` command in the languages of `YOMITOKI_OCR`
-(Tesseract's `jpn+eng` by default; `off` switches OCR off). The words come back with
-their boxes, so the PDF reader lays them out (lines, columns, running headers,
-paragraphs) exactly as it lays out the characters of a text layer.
+(Tesseract's `jpn+jpn_vert+eng` by default, `jpn+eng` without the vertical model; `off`
+switches OCR off). With `jpn_vert`, Tesseract finds vertical (縦書き) lines itself. The
+words come back with their boxes, so the PDF reader lays them out (lines, columns, running
+headers, paragraphs) exactly as it lays out the characters of a text layer.
 
 Each Tesseract process runs one thread (`OMP_THREAD_LIMIT=1`) and a PDF's pages are
 read in parallel, one process per CPU: Tesseract's own OpenMP threads made a page 5×
@@ -38,6 +39,7 @@ from indexer.errors import InputError
 
 OCR_ENV = "YOMITOKI_OCR"
 DEFAULT_LANGUAGES = "jpn+eng"
+VERTICAL_LANGUAGES = "jpn+jpn_vert+eng"
 DPI = 300
 MAX_PIXELS = 36_000_000  # an A3 page at 300 dpi is 17.4 million
 PAGE_TIMEOUT_S = 300
@@ -63,9 +65,17 @@ class OcrWord:
 
 
 def languages(env: Mapping[str, str] | None = None) -> str | None:
-    """Tesseract's language list for OCR, or None when it is switched off."""
-    value = (os.environ if env is None else env).get(OCR_ENV, DEFAULT_LANGUAGES).strip()
-    return None if value.lower() in ("", "off", "no", "none", "0", "false") else value
+    """Tesseract's language list for OCR, or None when it is switched off. By default Japanese with its
+    vertical model where that is installed, then English."""
+    value = (os.environ if env is None else env).get(OCR_ENV, "").strip() or default_languages()
+    return None if value.lower() in ("off", "no", "none", "0", "false") else value
+
+
+def default_languages() -> str:
+    """`jpn+jpn_vert+eng` where Tesseract has the vertical model (Debian's tesseract-ocr-jpn-vert), so that
+    vertical (縦書き) pages are read too; `jpn+eng` where it has not."""
+    found = _tesseract()
+    return VERTICAL_LANGUAGES if not isinstance(found, str) and "jpn_vert" in found[1] else DEFAULT_LANGUAGES
 
 
 def _run(*args: str, data: bytes | None = None, timeout: float = 30) -> bytes:

@@ -571,10 +571,15 @@ class ScannedPages:
         by_line: dict[int, list[ocr.OcrWord]] = {}
         for word in words:
             by_line.setdefault(word.line, []).append(word)
-        pieces = [_without_ruby_words(piece) for piece in by_line.values()]
-        ruby = _ruby([_word_glyphs(piece, scale, height) for piece in pieces])  # lines of their own
-        words = [word for n, piece in enumerate(pieces) if n not in ruby for word in piece]
+        by_line = {n: piece for n, piece in by_line.items() if not _is_scattered(piece)}
+        upright = {n for n, piece in enumerate(by_line.values()) if _is_upright(piece)}  # 縦書き (jpn_vert)
+        pieces = [piece if n in upright else _without_ruby_words(piece) for n, piece in enumerate(by_line.values())]
+        runs = [(_column_glyphs if n in upright else _word_glyphs)(piece, scale, height)
+                for n, piece in enumerate(pieces)]
+        ruby = _ruby(runs)  # lines of their own
+        words = [word for n, piece in enumerate(pieces) if n not in ruby | upright for word in piece]
         lines = [Line(_word_glyphs(segment, scale, height)) for segment in _row_segments(words)]
+        lines += [Line(run, vertical=True) for n, run in enumerate(runs) if n in upright - ruby]
         if lines:
             self.read_pages.append(number)
         return lines
@@ -655,6 +660,39 @@ def _row_segments(words: list[ocr.OcrWord]) -> list[list[ocr.OcrWord]]:
             else:
                 segments[-1].append(b)
     return segments
+
+
+def _is_upright(line: list[ocr.OcrWord]) -> bool:
+    """Whether a Tesseract line runs down the page (vertical text, read with jpn_vert): at least twice as
+    tall as wide with two characters or more, or words each under the last (the last two characters of a
+    column, た。, are no taller than wide)."""
+    width = max(w.right for w in line) - min(w.left for w in line)
+    height = max(w.bottom for w in line) - min(w.top for w in line)
+    if sum(len(w.text) for w in line) > 1 and height > 2 * width:
+        return True
+    return len(line) > 1 and all(b.top >= (a.top + a.bottom) / 2 and _overlap(a.left, a.right, b.left, b.right) > 0
+                                 for a, b in itertools.pairwise(line))
+
+
+def _is_scattered(line: list[ocr.OcrWord]) -> bool:
+    """Whether a Tesseract line is noise: a vertical line whose words cover less than a third of its length
+    (specks read as ‘ O Z < down the gap between two columns)."""
+    if not _is_upright(line):
+        return False
+    covered = sum(w.bottom - w.top for w in line)
+    return covered < (max(w.bottom for w in line) - min(w.top for w in line)) / 3
+
+
+def _column_glyphs(words: list[ocr.OcrWord], scale: float, height: float) -> list[Glyph]:
+    """The words of a vertical OCR line as glyphs in PDF points, each word's height shared evenly by its
+    characters from the top."""
+    glyphs: list[Glyph] = []
+    for word in words:
+        step = (word.bottom - word.top) / len(word.text) / scale
+        top = height - word.top / scale
+        glyphs += [Glyph(char, word.left / scale, top - (k + 1) * step, word.right / scale, top - k * step)
+                   for k, char in enumerate(word.text)]
+    return glyphs
 
 
 def _word_glyphs(words: list[ocr.OcrWord], scale: float, height: float) -> list[Glyph]:

@@ -1,6 +1,7 @@
-"""Furigana (ruby) in HTML, Word, PDF and scans reads as the text it glosses, made by real producers:
-Chromium prints HTML ruby into PDFs (horizontal and vertical), python-docx writes Word's `w:ruby`,
-LibreOffice prints that Word file into a PDF, and a printed page is scanned and read by Tesseract."""
+"""Japanese typesetting: furigana (ruby) in HTML, Word, PDF and scans reads as the text it glosses, and
+vertical (縦書き) text reads in order, in PDFs and scans. The files come from real producers: Chromium
+prints HTML ruby into PDFs (horizontal and vertical), python-docx writes Word's `w:ruby`, LibreOffice
+prints that Word file into a PDF, and printed pages are scanned and read by Tesseract."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from indexer.build.builder import document_id
 from indexer.embed.base import Embedder
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
+from indexer.text import ocr
 from indexer.text.docx_text import docx_text
 from indexer.text.html_text import html_text
 from indexer.text.keywords import KeywordTokenizer
@@ -81,6 +83,10 @@ def ruby_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # with furigana leave it room
     chromium_pdf(_page(css="body { font-size: 12pt; line-height: 2; }"), folder / "edo-roomy.pdf")
     scanned_pdf(folder / "edo-roomy.pdf", folder / "edo-scan.pdf", dpi=300)
+    plain = "".join(f"<p>{text}</p>" for text in PLAIN)
+    chromium_pdf(document_html([page_html(f"<h1>{TITLE}</h1>{plain}", layout="vertical")], css=INDENTED),
+                 folder / "edo-vertical-plain.pdf")
+    scanned_pdf(folder / "edo-vertical-plain.pdf", folder / "edo-vertical-scan.pdf", dpi=300)
     return folder
 
 
@@ -121,6 +127,18 @@ def test_scanned_furigana_is_dropped(ruby_files: Path) -> None:
     assert len(paragraphs) >= 2  # the heading, too, where Tesseract finds it
     for read, printed in zip(paragraphs[-2:], PLAIN, strict=True):
         assert SequenceMatcher(None, read, printed).ratio() > 0.95, (read, printed)
+
+
+@pytest.mark.skipif("jpn_vert" not in ocr.default_languages(),
+                    reason="needs Tesseract's vertical Japanese model (Debian: tesseract-ocr-jpn-vert; see .ci/run)")
+def test_a_vertical_scan_is_read_down_its_columns(ruby_files: Path) -> None:
+    # Tesseract finds the vertical lines with jpn_vert; they are laid out right to left like a text layer's
+    (page,) = read_pdf(ruby_files / "edo-vertical-scan.pdf").pages
+    assert page.vertical
+    paragraphs = page.text.split("\n\n")
+    assert paragraphs[0] == TITLE and len(paragraphs) == 3, paragraphs
+    for read, printed in zip(paragraphs[1:], PLAIN, strict=True):
+        assert SequenceMatcher(None, read, printed).ratio() > 0.9, (read, printed)
 
 
 def test_a_word_under_furigana_is_found_by_keyword_and_its_hit_shows_no_readings(
