@@ -1,6 +1,6 @@
 """OCR speed: the indexer's way of reading scanned pages against calling Tesseract the usual way.
 
-    python benchmarks/ocr_speed.py [--data ../shared/data] [--pages 12] [--languages jpn+jpn_vert+eng]
+    python benchmarks/ocr_speed.py [--data ../shared/data] [--pages 12] [--languages jpn+eng]
 
 JSQuAD paragraphs (three a page, every other page in two columns, as benchmarks/documents.py
 prints them) are printed by Chromium and scanned to images at 300 dpi. Then, in one run:
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--pages", type=int, default=12, help="scanned pages (three JSQuAD paragraphs each)")
-    parser.add_argument("--languages", default=ocr.default_languages(), help="Tesseract's languages")
+    parser.add_argument("--languages", default=ocr.DEFAULT_LANGUAGES, help="Tesseract's languages")
     args = parser.parse_args(argv)
     os.environ[ocr.OCR_ENV] = args.languages
     paragraphs, _ = load_set("jsquad", args.data, args.pages * 3, 1)

@@ -2,10 +2,11 @@
 
 A PDF page whose text layer is empty (a scan, a fax, a photographed page) is rendered
 at 300 dpi and read by the `tesseract` command in the languages of `YOMITOKI_OCR`
-(Tesseract's `jpn+jpn_vert+eng` by default, `jpn+eng` without the vertical model; `off`
-switches OCR off). With `jpn_vert`, Tesseract finds vertical (縦書き) lines itself. The
-words come back with their boxes, so the PDF reader lays them out (lines, columns, running
-headers, paragraphs) exactly as it lays out the characters of a text layer.
+(Tesseract's `jpn+eng` by default; `off` switches OCR off). A page Tesseract reads with low
+confidence is read again with its vertical Japanese model (`jpn_vert`, where installed), which
+finds vertical (縦書き) lines itself, and the surer reading is kept. The words come back with
+their boxes, so the PDF reader lays them out (lines, columns, running headers, paragraphs)
+exactly as it lays out the characters of a text layer.
 
 Each Tesseract process runs one thread (`OMP_THREAD_LIMIT=1`) and a PDF's pages are
 read in parallel, one process per CPU: Tesseract's own OpenMP threads made a page 5×
@@ -39,11 +40,14 @@ from indexer.errors import InputError
 
 OCR_ENV = "YOMITOKI_OCR"
 DEFAULT_LANGUAGES = "jpn+eng"
-VERTICAL_LANGUAGES = "jpn+jpn_vert+eng"
+# Tesseract's mean word confidence on a page it read well is about 90; on a vertical (縦書き) page read as
+# horizontal lines it is 20–30. Below this, a page is read again with the vertical model, and the reading
+# Tesseract is surer of is kept: a page it misjudges costs a second reading, never text.
+LOW_CONFIDENCE = 60
 DPI = 300
 MAX_PIXELS = 36_000_000  # an A3 page at 300 dpi is 17.4 million
 PAGE_TIMEOUT_S = 300
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: low-confidence pages read again with the vertical model
 
 
 class OcrUnavailable(InputError):
@@ -65,17 +69,19 @@ class OcrWord:
 
 
 def languages(env: Mapping[str, str] | None = None) -> str | None:
-    """Tesseract's language list for OCR, or None when it is switched off. By default Japanese with its
-    vertical model where that is installed, then English."""
-    value = (os.environ if env is None else env).get(OCR_ENV, "").strip() or default_languages()
+    """Tesseract's language list for OCR, or None when it is switched off."""
+    value = (os.environ if env is None else env).get(OCR_ENV, "").strip() or DEFAULT_LANGUAGES
     return None if value.lower() in ("off", "no", "none", "0", "false") else value
 
 
-def default_languages() -> str:
-    """`jpn+jpn_vert+eng` where Tesseract has the vertical model (Debian's tesseract-ocr-jpn-vert), so that
-    vertical (縦書き) pages are read too; `jpn+eng` where it has not."""
+def with_vertical(langs: str) -> str | None:
+    """`langs` with Tesseract's vertical Japanese model after `jpn` (jpn+eng → jpn+jpn_vert+eng), when they
+    read Japanese without it and it is installed (Debian's tesseract-ocr-jpn-vert); else None."""
     found = _tesseract()
-    return VERTICAL_LANGUAGES if not isinstance(found, str) and "jpn_vert" in found[1] else DEFAULT_LANGUAGES
+    parts = langs.split("+")
+    if isinstance(found, str) or "jpn_vert" not in found[1] or "jpn" not in parts or "jpn_vert" in parts:
+        return None
+    return "+".join(part + ("+jpn_vert" if part == "jpn" else "") for part in parts)
 
 
 def _run(*args: str, data: bytes | None = None, timeout: float = 30) -> bytes:
@@ -120,17 +126,32 @@ def engine(langs: str) -> str:
 
 
 def read_image(image: bytes, langs: str) -> list[OcrWord]:
-    """The words Tesseract reads in an image (any format it reads: PNG, PGM…), with their boxes in pixels."""
+    """The words Tesseract reads in an image (any format it reads: PNG, PGM…), with their boxes in pixels.
+    A page read with low confidence is read again with the vertical Japanese model where it may help."""
+    words, confidence = _read(image, langs)
+    vertical = with_vertical(langs) if confidence < LOW_CONFIDENCE else None
+    if vertical is not None:
+        again, surer = _read(image, vertical)
+        if surer > confidence:
+            return again
+    return words
+
+
+def _read(image: bytes, langs: str) -> tuple[list[OcrWord], float]:
+    """The words Tesseract reads, and its mean confidence in them (0–100) by character."""
     tsv = _run("stdin", "stdout", "-l", langs, "tsv", data=image, timeout=PAGE_TIMEOUT_S).decode("utf-8")
     words = []
     lines: dict[tuple[str, str, str], int] = {}
+    weighted = 0.0
     for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
         text = (row.get("text") or "").strip()
         if text and float(row["conf"]) >= 0:  # -1: a page, block, paragraph or line entry, not a word
             line = lines.setdefault((row["block_num"], row["par_num"], row["line_num"]), len(lines))
             left, top = float(row["left"]), float(row["top"])
             words.append(OcrWord(text, left, top, left + float(row["width"]), top + float(row["height"]), line))
-    return words
+            weighted += float(row["conf"]) * len(text)
+    characters = sum(len(word.text) for word in words)
+    return words, weighted / characters if characters else 0.0
 
 
 def default_cache_dir() -> Path:

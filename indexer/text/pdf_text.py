@@ -670,8 +670,10 @@ def _is_upright(line: list[ocr.OcrWord]) -> bool:
     height = max(w.bottom for w in line) - min(w.top for w in line)
     if sum(len(w.text) for w in line) > 1 and height > 2 * width:
         return True
-    return len(line) > 1 and all(b.top >= (a.top + a.bottom) / 2 and _overlap(a.left, a.right, b.left, b.right) > 0
-                                 for a, b in itertools.pairwise(line))
+    return len(line) > 1 and all(
+        b.top >= (a.top + a.bottom) / 2
+        and _overlap(a.left, a.right, b.left, b.right) >= 0.5 * min(a.right - a.left, b.right - b.left)
+        for a, b in itertools.pairwise(line))
 
 
 def _is_scattered(line: list[ocr.OcrWord]) -> bool:
