@@ -20,7 +20,8 @@ from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import load_corpus
-from indexer.text.pdf_text import PdfError, join_lines, pdf_pages
+from indexer.text.page_layout import join_lines
+from indexer.text.pdf_text import PdfError, pdf_pages
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.conftest import build

@@ -27,9 +27,10 @@ from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.text import ocr
 from indexer.text.docx_text import docx_text
+from indexer.text.glyphs import Glyph
 from indexer.text.html_text import html_text
 from indexer.text.keywords import KeywordTokenizer
-from indexer.text.pdf_text import Glyph, _lines, read_pdf
+from indexer.text.pdf_text import _lines, read_pdf
 from tests.conftest import build
 
 pytestmark = pytest.mark.skipif(

@@ -6,7 +6,10 @@
     markdown_text  front matter and text-bearing blocks with heading trails
     aozora         plain text in Aozora Bunko notation (ruby, ［＃…］ annotations, gaiji) as clean text
     html_text      the visible text of an HTML page
-    pdf_text       a PDF's text page by page (pypdfium2)
+    pdf_text       a PDF's text page by page (pypdfium2), its scanned pages by OCR
+    glyphs         characters with their boxes, the lines they make, and which of them are furigana
+    page_layout    pages of lines as text: columns, vertical pages, paragraphs, running headers dropped
+    scan_layout    OCR words as lines, like a text layer's (rows, column gutters, vertical lines)
     ocr            the words of scanned pages, by the tesseract command, in parallel, cached by file content
     image_text     an image file's pages (PNG, JPEG, TIFF frames) by OCR, laid out like a scanned PDF's
     docx_text      a Word file's text (python-docx)

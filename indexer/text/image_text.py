@@ -2,7 +2,7 @@
 
 Pillow opens the file and gives its frames (a multi-page TIFF from a scanner or a fax has
 one a page); each frame goes to Tesseract in grey at its own resolution (made smaller past
-`ocr.MAX_PIXELS`), and its words are laid out like a scanned PDF page's (`pdf_text`).
+`ocr.MAX_PIXELS`), and its words are laid out like a scanned PDF page's (`scan_layout`, `page_layout`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from indexer.errors import InputError
-from indexer.text.pdf_text import MAX_PAGES, PdfText, ScannedPages, lay_out_pages
+from indexer.text.page_layout import lay_out_pages
+from indexer.text.pdf_text import MAX_PAGES, PdfText, ScannedPages
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "tiff": "image/tiff"}  # by Pillow's format name
