@@ -128,16 +128,16 @@ def engine(langs: str) -> str:
 def read_image(image: bytes, langs: str) -> list[OcrWord]:
     """The words Tesseract reads in an image (any format it reads: PNG, PGM…), with their boxes in pixels.
     A page read with low confidence is read again with the vertical Japanese model where it may help."""
-    words, confidence = _read(image, langs)
+    words, confidence = read_words(image, langs)
     vertical = with_vertical(langs) if confidence < LOW_CONFIDENCE else None
     if vertical is not None:
-        again, surer = _read(image, vertical)
+        again, surer = read_words(image, vertical)
         if surer > confidence:
             return again
     return words
 
 
-def _read(image: bytes, langs: str) -> tuple[list[OcrWord], float]:
+def read_words(image: bytes, langs: str) -> tuple[list[OcrWord], float]:
     """The words Tesseract reads, and its mean confidence in them (0–100) by character."""
     tsv = _run("stdin", "stdout", "-l", langs, "tsv", data=image, timeout=PAGE_TIMEOUT_S).decode("utf-8")
     words = []
