@@ -96,11 +96,10 @@ class _Box:
         marks = [g for g in run if g.char.strip()]
         vertical = is_vertical(marks)
         sizes = [(g.right - g.left) if vertical else (g.top - g.bottom) for g in marks]
-        kana = sum(1 for g in marks if _KANA.match(g.char)) >= 0.8 * len(marks)
         usual = Glyph("", *(statistics.median(getattr(g, edge) for g in marks)
                             for edge in ("left", "bottom", "right", "top")))
         return cls(min(g.left for g in marks), min(g.bottom for g in marks), max(g.right for g in marks),
-                   max(g.top for g in marks), usual, statistics.median(sizes), kana)
+                   max(g.top for g in marks), usual, statistics.median(sizes), _mostly_kana(marks))
 
     def glosses(self, base: _Box) -> bool:
         """Whether this run is furigana on `base`: kana at most RUBY_SIZE of its size, just above a horizontal
@@ -115,11 +114,19 @@ class _Box:
         return above or beside
 
 
+def _mostly_kana(run: Sequence[Glyph]) -> bool:
+    """All but a fifth of the run's characters are kana, as furigana is."""
+    marks = [g for g in run if g.char.strip()]
+    return bool(marks) and sum(1 for g in marks if _KANA.match(g.char)) >= 0.8 * len(marks)
+
+
 def ruby_runs(runs: Sequence[Sequence[Glyph]]) -> set[int]:
     """Which runs are furigana (ruby): small kana set above the words they read, or right of them in vertical
     text. Producers write it as runs of its own; kept, it would interleave readings with the text they gloss
     (江戸えど幕府ばくふ) or make lines of kana between the real ones."""
+    candidates = [i for i, run in enumerate(runs) if _mostly_kana(run)]
+    if not candidates:  # most pages: no box needs measuring
+        return set()
     boxes = [_Box.of(run) if any(g.char.strip() for g in run) else None for run in runs]
-    candidates = [i for i, box in enumerate(boxes) if box is not None and box.kana]
     return {i for i in candidates
             if any(base is not None and j != i and boxes[i].glosses(base) for j, base in enumerate(boxes))}  # type: ignore[union-attr]

@@ -82,13 +82,13 @@ def _columns(runs: list[list[Glyph]]) -> list[tuple[list[Glyph], bool]]:
     joined: list[tuple[list[Glyph], bool]] = []
     for run in runs:
         marks = [g for g in run if g.char.strip()]
-        stacked = len(marks) > 1 and all(_stacks_on(marks[:n], marks[n]) for n in range(1, len(marks)))
-        vertical = stacked or is_vertical(marks)
+        vertical = is_vertical(marks) or (
+            1 < len(marks) <= 3 and all(_stacks_on(marks[:n], marks[n]) for n in range(1, len(marks))))
         if marks and (len(marks) == 1 or vertical):
             for number in range(len(joined) - 1, max(len(joined) - 9, -1), -1):
-                column, stacked = joined[number]
+                column, column_vertical = joined[number]
                 above = [g for g in column if g.char.strip()]
-                if above and (len(above) == 1 or stacked) and _stacks_on(above, marks[0]):
+                if above and (len(above) == 1 or column_vertical) and _stacks_on(above, marks[0]):
                     joined[number] = (column + run, True)
                     break
             else:

@@ -23,9 +23,10 @@ def ocr_lines(words: list[ocr.OcrWord], scale: float, height: float) -> list[Lin
     by_line: dict[int, list[ocr.OcrWord]] = {}
     for word in words:
         by_line.setdefault(word.line, []).append(word)
-    kept = [piece for piece in by_line.values() if not _is_scattered(piece)]
-    upright = {n for n, piece in enumerate(kept) if _is_upright(piece)}  # 縦書き (jpn_vert)
-    pieces = [piece if n in upright else _without_ruby_words(piece) for n, piece in enumerate(kept)]
+    marked = [(piece, _is_upright(piece)) for piece in by_line.values()]  # 縦書き (jpn_vert)
+    kept = [(piece, up) for piece, up in marked if not (up and _is_scattered(piece))]
+    upright = {n for n, (_, up) in enumerate(kept) if up}
+    pieces = [piece if up else _without_ruby_words(piece) for piece, up in kept]
     runs = [(_column_glyphs if n in upright else _word_glyphs)(piece, scale, height) for n, piece in enumerate(pieces)]
     ruby = ruby_runs(runs)  # furigana Tesseract read as lines of their own
     rows = [word for n, piece in enumerate(pieces) if n not in ruby | upright for word in piece]
@@ -117,10 +118,8 @@ def _is_upright(line: list[ocr.OcrWord]) -> bool:
 
 
 def _is_scattered(line: list[ocr.OcrWord]) -> bool:
-    """Whether a Tesseract line is noise: a vertical line whose words cover less than a third of its length
-    (specks read as ‘ O Z < down the gap between two columns)."""
-    if not _is_upright(line):
-        return False
+    """Whether a vertical Tesseract line is noise: its words cover less than a third of its length (specks
+    read as ‘ O Z < down the gap between two columns)."""
     covered = sum(w.bottom - w.top for w in line)
     return covered < (max(w.bottom for w in line) - min(w.top for w in line)) / 3
 
