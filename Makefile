@@ -37,7 +37,7 @@ typecheck: install
 	$(PY) -m mypy
 
 test: install lint typecheck
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n 2 --dist loadfile
 
 bench: install
 	$(PY) benchmarks/retrieval.py

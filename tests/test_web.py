@@ -73,8 +73,10 @@ class Browsing:
         return [url for url in self.requests if urlsplit(url).netloc != host]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # module, not session: Playwright's sync API runs an event loop on this thread while it is
+    # open, and a later module's asyncio.run() (tests/test_batching.py) would find it running
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
         if os.environ.get("CI"):
