@@ -24,6 +24,7 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.search.fusion import FusionSettings, fuse
+from indexer.search.readings import Conversion, LazyReadings, kana_stretches
 from indexer.search.rerank import Reranking, rerank
 from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
@@ -131,6 +132,11 @@ class Searcher:
         # (benchmarks/retrieval.py --compounds); English queries have no such compounds and never change.
         self.compound_boost = True
         self.compounds = functools.lru_cache(maxsize=1024)(self._compounds)  # ranking and highlights both ask
+        # words typed in kana also search the index's words read that way (けいたいそ → 形態素);
+        # benchmarks/kana_queries.py measures it against kana_conversion = False
+        self.kana_conversion = True
+        self.readings = LazyReadings(self.search_store.keyword_vocabulary, self.keywords.reading)
+        self._conversions = functools.lru_cache(maxsize=1024)(self._convert)
 
     @property
     def store(self) -> SqliteStore:
@@ -305,9 +311,25 @@ class Searcher:
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.search_store.dense(vector, depth, filters)
 
+    def kana_terms(self, text: str) -> Conversion:
+        """The index's words that the query's kana stretches read as (`indexer.search.readings`)."""
+        return self._conversions(text) if self.kana_conversion else Conversion((), ())
+
+    def _convert(self, text: str) -> Conversion:
+        dictionary = self.readings.get() if kana_stretches(text) else None
+        if dictionary is None:
+            return Conversion((), ())
+        return dictionary.expand(text, known={term.text for term in self.keywords.words(text)},
+                                 nouns=self.keywords.noun_spans(text))
+
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
-        words = tuple(dict.fromkeys(t.text for t in self.keywords.words(text)))
-        grams = tuple(dict.fromkeys(t.text for t in self.keywords.grams(text)))
+        kana = self.kana_terms(text)
+
+        def typed(terms: list[Term]) -> list[str]:  # the query's own terms, less those of converted kana
+            return [t.text for t in terms if not any(s <= t.start and t.end <= e for s, e in kana.spans)]
+
+        words = tuple(dict.fromkeys([*typed(self.keywords.words(text)), *kana.terms]))
+        grams = tuple(dict.fromkeys(typed(self.keywords.grams(text))))
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:
             return []
@@ -356,6 +378,7 @@ class Searcher:
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
         parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
+        parts.update(re.escape(term) for term in self.kana_terms(query).terms)
         if not parts:
             return None
         return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.IGNORECASE)

@@ -87,6 +87,10 @@ class SearchStore(Protocol):
         """Vectors (one per chunk): all of them, or those of the chunks that pass `filters`."""
         ...
 
+    def keyword_vocabulary(self) -> list[str] | None:
+        """The distinct terms of the `words` keyword column; None where the store keeps them only hashed."""
+        ...
+
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
         """In how many chunks a keyword term occurs (`column`: words or grams), among those that pass `filters`."""
         ...

@@ -74,6 +74,12 @@ class EmbeddedStore:
             return self._keyword_within(query, depth, filters, grams_weight)
         return self.store.keyword_search(query.match, depth, filters, grams_weight)
 
+    def keyword_vocabulary(self) -> list[str] | None:
+        """The distinct terms of the `words` column (what `indexer.search.readings` reads)."""
+        if self.keyword_matrix is not None:
+            return list(self.keyword_matrix.vocab[0])
+        return self.store.keyword_vocabulary("words")
+
     def _keyword_within(self, query: KeywordQuery, depth: int, filters: Filters,
                         grams_weight: float) -> list[tuple[int, float]]:
         """FTS5's BM25 as if only the chunks that pass `filters` were indexed (`indexer.store.visible_bm25`).

@@ -743,6 +743,9 @@ class MilvusStore:
     def vector_count(self, filters: Filters | None = None) -> int:
         return _count(self.client, self.chunks_collection, filter_expression(filters) if filters else "")
 
+    def keyword_vocabulary(self) -> list[str] | None:
+        return None  # terms are stored as hashes (`term_token`): kana in queries is not converted
+
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
         if column not in ("words", "grams"):
             raise ValueError(f"unknown keyword column {column!r}: use words or grams")

@@ -90,6 +90,10 @@ class JapaneseAnalyser(Protocol):
         """Morphemes of ``text`` (spans relative to it) whose top-level POS is not dropped."""
         ...
 
+    def reading(self, text: str) -> str | None:
+        """How ``text`` is read, in katakana (徳川家康 → トクガワイエヤス); None if the analyser cannot say."""
+        ...
+
 
 class SudachiAnalyser:
     """SudachiPy with a sudachidict package; one Sudachi tokenizer per thread."""
@@ -124,6 +128,10 @@ class SudachiAnalyser:
             if pos not in drop_pos:
                 morphemes.append(Morpheme(m.normalized_form(), m.begin(), m.end(), pos))
         return morphemes
+
+    def reading(self, text: str) -> str | None:
+        """Sudachi's reading forms of the morphemes of ``text``, joined."""
+        return "".join(m.reading_form() for m in self._tokenizer().tokenize(text)) or None
 
     def _tokenizer(self) -> Any:
         tokenizer = getattr(self._local, "tokenizer", None)
@@ -166,6 +174,11 @@ class FugashiAnalyser:
             if pos not in drop_pos:
                 morphemes.append(Morpheme(form or surface, start, position, pos))
         return morphemes
+
+    def reading(self, text: str) -> str | None:
+        """UniDic's kana of the words of ``text``, joined; None if one has none (an unknown word)."""
+        kana = [getattr(word.feature, "kana", None) for word in self._tagger()(text)]
+        return "".join(kana) if kana and all(kana) else None  # type: ignore[arg-type]
 
     def _tagger(self) -> Any:
         tagger = getattr(self._local, "tagger", None)
@@ -241,6 +254,19 @@ class KeywordTokenizer:
         words = " ".join(term.text for term in self.words(text))
         grams = " ".join(term.text for term in self.grams(text))
         return words, grams
+
+    def noun_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of ``text`` that the analyser reads as nouns (名詞; unknown words are nouns too)."""
+        spans: list[tuple[int, int]] = []
+        for run in _japanese_runs(text):
+            for start, end in _analyser_chunks(run.start(), run.end(), text):
+                spans.extend((start + m.start, start + m.end)
+                             for m in self._analyser.analyse(text[start:end], frozenset()) if m.pos == "名詞")
+        return spans
+
+    def reading(self, text: str) -> str | None:
+        """How a Japanese word or phrase is read, in katakana, by the analyser."""
+        return self._analyser.reading(text)
 
     def match_query(self, text: str) -> str | None:
         """An FTS5 MATCH expression OR-ing every term of ``text``; None when it has none."""

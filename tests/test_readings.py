@@ -1,0 +1,120 @@
+"""Words typed in kana find the words the documents write in kanji (indexer.search.readings)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from indexer.search.readings import ReadingDictionary, kana_stretches, to_katakana
+from indexer.search.searcher import Searcher
+from indexer.store.embedded import EmbeddedStore
+from indexer.text.keywords import KeywordTokenizer
+from tests.conftest import CORPUS, RunningServer
+
+
+def test_hiragana_becomes_katakana_and_nothing_else_changes() -> None:
+    assert to_katakana("けいたいそ・ゔぁ ABC 漢字 カナ ー") == "ケイタイソ・ヴァ ABC 漢字 カナ ー"
+
+
+@pytest.mark.parametrize(("query", "stretches"), [
+    ("けいたいそかいせき", ["けいたいそかいせき"]),
+    ("ばくふを開いた", ["ばくふを"]),                   # kana before a kanji is a stretch
+    ("徳川家康はどこに幕府を開きましたか", []),          # kana after a kanji is an ending or a particle
+    ("なぜ空は青い", ["なぜ"]),
+    ("iPhone の けーす", ["けーす"]),                   # one kana alone is not
+    ("トークナイザ", []),                               # katakana is how loanwords are written
+    ("ロシアのしゅと", ["のしゅと"]),
+])
+def test_kana_stretches_are_the_kana_not_right_after_a_kanji(query: str, stretches: list[str]) -> None:
+    assert [query[s:e] for s, e in kana_stretches(query)] == stretches
+
+
+def test_kana_is_split_into_the_fewest_readings_and_each_adds_every_word_read_so(keywords: KeywordTokenizer) -> None:
+    dictionary = ReadingDictionary(["形態素", "解析", "懐石", "携帯", "東京", "トークナイザ", "english", "を"],
+                                   keywords.reading)
+    assert dictionary.convert("けいたいそかいせき") == ["ケイタイソ", "カイセキ"]  # not ケイタイ + ソ + カイセキ
+    conversion = dictionary.expand("けいたいそかいせきとは")
+    assert conversion.terms == ("形態素", "懐石", "解析")    # homophones all searched; BM25 ranks by what chunks hold
+    assert conversion.spans == ((0, 11),)
+    assert dictionary.expand("とーくないざ").terms == ("トークナイザ",)
+    assert dictionary.expand("形態素解析はとうきょうで").terms == ()  # the kana follows a kanji
+    assert "english" not in dictionary.terms.values() and "ヲ" not in dictionary.terms  # no Latin, no one-kana reading
+
+
+def test_a_stretch_readings_barely_cover_keeps_its_own_terms(keywords: KeywordTokenizer) -> None:
+    dictionary = ReadingDictionary(["東京"], keywords.reading)
+    conversion = dictionary.expand("とうきょうへいくにはどうすればいいですか")
+    assert conversion.terms == ("東京",)
+    assert conversion.spans == ()  # 5 of 20 characters: the rest is the query's own (Sudachi's words, bigrams)
+
+
+def sources(hits: list) -> list[str]:  # type: ignore[type-arg]
+    return [hit.source for hit in hits]
+
+
+@pytest.fixture
+def without_conversion(searcher: Searcher) -> Iterator[Searcher]:
+    searcher.kana_conversion = False
+    try:
+        yield searcher
+    finally:
+        searcher.kana_conversion = True
+
+
+@pytest.mark.parametrize(("kana", "written", "owner"), [
+    ("けいたいそかいせき", "形態素解析", "ja-mecab-fugashi-unidic.md"),
+    ("こゆうひょうげん", "固有表現", "ja-named-entity-recognition.md"),
+    ("ぎんざ", "銀座", "ja-named-entity-recognition.md"),
+])
+def test_a_word_typed_in_kana_finds_the_document_that_writes_it_in_kanji(
+        searcher: Searcher, kana: str, written: str, owner: str) -> None:
+    text = (CORPUS / owner).read_text(encoding="utf-8")
+    assert written in text and kana not in text and to_katakana(kana) not in text
+    hits = searcher.search(kana, mode="keyword", k=3)
+    assert hits and hits[0].source == owner, sources(hits)
+    first = hits[0]
+    original = (CORPUS / first.source).read_text(encoding="utf-8")
+    highlighted = {original[s:e] for s, e in first.highlights}
+    assert any(word in written for word in highlighted), highlighted  # the kanji the kana was read as
+
+
+def test_without_the_conversion_kana_misses_those_documents(without_conversion: Searcher) -> None:
+    hits = without_conversion.search("けいたいそかいせき", mode="keyword", k=3)
+    assert "ja-mecab-fugashi-unidic.md" not in sources(hits)[:1]
+
+
+@pytest.mark.parametrize("query", ["形態素解析の辞書", "徳川家康はどこに幕府を開きましたか", "reciprocal rank fusion"])
+def test_queries_written_in_kanji_or_english_rank_exactly_as_without_it(searcher: Searcher, query: str) -> None:
+    on = [(h.chunk_id, h.score) for h in searcher.search(query, mode="keyword", k=10)]
+    searcher.kana_conversion = False
+    try:
+        off = [(h.chunk_id, h.score) for h in searcher.search(query, mode="keyword", k=10)]
+    finally:
+        searcher.kana_conversion = True
+    assert on == off
+
+
+def test_the_server_converts_kana_in_get_search(live_server: RunningServer) -> None:
+    response = httpx.get(f"{live_server.url}/search", params={"q": "けいたいそかいせき", "mode": "keyword", "k": 3},
+                         timeout=60)
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    assert hits and hits[0]["source"] == "ja-mecab-fugashi-unidic.md", [h["source"] for h in hits]
+
+
+@pytest.mark.parametrize("query", ["トークナイザという仕組み", "モデルである", "ファイルとして保存", "これらを比べる"])
+def test_kana_the_analyser_reads_as_no_noun_is_left_as_typed(searcher: Searcher, query: str) -> None:
+    # という would otherwise read as 問い, として as 都市, これらを as コレラ
+    assert searcher.kana_terms(query).terms == ()
+
+
+def test_an_index_past_the_in_memory_budget_lists_the_same_vocabulary_from_fts5(searcher: Searcher) -> None:
+    store = searcher.search_store
+    assert isinstance(store, EmbeddedStore) and store.keyword_matrix is not None
+    in_memory = set(store.keyword_vocabulary() or ())
+    from_fts5 = set(store.store.keyword_vocabulary("words"))
+    assert from_fts5 == in_memory and "形態素" in from_fts5
+    with pytest.raises(ValueError, match="unknown keyword column"):
+        store.store.keyword_vocabulary("text")
