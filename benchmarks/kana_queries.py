@@ -1,6 +1,7 @@
 """Questions typed in kana: does keyword search still find the paragraph? (`indexer.search.readings`)
 
     python benchmarks/kana_queries.py [--questions 1000] [--model all-minilm-l6-v2]
+    python benchmarks/kana_queries.py --mode hybrid --model multilingual-e5-small --backend onnx-int8
 
 JSQuAD v1.3 validation: its 1,145 paragraphs indexed with yomitoki's own
 builder, and a sample of its questions asked three ways, keyword search:
@@ -56,12 +57,12 @@ def kana_forms(question: str, tokenizer: object) -> tuple[str, str]:
     return "".join(everything), "".join(nouns)
 
 
-def rank(searcher: Searcher, queries: list[str], ids: dict[str, str]) -> tuple[list[list[str]], float]:
+def rank(searcher: Searcher, queries: list[str], ids: dict[str, str], mode: str) -> tuple[list[list[str]], float]:
     started = time.perf_counter()
     rankings = []
     for query in queries:
         ranked: list[str] = []
-        for hit in searcher.search(query, mode="keyword", k=50):
+        for hit in searcher.search(query, mode=mode, k=50):
             if ids[hit.doc_id] not in ranked:
                 ranked.append(ids[hit.doc_id])
         rankings.append(ranked[:10])
@@ -73,6 +74,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=1000, help="questions sampled from JSQuAD (seed 0)")
     parser.add_argument("--model", default="all-minilm-l6-v2", help="embedding model of the index (not used by "
                         "keyword search; the smallest builds fastest)")
+    parser.add_argument("--mode", default="keyword", choices=("keyword", "hybrid"),
+                        help="hybrid: with the model's dense ranking fused in (use a model that reads Japanese)")
+    parser.add_argument("--backend", default=None, help="embedding runtime (torch, onnx-int8…)")
     parser.add_argument("--show", type=int, default=10, help="changed questions to print")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
@@ -86,10 +90,11 @@ def main() -> None:
     print(f"JSQuAD: {len(retrieval.documents)} paragraphs, {len(written)} questions; e.g.\n"
           f"  {written[0]}\n  {forms[0][0]}\n  {forms[0][1]}")
     with tempfile.TemporaryDirectory() as workdir:
-        directory, seconds = build_index(retrieval, load_embedder(args.model), Path(workdir))
-        print(f"indexed in {seconds:.0f} s")
+        embedder = load_embedder(args.model, runtime=args.backend, bulk=True)
+        directory, seconds = build_index(retrieval, embedder, Path(workdir))
+        print(f"indexed in {seconds:.0f} s; searching in {args.mode} mode")
         generation = directory.current()
-        searcher = Searcher(generation, load_embedder(args.model))
+        searcher = Searcher(generation, load_embedder(args.model, runtime=args.backend))
         ids = {document_id(str(d["id"])): d["id"] for d in retrieval.documents}
         started = time.perf_counter()
         size = len(searcher.readings.get() or ())
@@ -100,7 +105,7 @@ def main() -> None:
                               ("nouns in kana", [f[1] for f in forms])):
             for converted in (False, True):
                 searcher.kana_conversion = converted
-                rankings, per_query = rank(searcher, queries, ids)
+                rankings, per_query = rank(searcher, queries, ids, args.mode)
                 results[name, converted] = rankings
                 m = metrics(rankings, retrieval)
                 print(f"{name:<20} {'on' if converted else 'off':<11} {m['recall@1']:>9.4f} {m['recall@5']:>9.4f} "
