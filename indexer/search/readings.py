@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from indexer.text.language import JAPANESE_LETTERS
@@ -73,7 +73,10 @@ def kana_stretches(text: str) -> list[tuple[int, int]]:
 class ReadingDictionary:
     """Readings (katakana) → the terms read that way, for one vocabulary."""
 
-    def __init__(self, terms: Iterable[str], reading: Callable[[str], str | None]) -> None:
+    def __init__(self, terms: Mapping[str, int] | Iterable[str], reading: Callable[[str], str | None]) -> None:
+        """`terms`: the vocabulary, or its terms with their document frequencies (the most frequent
+        of a reading's terms is the one `Conversion.text` writes)."""
+        frequency = terms if isinstance(terms, Mapping) else {}
         by_reading: dict[str, set[str]] = defaultdict(set)
         for term in terms:
             if not _has_japanese(term):
@@ -81,7 +84,10 @@ class ReadingDictionary:
             read = reading(term)
             if read and MIN_READING <= len(read) <= MAX_READING and _KATAKANA_ONLY.fullmatch(read):
                 by_reading[read].add(term)
-        self.terms: dict[str, tuple[str, ...]] = {read: tuple(sorted(found)) for read, found in by_reading.items()}
+        self.terms: dict[str, tuple[str, ...]] = {
+            read: tuple(sorted(found, key=lambda term: (-frequency.get(term, 0), term)))
+            for read, found in by_reading.items()
+        }
         self._longest = max(map(len, self.terms), default=0)
 
     def __len__(self) -> int:
@@ -90,6 +96,10 @@ class ReadingDictionary:
     def convert(self, kana: str) -> list[str]:
         """The readings that cover most of `kana` (as katakana) in the fewest pieces, in order."""
         text = to_katakana(kana)
+        return [text[start:end] for start, end in self._pieces(text)]
+
+    def _pieces(self, text: str) -> list[tuple[int, int]]:
+        """Spans of `convert`'s readings in `text` (katakana)."""
         n = len(text)
         # best[i]: (characters covered, -pieces) of the best split of text[:i]; back[i]: where its last piece began
         best: list[tuple[int, int]] = [(0, 0)] + [(-1, 0)] * n
@@ -103,16 +113,16 @@ class ReadingDictionary:
                     candidate = (covered + j - i, pieces - 1)
                     if candidate > best[j]:
                         best[j], back[j] = candidate, i
-        readings = []
+        found: list[tuple[int, int]] = []
         i = n
         while i > 0:
             start = back[i]
             if start is None:
                 i -= 1
             else:
-                readings.append(text[start:i])
+                found.append((start, i))
                 i = start
-        return readings[::-1]
+        return found[::-1]
 
     def expand(self, query: str, known: Collection[str] = (),
                nouns: Sequence[tuple[int, int]] | None = None) -> Conversion:
@@ -125,28 +135,43 @@ class ReadingDictionary:
         """
         found: dict[str, None] = {}
         spans = []
+        written = []  # the query, with each replaced stretch in the index's words
+        position = 0
         for start, end in kana_stretches(query):
             if nouns is not None and not any(start <= s and e <= end for s, e in nouns):
                 continue
-            readings = self.convert(query[start:end])
-            terms = [term for read in readings for term in self.terms[read]]
+            kana = to_katakana(query[start:end])
+            pieces = self._pieces(kana)
+            terms = [term for s, e in pieces for term in self.terms[kana[s:e]]]
             if all(term in known for term in terms):
                 continue
             found.update(dict.fromkeys(terms))
-            if 2 * sum(map(len, readings)) >= end - start:
-                spans.append((start, end))
-        return Conversion(tuple(found), tuple(spans))
+            if 2 * sum(e - s for s, e in pieces) < end - start:
+                continue
+            spans.append((start, end))
+            written.append(query[position:start])
+            typed = start
+            for s, e in pieces:
+                written += [query[typed : start + s], self.terms[kana[s:e]][0]]
+                typed = start + e
+            written.append(query[typed:end])
+            position = end
+        written.append(query[position:])
+        return Conversion(tuple(found), tuple(spans), "".join(written))
 
 
 class Conversion(NamedTuple):
     terms: tuple[str, ...]               # the index's words the kana reads as
     spans: tuple[tuple[int, int], ...]   # the query's kana stretches these terms replace
+    text: str                            # the query with those stretches written in the words
+                                         # most chunks use (けいたいそかいせきとは → 形態素解析とは)
 
 
 class LazyReadings:
     """A generation's reading dictionary, built on first use; None where the vocabulary is not readable."""
 
-    def __init__(self, vocabulary: Callable[[], Iterable[str] | None], reading: Callable[[str], str | None]) -> None:
+    def __init__(self, vocabulary: Callable[[], Mapping[str, int] | None],
+                 reading: Callable[[str], str | None]) -> None:
         self._vocabulary = vocabulary
         self._reading = reading
         self._lock = threading.Lock()

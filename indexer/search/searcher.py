@@ -258,7 +258,10 @@ class Searcher:
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
-            vector = query_vector if query_vector is not None else embed_for(self.embedder, [text], "query")[0]
+            written = self.kana_terms(text).text  # hiragana read as the index's words, for the model too
+            if query_vector is None or written != text:
+                query_vector = embed_for(self.embedder, [written], "query")[0]
+            vector = query_vector
             dense = self._dense(vector, depth, filters)
         if mode == "dense":
             return dense
@@ -313,12 +316,12 @@ class Searcher:
 
     def kana_terms(self, text: str) -> Conversion:
         """The index's words that the query's kana stretches read as (`indexer.search.readings`)."""
-        return self._conversions(text) if self.kana_conversion else Conversion((), ())
+        return self._conversions(text) if self.kana_conversion else Conversion((), (), text)
 
     def _convert(self, text: str) -> Conversion:
         dictionary = self.readings.get() if kana_stretches(text) else None
         if dictionary is None:
-            return Conversion((), ())
+            return Conversion((), (), text)
         return dictionary.expand(text, known={term.text for term in self.keywords.words(text)},
                                  nouns=self.keywords.noun_spans(text))
 

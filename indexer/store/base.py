@@ -87,8 +87,9 @@ class SearchStore(Protocol):
         """Vectors (one per chunk): all of them, or those of the chunks that pass `filters`."""
         ...
 
-    def keyword_vocabulary(self) -> list[str] | None:
-        """The distinct terms of the `words` keyword column; None where the store keeps them only hashed."""
+    def keyword_vocabulary(self) -> dict[str, int] | None:
+        """The distinct terms of the `words` keyword column, each with the number of chunks holding it;
+        None where the store keeps terms only hashed."""
         ...
 
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:

@@ -74,10 +74,12 @@ class EmbeddedStore:
             return self._keyword_within(query, depth, filters, grams_weight)
         return self.store.keyword_search(query.match, depth, filters, grams_weight)
 
-    def keyword_vocabulary(self) -> list[str] | None:
-        """The distinct terms of the `words` column (what `indexer.search.readings` reads)."""
-        if self.keyword_matrix is not None:
-            return list(self.keyword_matrix.vocab[0])
+    def keyword_vocabulary(self) -> dict[str, int] | None:
+        """The distinct terms of the `words` column and their document frequencies (`indexer.search.readings`)."""
+        matrix = self.keyword_matrix
+        if matrix is not None:
+            counts = np.diff(matrix.starts[0])
+            return {term: int(counts[index]) for term, index in matrix.vocab[0].items()}
         return self.store.keyword_vocabulary("words")
 
     def _keyword_within(self, query: KeywordQuery, depth: int, filters: Filters,

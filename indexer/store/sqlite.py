@@ -350,12 +350,12 @@ class SqliteStore:
             f"SELECT c.id FROM chunks c WHERE c.doc_id IN (SELECT d.id FROM documents d WHERE {where})", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
-    def keyword_vocabulary(self, column: str) -> list[str]:
-        """Every distinct term of one FTS5 column (`words` or `grams`)."""
+    def keyword_vocabulary(self, column: str) -> dict[str, int]:
+        """Every distinct term of one FTS5 column (`words` or `grams`), with the number of rows holding it."""
         if column not in ("words", "grams"):
             raise ValueError(f"unknown keyword column {column!r}: use words or grams")
         self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, col)")
-        return [row[0] for row in self.db.execute("SELECT term FROM temp.chunks_vocab WHERE col = ?", [column])]
+        return dict(self.db.execute("SELECT term, doc FROM temp.chunks_vocab WHERE col = ?", [column]).fetchall())
 
     def keyword_search(
         self, match: str, k: int, filters: Filters, grams_weight: float
