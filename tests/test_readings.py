@@ -133,3 +133,14 @@ def test_an_index_past_the_in_memory_budget_lists_the_same_vocabulary_from_fts5(
     assert from_fts5 == in_memory and from_fts5["形態素"] == store.document_frequency("words", "形態素") > 0
     with pytest.raises(ValueError, match="unknown keyword column"):
         store.store.keyword_vocabulary("text")
+
+
+def test_ask_answers_a_question_typed_in_hiragana(live_server: RunningServer) -> None:
+    # 形態素解析器の役割は何ですか, typed by someone without its kanji
+    response = httpx.post(f"{live_server.url}/ask", json={"question": "けいたいそかいせきき の やくわり は なんですか"},
+                          timeout=120)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["answer_found"], body["answer"]
+    assert "形態素" in body["answer"]
+    assert body["citations"][0]["source"] == "ja-mecab-fugashi-unidic.md"

@@ -184,7 +184,7 @@ class Answerer:
             started = time.perf_counter()
             scorer = RelevanceScorer(searcher, scope=question.filters.statistics)
             profile = scorer.profile(question.text)  # embeds the question once, for search as well
-            hits = searcher.search(question.text, mode="hybrid", k=question.k, filters=question.filters,
+            hits = searcher.search(profile.text, mode="hybrid", k=question.k, filters=question.filters,
                                    query_vector=profile.vector, reranking=self._reranking())
             retrieval_ms = (time.perf_counter() - started) * 1000
             relevance = scorer.passages(profile, hits)

@@ -66,7 +66,7 @@ def above_floor(similarity: np.ndarray, floor: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QuestionProfile:
-    text: str                     # the normalized question
+    text: str                     # the normalized question, its kana read as the index's words
     words: dict[str, float]       # keyword term -> IDF weight
     grams: dict[str, float]       # Japanese character bigram -> IDF weight
     vector: np.ndarray | None     # None when the dense signal has no say
@@ -89,7 +89,8 @@ class RelevanceScorer:
             self._chunks = max(1, searcher.search_store.vector_count(scope))
 
     def profile(self, question: str) -> QuestionProfile:
-        text = normalize_query(question).strip()
+        # hiragana read as the index's words (`indexer.search.readings`): passages hold them in kanji
+        text = self.searcher.kana_terms(normalize_query(question).strip()).text
         keywords = self.searcher.keywords
         words = {t.text for t in keywords.words(text) if text[t.start : t.end].lower() not in INTERROGATIVES}
         grams = {t.text for t in keywords.grams(text) if t.text not in INTERROGATIVES}
