@@ -144,3 +144,11 @@ def test_ask_answers_a_question_typed_in_hiragana(live_server: RunningServer) ->
     assert body["answer_found"], body["answer"]
     assert "形態素" in body["answer"]
     assert body["citations"][0]["source"] == "ja-mecab-fugashi-unidic.md"
+
+
+def test_kana_that_reads_as_exactly_one_kanji_word_is_read_even_where_the_analyser_sees_no_noun(
+        searcher: Searcher) -> None:
+    # Sudachi reads せいきか as 為る + き + か; it is 正規化, a word the corpus writes in kanji
+    assert "正規化" in searcher.kana_terms("せいきか").terms
+    hits = searcher.search("せいきか", mode="keyword", k=3)
+    assert hits and all("正規化" in hit.text for hit in hits)

@@ -16,9 +16,10 @@ limited to the index's own vocabulary:
   readings of two or more characters that cover most of it (a shortest-path
   search over the stretch); each reading adds its terms
   to the query's `words`. Characters no reading covers (particles, mostly)
-  add nothing. A stretch where the analyser finds no noun (という, である,
-  これらを: words written in kana anyway) or that reads as nothing but the
-  query's own words (その: Sudachi already has 其の) is left as typed; verbs
+  add nothing. A stretch is left as typed when the analyser finds no noun in
+  it (という, である, これらを: words written in kana anyway) unless it reads as
+  exactly one kanji word of the index (せいきか → 正規化), and when it reads as
+  nothing but the query's own words (その: Sudachi already has 其の); verbs
   typed in kana need no help (Sudachi reads ひらいた as 開く). When readings
   cover at least half of a stretch, its kana's own terms (Sudachi's guess,
   kana bigrams) leave the query: the conversion already holds the word as
@@ -124,6 +125,12 @@ class ReadingDictionary:
                 i = start
         return found[::-1]
 
+    def _one_kanji_word(self, kana: str, pieces: list[tuple[int, int]]) -> bool:
+        """Whether three or more kana read as exactly one word of the index, written with a kanji
+        (せいきか → 正規化, where Sudachi sees a verb and particles)."""
+        return (len(kana) >= 3 and pieces == [(0, len(kana))]
+                and any(_KANJI.search(term) for term in self.terms[kana]))
+
     def expand(self, query: str, known: Collection[str] = (),
                nouns: Sequence[tuple[int, int]] | None = None) -> Conversion:
         """The terms the query's kana stretches are read as, each once, in query order, and the
@@ -138,10 +145,11 @@ class ReadingDictionary:
         written = []  # the query, with each replaced stretch in the index's words
         position = 0
         for start, end in kana_stretches(query):
-            if nouns is not None and not any(start <= s and e <= end for s, e in nouns):
-                continue
             kana = to_katakana(query[start:end])
             pieces = self._pieces(kana)
+            if nouns is not None and not any(start <= s and e <= end for s, e in nouns) \
+                    and not self._one_kanji_word(kana, pieces):
+                continue
             terms = [term for s, e in pieces for term in self.terms[kana[s:e]]]
             if all(term in known for term in terms):
                 continue
