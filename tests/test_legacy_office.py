@@ -68,6 +68,18 @@ def test_conversions_are_cached_and_without_libreoffice_the_message_says_what_to
         load_file(source, source.parent)
 
 
+def test_the_conversion_cache_keeps_under_its_bound_and_a_removed_entry_is_converted_again(
+        legacy_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(legacy_office, "default_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv("YOMITOKI_CACHE_MB", "0")  # room for nothing but the entry just written
+    word, deck = legacy_files / "legacy" / "guide.doc", legacy_files / "legacy" / "talk.ppt"
+    first = load_file(word, word.parent)[0]
+    load_file(deck, deck.parent)
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".pptx"]  # guide's conversion made room
+    assert load_file(word, word.parent)[0].text == first.text
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".docx"]
+
+
 def test_a_cache_that_cannot_be_written_is_reported_for_the_file(legacy_files: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a-file").write_text("not a folder")

@@ -53,9 +53,12 @@ def test_what_ocr_read_is_cached_by_the_files_content(one_page_scan: Path, tmp_p
         return read_image(image, langs)
 
     monkeypatch.setattr(ocr, "read_image", counted)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "stale.json").write_text("{}", encoding="utf-8")  # a scan deleted long ago
+    monkeypatch.setenv("YOMITOKI_CACHE_MB", "0")  # room for the entry just written only (indexer.text.file_cache)
     first = load_file(one_page_scan, tmp_path)[0]
     assert len(reads) == 1 and first.metadata["ocr_pages"] == [1] and "東京は日本の首都" in first.text
-    (cached,) = (tmp_path / "cache").glob("*.json")
+    (cached,) = (tmp_path / "cache").glob("*.json")  # the stale entry made room
 
     moved = Path(shutil.move(one_page_scan, tmp_path / "renamed.pdf"))  # the content is the key, not the path
     assert load_file(moved, tmp_path)[0].text == first.text and len(reads) == 1

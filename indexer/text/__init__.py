@@ -17,6 +17,7 @@
     xlsx_rows      an Excel workbook's rows, sheet by sheet (openpyxl)
     ooxml          the zip-bomb check before any of the three Office formats is opened
     legacy_office  .doc, .xls and .ppt files converted to those formats by LibreOffice, cached by content
+    file_cache     those two caches kept under YOMITOKI_CACHE_MB, least recently used entries removed first
     pages          which pages of a paged document a span lies on
     normalize      NFKC with a map back to the original text (normalize, normalize_query)
     language       Japanese or English (detect_language, JAPANESE_LETTERS)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from indexer.errors import InputError
+from indexer.text import file_cache
 from indexer.text.ocr import workers
 
 CONVERSIONS = {".doc": "docx", ".xls": "xlsx", ".ppt": "pptx"}
@@ -53,6 +54,7 @@ def converted(path: Path, cache_dir: Path | None = None) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     cached = (cache_dir or default_cache_dir()) / f"{digest}-v{RECIPE}.{target}"
     if cached.is_file():
+        file_cache.mark_used(cached)
         return cached
     soffice = _soffice()
     if soffice is None:
@@ -83,6 +85,7 @@ def converted(path: Path, cache_dir: Path | None = None) -> Path:
             os.replace(temporary, cached)  # whole or not at all: a reader never sees half a file
         except OSError as exc:
             raise ConversionError(f"converted, but the conversion cannot be kept in {cached.parent} ({exc})") from exc
+    file_cache.trim(cached.parent, keep=cached)
     return cached
 
 

@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any
 
 from indexer.errors import InputError
+from indexer.text import file_cache
 
 OCR_ENV = "YOMITOKI_OCR"
 DEFAULT_LANGUAGES = "jpn+eng"
@@ -180,6 +181,7 @@ class PageReader:
             self.pages = {int(number): ([OcrWord(str(t), float(x0), float(y0), float(x1), float(y1), int(n))
                                          for t, x0, y0, x1, y1, n in page["words"]], float(page["scale"]))
                           for number, page in stored.items()}
+            file_cache.mark_used(self.file)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.pages = {}  # not read yet, or a damaged entry: read the pages again
         self.changed = False
@@ -233,4 +235,5 @@ class PageReader:
                 Path(temporary).unlink(missing_ok=True)
                 raise
         except OSError:
-            pass
+            return
+        file_cache.trim(self.file.parent, keep=self.file)
