@@ -11,6 +11,7 @@ import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options, reranker_options
 from indexer.embed.base import DEFAULT_EMBEDDER
+from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
 from server.auth import collect_keys
@@ -101,6 +102,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     with domain_errors():
         keys = collect_keys(api_keys, os.environ, api_keys_file)
         ner = parse_ner_models(ner_models)
+        file_cache.limit_bytes()  # documents written over HTTP may be scans or .doc files: fail now, not then
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,

@@ -4,12 +4,14 @@ with LibreOffice is tested in tests/test_legacy_office.py."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from indexer.errors import InputError
 from indexer.text import file_cache
+from tests.conftest import yomitoki
 
 
 def entry(folder: Path, name: str, size: int, age: int) -> Path:
@@ -35,3 +37,15 @@ def test_the_bound_comes_from_yomitoki_cache_mb() -> None:
     for bad in ("lots", "-1", "nan"):
         with pytest.raises(InputError, match=f"YOMITOKI_CACHE_MB must be a number of megabytes.*{bad}"):
             file_cache.limit_bytes({"YOMITOKI_CACHE_MB": bad})
+
+
+@pytest.mark.parametrize("command", [["index", "CORPUS", "--index", "INDEX"], ["serve", "--index", "INDEX"]])
+def test_a_bad_bound_stops_index_and_serve_before_anything_is_read(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text("# a\n\ntext\n", encoding="utf-8")
+    arguments = [{"CORPUS": str(tmp_path / "corpus"), "INDEX": str(tmp_path / "index")}.get(a, a) for a in command]
+    done = subprocess.run(yomitoki(*arguments), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "YOMITOKI_CACHE_MB": "lots"})
+    assert done.returncode == 2, done.stderr
+    assert "YOMITOKI_CACHE_MB must be a number of megabytes (0 or more), not 'lots'" in done.stderr
+    assert not (tmp_path / "index").exists()

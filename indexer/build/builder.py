@@ -43,6 +43,7 @@ from indexer.store.manifest import (
     VectorsEntry,
 )
 from indexer.store.sqlite import StoredDocument, encode_offsets
+from indexer.text import file_cache
 from indexer.text.chunking import Chunk, ChunkSettings, chunk_document, embedding_text
 from indexer.text.exclusions import corpus_exclusions
 from indexer.text.keywords import KeywordTokenizer
@@ -237,6 +238,7 @@ class IndexBuilder:
     def build(self, corpus: Path) -> BuildReport:
         started = time.perf_counter()
         self.corpus = corpus.resolve()
+        file_cache.limit_bytes()  # a bad YOMITOKI_CACHE_MB stops the build before anything is read
         docs, failures = load_corpus(
             corpus, follow_symlinks=self.options.follow_symlinks, max_bytes=self.options.max_file_bytes,
             exclusions=corpus_exclusions(corpus, self.options.exclude), images=self.options.images,
