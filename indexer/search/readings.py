@@ -138,7 +138,8 @@ class ReadingDictionary:
 
         A stretch is left as typed when its readings add no term beyond `known` (the query's own
         words: その → 其の), or, given the spans the analyser reads as `nouns`, when none of them lies
-        in it (という, である, のように, これらを: particles and other words written in kana anyway).
+        in it (という, である, のように, これらを: particles and other words written in kana anyway) and
+        it does not read as exactly one kanji word of the index (`_one_kanji_word`).
         """
         found: dict[str, None] = {}
         spans = []
