@@ -47,6 +47,7 @@ from indexer.store.where import FilterError, parse_json
 from indexer.text.chunking import ChunkSettings
 from indexer.text.exclusions import ExclusionError, corpus_exclusions
 from indexer.text.keywords import load_keyword_tokenizer
+from indexer.text.loaders import discover_files
 
 EXIT_SKIPPED = 3
 console = Console(stderr=True)
@@ -183,7 +184,8 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
     whose files are gone. Exits with 3 when some files were skipped.
     """
     with domain_errors():
-        corpus_exclusions(corpus, exclude)  # a pattern that is wrong fails before models load
+        # a pattern that is wrong, in --exclude or any .yomitokiignore, fails before models load
+        discover_files(corpus, follow_symlinks=follow_symlinks, exclusions=corpus_exclusions(corpus, exclude))
         if ray_address:
             connect_ray(ray_address)  # first: an unreachable cluster fails in seconds, before models load
         directory = open_target(index_dir, store, milvus_uri, milvus_collection)

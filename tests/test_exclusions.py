@@ -51,6 +51,37 @@ def test_ignore_file_and_patterns_leave_files_and_folders_out(tmp_path: Path) ->
     assert failures == []  # a folder left out is not entered: its oversized file is not reported either
 
 
+def test_a_folders_own_ignore_file_applies_below_it_after_the_ones_above(tmp_path: Path) -> None:
+    tree(tmp_path)
+    write(tmp_path / "notes" / "local.md", "# Local\n")
+    write(tmp_path / "notes" / "sub" / "local.md", "# Deeper\n")
+    write(tmp_path / "notes" / "data.json", '[{"id": "n-1", "text": "A note."}]')
+    write(tmp_path / "notes" / "sub" / "more.json", '[{"id": "n-2", "text": "Another."}]')
+    write(tmp_path / IGNORE_FILE, "*.json\nnode_modules/\n")
+    # relative to notes/: drafts/ at any depth below it, /local.md only notes/local.md; JSON taken back in
+    write(tmp_path / "notes" / IGNORE_FILE, "drafts/\n/local.md\n!*.json\n")
+    files, _ = discover_files(tmp_path, exclusions=corpus_exclusions(tmp_path))
+    assert relative(files, tmp_path) == ["drafts/plan.md", "guide.md", "notes/data.json", "notes/sub/local.md",
+                                         "notes/sub/more.json"]
+    files, _ = discover_files(tmp_path, exclusions=corpus_exclusions(tmp_path, ["more.json"]))
+    assert "notes/sub/more.json" not in relative(files, tmp_path)  # --exclude comes after every ignore file
+
+
+def test_an_ignore_file_in_a_folder_left_out_is_not_read(tmp_path: Path) -> None:
+    tree(tmp_path)
+    write(tmp_path / IGNORE_FILE, "node_modules/\n")
+    write(tmp_path / "node_modules" / IGNORE_FILE, "!*\n!\n")  # would take everything back, and is not valid
+    files, _ = discover_files(tmp_path, exclusions=corpus_exclusions(tmp_path))
+    assert not any(path.startswith("node_modules/") for path in relative(files, tmp_path))
+
+
+def test_a_wrong_pattern_in_a_folders_ignore_file_is_named(tmp_path: Path) -> None:
+    tree(tmp_path)
+    write(tmp_path / "notes" / IGNORE_FILE, "drafts/\n!\n")
+    with pytest.raises(ExclusionError, match=r"notes/\.yomitokiignore, line 2: '!' is not a \.gitignore pattern"):
+        discover_files(tmp_path, exclusions=corpus_exclusions(tmp_path))
+
+
 def test_a_single_file_corpus_is_matched_by_its_name(tmp_path: Path) -> None:
     path = write(tmp_path / "one.md", "# One\n")
     assert discover_files(path, exclusions=corpus_exclusions(path, ["*.md"])) == ([], [])
@@ -100,6 +131,14 @@ def test_the_watcher_ignores_changes_the_build_would_leave_out(tmp_path: Path) -
     write(tmp_path / IGNORE_FILE, "node_modules/\n!\n")  # wrong: let the build say so
     assert keep(added, str(root / "node_modules" / "lib" / "README.md"))
 
+    write(tmp_path / IGNORE_FILE, "node_modules/\n")
+    write(tmp_path / "notes" / IGNORE_FILE, "*.txt\n")  # a folder's own file, read for each change below it
+    assert keep(added, str(root / "notes" / IGNORE_FILE))
+    assert not keep(added, str(root / "notes" / "todo.txt"))
+    assert keep(added, str(root / "todo.txt"))
+    write(tmp_path / "node_modules" / IGNORE_FILE, "!*\n")  # inside a folder left out: not read
+    assert not keep(added, str(root / "node_modules" / "lib" / "README.md"))
+
 
 def test_the_command_line_refuses_a_wrong_pattern_before_loading_models(tmp_path: Path) -> None:
     tree(tmp_path)
@@ -107,3 +146,9 @@ def test_the_command_line_refuses_a_wrong_pattern_before_loading_models(tmp_path
                                       "--model", "no-such-model", "--exclude", "!"])
     assert result.exit_code == 2, result.output
     assert "--exclude: '!' is not a .gitignore pattern" in result.output
+
+    write(tmp_path / "notes" / IGNORE_FILE, "!\n")
+    result = CliRunner().invoke(cli, ["index", str(tmp_path), "--index", str(tmp_path / "index"),
+                                      "--model", "no-such-model"])
+    assert result.exit_code == 2, result.output
+    assert ".yomitokiignore, line 1: '!' is not a .gitignore pattern" in result.output

@@ -17,7 +17,7 @@ from typing import TypeVar
 import watchfiles
 
 from indexer.build.builder import BuildReport
-from indexer.text.exclusions import IGNORE_FILE, ExclusionError, Exclusions, corpus_exclusions
+from indexer.text.exclusions import IGNORE_FILE, ExclusionError, walk_excludes
 from indexer.text.loaders import DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES
 
 Report = TypeVar("Report")
@@ -53,37 +53,27 @@ def wait_until_settled(paths: Iterable[Path], settle: float, *,
 
 class CorpusFilter:
     """Which changes under the corpus can change the index: supported files (and folders, whose names
-    mostly have no dot) that the exclusions leave in, and the corpus's `.yomitokiignore` itself.
-    The exclusions are read again whenever that file changes."""
+    mostly have no dot) that the exclusions leave in, and any `.yomitokiignore`. The ignore files
+    on the way to a changed path are read again for each change."""
 
     def __init__(self, corpus: Path, exclude: Sequence[str] = (), images: bool = False) -> None:
         self.root = corpus.resolve()
         self.exclude = tuple(exclude)
         self.suffixes = SUPPORTED_SUFFIXES if images else DOCUMENT_SUFFIXES
-        self._read: tuple[tuple[int, int] | None, Exclusions | None] | None = None
-
-    def exclusions(self) -> Exclusions | None:
-        """The exclusions in force; None while the ignore file is not valid (the build reports it)."""
-        state = _state([self.root / IGNORE_FILE])[self.root / IGNORE_FILE]
-        if self._read is None or self._read[0] != state:
-            try:
-                self._read = (state, corpus_exclusions(self.root, self.exclude))
-            except ExclusionError:
-                self._read = (state, None)
-        return self._read[1]
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         name = Path(path).name
-        if name == IGNORE_FILE and Path(path).parent == self.root:
+        if name == IGNORE_FILE:
             return True
         if name.startswith(".") or not (name.lower().endswith(self.suffixes) or "." not in name):
             return False
-        exclusions = self.exclusions()
         relative = os.path.relpath(path, self.root)
-        if exclusions is None or relative.startswith(".."):
+        if relative.startswith(".."):
             return True
-        # a name without a dot is a folder's (supported files have suffixes), even once it is deleted
-        return not exclusions.excludes(Path(relative).as_posix(), folder="." not in name)
+        try:  # a name without a dot is a folder's (supported files have suffixes), even once it is deleted
+            return not walk_excludes(self.root, Path(relative).as_posix(), self.exclude, folder="." not in name)
+        except ExclusionError:  # an ignore file is not valid: let the build say so
+            return True
 
 
 def watch_corpus(corpus: Path, build: Callable[[], Report], on_report: Callable[[Report], None], *,

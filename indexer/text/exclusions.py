@@ -1,15 +1,19 @@
-"""The corpus paths a build leaves out: `.yomitokiignore` at the corpus root, and `--exclude` patterns.
+"""The corpus paths a build leaves out: `.yomitokiignore` files, and `--exclude` patterns.
 
-Both are written in .gitignore's syntax (read by pathspec) and matched against paths
-relative to the corpus root: `node_modules/` leaves out every folder of that name and
-all below it, `/drafts/` only the one at the root, `*.json` every JSON file, and
-`!catalog.json` takes one back in. A left-out file is neither indexed nor reported; a
-left-out folder is not entered. A file left out after it was indexed is removed from the
-next generation, like a deleted one.
+Both are written in .gitignore's syntax (read by pathspec). Patterns of the corpus root's
+file and `--exclude` are matched against paths relative to the corpus root: `node_modules/`
+leaves out every folder of that name and all below it, `/drafts/` only the one at the root,
+`*.json` every JSON file, and `!catalog.json` takes one back in. A folder's own
+`.yomitokiignore` works as git reads a `.gitignore` there: its patterns are relative to that
+folder and apply below it only, and they come after (so override) those of the folders above
+it; `--exclude` comes last of all. A left-out file is neither indexed nor reported; a
+left-out folder is not entered, so an ignore file inside it is not read. A file left out
+after it was indexed is removed from the next generation, like a deleted one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +31,58 @@ class ExclusionError(InputError):
 
 @dataclass(frozen=True)
 class Exclusions:
-    """The patterns in force for one corpus walk."""
+    """The patterns in force for one folder of a corpus walk."""
 
     spec: pathspec.GitIgnoreSpec
+    files: tuple[str, ...] = ()   # the ignore files' patterns, made relative to the corpus root
+    extra: tuple[str, ...] = ()   # --exclude, after them all
+    nested: bool = True           # whether folders' own ignore files are read
 
     def excludes(self, relative: str, *, folder: bool = False) -> bool:
         """Whether the file (or folder) at this corpus-relative posix path is left out."""
         return self.spec.match_file(f"{relative}/" if folder else relative)
+
+    def below(self, folder: Path, relative: str) -> Exclusions:
+        """The patterns in force in `folder` (at corpus-relative posix path `relative`, not the root):
+        these, then those of the folder's own `.yomitokiignore` if it has one."""
+        lines = _read(folder / IGNORE_FILE) if self.nested else []
+        if not lines:
+            return self
+        files = (*self.files, *(_under(relative, line) for line in lines))
+        return Exclusions(pathspec.GitIgnoreSpec.from_lines([*files, *self.extra]), files, self.extra)
+
+
+def _read(ignore_file: Path) -> list[str]:
+    """The checked lines of an ignore file; none where there is no such file."""
+    if not ignore_file.is_file():
+        return []
+    try:
+        lines = ignore_file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExclusionError(f"{ignore_file}: cannot be read ({exc})") from exc
+    _check(lines, lambda n: f"{ignore_file}, line {n + 1}")
+    return lines
+
+
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def _under(folder: str, line: str) -> str:
+    """A pattern of the ignore file in `folder` (corpus-relative) as a pattern relative to the corpus root.
+
+    As in git, a pattern with a slash before its end is anchored to the folder of its file
+    (`/drafts/`, `docs/*.md`), and one without matches at any depth below it (`*.json`).
+    """
+    if not line.strip() or line.startswith("#"):
+        return line
+    negated = line.startswith("!")
+    pattern = line[1:] if negated else line
+    anchored = "/" in pattern.rstrip().rstrip("/")
+    prefix = _GLOB.sub(r"\\\1", folder)
+    if prefix.startswith(("#", "!")):
+        prefix = "\\" + prefix
+    rooted = f"{prefix}/{pattern.lstrip('/')}" if anchored else f"{prefix}/**/{pattern}"
+    return f"!{rooted}" if negated else rooted
 
 
 def _check(lines: Sequence[str], where: Callable[[int], str]) -> None:
@@ -46,17 +95,24 @@ def _check(lines: Sequence[str], where: Callable[[int], str]) -> None:
 
 
 def corpus_exclusions(root: Path, extra: Sequence[str] = ()) -> Exclusions:
-    """The patterns of `root`'s `.yomitokiignore` (when `root` is a folder that has one), then `extra`."""
-    from_file: list[str] = []
-    ignore_file = root / IGNORE_FILE
-    if root.is_dir() and ignore_file.is_file():
-        try:
-            from_file = ignore_file.read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ExclusionError(f"{ignore_file}: cannot be read ({exc})") from exc
-    _check(from_file, lambda n: f"{ignore_file}, line {n + 1}")
+    """The patterns of `root`'s `.yomitokiignore` (when `root` is a folder that has one), then `extra`;
+    a walk adds each folder's own (`Exclusions.below`)."""
+    from_file = _read(root / IGNORE_FILE) if root.is_dir() else []
     _check(extra, lambda n: "--exclude")
-    return Exclusions(pathspec.GitIgnoreSpec.from_lines([*from_file, *extra]))
+    return Exclusions(pathspec.GitIgnoreSpec.from_lines([*from_file, *extra]), tuple(from_file), tuple(extra))
 
 
-NO_EXCLUSIONS = Exclusions(pathspec.GitIgnoreSpec.from_lines([]))
+def walk_excludes(root: Path, relative: str, extra: Sequence[str] = (), *, folder: bool = False) -> bool:
+    """Whether a walk of the corpus at `root` leaves out the file (or folder) at corpus-relative posix
+    path `relative`: a folder on the way to it is left out, or it is, by the patterns in force there."""
+    parts = relative.split("/")
+    exclusions = corpus_exclusions(root, extra)
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        if exclusions.excludes(above, folder=True):
+            return True
+        exclusions = exclusions.below(root / above, above)
+    return exclusions.excludes(relative, folder=folder)
+
+
+NO_EXCLUSIONS = Exclusions(pathspec.GitIgnoreSpec.from_lines([]), nested=False)

@@ -124,7 +124,6 @@ class _Walk:
     real_root: Path
     follow_symlinks: bool
     max_bytes: int
-    exclusions: Exclusions
     suffixes: tuple[str, ...]
     files: list[Path]
     failures: list[LoadFailure]
@@ -132,17 +131,21 @@ class _Walk:
     def fail(self, path: Path, reason: str) -> None:
         self.failures.append(LoadFailure(_relative(path, self.root), reason))
 
-    def add_file(self, path: Path, size: int) -> None:
-        if not path.name.lower().endswith(self.suffixes) or self.exclusions.excludes(_relative(path, self.root)):
+    def add_file(self, path: Path, size: int, exclusions: Exclusions) -> None:
+        if not path.name.lower().endswith(self.suffixes) or exclusions.excludes(_relative(path, self.root)):
             return
         if size > self.max_bytes:
             self.fail(path, f"larger than {_describe_limit(self.max_bytes)} limit ({size:,} bytes)")
         else:
             self.files.append(path)
 
-    def walk(self, folder: Path, ancestors: tuple[Path, ...]) -> None:
-        if folder != self.root and self.exclusions.excludes(_relative(folder, self.root), folder=True):
-            return
+    def walk(self, folder: Path, ancestors: tuple[Path, ...], exclusions: Exclusions) -> None:
+        """`exclusions`: those in force in the folder holding `folder` (or in the root, for the root)."""
+        if folder != self.root:
+            relative = _relative(folder, self.root)
+            if exclusions.excludes(relative, folder=True):
+                return
+            exclusions = exclusions.below(folder, relative)  # the folder's own .yomitokiignore
         if len(ancestors) > _MAX_DEPTH:
             self.fail(folder, f"folders nested deeper than {_MAX_DEPTH} levels")
             return
@@ -153,21 +156,21 @@ class _Walk:
             return
         for entry in entries:
             if not entry.name.startswith("."):
-                self.visit(entry, ancestors)
+                self.visit(entry, ancestors, exclusions)
 
-    def visit(self, entry: os.DirEntry[str], ancestors: tuple[Path, ...]) -> None:
+    def visit(self, entry: os.DirEntry[str], ancestors: tuple[Path, ...], exclusions: Exclusions) -> None:
         path = Path(entry.path)
         try:
             if entry.is_symlink():
-                self.visit_link(path, ancestors)
+                self.visit_link(path, ancestors, exclusions)
             elif entry.is_dir(follow_symlinks=False):
-                self.walk(path, (*ancestors, Path(os.path.realpath(path))))
+                self.walk(path, (*ancestors, Path(os.path.realpath(path))), exclusions)
             elif entry.is_file(follow_symlinks=False):
-                self.add_file(path, entry.stat(follow_symlinks=False).st_size)
+                self.add_file(path, entry.stat(follow_symlinks=False).st_size, exclusions)
         except OSError as exc:
             self.fail(path, f"cannot read ({exc.strerror})")
 
-    def visit_link(self, path: Path, ancestors: tuple[Path, ...]) -> None:
+    def visit_link(self, path: Path, ancestors: tuple[Path, ...], exclusions: Exclusions) -> None:
         target = _resolve_link(path)
         if isinstance(target, str):
             self.fail(path, target)
@@ -177,9 +180,9 @@ class _Walk:
             if target in ancestors:
                 self.fail(path, "symlink loop")
             else:
-                self.walk(path, (*ancestors, target))
+                self.walk(path, (*ancestors, target), exclusions)
         elif target.is_file():
-            self.add_file(path, target.stat().st_size)
+            self.add_file(path, target.stat().st_size, exclusions)
 
 
 def discover_files(
@@ -192,13 +195,13 @@ def discover_files(
         raise LoadError(str(root), "no such file or folder")
     real_root = root.resolve()
     suffixes = SUPPORTED_SUFFIXES if images or not root.is_dir() else DOCUMENT_SUFFIXES
-    walk = _Walk(root, real_root, follow_symlinks, max_bytes, exclusions, suffixes, [], [])
+    walk = _Walk(root, real_root, follow_symlinks, max_bytes, suffixes, [], [])
     if root.is_dir():
-        walk.walk(root, (real_root,))
+        walk.walk(root, (real_root,), exclusions)
     elif not root.name.lower().endswith(SUPPORTED_SUFFIXES):
         walk.fail(root, f"unsupported file type (supported: {', '.join(SUPPORTED_SUFFIXES)})")
     else:
-        walk.add_file(root, root.stat().st_size)
+        walk.add_file(root, root.stat().st_size, exclusions)
     walk.files.sort(key=lambda path: _relative(path, root))
     return walk.files, walk.failures
 
