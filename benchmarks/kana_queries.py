@@ -11,7 +11,14 @@ builder, and a sample of its questions asked three ways, keyword search:
   `reading_form` in context; ASCII words and digits kept), as someone types
   who does not know or cannot type the kanji: 徳川家康はどこに… →
   とくがわいえやすはどこに…;
-* **nouns in kana**: only the nouns written with kanji replaced (ばくふを開いた).
+* **nouns in kana**: only the nouns written with kanji replaced (ばくふを開いた);
+* **nouns in katakana**: the same nouns in katakana (バクフを開いた).
+
+Katakana is mostly loanwords, so the script also counts the **loanwords the
+index does not hold** that the conversion would read as kanji words anyway:
+every katakana word of the Japanese NER set's Wikipedia sentences
+(`ner-wikipedia-ja`, a text the index was not built from) whose terms are
+not all in the index's vocabulary, searched alone.
 
 Each kana form is searched with the conversion of kana into the index's words
 and without it (`Searcher.kana_conversion = False`, the search before this
@@ -45,16 +52,32 @@ def to_hiragana(text: str) -> str:
     return "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in text)
 
 
-def kana_forms(question: str, tokenizer: object) -> tuple[str, str]:
-    """(all in kana, nouns with kanji in kana) of a question, by Sudachi's readings in context."""
-    everything, nouns = [], []
+def kana_forms(question: str, tokenizer: object) -> tuple[str, str, str]:
+    """(all in kana, nouns with kanji in kana, those nouns in katakana) of a question, by Sudachi's
+    readings in context."""
+    everything, nouns, katakana = [], [], []
     for m in tokenizer.tokenize(question):  # type: ignore[attr-defined]
         surface, reading = m.surface(), m.reading_form()
         has_kanji = any("\u4e00" <= c <= "\u9fff" or c == "々" for c in surface)
         readable = bool(reading) and to_katakana(reading) == reading and not surface.isascii()
         everything.append(to_hiragana(reading) if readable else surface)
-        nouns.append(to_hiragana(reading) if readable and has_kanji and m.part_of_speech()[0] == "名詞" else surface)
-    return "".join(everything), "".join(nouns)
+        noun = readable and has_kanji and m.part_of_speech()[0] == "名詞"
+        nouns.append(to_hiragana(reading) if noun else surface)
+        katakana.append(reading if noun else surface)
+    return "".join(everything), "".join(nouns), "".join(katakana)
+
+
+def loanwords(data: Path, tokenizer: object) -> list[str]:
+    """The distinct katakana words (two or more characters) of the NER set's sentences, in order."""
+    import json
+
+    found: dict[str, None] = {}
+    for record in json.loads((data / "ner-wikipedia-ja" / "train.json").read_text(encoding="utf-8")):
+        for m in tokenizer.tokenize(record["text"]):  # type: ignore[attr-defined]
+            word = m.surface()
+            if len(word) >= 2 and all("\u30a1" <= c <= "\u30fa" or c == "ー" for c in word):
+                found[word] = None
+    return list(found)
 
 
 def rank(searcher: Searcher, queries: list[str], ids: dict[str, str], mode: str) -> tuple[list[list[str]], float]:
@@ -102,7 +125,7 @@ def main() -> None:
         print(f"{'questions':<20} {'conversion':<11} {'recall@1':>9} {'recall@5':>9} {'MRR@10':>8} {'ms/query':>9}")
         results = {}
         for name, queries in (("as written", written), ("all in kana", [f[0] for f in forms]),
-                              ("nouns in kana", [f[1] for f in forms])):
+                              ("nouns in kana", [f[1] for f in forms]), ("nouns in katakana", [f[2] for f in forms])):
             for converted in (False, True):
                 searcher.kana_conversion = converted
                 rankings, per_query = rank(searcher, queries, ids, args.mode)
@@ -117,6 +140,17 @@ def main() -> None:
             written, results["as written", False], results["as written", True], strict=True) if a != b]
         for question, terms in shown[: args.show]:
             print(f"  {question}  →  {' '.join(terms)}")
+
+        searcher.kana_conversion = True
+        vocabulary = searcher.search_store.keyword_vocabulary() or {}
+        absent = [w for w in loanwords(args.data, tokenizer)
+                  if not all(t.text in vocabulary for t in searcher.keywords.words(w))]
+        read = [(w, searcher.kana_terms(w).text) for w in absent]
+        read = [(w, text) for w, text in read if text != w]
+        print(f"\nloanwords: {len(read)} of {len(absent)} katakana words of ner-wikipedia-ja that the index does "
+              f"not hold are read as its words ({len(read) / max(len(absent), 1):.1%}), e.g.:")
+        for word, text in read[: args.show]:
+            print(f"  {word}  →  {text}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from indexer.search.readings import ReadingDictionary, kana_stretches, to_katakana
+from indexer.search.readings import ReadingDictionary, kana_stretches, katakana_stretches, to_katakana
 from indexer.search.searcher import Searcher
 from indexer.store.embedded import EmbeddedStore
 from indexer.text.keywords import KeywordTokenizer
@@ -29,6 +29,31 @@ def test_hiragana_becomes_katakana_and_nothing_else_changes() -> None:
 ])
 def test_kana_stretches_are_the_kana_not_right_after_a_kanji(query: str, stretches: list[str]) -> None:
     assert [query[s:e] for s, e in kana_stretches(query)] == stretches
+
+
+@pytest.mark.parametrize(("query", "stretches"), [
+    ("ケイタイソカイセキ", ["ケイタイソカイセキ"]),
+    ("ケイタイソカイセキとは", ["ケイタイソカイセキ"]),
+    ("東京タワーとトークナイザ", ["トークナイザ"]),      # katakana after a kanji is part of its word
+    ("けいたいそ ア", []),                              # one katakana alone is not
+])
+def test_katakana_stretches_are_the_katakana_not_right_after_a_kanji(query: str, stretches: list[str]) -> None:
+    assert [query[s:e] for s, e in katakana_stretches(query)] == stretches
+
+
+def test_katakana_is_read_only_as_kanji_words_typed_in_katakana(keywords: KeywordTokenizer) -> None:
+    dictionary = ReadingDictionary(["形態素", "解析", "ハイブリッド", "検索", "データ", "ベース"], keywords.reading)
+
+    def expand(query: str) -> tuple[tuple[str, ...], str]:
+        conversion = dictionary.expand(query, keywords.words(query), nouns=keywords.noun_spans(query))
+        return conversion.terms, conversion.text
+
+    assert expand("ケイタイソカイセキ") == (("形態素", "解析"), "形態素解析")
+    assert expand("ケンサクとは") == (("検索",), "検索とは")
+    assert expand("ハイブリッドケンサク") == ((), "ハイブリッドケンサク")  # ハイブリッド is no kanji word's reading
+    assert expand("ハイブリッド") == ((), "ハイブリッド")      # the index holds it as typed
+    assert expand("データベース") == ((), "データベース")      # read wholly, but as no word written with a kanji
+    assert expand("ケイタイソノカイセキ") == ((), "ケイタイソノカイセキ")  # ノ is no reading: not wholly read
 
 
 def test_kana_is_split_into_the_fewest_readings_and_each_adds_every_word_read_so(keywords: KeywordTokenizer) -> None:
@@ -76,6 +101,8 @@ def without_conversion(searcher: Searcher) -> Iterator[Searcher]:
     ("けいたいそかいせき", "形態素解析", "ja-mecab-fugashi-unidic.md"),
     ("こゆうひょうげん", "固有表現", "ja-named-entity-recognition.md"),
     ("ぎんざ", "銀座", "ja-named-entity-recognition.md"),
+    ("ケイタイソカイセキ", "形態素解析", "ja-mecab-fugashi-unidic.md"),   # typed in katakana
+    ("コユウヒョウゲン", "固有表現", "ja-named-entity-recognition.md"),
 ])
 def test_a_word_typed_in_kana_finds_the_document_that_writes_it_in_kanji(
         searcher: Searcher, kana: str, written: str, owner: str) -> None:
@@ -111,6 +138,19 @@ def test_queries_written_in_kanji_or_english_rank_exactly_as_without_it(searcher
     searcher.kana_conversion = False
     try:
         off = [(h.chunk_id, h.score) for h in searcher.search(query, mode="keyword", k=10)]
+    finally:
+        searcher.kana_conversion = True
+    assert on == off
+
+
+@pytest.mark.parametrize("query", ["トークナイザ", "ハルシネーション", "クラウド", "エンベディング"])
+def test_loanwords_in_katakana_rank_exactly_as_without_the_conversion(searcher: Searcher, query: str) -> None:
+    # the first two are in the corpus as typed, the last two are not and read as no kanji word
+    assert searcher.kana_terms(query).text == query
+    on = [(h.chunk_id, h.score) for h in searcher.search(query, mode="hybrid", k=10)]
+    searcher.kana_conversion = False
+    try:
+        off = [(h.chunk_id, h.score) for h in searcher.search(query, mode="hybrid", k=10)]
     finally:
         searcher.kana_conversion = True
     assert on == off

@@ -27,12 +27,21 @@ limited to the index's own vocabulary:
   トークナイザ), and the guesses only add noise.
 
 Kana right after a kanji is a word's ending or a particle (開きました,
-家康は), never a stretch, and katakana is how loanwords are written (ロシア,
-トークナイザ), not a stand-in for kanji; so a query with its words in kanji
-changes only where hiragana starts it or follows a space or a katakana
-word, and reads as a word the query does not already hold. BM25 still ranks
-by what the chunks hold: a homophone that no visible document holds (under
-an API key's filter too) scores nothing.
+家康は), never a stretch; so a query with its words in kanji changes only
+where hiragana starts it or follows a space or a katakana word, and reads as
+a word the query does not already hold. BM25 still ranks by what the chunks
+hold: a homophone that no visible document holds (under an API key's filter
+too) scores nothing.
+
+Katakana is how loanwords are written (ロシア, トークナイザ, クラウド), but
+some type kanji words in it too (ケイタイソカイセキ). A **katakana stretch**
+(three or more, not right after a kanji) is read only when the index does
+not hold it as typed (some of the analyser's terms that overlap it are not
+in the vocabulary: コンゴ共和国 is one term) and readings cover all of it, each
+the reading of a word written wholly in kanji: ケイタイソカイセキ → 形態素 解析.
+A loanword the index holds is left as typed, and one it does not hold
+rarely splits wholly into kanji words' readings (タクシー would be 宅 シー,
+but シー is no kanji word; `benchmarks/kana_queries.py` counts how rarely).
 """
 
 from __future__ import annotations
@@ -40,19 +49,23 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from indexer.text.keywords import Term
 from indexer.text.language import JAPANESE_LETTERS
 
-__all__ = ["Conversion", "LazyReadings", "ReadingDictionary", "kana_stretches", "to_katakana"]
+__all__ = ["Conversion", "LazyReadings", "ReadingDictionary", "has_stretches", "kana_stretches",
+           "katakana_stretches", "to_katakana"]
 
 MIN_READING = 2       # one-kana readings (木, 気, 日…) would match almost anything
 MAX_READING = 16      # longer readings are searched no further (徳川家康 is 8)
+MIN_KATAKANA = 3      # two-katakana words are mostly loanwords (ラン, ワン, モノ), which homophones would replace
 # hiragana (with the prolonged sound mark ー): katakana is how loanwords are written, not a stand-in
 _HIRAGANA_RUN = re.compile("[\u3041-\u3096\u30fc]*[\u3041-\u3096][\u3041-\u3096\u30fc]*")
 _KANJI = re.compile("[\u3005-\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _KATAKANA_ONLY = re.compile("[\u30a1-\u30fa\u30fc]+")
+_KATAKANA_RUN = re.compile("[\u30a1-\u30fa\u30fc]*[\u30a1-\u30fa][\u30a1-\u30fa\u30fc]*")
 
 
 def to_katakana(text: str) -> str:
@@ -63,10 +76,24 @@ def to_katakana(text: str) -> str:
 def kana_stretches(text: str) -> list[tuple[int, int]]:
     """Spans of runs of two or more hiragana that do not follow a kanji (after one, kana is the
     word's ending or a particle: 開きました, 家康は)."""
+    return _stretches(_HIRAGANA_RUN, text)
+
+
+def katakana_stretches(text: str) -> list[tuple[int, int]]:
+    """Spans of runs of three or more katakana that do not follow a kanji (東京タワー is one word)."""
+    return _stretches(_KATAKANA_RUN, text, MIN_KATAKANA)
+
+
+def has_stretches(text: str) -> bool:
+    """Whether the query has kana that `ReadingDictionary.expand` may read."""
+    return bool(kana_stretches(text) or katakana_stretches(text))
+
+
+def _stretches(run_of: re.Pattern[str], text: str, shortest: int = MIN_READING) -> list[tuple[int, int]]:
     spans = []
-    for run in _HIRAGANA_RUN.finditer(text):
+    for run in run_of.finditer(text):
         start, end = run.span()
-        if end - start >= MIN_READING and not (start and _KANJI.match(text[start - 1])):
+        if end - start >= shortest and not (start and _KANJI.match(text[start - 1])):
             spans.append((start, end))
     return spans
 
@@ -90,6 +117,7 @@ class ReadingDictionary:
             for read, found in by_reading.items()
         }
         self._longest = max(map(len, self.terms), default=0)
+        self.vocabulary = frozenset(term for found in by_reading.values() for term in found)  # the readable terms
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -131,24 +159,41 @@ class ReadingDictionary:
         return (len(kana) >= 3 and pieces == [(0, len(kana))]
                 and any(_KANJI.search(term) for term in self.terms[kana]))
 
-    def expand(self, query: str, known: Collection[str] = (),
+    def _spelled_in_katakana(self, kana: str, pieces: list[tuple[int, int]], own: Sequence[str]) -> bool:
+        """Whether a katakana stretch is kanji words typed in katakana: the index does not hold it
+        as typed (`own`, the analyser's terms that overlap it, are not all in the vocabulary), and
+        readings cover all of it, each the reading of a word written wholly in kanji (ケイタイソカイセキ →
+        形態素 解析; not タクシー → 宅 シー, a loanword)."""
+        return (not (own and all(term in self.vocabulary for term in own))
+                and sum(e - s for s, e in pieces) == len(kana)
+                and all(any(_all_kanji(term) for term in self.terms[kana[s:e]]) for s, e in pieces))
+
+    def expand(self, query: str, words: Sequence[Term] = (),
                nouns: Sequence[tuple[int, int]] | None = None) -> Conversion:
         """The terms the query's kana stretches are read as, each once, in query order, and the
         stretches that readings cover at least half of (whose kana then stands for those terms).
 
-        A stretch is left as typed when its readings add no term beyond `known` (the query's own
-        words: その → 其の), or, given the spans the analyser reads as `nouns`, when none of them lies
-        in it (という, である, のように, これらを: particles and other words written in kana anyway) and
-        it does not read as exactly one kanji word of the index (`_one_kanji_word`).
+        A hiragana stretch is left as typed when its readings add no term beyond the query's own
+        `words` (その → 其の), or, given the spans the analyser reads as `nouns`, when none of them
+        lies in it (という, である, のように, これらを: particles and other words written in kana
+        anyway) and it does not read as exactly one kanji word of the index (`_one_kanji_word`).
+        A katakana stretch is read only as kanji words typed in katakana (`_spelled_in_katakana`).
         """
+        known = {term.text for term in words}
         found: dict[str, None] = {}
         spans = []
         written = []  # the query, with each replaced stretch in the index's words
         position = 0
-        for start, end in kana_stretches(query):
+        stretches = [(start, end, False) for start, end in kana_stretches(query)]
+        stretches += [(start, end, True) for start, end in katakana_stretches(query)]
+        for start, end, katakana in sorted(stretches):
             kana = to_katakana(query[start:end])
             pieces = self._pieces(kana)
-            if nouns is not None and not any(start <= s and e <= end for s, e in nouns) \
+            if katakana:
+                own = [term.text for term in words if term.start < end and start < term.end]
+                if not self._spelled_in_katakana(kana, pieces, own):
+                    continue
+            elif nouns is not None and not any(start <= s and e <= end for s, e in nouns) \
                     and not self._one_kanji_word(kana, pieces):
                 continue
             terms = [term for s, e in pieces for term in self.terms[kana[s:e]]]
@@ -195,6 +240,10 @@ class LazyReadings:
                     self._dictionary = None if terms is None else ReadingDictionary(terms, self._reading)
                     self._built = True
         return self._dictionary
+
+
+def _all_kanji(term: str) -> bool:
+    return all(_KANJI.match(c) for c in term)
 
 
 def _has_japanese(term: str) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.search.fusion import FusionSettings, fuse
-from indexer.search.readings import Conversion, LazyReadings, kana_stretches
+from indexer.search.readings import Conversion, LazyReadings, has_stretches
 from indexer.search.rerank import Reranking, rerank
 from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
@@ -319,11 +319,10 @@ class Searcher:
         return self._conversions(text) if self.kana_conversion else Conversion((), (), text)
 
     def _convert(self, text: str) -> Conversion:
-        dictionary = self.readings.get() if kana_stretches(text) else None
+        dictionary = self.readings.get() if has_stretches(text) else None
         if dictionary is None:
             return Conversion((), (), text)
-        return dictionary.expand(text, known={term.text for term in self.keywords.words(text)},
-                                 nouns=self.keywords.noun_spans(text))
+        return dictionary.expand(text, self.keywords.words(text), nouns=self.keywords.noun_spans(text))
 
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
         kana = self.kana_terms(text)
