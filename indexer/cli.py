@@ -353,15 +353,17 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
         searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
         try:
             filters = Filters(source=source, language=language, tags=tags, expression=where)
-            hits = searcher.find(query, mode=mode, k=k, offset=offset, filters=filters, collapse=collapse,
-                                 reranking=reranking).hits
+            results = searcher.find(query, mode=mode, k=k, offset=offset, filters=filters, collapse=collapse,
+                                    reranking=reranking)
+            hits = results.hits
         finally:
             searcher.close()
     if as_json:
         rows = [{name: value for name, value in hit.__dict__.items() if name != "page_starts"} for hit in hits]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("#", "score", *(["rerank"] if reranking else []), "title", "key", "page", "text")
+    table = Table("#", "score", *(["rerank"] if reranking else []), "title", "key", "page", "text",
+                  title=f"searched as: {results.read_as}" if results.read_as else None)
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())[:120]
         page = "-".join(str(p) for p in dict.fromkeys((hit.pages[0], hit.pages[-1]))) if hit.pages else ""

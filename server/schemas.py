@@ -126,6 +126,7 @@ class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     total: int | None = None  # the result set's size (documents when collapsed)
     facets: dict[str, list[FacetCount]] | None = None
     reranker: str | None = None  # the cross-encoder that re-ordered the first hits, when one did
+    read_as: str | None = None   # the query as searched, when kana in it was read as the index's words
 
 
 class PageOut(msgspec.Struct, frozen=True):

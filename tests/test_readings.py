@@ -6,10 +6,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from indexer.cli import cli
 from indexer.search.readings import ReadingDictionary, kana_stretches, katakana_stretches, to_katakana
 from indexer.search.searcher import Searcher
 from indexer.store.embedded import EmbeddedStore
+from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, RunningServer
 
@@ -156,12 +159,23 @@ def test_loanwords_in_katakana_rank_exactly_as_without_the_conversion(searcher: 
     assert on == off
 
 
+def test_the_command_line_says_what_it_searched(corpus_index: IndexDirectory) -> None:
+    result = CliRunner().invoke(cli, ["search", "けいたいそかいせき", "--index", str(corpus_index.path),
+                                      "--mode", "keyword", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "searched as: 形態素解析" in result.output and "ja-mecab-fugash" in result.output  # the key, cut to fit
+
+
 def test_the_server_converts_kana_in_get_search(live_server: RunningServer) -> None:
     response = httpx.get(f"{live_server.url}/search", params={"q": "けいたいそかいせき", "mode": "keyword", "k": 3},
                          timeout=60)
     assert response.status_code == 200, response.text
-    hits = response.json()["hits"]
+    body = response.json()
+    hits = body["hits"]
     assert hits and hits[0]["source"] == "ja-mecab-fugashi-unidic.md", [h["source"] for h in hits]
+    assert body["read_as"] == "形態素解析"  # what was searched, for the client to show
+    response = httpx.get(f"{live_server.url}/search", params={"q": "形態素解析", "k": 3}, timeout=60)
+    assert response.status_code == 200 and "read_as" not in response.json()  # nothing was read otherwise
 
 
 @pytest.mark.parametrize("query", ["トークナイザという仕組み", "モデルである", "ファイルとして保存", "これらを比べる"])

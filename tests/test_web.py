@@ -179,6 +179,17 @@ def test_search_in_japanese_highlights_the_matched_words(web: Browsing) -> None:
     shot(page, "search-ja")
 
 
+def test_kana_read_as_the_index_words_is_shown_as_searched(web: Browsing) -> None:
+    page = web.page(locale="ja-JP")
+    page.goto(web.server.url + "/")
+    search(page, "けいたいそかいせき")
+    expect(page.locator("#status")).to_contain_text("「けいたいそかいせき」を「形態素解析」と読んだ検索結果")
+    expect(page.locator("#hits > li").first.locator(".source")).to_have_text("ja-mecab-fugashi-unidic.md")
+    search(page, "形態素解析")  # nothing to read: the plain line
+    expect(page.locator("#status")).to_contain_text("「形態素解析」の検索結果")
+    expect(page.locator("#status")).not_to_contain_text("と読んだ")
+
+
 def test_each_document_is_shown_once_with_the_count_of_its_other_passages(web: Browsing) -> None:
     page = web.page(locale="ja-JP")
     page.goto(web.server.url + "/")

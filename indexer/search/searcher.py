@@ -87,6 +87,8 @@ class Results:
     hits: list[Hit]
     total: int                                        # chunks in the result set (documents when collapsed)
     facets: dict[str, list[tuple[Any, int]]]          # field -> (value, documents) most first
+    read_as: str | None = None                        # the query with its kana read as the index's words,
+                                                      # when that changed it (けいたいそかいせき → 形態素解析)
 
 
 def _paging(starts: list[int], start: int, end: int) -> dict[str, Any]:
@@ -202,9 +204,11 @@ class Searcher:
         paged = offset is not None or bool(facets)
         depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
         ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
+        text = normalize_query(query).strip()
+        read = self.kana_terms(text).text
         reranked: dict[int, float] = {}
-        if reranking is not None:
-            ranked, reranked = rerank(normalize_query(query).strip(), ranked, reranking, self.search_store)
+        if reranking is not None:  # the cross-encoder reads the query as the embedding model does
+            ranked, reranked = rerank(read, ranked, reranking, self.search_store)
         owners = self.search_store.chunk_documents([cid for cid, _ in ranked]) if collapse or facets else {}
         more: dict[int, int] = {}
         if collapse:
@@ -221,12 +225,12 @@ class Searcher:
                     kept.append((cid, score))
             ranked = kept
         start = offset or 0
-        hits = self._hits(normalize_query(query).strip(), ranked[start : start + k])
+        hits = self._hits(text, ranked[start : start + k])
         if more or reranked:
             hits = [replace(hit, more=more.get(hit.chunk_id, 0), rerank_score=reranked.get(hit.chunk_id))
                     for hit in hits]
         counts = self._facets(facets, set(owners.values())) if facets else {}
-        return Results(hits=hits, total=len(ranked), facets=counts)
+        return Results(hits=hits, total=len(ranked), facets=counts, read_as=read if read != text else None)
 
     def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
         """Per field, how many of these documents hold each value (each element of a list)."""

@@ -75,7 +75,7 @@ async def run_search(services: Services, query: str, mode: str, k: int, filters:
     return SearchResponse(query=query, mode=mode, k=k, generation=generation,  # type: ignore[arg-type]
                           took_ms=round(took, 3), hits=[HitOut.from_hit(h, page.collapse) for h in results.hits],
                           offset=page.offset or 0, total=results.total if paged else None, facets=facets,
-                          reranker=reranking.name if reranking else None)
+                          reranker=reranking.name if reranking else None, read_as=results.read_as)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ const MESSAGES = {
     searching: "Searching…",
     found: "{count} results for “{query}” ({mode}, {ms} ms).",
     noHits: "Nothing found for “{query}” ({mode}).",
+    foundReadAs: "{count} results for “{query}”, read as “{readAs}” ({mode}, {ms} ms).",
+    noHitsReadAs: "Nothing found for “{query}”, read as “{readAs}” ({mode}).",
     asking: "Looking for the answer…",
     streaming: "Writing the answer…",
     answered: "{reader} · {ms} ms",
@@ -104,6 +106,8 @@ const MESSAGES = {
     searching: "検索しています…",
     found: "「{query}」の検索結果 {count} 件（{mode}、{ms} ミリ秒）。",
     noHits: "「{query}」に一致する文書はありません（{mode}）。",
+    foundReadAs: "「{query}」を「{readAs}」と読んだ検索結果 {count} 件（{mode}、{ms} ミリ秒）。",
+    noHitsReadAs: "「{query}」を「{readAs}」と読みましたが、一致する文書はありません（{mode}）。",
     asking: "回答を探しています…",
     streaming: "回答を書いています…",
     answered: "{reader}・{ms} ミリ秒",
@@ -336,8 +340,11 @@ async function runSearch(query, mode) {
     return failed(error);
   }
   state.search = body;
-  setStatus(body.hits.length ? "found" : "noHits", {
-    count: body.hits.length, query: body.query, mode: () => t(`modeName.${body.mode}`), ms: Math.round(body.took_ms),
+  // kana the server read as the index's words (けいたいそかいせき → 形態素解析) is shown as searched
+  const key = (body.hits.length ? "found" : "noHits") + (body.read_as ? "ReadAs" : "");
+  setStatus(key, {
+    count: body.hits.length, query: body.query, readAs: body.read_as, mode: () => t(`modeName.${body.mode}`),
+    ms: Math.round(body.took_ms),
   });
   renderHits(body);
 }
