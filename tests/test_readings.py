@@ -135,14 +135,20 @@ def test_without_the_conversion_kana_misses_those_documents(without_conversion: 
     assert "ja-mecab-fugashi-unidic.md" not in sources(hits)[:1]
 
 
-@pytest.mark.parametrize("query", ["形態素解析の辞書", "徳川家康はどこに幕府を開きましたか", "reciprocal rank fusion"])
-def test_queries_written_in_kanji_or_english_rank_exactly_as_without_it(searcher: Searcher, query: str) -> None:
-    on = [(h.chunk_id, h.score) for h in searcher.search(query, mode="keyword", k=10)]
+def ranked_with_and_without_it(searcher: Searcher, query: str, mode: str) -> tuple[list, list]:  # type: ignore[type-arg]
+    """(chunk, score) of the first ten hits with the conversion on, then off."""
+    on = [(h.chunk_id, h.score) for h in searcher.search(query, mode=mode, k=10)]
     searcher.kana_conversion = False
     try:
-        off = [(h.chunk_id, h.score) for h in searcher.search(query, mode="keyword", k=10)]
+        off = [(h.chunk_id, h.score) for h in searcher.search(query, mode=mode, k=10)]
     finally:
         searcher.kana_conversion = True
+    return on, off
+
+
+@pytest.mark.parametrize("query", ["形態素解析の辞書", "徳川家康はどこに幕府を開きましたか", "reciprocal rank fusion"])
+def test_queries_written_in_kanji_or_english_rank_exactly_as_without_it(searcher: Searcher, query: str) -> None:
+    on, off = ranked_with_and_without_it(searcher, query, "keyword")
     assert on == off
 
 
@@ -150,12 +156,7 @@ def test_queries_written_in_kanji_or_english_rank_exactly_as_without_it(searcher
 def test_loanwords_in_katakana_rank_exactly_as_without_the_conversion(searcher: Searcher, query: str) -> None:
     # the first two are in the corpus as typed, the last two are not and read as no kanji word
     assert searcher.kana_terms(query).text == query
-    on = [(h.chunk_id, h.score) for h in searcher.search(query, mode="hybrid", k=10)]
-    searcher.kana_conversion = False
-    try:
-        off = [(h.chunk_id, h.score) for h in searcher.search(query, mode="hybrid", k=10)]
-    finally:
-        searcher.kana_conversion = True
+    on, off = ranked_with_and_without_it(searcher, query, "hybrid")
     assert on == off
 
 
