@@ -83,6 +83,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
             open_services, settings)
         opened.metrics = metrics
         await anyio.to_thread.run_sync(warm_up, opened.embedder)  # healthy means the first question is fast
+        await anyio.to_thread.run_sync(opened.index.prepare)  # and the first one typed in kana
         batcher = opened.batcher = QueryBatcher.for_embedder(
             opened.embedder, on_batch=lambda size: metrics.observe_batch("query", size))
         # more search threads than cores only fight over the GIL and the caches (32 clients on 2 cores

@@ -95,6 +95,11 @@ class LiveIndex:
                 entry.leases -= 1
             self._close_if_done(entry)
 
+    def prepare(self) -> None:
+        """Build the served generation's lazy parts before its first query needs them (`Searcher.prepare`)."""
+        with self.lease() as searcher:
+            _prepare(searcher)
+
     def _close_if_done(self, entry: _Entry) -> None:
         with self._lock:
             if not entry.retired or entry.leases or entry.closed:
@@ -115,6 +120,7 @@ class LiveIndex:
                 return False
             try:
                 searcher = open_searcher(self.directory.open(name), self.embedder, verify=True)
+                _prepare(searcher)  # before the swap: the first query after it does not wait
             except Exception as exc:  # keep serving the generation we have
                 self._failed[name] = time.monotonic()
                 self._report(f"not switching to generation {name}: {exc}")
@@ -174,3 +180,10 @@ class LiveIndex:
         for entry in entries:
             self._close_if_done(entry)
 
+
+def _prepare(searcher: Searcher) -> None:
+    started = time.perf_counter()
+    readings = searcher.prepare()
+    if readings is not None:
+        log.info("generation %s: %d kana readings in %.2fs", searcher.generation.name, readings,
+                 time.perf_counter() - started)

@@ -228,6 +228,9 @@ def test_old_generation_stays_open_until_its_last_lease_ends(
             second = build(corpus, index, embedder, keywords).generation
             assert live.refresh() is True and live.generation == second
             assert live.open_generations == [first, second]
+            assert not old.readings.ready  # built on first use, or by prepare() as the server starts
+            with live.lease() as new:
+                assert new.readings.ready  # built before the swap, so no query waits for it
             hits = old.search("zqxmarker", mode="keyword")  # the request in flight still works
             assert [h.source for h in hits] == ["marker-1.md"]
         assert live.open_generations == [second]

@@ -232,6 +232,11 @@ class LazyReadings:
         self._built = False
         self._dictionary: ReadingDictionary | None = None
 
+    @property
+    def ready(self) -> bool:
+        """Whether `get` returns at once (the dictionary is built, or known not to be possible)."""
+        return self._built
+
     def get(self) -> ReadingDictionary | None:
         if not self._built:
             with self._lock:

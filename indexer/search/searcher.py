@@ -318,6 +318,12 @@ class Searcher:
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.search_store.dense(vector, depth, filters)
 
+    def prepare(self) -> int | None:
+        """Build what a first query would otherwise wait for: the reading dictionary (a second or
+        more for a large Japanese vocabulary). Its number of readings; None where there is none."""
+        dictionary = self.readings.get()
+        return None if dictionary is None else len(dictionary)
+
     def kana_terms(self, text: str) -> Conversion:
         """The index's words that the query's kana stretches read as (`indexer.search.readings`)."""
         return self._conversions(text) if self.kana_conversion else Conversion((), (), text)
