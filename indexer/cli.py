@@ -194,7 +194,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, exclude=exclude,
                                images=images, index_type=index_type)
-        keywords = load_keyword_tokenizer()
+        keywords = load_keyword_tokenizer(_index_keywords(directory, rebuild))
         preparing: AbstractContextManager[RayPreparer | None] = nullcontext()
         if ray_address:
             preparing = ray_preparer(ray_address, corpus, embedder, keywords, options, workers=ray_workers)
@@ -249,6 +249,14 @@ def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
         return ChunkEntities.load(name)
     except EntityModelLoadError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def _index_keywords(directory: IndexDirectory, rebuild: bool) -> dict[str, object] | None:
+    """The keyword tokenizer settings of the live generation (so an update is searched as it was
+    built, without re-embedding a word); None for the current default."""
+    if rebuild or directory.current_name() is None:
+        return None
+    return directory.current().manifest.keywords
 
 
 def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:

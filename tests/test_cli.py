@@ -7,8 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from indexer.embed.base import Embedder
 from indexer.search.fusion import MODEL_SHARES
-from tests.conftest import CORPUS, yomitoki
+from indexer.store.generations import IndexDirectory
+from indexer.text.keywords import TOKENIZER_VERSION, KeywordTokenizer, load_keyword_tokenizer
+from tests.conftest import CORPUS, build, yomitoki
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -57,3 +60,23 @@ def test_search_without_an_index_says_what_to_run(tmp_path: Path) -> None:
     result = run("search", "token", "--index", str(tmp_path / "missing"))
     assert result.returncode == 1
     assert "yomitoki index" in result.stderr
+
+
+def test_an_update_keeps_the_index_keyword_tokenizer_and_a_rebuild_takes_the_current_one(
+        tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "ja-hybrid-search.md", corpus / "ja.md")
+    old = load_keyword_tokenizer({**keywords.settings, "version": 1})  # as yomitoki built indexes before
+    build(corpus, index, embedder, old)
+    shutil.copy(CORPUS / "en-bm25.md", corpus / "en.md")
+
+    def version() -> object:
+        return IndexDirectory(index).current().manifest.keywords["version"]
+
+    update = run("index", str(corpus), "--index", str(index))
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "1 added" in update.stdout and version() == 1  # the first document was not embedded again
+    rebuilt = run("index", str(corpus), "--index", str(index), "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert version() == TOKENIZER_VERSION

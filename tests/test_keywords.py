@@ -119,6 +119,26 @@ def test_latin_inside_japanese_gets_the_english_terms(tokenizer: KeywordTokenize
     assert "iphon" in texts(tokenizer.words("iPhone"))
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("BM25のk1パラメータ", ["bm25", "k1"]),        # the analyser cuts BM / 25 and k / 1
+    ("e5モデルとGPT-4oで要約", ["e5", "gpt", "4o"]),
+    ("iPhone15を買う", ["iphone15"]),
+    ("3.5倍", ["3", "5"]),                           # a separator still separates, as in English text
+])
+def test_latin_and_digits_against_japanese_are_the_terms_they_are_in_english(
+        tokenizer: KeywordTokenizer, text: str, expected: list[str]) -> None:
+    ascii_terms = [t for t in tokenizer.words(text) if t.text.isascii()]
+    assert texts(ascii_terms) == expected
+    standalone = " ".join(text[t.start : t.end] for t in ascii_terms)
+    assert texts(tokenizer.words(standalone)) == expected  # the same word written apart
+
+
+def test_an_index_built_with_version_1_keeps_its_pieces() -> None:
+    version_1 = load_keyword_tokenizer({"version": 1})
+    assert version_1.settings["version"] == 1
+    assert texts(version_1.words("BM25のk1パラメータ")) == ["bm", "25", "k", "1", "パラメーター"]
+
+
 def test_other_scripts_stay_whole_words(tokenizer: KeywordTokenizer) -> None:
     assert texts(tokenizer.words("Café naïve 한국어")) == ["café", "naïv", "한국어"]
 
@@ -270,7 +290,7 @@ def test_default_settings() -> None:
     settings = load_keyword_tokenizer().settings
     assert settings == {
         "name": "yomitoki-keywords",
-        "version": 1,
+        "version": 2,
         "japanese": "sudachi",
         "sudachi_mode": "C",
         "dictionary": "core",
@@ -295,7 +315,7 @@ def test_analysers_record_what_they_are() -> None:
         ({"japanese": "fugashi", "dictionary": "ipadic"}, "unidic-lite"),
         ({"japanese": "fugashi", "sudachi_mode": "C"}, "unknown keyword tokenizer settings"),
         ({"name": "other-tokenizer"}, "'name'"),
-        ({"version": 2}, "'version'"),
+        ({"version": 3}, "'version'"),
         ({"english": "porter"}, "'english'"),
         ({"grams": 0}, "'grams'"),
         ({"grams_weight": "heavy"}, "'grams_weight'"),

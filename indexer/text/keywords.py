@@ -13,6 +13,13 @@ tokens.  Text is therefore pre-tokenized here into two space-joined columns:
 Documents and queries go through the same :class:`KeywordTokenizer`, whose
 ``settings`` are recorded in the index manifest and turned back into the same
 tokenizer by :func:`load_keyword_tokenizer`.
+
+An ASCII word written against Japanese (``BM25のk1パラメータ``, ``e5モデル``)
+reaches the analyser inside the Japanese run, which cuts it where letters
+meet digits (BM / 25, k / 1). Since version 2 the pieces the analyser returns
+side by side are joined again and read as English, so the word is the term
+it is anywhere else (``bm25``, ``k1``, ``e5``); version 1, which kept the
+pieces apart, is still read for the indexes built with it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ __all__ = [
 ]
 
 TOKENIZER_NAME = "yomitoki-keywords"
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2      # what new indexes are built with
+TOKENIZER_VERSIONS = (1, 2)
 ENGLISH_STEMMER = "snowball-english"
 
 _JA_LETTERS = JAPANESE_LETTERS  # kana, kanji of every plane, 々, 〆, 〇 (indexer.text.language)
@@ -203,7 +211,11 @@ class KeywordTokenizer:
         analyser: JapaneseAnalyser,
         grams: int = 2,
         grams_weight: float = DEFAULT_GRAMS_WEIGHT,
+        version: int = TOKENIZER_VERSION,
     ) -> None:
+        if version not in TOKENIZER_VERSIONS:
+            raise ValueError(f"keyword tokenizer setting 'version' is {version!r}; this yomitoki supports "
+                             f"{', '.join(map(str, TOKENIZER_VERSIONS))} (re-index with this version)")
         if isinstance(grams, bool) or not isinstance(grams, int) or grams < 1:
             raise ValueError(f"keyword setting 'grams' must be a positive integer, not {grams!r}")
         if isinstance(grams_weight, bool) or not isinstance(grams_weight, int | float):
@@ -212,10 +224,11 @@ class KeywordTokenizer:
             )
         self._analyser = analyser
         self._gram_size = grams
+        self._joins_ascii = version >= 2
         self._local = threading.local()
         self.settings: dict[str, object] = {
             "name": TOKENIZER_NAME,
-            "version": TOKENIZER_VERSION,
+            "version": version,
             **analyser.settings,
             "english": ENGLISH_STEMMER,
             "grams": grams,
@@ -273,13 +286,23 @@ class KeywordTokenizer:
         return match_expression(_unique(self.words(text)), _unique(self.grams(text)))
 
     def _japanese(self, chunk: str, offset: int) -> Iterator[Term]:
+        ascii_run: tuple[int, int] | None = None  # morphemes with no Japanese letter, side by side
         for form, start, end, _pos in self._analyser.analyse(chunk, DROPPED_POS):
-            surface = chunk[start:end]
-            if not _JA_LETTER.search(surface):  # iPhone, 15: same terms as in English text
-                yield from self._english(surface, offset + start)
+            if not _JA_LETTER.search(chunk[start:end]):  # iPhone, 15: same terms as in English text
+                if ascii_run is not None and self._joins_ascii and ascii_run[1] == start:
+                    ascii_run = (ascii_run[0], end)  # BM + 25: one word, bm25
+                    continue
+                if ascii_run is not None:
+                    yield from self._english(chunk[ascii_run[0] : ascii_run[1]], offset + ascii_run[0])
+                ascii_run = (start, end)
                 continue
+            if ascii_run is not None:
+                yield from self._english(chunk[ascii_run[0] : ascii_run[1]], offset + ascii_run[0])
+                ascii_run = None
             for piece in _clean(form.lower()):
                 yield Term(piece, offset + start, offset + end)
+        if ascii_run is not None:
+            yield from self._english(chunk[ascii_run[0] : ascii_run[1]], offset + ascii_run[0])
 
     def _english(self, text: str, offset: int) -> Iterator[Term]:
         stemmer = self._stemmer()
@@ -300,13 +323,13 @@ def load_keyword_tokenizer(settings: dict[str, object] | None = None) -> Keyword
     """The default tokenizer, or the one a manifest's ``settings`` describe."""
     settings = dict(settings or {})
     _check(settings, "name", TOKENIZER_NAME)
-    _check(settings, "version", TOKENIZER_VERSION)
     _check(settings, "english", ENGLISH_STEMMER)
+    version: Any = settings.pop("version", TOKENIZER_VERSION)
     japanese = settings.pop("japanese", "sudachi")
-    grams: Any = settings.pop("grams", 2)  # both checked by KeywordTokenizer
+    grams: Any = settings.pop("grams", 2)  # these three checked by KeywordTokenizer
     grams_weight: Any = settings.pop("grams_weight", DEFAULT_GRAMS_WEIGHT)
     analyser = _load_analyser(japanese, settings)
-    return KeywordTokenizer(analyser, grams=grams, grams_weight=grams_weight)
+    return KeywordTokenizer(analyser, grams=grams, grams_weight=grams_weight, version=version)
 
 
 def _load_analyser(japanese: object, options: dict[str, object]) -> JapaneseAnalyser:
