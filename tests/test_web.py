@@ -190,6 +190,24 @@ def test_kana_read_as_the_index_words_is_shown_as_searched(web: Browsing) -> Non
     expect(page.locator("#status")).not_to_contain_text("と読んだ")
 
 
+def test_a_document_lists_related_documents_in_each_language_that_open(web: Browsing) -> None:
+    page = web.page(locale="ja-JP")
+    url = f"{web.server.url}/documents/en-bm25.md/related"
+    related = {language: httpx.get(url, params={"k": 3, "language": language}, timeout=60).json()
+               for language in ("ja", "en")}
+    page.goto(f"{web.server.url}/view/{related['en']['id']}")
+    expect(page.locator("#related-title")).to_have_text("関連する文書")
+    for language, heading in (("ja", "日本語の文書"), ("en", "英語の文書")):
+        expect(page.locator(f"#related-{language} > h3")).to_have_text(heading)
+        links = page.locator(f"#related-{language} li .hit-title a")
+        expect(links).to_have_count(len(related[language]["hits"]))
+        assert links.all_text_contents() == [hit["title"] for hit in related[language]["hits"]]
+    page.locator("#related-en li .hit-title a").first.click()
+    first = related["en"]["hits"][0]
+    expect(page.locator("#doc-title")).to_have_text(first["title"])
+    expect(page).to_have_url(re.compile(f"/view/{first['doc_id']}#"))
+
+
 def test_each_document_is_shown_once_with_the_count_of_its_other_passages(web: Browsing) -> None:
     page = web.page(locale="ja-JP")
     page.goto(web.server.url + "/")

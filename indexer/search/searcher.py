@@ -33,6 +33,7 @@ from indexer.store.generations import Generation
 from indexer.store.manifest import ModelEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
+from indexer.text.chunking import embedding_text
 from indexer.text.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
 from indexer.text.language import detect_language
 from indexer.text.normalize import normalize_query
@@ -41,6 +42,7 @@ from indexer.text.pages import PAGE_STARTS, page_starts, pages_of
 MODES = ("dense", "keyword", "hybrid")
 # A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
 MAX_RESULTS = 1000
+RELATED_CHUNKS = 64  # the chunks of a document that `Searcher.related` averages (a long one: its start)
 MAX_FACET_VALUES = 100
 
 
@@ -231,6 +233,31 @@ class Searcher:
                     for hit in hits]
         counts = self._facets(facets, set(owners.values())) if facets else {}
         return Results(hits=hits, total=len(ranked), facets=counts, read_as=read if read != text else None)
+
+    def related(self, doc_id: str, *, k: int = 5, filters: Filters | None = None) -> list[Hit]:
+        """Other documents on the subject of this one, in any language the model reads: the mean of its
+        chunks' vectors (its first `RELATED_CHUNKS`; embedded again where the index cannot give
+        vectors back), searched densely among the chunks that pass `filters`. Each document once, by
+        its closest chunk, best first; [] for an unknown document."""
+        ids = self.search_store.document_chunk_ids(doc_id)[:RELATED_CHUNKS]
+        if not ids:
+            return []
+        vectors = self.search_store.stored_vectors(ids)
+        if vectors is None:  # embedded again as the build embedded them: title, then text
+            texts = self.search_store.chunk_texts(ids)
+            title = self.search_store.documents_brief([doc_id])[doc_id][0]
+            vectors = embed_for(self.embedder, [embedding_text(title, texts[i]) for i in ids], "passage")
+        centre = vectors.mean(axis=0)
+        centre /= max(float(np.linalg.norm(centre)), 1e-12)
+        ranked = self.search_store.dense(centre.astype(np.float32), min(MAX_RESULTS, 20 * k + len(ids)),
+                                         filters or Filters())
+        owners = self.search_store.chunk_documents([cid for cid, _ in ranked])
+        best: dict[str, tuple[int, float]] = {}
+        for cid, score in ranked:
+            owner = owners.get(cid)
+            if owner is not None and owner != doc_id and owner not in best:
+                best[owner] = (cid, score)
+        return self._hits("", list(best.values())[:k])
 
     def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
         """Per field, how many of these documents hold each value (each element of a list)."""

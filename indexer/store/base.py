@@ -69,6 +69,10 @@ class SearchStore(Protocol):
         """chunk id -> its normalized text (what the compound boost reads: no offsets, sections or ids)."""
         ...
 
+    def document_chunk_ids(self, doc_id: str) -> list[int]:
+        """The ids of a document's chunks, in the document's order ([] for no such document)."""
+        ...
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         """id -> (title, source, language, metadata, key), without the full text."""
         ...

@@ -146,6 +146,9 @@ class EmbeddedStore:
     def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
         return self.store.chunk_texts(ids)
 
+    def document_chunk_ids(self, doc_id: str) -> list[int]:
+        return self.store.document_chunk_ids(doc_id)
+
     def documents_brief(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str, str, dict[str, Any], str]]:
         return self.store.documents_brief(doc_ids)
 

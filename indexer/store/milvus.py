@@ -637,6 +637,11 @@ class MilvusStore:
             out.update((int(row["id"]), row["doc_id"]) for row in rows)
         return out
 
+    def document_chunk_ids(self, doc_id: str) -> list[int]:
+        rows = self.client.query(self.chunks_collection, filter=f"doc_id == {string_literal(doc_id)}",
+                                 output_fields=["id", "ordinal"])
+        return [int(row["id"]) for row in sorted(rows, key=lambda row: int(row["ordinal"]))]
+
     def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
         out: dict[int, str] = {}
         for offset in range(0, len(ids), ID_BATCH):

@@ -308,6 +308,10 @@ class SqliteStore:
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", list(ids)).fetchall())
 
+    def document_chunk_ids(self, doc_id: str) -> list[int]:
+        """The ids of a document's chunks, in order."""
+        return [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ordinal", [doc_id])]
+
     def chunk_texts(self, ids: Sequence[int]) -> dict[int, str]:
         """chunk id -> its normalized text."""
         if not ids:

@@ -15,18 +15,19 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from indexer.embed.base import embed_for
 from indexer.errors import InputError
 from indexer.search.rerank import Reranking
-from indexer.search.searcher import MAX_RESULTS, Results
-from indexer.store.sqlite import Filters
+from indexer.search.searcher import MAX_RESULTS, Hit, Results
+from indexer.store.sqlite import Filters, StoredDocument
 from indexer.text.normalize import normalize_query
 from server.access import access_filter, scoped
 from server.batching import query_vector
-from server.routes.documents import read_document
+from server.routes.documents import find_document, read_document
 from server.schemas import (
     MAX_QUERY_CHARS,
     DocumentOut,
     FacetCount,
     HitOut,
     Mode,
+    RelatedResponse,
     SearchRequest,
     SearchResponse,
     Tag,
@@ -138,4 +139,28 @@ async def get_document(doc_id: FromPath[str], services: NamedDependency[Services
     return await read_document(services, doc_id, access_filter(request))  # hidden from this key: as missing
 
 
-router = Router(path="/", route_handlers=[search_post, search_get, get_document])
+@get("/documents/{doc_id:str}/related", summary="Documents on the subject of this one, in any language")
+async def get_related(
+    doc_id: FromPath[str],
+    services: NamedDependency[Services],
+    request: Request,
+    k: Annotated[int, QueryParameter(ge=1, le=100)] = 5,
+    source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
+) -> RelatedResponse:
+    where = access_filter(request)
+    filters = scoped(Filters(source=source, language=language), request)
+    started = time.perf_counter()
+
+    def work() -> tuple[str, StoredDocument, list[Hit]]:
+        with services.index.lease() as searcher:
+            doc = find_document(searcher, doc_id, where)  # hidden from this key: as missing
+            return searcher.generation.name, doc, searcher.related(doc.id, k=k, filters=filters)
+
+    generation, doc, hits = await anyio.to_thread.run_sync(work, limiter=services.search_limiter)
+    return RelatedResponse(id=doc.id, key=doc.key, title=doc.title, k=k, generation=generation,
+                           took_ms=round((time.perf_counter() - started) * 1000, 3),
+                           hits=[HitOut.from_hit(hit) for hit in hits])
+
+
+router = Router(path="/", route_handlers=[search_post, search_get, get_document, get_related])

@@ -37,6 +37,9 @@ const MESSAGES = {
     citations: "Sources",
     uncited: "Also retrieved, not cited",
     back: "Back to search",
+    related: "Related documents",
+    "related.ja": "In Japanese",
+    "related.en": "In English",
     score: "score",
     morePassages: "+{count} more matching passages in this document",
     section: "section",
@@ -99,6 +102,9 @@ const MESSAGES = {
     citations: "出典",
     uncited: "検索されたが引用されなかった文書",
     back: "検索に戻る",
+    related: "関連する文書",
+    "related.ja": "日本語の文書",
+    "related.en": "英語の文書",
     score: "スコア",
     morePassages: "この文書でほかに {count} か所が一致",
     section: "節",
@@ -630,6 +636,28 @@ async function openDocument(docId) {
   }
   setStatus(null);
   renderDocument(state.doc);
+  loadRelated(state.doc.id);
+}
+
+// Documents on the same subject (GET /documents/{id}/related), three in each language: the model finds
+// documents in the document's own language closer, so one list would hide the other language's.
+// A list that fails or is empty stays hidden: the document is what was asked for.
+async function loadRelated(docId) {
+  const lists = await Promise.all(["ja", "en"].map(async (language) => {
+    try {
+      const response = await fetchOk(`/documents/${encodeURIComponent(docId)}/related?k=3&language=${language}`,
+                                     { headers: { accept: "application/json" } });
+      return [language, (await response.json()).hits];
+    } catch {
+      return [language, []];
+    }
+  }));
+  for (const [language, hits] of lists) {
+    const block = $(`related-${language}`);
+    block.querySelector("ol").replaceChildren(...hits.map((hit) => hitItem(hit, null)));
+    block.hidden = hits.length === 0;
+  }
+  $("related").hidden = lists.every(([, hits]) => hits.length === 0);
 }
 
 // The document's text with the requested span marked, scrolled to and focused.

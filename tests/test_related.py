@@ -1,0 +1,55 @@
+"""Documents like this one: `Searcher.related` and `GET /documents/{id}/related` (cross-lingual pairs: test_e5)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from indexer.build.builder import document_id
+from indexer.search.searcher import Searcher
+from indexer.store.sqlite import Filters
+from tests.conftest import RunningServer
+
+
+def test_each_other_document_once_by_its_closest_chunk(searcher: Searcher) -> None:
+    source = document_id("en-bm25.md")
+    hits = searcher.related(source, k=8)
+    assert len(hits) == 8
+    assert source not in {hit.doc_id for hit in hits}  # never the document itself
+    assert len({hit.doc_id for hit in hits}) == 8
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    assert hits[0].source == "en-reciprocal-rank-fusion.md", [hit.source for hit in hits]  # keyword + dense fusion
+    assert all(hit.highlights == () for hit in hits)  # there is no query to mark
+
+
+def test_filters_apply_and_an_unknown_document_has_none(searcher: Searcher) -> None:
+    source = document_id("en-bm25.md")
+    assert all(hit.source.startswith("en-") for hit in searcher.related(source, k=5, filters=Filters(language="en")))
+    assert searcher.related("0000000000000000") == []
+
+
+def test_an_index_that_cannot_give_vectors_back_embeds_the_chunks_again(searcher: Searcher,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    source = document_id("en-bm25.md")
+    stored = [(hit.doc_id, hit.chunk_id) for hit in searcher.related(source, k=5)]
+    monkeypatch.setattr(searcher.search_store, "stored_vectors", lambda ids: None)
+    assert [(hit.doc_id, hit.chunk_id) for hit in searcher.related(source, k=5)] == stored
+
+
+def test_the_server_lists_related_documents_by_id_or_key(live_server: RunningServer) -> None:
+    by_key = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params={"k": 3}, timeout=60)
+    assert by_key.status_code == 200, by_key.text
+    body = by_key.json()
+    assert body["key"] == "en-bm25.md" and body["k"] == 3 and len(body["hits"]) == 3
+    assert {"doc_id", "title", "source", "text", "start", "end", "score"} <= set(body["hits"][0])
+    by_id = httpx.get(f"{live_server.url}/documents/{body['id']}/related", params={"k": 3}, timeout=60)
+    assert [h["doc_id"] for h in by_id.json()["hits"]] == [h["doc_id"] for h in body["hits"]]
+    english = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params={"language": "en"}, timeout=60)
+    assert english.json()["hits"] and all(h["language"] == "en" for h in english.json()["hits"])
+
+
+def test_a_missing_document_is_404_and_a_bad_k_a_400_naming_it(live_server: RunningServer) -> None:
+    missing = httpx.get(f"{live_server.url}/documents/no-such-key/related", timeout=60)
+    assert missing.status_code == 404 and "no-such-key" in missing.json()["detail"]
+    bad = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params={"k": 0}, timeout=60)
+    assert bad.status_code == 400 and "k" in bad.text
