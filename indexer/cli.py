@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder
+from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id
 from indexer.build.distributed import RayPreparer, ray_preparer
 from indexer.build.distributed import connect as connect_ray
 from indexer.build.watching import describe, watch_corpus
@@ -31,11 +31,11 @@ from indexer.embed.cross_encoder import RUNTIMES as RERANKER_RUNTIMES
 from indexer.embed.loading import load_embedder
 from indexer.embed.locations import locate_embedder
 from indexer.embed.selection import choose_embedder
-from indexer.errors import YomitokiError
+from indexer.errors import NotFoundError, YomitokiError
 from indexer.ner.index_entities import ChunkEntities
 from indexer.search.opening import open_index
 from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_reranker
-from indexer.search.searcher import MAX_RESULTS, MODES
+from indexer.search.searcher import MAX_RESULTS, MODES, Hit
 from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
 from indexer.store.generations import IndexDirectory, IndexStateError
@@ -366,16 +366,44 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
             hits = results.hits
         finally:
             searcher.close()
+    _print_hits(hits, as_json, f"searched as: {results.read_as}" if results.read_as else None,
+                reranked=reranking is not None)
+
+
+@cli.command("related")
+@click.argument("document")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--source", default=None, help="Only documents whose source path starts with this.")
+@click.option("--language", type=click.Choice(["ja", "en"]), default=None)
+@milvus_options
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def related_command(document: str, index_dir: Path, k: int, source: str | None, language: str | None,
+                    milvus_uri: str | None, milvus_collection: str | None, as_json: bool) -> None:
+    """Documents on the subject of DOCUMENT (its key or id), in any language, each once by its closest chunk."""
+    with domain_errors():
+        searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
+        try:
+            doc = searcher.document(document) or searcher.document(document_id(document))
+            if doc is None:
+                raise NotFoundError(f"no document with id or key {document!r}")
+            hits = searcher.related(doc.id, k=k, filters=Filters(source=source, language=language))
+        finally:
+            searcher.close()
+    _print_hits(hits, as_json, f"related to: {doc.title or doc.key}")
+
+
+def _print_hits(hits: list[Hit], as_json: bool, title: str | None, *, reranked: bool = False) -> None:
+    """Hits as a table (or JSON rows) for the terminal."""
     if as_json:
         rows = [{name: value for name, value in hit.__dict__.items() if name != "page_starts"} for hit in hits]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("#", "score", *(["rerank"] if reranking else []), "title", "key", "page", "text",
-                  title=f"searched as: {results.read_as}" if results.read_as else None)
+    table = Table("#", "score", *(["rerank"] if reranked else []), "title", "key", "page", "text", title=title)
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())[:120]
         page = "-".join(str(p) for p in dict.fromkeys((hit.pages[0], hit.pages[-1]))) if hit.pages else ""
-        reranked = [] if not reranking else ["" if hit.rerank_score is None else f"{hit.rerank_score:.4f}"]
-        table.add_row(str(rank), f"{hit.score:.4f}", *reranked, hit.title, hit.key, page, snippet)
+        rerank = [] if not reranked else ["" if hit.rerank_score is None else f"{hit.rerank_score:.4f}"]
+        table.add_row(str(rank), f"{hit.score:.4f}", *rerank, hit.title, hit.key, page, snippet)
     Console().print(table)
 

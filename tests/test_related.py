@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from indexer.build.builder import document_id
+from indexer.cli import cli
 from indexer.search.searcher import Searcher
+from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import Filters
 from tests.conftest import RunningServer
 
@@ -53,3 +58,13 @@ def test_a_missing_document_is_404_and_a_bad_k_a_400_naming_it(live_server: Runn
     assert missing.status_code == 404 and "no-such-key" in missing.json()["detail"]
     bad = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params={"k": 0}, timeout=60)
     assert bad.status_code == 400 and "k" in bad.text
+
+
+def test_the_command_line_lists_related_documents_by_key(corpus_index: IndexDirectory) -> None:
+    result = CliRunner().invoke(cli, ["related", "en-bm25.md", "--index", str(corpus_index.path), "-k", "2",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and all(row["key"] != "en-bm25.md" for row in rows)
+    missing = CliRunner().invoke(cli, ["related", "no-such-key", "--index", str(corpus_index.path)])
+    assert missing.exit_code == 1 and "no document with id or key 'no-such-key'" in missing.output
