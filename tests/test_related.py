@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,10 +11,12 @@ from click.testing import CliRunner
 
 from indexer.build.builder import document_id
 from indexer.cli import cli
+from indexer.embed.base import Embedder
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import Filters
-from tests.conftest import RunningServer
+from indexer.text.keywords import KeywordTokenizer
+from tests.conftest import RunningServer, build
 
 
 def test_each_other_document_once_by_its_closest_chunk(searcher: Searcher) -> None:
@@ -68,3 +71,25 @@ def test_the_command_line_lists_related_documents_by_key(corpus_index: IndexDire
     assert len(rows) == 2 and all(row["key"] != "en-bm25.md" for row in rows)
     missing = CliRunner().invoke(cli, ["related", "no-such-key", "--index", str(corpus_index.path)])
     assert missing.exit_code == 1 and "no document with id or key 'no-such-key'" in missing.output
+
+
+def test_a_long_document_that_fills_the_ranking_does_not_crowd_out_the_others(
+        tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "walrus.md").write_text("# Walruses\n\nThe walrus rests on the sea ice near Svalbard and eats clams.\n")
+    long_text = "\n\n".join(f"## Walrus colony {i}\n\nWalruses of colony {i} rest on the sea ice near Svalbard, "
+                            f"dive for clams and haul out on the beach in summer." for i in range(200))
+    (corpus / "colonies.md").write_text(f"# Walrus colonies\n\n{long_text}\n")
+    (corpus / "penguins.md").write_text("# Penguins\n\nEmperor penguins huddle through the Antarctic winter.\n")
+    (corpus / "owls.md").write_text("# Owls\n\nThe barn owl hunts voles over the fields at night.\n")
+    build(corpus, tmp_path / "index", embedder, keywords)
+    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    try:
+        colonies = searcher.search_store.document_chunk_ids(document_id("colonies.md"))
+        assert len(colonies) > 20 * 3 + 1  # more chunks than the first ranking for k=3 reads
+        hits = searcher.related(document_id("walrus.md"), k=3)
+        assert hits and hits[0].key == "colonies.md"
+        assert {hit.key for hit in hits} == {"colonies.md", "penguins.md", "owls.md"}
+    finally:
+        searcher.close()

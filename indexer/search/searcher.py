@@ -248,16 +248,19 @@ class Searcher:
             title = self.search_store.documents_brief([doc_id])[doc_id][0]
             vectors = embed_for(self.embedder, [embedding_text(title, texts[i]) for i in ids], "passage")
         centre = vectors.mean(axis=0)
-        centre /= max(float(np.linalg.norm(centre)), 1e-12)
-        ranked = self.search_store.dense(centre.astype(np.float32), min(MAX_RESULTS, 20 * k + len(ids)),
-                                         filters or Filters())
-        owners = self.search_store.chunk_documents([cid for cid, _ in ranked])
-        best: dict[str, tuple[int, float]] = {}
-        for cid, score in ranked:
-            owner = owners.get(cid)
-            if owner is not None and owner != doc_id and owner not in best:
-                best[owner] = (cid, score)
-        return self._hits("", list(best.values())[:k])
+        centre = (centre / max(float(np.linalg.norm(centre)), 1e-12)).astype(np.float32)
+        depth = 20 * k + len(ids)
+        while True:  # deeper until k other documents show (long ones fill a ranking with their chunks)
+            ranked = self.search_store.dense(centre, min(depth, MAX_RESULTS), filters or Filters())
+            owners = self.search_store.chunk_documents([cid for cid, _ in ranked])
+            best: dict[str, tuple[int, float]] = {}
+            for cid, score in ranked:
+                owner = owners.get(cid)
+                if owner is not None and owner != doc_id and owner not in best:
+                    best[owner] = (cid, score)
+            if len(best) >= k or len(ranked) < min(depth, MAX_RESULTS) or depth >= MAX_RESULTS:
+                return self._hits("", list(best.values())[:k])
+            depth *= 4
 
     def _facets(self, fields: Sequence[str], doc_ids: set[str]) -> dict[str, list[tuple[Any, int]]]:
         """Per field, how many of these documents hold each value (each element of a list)."""
