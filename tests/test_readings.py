@@ -204,6 +204,9 @@ def test_ask_answers_a_question_typed_in_hiragana(live_server: RunningServer) ->
     assert body["answer_found"], body["answer"]
     assert "形態素" in body["answer"]
     assert body["citations"][0]["source"] == "ja-mecab-fugashi-unidic.md"
+    assert body["read_as"].startswith("形態素解析")  # what was searched, for the client to show
+    written = httpx.post(f"{live_server.url}/ask", json={"question": "形態素解析器の役割は何ですか"}, timeout=120)
+    assert written.status_code == 200 and written.json()["read_as"] is None
 
 
 def test_kana_that_reads_as_exactly_one_kanji_word_is_read_even_where_the_analyser_sees_no_noun(

@@ -346,6 +346,20 @@ def test_ask_streams_the_answer_and_a_citation_opens_the_cited_span(web: Browsin
     assert sum(urlsplit(url).path == "/ask" for url in web.requests) == 1
 
 
+def test_an_answer_says_how_kana_in_the_question_was_read(web: Browsing) -> None:
+    question = "けいたいそかいせきき の やくわり は なんですか"
+    expected = httpx.post(f"{web.server.url}/ask", json={"question": question, "mode": "extractive"},
+                          timeout=120).json()
+    assert expected["read_as"], expected
+    page = web.page()
+    page.goto(web.server.url + "/")
+    ask(page, question, "extractive")
+    expect(page.locator("#answer-text")).to_have_attribute("data-state", "done", timeout=ASK_TIMEOUT_MS)
+    expect(page.locator("#read-as")).to_have_text(f"Read as “{expected['read_as']}”")
+    page.locator("[data-lang=ja]").click()  # the line follows the interface language
+    expect(page.locator("#read-as")).to_have_text(f"「{expected['read_as']}」と読みました")
+
+
 def test_a_refusal_is_shown_once(web: Browsing) -> None:
     question = "富士山の標高は何メートルですか"
     expected = httpx.post(f"{web.server.url}/ask", json={"question": question, "mode": "extractive"},

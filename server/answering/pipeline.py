@@ -22,6 +22,7 @@ from indexer.search.rerank import DEFAULT_DEPTH, Reranking
 from indexer.search.searcher import Searcher
 from indexer.store.sqlite import Filters
 from indexer.text.language import detect_language
+from indexer.text.normalize import normalize_query
 from server.answering.followups import Turn, standalone_query
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
 from server.answering.packing import pack_passages
@@ -95,6 +96,7 @@ class Retrieval:
     passages: list[Passage]
     retrieval_ms: float
     extraction: Extraction | None = None
+    read_as: str | None = None  # the question with its kana read as the index's words, when that changed it
 
 
 class Answerer:
@@ -187,17 +189,18 @@ class Answerer:
             hits = searcher.search(profile.text, mode="hybrid", k=question.k, filters=question.filters,
                                    query_vector=profile.vector, reranking=self._reranking())
             retrieval_ms = (time.perf_counter() - started) * 1000
+            read_as = profile.text if profile.text != normalize_query(question.text).strip() else None
             relevance = scorer.passages(profile, hits)
             if generator is not None:
                 room = generator.context_window - question.max_tokens - 256  # instructions, question
                 budget = max(64, min(self.settings.prompt_tokens, room))
                 passages = pack_passages(hits, relevance, generator.count_tokens, budget,
                                          overhead=PASSAGE_FRAMING_TOKENS)
-                return Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
+                return Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3), read_as=read_as)
             reader = reader or SentenceReader(scorer)
             passages = with_code_blocks(searcher, pack_passages(hits, relevance, reader.count_tokens,
                                                                 self.settings.reader_tokens))
-            found = Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3))
+            found = Retrieval(searcher.generation.name, passages, round(retrieval_ms, 3), read_as=read_as)
             if passages:
                 found.extraction = reader.read(profile, passages)
             return found
@@ -216,6 +219,7 @@ class Answerer:
             citations=[CitationOut.from_passage(extraction.passage, n=1)],
             uncited=[CitationOut.from_passage(p, n=i) for i, p in enumerate(others, 2)],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            read_as=found.read_as,
         )
 
     def _not_found(self, question: Question, mode: str, reader: str, found: Retrieval,
@@ -225,6 +229,7 @@ class Answerer:
             answer=NOT_FOUND[detect_language(question.text)], answer_found=False, answer_span=None,
             citations=[], uncited=[CitationOut.from_passage(p) for p in found.passages],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            read_as=found.read_as,
         )
 
     def _generate(self, question: Question, generator: TextGenerator, cancel: threading.Event,
@@ -279,6 +284,7 @@ class Answerer:
             citations=[CitationOut.from_passage(p) for p in found.passages if p.n in cited],
             uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
+            read_as=found.read_as,
         )
 
 

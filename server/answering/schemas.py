@@ -79,3 +79,4 @@ class AskResponse(msgspec.Struct, frozen=True):
     took_ms: float
     retrieval_ms: float
     search_query: str | None = None  # what a follow-up question was rewritten into for the search
+    read_as: str | None = None       # the question as searched, when kana in it was read as the index's words

@@ -48,6 +48,7 @@ const MESSAGES = {
     found: "{count} results for “{query}” ({mode}, {ms} ms).",
     noHits: "Nothing found for “{query}” ({mode}).",
     foundReadAs: "{count} results for “{query}”, read as “{readAs}” ({mode}, {ms} ms).",
+    askedAs: "Read as “{readAs}”",
     noHitsReadAs: "Nothing found for “{query}”, read as “{readAs}” ({mode}).",
     asking: "Looking for the answer…",
     streaming: "Writing the answer…",
@@ -113,6 +114,7 @@ const MESSAGES = {
     found: "「{query}」の検索結果 {count} 件（{mode}、{ms} ミリ秒）。",
     noHits: "「{query}」に一致する文書はありません（{mode}）。",
     foundReadAs: "「{query}」を「{readAs}」と読んだ検索結果 {count} 件（{mode}、{ms} ミリ秒）。",
+    askedAs: "「{readAs}」と読みました",
     noHitsReadAs: "「{query}」を「{readAs}」と読みましたが、一致する文書はありません（{mode}）。",
     asking: "回答を探しています…",
     streaming: "回答を書いています…",
@@ -486,7 +488,8 @@ function renderAnswer(body) {
   if (!body.answer_found && !body.answer) box.prepend(el("p", { class: "not-found" }, t("notFound")));
   const span = body.answer_span;
   $("answer-meta").replaceChildren(t("answered", { reader: readerName(body.reader || body.mode), ms: Math.round(body.took_ms || 0) }),
-    span ? " · " : "", span ? el("a", { href: viewHref(span.doc_id, span.start, span.end), id: "answer-span" }, t("showSpan")) : "");
+    span ? " · " : "", span ? el("a", { href: viewHref(span.doc_id, span.start, span.end), id: "answer-span" }, t("showSpan")) : "",
+    body.read_as ? " · " : "", body.read_as ? el("span", { id: "read-as" }, t("askedAs", { readAs: body.read_as })) : "");
   const cited = (body.citations || []).map((c) => hitItem(c, c.n, span));
   $("citations").replaceChildren(...(cited.length ? cited : [el("li", { class: "hint" }, t("noCitations"))]));
   const uncited = body.uncited || [];
