@@ -13,7 +13,9 @@ after it was indexed is removed from the next generation, like a deleted one.
 
 from __future__ import annotations
 
+import functools
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,19 +51,35 @@ class Exclusions:
         if not lines:
             return self
         files = (*self.files, *(_under(relative, line) for line in lines))
-        return Exclusions(pathspec.GitIgnoreSpec.from_lines([*files, *self.extra]), files, self.extra)
+        return Exclusions(_spec((*files, *self.extra)), files, self.extra)
 
 
 def _read(ignore_file: Path) -> list[str]:
-    """The checked lines of an ignore file; none where there is no such file."""
-    if not ignore_file.is_file():
+    """The checked lines of an ignore file; none where there is no such file. Read again only when
+    the file changes: the watcher asks for the files on the way to every changed path."""
+    try:
+        found = ignore_file.stat()
+    except OSError:
         return []
+    if not stat.S_ISREG(found.st_mode):
+        return []
+    return list(_checked_lines(ignore_file, found.st_mtime_ns, found.st_size, found.st_ino))
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_lines(ignore_file: Path, mtime_ns: int, size: int, inode: int) -> tuple[str, ...]:
+    """An ignore file's lines, checked; cached by what `stat` says of the file."""
     try:
         lines = ignore_file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ExclusionError(f"{ignore_file}: cannot be read ({exc})") from exc
     _check(lines, lambda n: f"{ignore_file}, line {n + 1}")
-    return lines
+    return tuple(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(lines: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -99,7 +117,7 @@ def corpus_exclusions(root: Path, extra: Sequence[str] = ()) -> Exclusions:
     a walk adds each folder's own (`Exclusions.below`)."""
     from_file = _read(root / IGNORE_FILE) if root.is_dir() else []
     _check(extra, lambda n: "--exclude")
-    return Exclusions(pathspec.GitIgnoreSpec.from_lines([*from_file, *extra]), tuple(from_file), tuple(extra))
+    return Exclusions(_spec((*from_file, *extra)), tuple(from_file), tuple(extra))
 
 
 def walk_excludes(root: Path, relative: str, extra: Sequence[str] = (), *, folder: bool = False) -> bool:
