@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -175,6 +176,7 @@ def test_the_server_converts_kana_in_get_search(live_server: RunningServer) -> N
     hits = body["hits"]
     assert hits and hits[0]["source"] == "ja-mecab-fugashi-unidic.md", [h["source"] for h in hits]
     assert body["read_as"] == "形態素解析"  # what was searched, for the client to show
+    assert re.search(r"generation \S+: \d+ kana readings in", live_server.log.read_text())  # built at start
     response = httpx.get(f"{live_server.url}/search", params={"q": "形態素解析", "k": 3}, timeout=60)
     assert response.status_code == 200 and "read_as" not in response.json()  # nothing was read otherwise
 

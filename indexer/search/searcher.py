@@ -24,7 +24,7 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.search.fusion import FusionSettings, fuse
-from indexer.search.readings import Conversion, LazyReadings, has_stretches
+from indexer.search.readings import Conversion, LazyReadings, has_stretches, kana_stretches
 from indexer.search.rerank import Reranking, rerank
 from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
@@ -362,7 +362,9 @@ class Searcher:
         dictionary = self.readings.get() if has_stretches(text) else None
         if dictionary is None:
             return Conversion((), (), text)
-        return dictionary.expand(text, self.keywords.words(text), nouns=self.keywords.noun_spans(text))
+        # the noun gate is for hiragana only: a query of katakana (loanwords, mostly) is not analysed for it
+        nouns = self.keywords.noun_spans(text) if kana_stretches(text) else ()
+        return dictionary.expand(text, self.keywords.words(text), nouns=nouns)
 
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
         kana = self.kana_terms(text)
