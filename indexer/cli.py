@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id
+from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder
 from indexer.build.distributed import RayPreparer, ray_preparer
 from indexer.build.distributed import connect as connect_ray
 from indexer.build.watching import describe, watch_corpus
@@ -384,7 +384,7 @@ def related_command(document: str, index_dir: Path, k: int, source: str | None, 
     with domain_errors():
         searcher = open_index(index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection)
         try:
-            doc = searcher.document(document) or searcher.document(document_id(document))
+            doc = next(searcher.documents_named(document), None)
             if doc is None:
                 raise NotFoundError(f"no document with id or key {document!r}")
             hits = searcher.related(doc.id, k=k, filters=Filters(source=source, language=language))

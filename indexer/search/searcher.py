@@ -15,7 +15,7 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
 from indexer.store.factory import open_store
 from indexer.store.generations import Generation
+from indexer.store.identity import document_id
 from indexer.store.manifest import ModelEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
@@ -159,6 +160,14 @@ class Searcher:
     def document(self, doc_id: str) -> StoredDocument | None:
         """A document with its original text, or None."""
         return self.search_store.document(doc_id)
+
+    def documents_named(self, id_or_key: str) -> Iterator[StoredDocument]:
+        """The documents a name can mean, read one at a time as asked for: the one with that id, then the
+        one with that key."""
+        for doc_id in (id_or_key, document_id(id_or_key)):
+            doc = self.document(doc_id)
+            if doc is not None:
+                yield doc
 
     def close(self) -> None:
         self.search_store.close()

@@ -82,8 +82,7 @@ def document_out(searcher: Searcher, doc: StoredDocument) -> DocumentOut:
 def find_document(searcher: Searcher, id_or_key: str, where: Where | None = None) -> StoredDocument:
     """A document by its id, else by its key; NotFoundError when neither names one that the access filter
     `where` admits (a document hidden from the caller's key is exactly a missing one)."""
-    doc = (visible(searcher.document(id_or_key), where)
-           or visible(searcher.document(document_id(id_or_key)), where))
+    doc = next((doc for doc in searcher.documents_named(id_or_key) if visible(doc, where)), None)
     if doc is None:
         raise NotFoundError(f"no document with id or key {id_or_key!r}")
     return doc
