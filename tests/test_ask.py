@@ -324,6 +324,23 @@ def test_a_qa_model_that_fails_to_load_is_reported_and_search_keeps_working(
         assert auto["reader"] == "sentence"  # auto falls back to what works
 
 
+def test_the_corpus_questions_point_at_evidence_in_their_articles() -> None:
+    """benchmarks/corpus_questions.jsonl stays true to corpus/: every evidence phrase is in its article,
+    and every article has two questions in its language and one in the other."""
+    from benchmarks.corpus_questions import load_questions
+    from tests.conftest import CORPUS
+
+    questions = load_questions()
+    articles = sorted(path.name for path in CORPUS.glob("*.md"))
+    assert sorted({q.source for q in questions}) == articles
+    for q in questions:
+        assert q.evidence in (CORPUS / q.source).read_text(encoding="utf-8"), q
+        assert q.language in ("ja", "en") and q.question.strip(), q
+    for article in articles:
+        languages = sorted(q.language == article[:2] for q in questions if q.source == article)
+        assert languages == [False, True, True], article
+
+
 def test_sentence_candidates_skip_headings_and_code() -> None:
     document = ("Intro\n\n```python\nvalue = compute(1)\nprint(value)\n```\n\n"
                 "## Usage notes\n\nThe compute function returns one value.\n")
