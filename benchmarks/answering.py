@@ -25,16 +25,18 @@ search over all paragraphs, k=5, relevance scoring, packing, the reader):
   passage's relevance separates the two; the script prints the threshold with
   the best balanced accuracy over the sets (each set's balanced accuracy
   averaged, so that each kind of question counts the same however many it
-  has), the same pooled over all questions, and how the configured
-  `RELEVANCE_THRESHOLD` does.
+  has), the same pooled over all questions and over each language's sets, and
+  how the configured `RELEVANCE_THRESHOLD` does.
 
 The set `corpus` is the 132 questions of `corpus_questions.jsonl` (all of them;
-`--limit` does not apply) over the default corpus: asked in the words a user
-would type rather than the passage's, in both languages, some about an article
-in the other language (see benchmarks/corpus_questions.py). Its gold answer is
-the question's evidence phrase, its right documents the article and its
-counterpart in the other language, and a question is unanswerable with both
-left out (a `where` filter on `source`).
+`--limit` does not apply; `--questions corpus_questions_heldout.jsonl` asks the
+132 written apart instead) over the default corpus: asked in the words a user
+would type rather than the passage's, some about an article in the other
+language (see benchmarks/corpus_questions.py), and counted as two sets, its
+English and its Japanese questions. Its gold answer is the question's evidence
+phrase, its right documents the article and its counterpart in the other
+language, and a question is unanswerable with both left out (a `where` filter
+on `source`).
 
 With --generator (the bundled name, a .gguf file or openai:BASE_URL with
 --generator-model), `--generator-limit` questions per set are also answered by
@@ -69,7 +71,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpus_questions import CorpusQuestion, load_questions  # noqa: E402
+from benchmarks.corpus_questions import QUESTIONS, CorpusQuestion, load_questions  # noqa: E402
 from benchmarks.generative import evaluate_generator, report_generator  # noqa: E402
 from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noqa: E402
 from indexer.embed.base import DEFAULT_EMBEDDER, Embedder  # noqa: E402
@@ -88,6 +90,7 @@ from server.model_registry import ModelRegistry  # noqa: E402
 from server.settings import parse_languages  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LANGUAGE_NAMES = {"en": "English", "ja": "Japanese"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class PassagesOnly:
 
 @dataclass
 class Tally:
+    language: str = "en"  # the questions' language
     recall1: list[float] = field(default_factory=list)
     recallk: list[float] = field(default_factory=list)
     sentence: list[float] = field(default_factory=list)
@@ -211,7 +215,7 @@ def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k:
     qa_reader = load_qa_reader(qa_model) if qa_model else None
     doc_of = {p["id"]: document_id(str(p["id"])) for p in qa.paragraphs}
     file_of = {p["id"]: p["file"] for p in qa.paragraphs}
-    tally = Tally()
+    tally = Tally(language=qa.language)
     for _, text, pid, answers in random.Random(seed).sample(qa.questions, min(limit, len(qa.questions))):
         started = time.perf_counter()
         found = answerer.retrieve(Question(text, mode="extractive", k=k), None)
@@ -238,11 +242,13 @@ def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k:
     return tally
 
 
-def evaluate_corpus(questions: Sequence[CorpusQuestion], searcher: Searcher, k: int) -> Tally:
-    """The default corpus's questions through the same pipeline; unanswerable with their articles left out."""
+def evaluate_corpus(questions: Sequence[CorpusQuestion], searcher: Searcher, k: int) -> dict[str, Tally]:
+    """The default corpus's questions through the same pipeline, a tally per question language; a question
+    is unanswerable with its right articles left out."""
     answerer = Answerer(lambda: nullcontext(searcher), ModelRegistry())
-    tally = Tally()
+    tallies: dict[str, Tally] = {}
     for q in questions:
+        tally = tallies.setdefault(q.language, Tally(language=q.language))
         started = time.perf_counter()
         found = answerer.retrieve(Question(q.question, mode="extractive", k=k), None)
         tally.seconds.append(time.perf_counter() - started)
@@ -261,7 +267,7 @@ def evaluate_corpus(questions: Sequence[CorpusQuestion], searcher: Searcher, k: 
         absent = answerer.retrieve(Question(q.question, mode="extractive", k=k, filters=elsewhere),
                                    PassagesOnly(searcher))
         tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
-    return tally
+    return dict(sorted(tallies.items()))
 
 
 def best_threshold(positives: Sequence[float], negatives: Sequence[float]) -> tuple[float, float]:
@@ -359,6 +365,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sets", default="squad,jsquad,corpus")
     parser.add_argument("--limit", type=int, default=300, help="questions sampled per set")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS, help="the corpus set's questions (jsonl)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--model", default=DEFAULT_EMBEDDER, help="embedding model (default: the product's)")
@@ -384,12 +391,14 @@ def main() -> None:
     tallies: list[Tally] = []
     for name in [s for s in args.sets.split(",") if s]:
         if name == "corpus":
-            questions = load_questions()
+            questions = load_questions(args.questions)
             directory, seconds = build_corpus_index(embedder, workdir)
             searcher = Searcher(directory.current(), embedder)
-            tallies.append(evaluate_corpus(questions, searcher, args.k))
-            report("default corpus", f"44 articles indexed ({seconds:.0f}s), its {len(questions)} questions",
-                   tallies[-1], args.k)
+            for language, tally in evaluate_corpus(questions, searcher, args.k).items():
+                tallies.append(tally)
+                report(f"default corpus, questions in {LANGUAGE_NAMES[language]}",
+                       f"44 articles indexed ({seconds:.0f}s), {len(tally.recall1)} of {args.questions.name}",
+                       tally, args.k)
             searcher.close()
             continue
         qa = load_qa_set(name, args.data)
@@ -420,6 +429,11 @@ def main() -> None:
         threshold, accuracy = best_threshold(positives, negatives)
         print(f"pooled over all questions: best {threshold:.3f} ({accuracy:.1%}); configured "
               f"{RELEVANCE_THRESHOLD} gives {balanced_accuracy(positives, negatives, RELEVANCE_THRESHOLD):.1%}")
+        for language, name in LANGUAGE_NAMES.items():
+            if same := [t for t in tallies if t.language == language]:
+                threshold, accuracy = best_over_sets(same)
+                print(f"questions in {name} only ({len(same)} sets): best {threshold:.3f} ({accuracy:.1%}); "
+                      f"configured {RELEVANCE_THRESHOLD} gives {mean_over_sets(same, RELEVANCE_THRESHOLD):.1%}")
     if not args.no_latency and not args.generator_only:
         latency(workdir, embedder)
     print(f"\n(total {time.perf_counter() - started:.0f}s, torch threads {args.threads})")

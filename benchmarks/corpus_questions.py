@@ -52,6 +52,7 @@ from server.answering.pipeline import Answerer, Question  # noqa: E402
 from server.model_registry import ModelRegistry  # noqa: E402
 
 QUESTIONS = Path(__file__).with_name("corpus_questions.jsonl")
+HELD_OUT = Path(__file__).with_name("corpus_questions_heldout.jsonl")  # written apart, never tuned on
 MODES = ("keyword", "dense", "hybrid")
 
 
@@ -135,8 +136,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_EMBEDDER)
     parser.add_argument("--backend", default=None, help="embedding runtime (torch, onnx-int8…)")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS,
+                        help=f"the questions (default {QUESTIONS.name}; held out: {HELD_OUT.name})")
     args = parser.parse_args()
-    questions = load_questions()
+    questions = load_questions(args.questions)
     groups = by_group(questions)
     counts = {name: len(qs) for name, qs in groups.items()}
 
@@ -145,7 +148,8 @@ def main() -> None:
         IndexBuilder(directory, load_embedder(args.model, runtime=args.backend, bulk=True),
                      load_keyword_tokenizer(), BuildOptions()).build(CORPUS)
         searcher = Searcher(directory.current(), load_embedder(args.model, runtime=args.backend))
-        print(f"{args.model} ({args.backend or 'default backend'}): {len(questions)} questions")
+        print(f"{args.model} ({args.backend or 'default backend'}): "
+              f"{len(questions)} questions of {args.questions.name}")
 
         for mode in MODES:
             table(f"search, {mode}", ["recall@1", "recall@5", "MRR@10"], search_rows(searcher, groups, mode), counts)

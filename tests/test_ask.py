@@ -324,13 +324,14 @@ def test_a_qa_model_that_fails_to_load_is_reported_and_search_keeps_working(
         assert auto["reader"] == "sentence"  # auto falls back to what works
 
 
-def test_the_corpus_questions_point_at_evidence_in_their_articles() -> None:
-    """benchmarks/corpus_questions.jsonl stays true to corpus/: every evidence phrase is in its article,
-    and every article has two questions in its language and one in the other."""
-    from benchmarks.corpus_questions import load_questions
+@pytest.mark.parametrize("name", ["corpus_questions.jsonl", "corpus_questions_heldout.jsonl"])
+def test_the_corpus_questions_point_at_evidence_in_their_articles(name: str) -> None:
+    """The benchmark's questions stay true to corpus/: every evidence phrase is in its article, and
+    every article has two questions in its language and one in the other."""
+    from benchmarks.corpus_questions import QUESTIONS, load_questions
     from tests.conftest import CORPUS
 
-    questions = load_questions()
+    questions = load_questions(QUESTIONS.with_name(name))
     articles = sorted(path.name for path in CORPUS.glob("*.md"))
     assert sorted({q.source for q in questions}) == articles
     for q in questions:
