@@ -196,7 +196,7 @@ class PassagesOnly:
 
 @dataclass
 class Tally:
-    language: str = "en"  # the questions' language
+    language: str  # the questions' language
     recall1: list[float] = field(default_factory=list)
     recallk: list[float] = field(default_factory=list)
     sentence: list[float] = field(default_factory=list)
@@ -253,7 +253,7 @@ def evaluate_corpus(questions: Sequence[CorpusQuestion], searcher: Searcher, k: 
         found = answerer.retrieve(Question(q.question, mode="extractive", k=k), None)
         tally.seconds.append(time.perf_counter() - started)
         sources = [p.hit.source for p in found.passages]
-        tally.recall1.append(float(sources[:1] != [] and sources[0] in q.right))
+        tally.recall1.append(float(bool(sources) and sources[0] in q.right))
         tally.recallk.append(float(bool(q.right & set(sources))))
         language = q.source[:2]
         answer = found.extraction.text if found.extraction else ""
@@ -318,7 +318,7 @@ def report(name: str, what: str, tally: Tally, k: int) -> None:
 
 # ---- latency -----------------------------------------------------------------------------------
 
-def corpus_questions(directory: IndexDirectory, count: int) -> list[str]:
+def heading_questions(directory: IndexDirectory, count: int) -> list[str]:
     """Section headings of the default corpus, as questions (deterministic)."""
     searcher = open_index(directory.path)
     try:
@@ -335,7 +335,7 @@ def latency(workdir: Path, embedder: Embedder, count: int = 100) -> None:
     from server.settings import ServerSettings
 
     directory, _ = build_corpus_index(embedder, workdir)
-    questions = corpus_questions(directory, count)
+    questions = heading_questions(directory, count)
     ask, search, retrieval, found = [], [], [], 0
     settings = ServerSettings(index_dir=directory.path, generator=None, threads=1)
     with TestClient(create_app(settings)) as client:
