@@ -63,7 +63,7 @@ import sys
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +77,7 @@ from indexer.build.builder import BuildOptions, IndexBuilder, document_id  # noq
 from indexer.embed.base import DEFAULT_EMBEDDER, Embedder  # noqa: E402
 from indexer.embed.loading import load_embedder  # noqa: E402
 from indexer.search.opening import open_index  # noqa: E402
-from indexer.search.searcher import Searcher  # noqa: E402
+from indexer.search.searcher import Hit, Searcher  # noqa: E402
 from indexer.store.generations import IndexDirectory  # noqa: E402
 from indexer.store.sqlite import Filters  # noqa: E402
 from indexer.store.where import parse  # noqa: E402
@@ -209,6 +209,28 @@ class Tally:
     seconds: list[float] = field(default_factory=list)
 
 
+def ask_twice(answerer: Answerer, searcher: Searcher, tally: Tally, text: str, k: int,
+              right: Callable[[Hit], bool], answers: Sequence[str], language: str, elsewhere: Filters) -> None:
+    """One question into the tally: retrieval (`right` says which hits are its answer's), the sentence
+    reader beside its baseline and ceiling (`answers` as written in `language`), and the best relevance
+    over all the documents and over the documents `elsewhere` admits, where the answer is not."""
+    started = time.perf_counter()
+    found = answerer.retrieve(Question(text, mode="extractive", k=k), None)
+    tally.seconds.append(time.perf_counter() - started)
+    hits = [p.hit for p in found.passages]
+    tally.recall1.append(float(bool(hits) and right(hits[0])))
+    tally.recallk.append(float(any(right(hit) for hit in hits)))
+    answer = found.extraction.text if found.extraction else ""
+    tally.sentence.append(float(contains_answer(answer, answers, language)))
+    naive = first_sentence(found.passages)
+    tally.baseline.append(float(naive is not None and contains_answer(naive.text, answers, language)))
+    tally.ceiling.append(float(any(contains_answer(p.normalized.text[s:e], answers, language)
+                                   for p, s, e in sentence_candidates(found.passages))))
+    tally.positives.append(max((p.relevance for p in found.passages), default=0.0))
+    absent = answerer.retrieve(Question(text, mode="extractive", k=k, filters=elsewhere), PassagesOnly(searcher))
+    tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
+
+
 def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k: int, seed: int) -> Tally:
     registry = ModelRegistry()
     answerer = Answerer(lambda: nullcontext(searcher), registry)
@@ -217,23 +239,9 @@ def evaluate(qa: QASet, searcher: Searcher, qa_model: str | None, limit: int, k:
     file_of = {p["id"]: p["file"] for p in qa.paragraphs}
     tally = Tally(language=qa.language)
     for _, text, pid, answers in random.Random(seed).sample(qa.questions, min(limit, len(qa.questions))):
-        started = time.perf_counter()
-        found = answerer.retrieve(Question(text, mode="extractive", k=k), None)
-        tally.seconds.append(time.perf_counter() - started)
-        ids = [p.hit.doc_id for p in found.passages]
-        tally.recall1.append(float(ids[:1] == [doc_of[pid]]))
-        tally.recallk.append(float(doc_of[pid] in ids))
-        answer = found.extraction.text if found.extraction else ""
-        tally.sentence.append(float(contains_answer(answer, answers, qa.language)))
-        naive = first_sentence(found.passages)
-        tally.baseline.append(float(naive is not None and contains_answer(naive.text, answers, qa.language)))
-        tally.ceiling.append(float(any(contains_answer(p.normalized.text[s:e], answers, qa.language)
-                                       for p, s, e in sentence_candidates(found.passages))))
-        tally.positives.append(max((p.relevance for p in found.passages), default=0.0))
-        other = "b.jsonl" if file_of[pid] == "a.jsonl" else "a.jsonl"
-        absent = answerer.retrieve(Question(text, mode="extractive", k=k, filters=Filters(source=other)),
-                                   PassagesOnly(searcher))
-        tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
+        other = "b.jsonl" if file_of[pid] == "a.jsonl" else "a.jsonl"  # the half without its article
+        ask_twice(answerer, searcher, tally, text, k, lambda hit, pid=pid: hit.doc_id == doc_of[pid],
+                  answers, qa.language, Filters(source=other))
         if qa_reader is not None:
             read = answerer.retrieve(Question(text, mode="extractive", k=k), qa_reader).extraction
             prediction = read.text if read else ""
@@ -248,25 +256,9 @@ def evaluate_corpus(questions: Sequence[CorpusQuestion], searcher: Searcher, k: 
     answerer = Answerer(lambda: nullcontext(searcher), ModelRegistry())
     tallies: dict[str, Tally] = {}
     for q in questions:
-        tally = tallies.setdefault(q.language, Tally(language=q.language))
-        started = time.perf_counter()
-        found = answerer.retrieve(Question(q.question, mode="extractive", k=k), None)
-        tally.seconds.append(time.perf_counter() - started)
-        sources = [p.hit.source for p in found.passages]
-        tally.recall1.append(float(bool(sources) and sources[0] in q.right))
-        tally.recallk.append(float(bool(q.right & set(sources))))
-        language = q.source[:2]
-        answer = found.extraction.text if found.extraction else ""
-        tally.sentence.append(float(contains_answer(answer, [q.evidence], language)))
-        naive = first_sentence(found.passages)
-        tally.baseline.append(float(naive is not None and contains_answer(naive.text, [q.evidence], language)))
-        tally.ceiling.append(float(any(contains_answer(p.normalized.text[s:e], [q.evidence], language)
-                                       for p, s, e in sentence_candidates(found.passages))))
-        tally.positives.append(max((p.relevance for p in found.passages), default=0.0))
         elsewhere = Filters(expression=parse({"not": {"field": "source", "in": sorted(q.right)}}))
-        absent = answerer.retrieve(Question(q.question, mode="extractive", k=k, filters=elsewhere),
-                                   PassagesOnly(searcher))
-        tally.negatives.append(max((p.relevance for p in absent.passages), default=0.0))
+        ask_twice(answerer, searcher, tallies.setdefault(q.language, Tally(language=q.language)), q.question, k,
+                  lambda hit, q=q: hit.source in q.right, [q.evidence], q.source[:2], elsewhere)
     return dict(sorted(tallies.items()))
 
 
