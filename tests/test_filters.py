@@ -124,6 +124,8 @@ FILTERS = [
     {"not": {"field": "metadata.team", "eq": "hr"}},
     {"not": {"field": "tags", "eq": "odd"}},
     {"or": [{"not": {"field": "metadata.year", "exists": True}}, {"field": "metadata.year", "lt": 2016}]},
+    {"field": "metadata.year", "lt": 2**63 - 1},  # the largest whole number SQLite holds
+    {"field": "metadata.year", "gt": 1e30},
 ]
 
 
@@ -216,6 +218,9 @@ def test_collapse_gives_each_document_once_with_its_other_chunks(report_searcher
     ({"not": [1]}, "where.not"),
     ({"field": "metadata.x", "in": []}, "where.in"),
     ({"field": "metadata.x", "exists": "yes"}, "where.exists"),
+    ({"field": "metadata.year", "eq": 2**63}, "where.eq"),  # past SQLite's whole numbers
+    ({"field": "metadata.year", "in": [1, -(2**63) - 1]}, "where.in[1]"),
+    ({"field": "metadata.year", "lt": 10**20}, "where.lt"),
 ])
 def test_a_bad_filter_names_its_place_and_reason(where: dict[str, Any], place: str) -> None:
     with pytest.raises(FilterError) as caught:

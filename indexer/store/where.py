@@ -58,6 +58,7 @@ METADATA_OPERATORS = ("eq", "in", "gt", "gte", "lt", "lte", "exists")
 MAX_DEPTH = 16
 MAX_CONDITIONS = 200
 MAX_IN = 1000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the whole numbers SQLite holds
 _KEY = re.compile(r"[A-Za-z0-9_\-\u0080-\U0010ffff]+")
 
 Scalar = str | int | float | bool
@@ -216,7 +217,7 @@ def _value(op: str, field: str, value: Any, path: str) -> Any:
         except ValueError:
             raise FilterError(path, f"{value!r} is neither a number nor an ISO 8601 date "
                                     f"(e.g. 2024-05-01 or 2024-05-01T09:00:00+09:00)") from None
-    return value
+    return _in_range(value, path)
 
 
 def _scalar(field: str, value: Any, path: str) -> Scalar:
@@ -227,6 +228,14 @@ def _scalar(field: str, value: Any, path: str) -> Scalar:
         raise FilterError(path, f"expected a string, number or boolean, got {_kind(value)}")
     if isinstance(value, float) and value != value:
         raise FilterError(path, "NaN matches nothing")
+    return _in_range(value, path)
+
+
+def _in_range(value: Scalar, path: str) -> Scalar:
+    """A whole number SQLite can hold (64 bits, signed); it stores larger ones only as text or floats."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise FilterError(path, f"whole numbers run from {INT64_MIN} to {INT64_MAX}; "
+                                f"write a larger one as a decimal (e.g. {float(value):.1e})")
     return value
 
 
