@@ -77,9 +77,22 @@ def domain_error(request: Request, exc: YomitokiError) -> Response[dict[str, obj
 def internal_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, HTTPException):
         return http_error(request, exc)
+    if isinstance(exc, RecursionError) and _reading_the_body(exc):
+        return error_response(400, "the JSON body is nested too deeply to read")
     request_id = log_internal(exc, f"{request.method} {request.url.path}")
     return error_response(500, f"internal server error (request id {request_id})", {"request_id": request_id},
                           headers={"X-Request-ID": request_id})
+
+
+def _reading_the_body(exc: BaseException) -> bool:
+    """Whether `exc` was raised while Litestar decoded the request's JSON body (the decoder recurses once
+    per level of nesting, so a body of a thousand nested lists is the client's error, not ours)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is Request.json.__code__:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 EXCEPTION_HANDLERS = {

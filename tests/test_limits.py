@@ -200,6 +200,17 @@ def test_unicode_edge_cases_in_queries_are_4xx_or_answered(client: TestClient, r
         assert response.json()["detail"]
 
 
+@pytest.mark.parametrize(("path", "field"), [("/search", "extra"), ("/v1/embeddings", "input"),
+                                           ("/similarity", "texts")])
+def test_json_nested_past_the_decoders_depth_is_a_400(client: TestClient, path: str, field: str) -> None:
+    depth = 5000  # the decoder recurses once a level: past Python's recursion limit
+    body = f'{{"query": "x", "{field}": {"[" * depth}1{"]" * depth}}}'
+    response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    assert "nested too deeply" in response.json()["detail"]
+    assert client.post("/search", json={"query": "x"}).status_code == 200  # and it keeps serving
+
+
 def test_unicode_edge_cases_in_documents(client: TestClient, hostile_index: tuple[Path, Any]) -> None:
     _, report = hostile_index
     assert {f.path: f.reason for f in report.failures} == {
