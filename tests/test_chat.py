@@ -189,6 +189,21 @@ def test_bad_chat_requests_name_the_field(client: TestClient, body: dict, status
     assert param in (error["param"] or "") + error["message"], error
 
 
+@pytest.mark.parametrize(("messages", "param"), [
+    ([{"role": "system", "content": "Be brief."}], "messages"),
+    ([{"role": "user", "content": "  "}], "messages[0].content"),
+    ([{"role": "user", "content": None}], "messages[0].content"),
+])
+def test_chat_with_the_generator_itself_needs_a_user_turn_too(corpus_index: IndexDirectory, messages: list,
+                                                              param: str) -> None:
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path))) as client:  # the bundled SmolLM2
+        response = client.post("/v1/chat/completions", json={"model": "smollm2-135m-instruct", "messages": messages})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == param, response.text
+        generator = client.get("/health").json()["models"]["generator"]
+        assert generator["loaded"] is False, generator  # refused before the model was loaded
+
+
 def test_oversized_history_is_400_naming_it(client: TestClient) -> None:
     turns = [{"role": r, "content": "長い" * 3000} for r in ("user", "assistant")] * 12
     response = chat(client, messages=[*turns, {"role": "user", "content": "それは何？"}])
@@ -276,6 +291,22 @@ def test_openai_client_streamed_gets_tokens_then_sources_on_the_final_chunk(live
     assert text.strip() and chunks[-1].choices[0].finish_reason == "stop", chunks[-1]
     assert chunks[-1].model_extra["yomitoki"]["sources"], chunks[-1]
     assert all("yomitoki" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_an_answer_cut_at_max_tokens_finishes_with_length(live_server: RunningServer) -> None:
+    client = openai_client(live_server)
+    direct = client.chat.completions.create(model="smollm2-135m-instruct", messages=MESSAGES, max_tokens=3)
+    assert direct.choices[0].finish_reason == "length", direct
+    generative = {"yomitoki": {"mode": "generative"}}
+    question = [{"role": "user", "content": EN_QUESTION}]
+    rag = client.chat.completions.create(model="yomitoki-rag", messages=question, max_tokens=4, extra_body=generative)
+    assert rag.choices[0].finish_reason == "length", rag
+    chunks = list(client.chat.completions.create(model="yomitoki-rag", messages=question, max_tokens=4, stream=True,
+                                                 extra_body=generative))
+    assert chunks[-1].choices[0].finish_reason == "length", chunks[-1]
+    body = httpx.post(f"{live_server.url}/ask", json={"question": EN_QUESTION, "mode": "generative",
+                                                      "max_tokens": 4}, timeout=120).json()
+    assert body["truncated"] is True, body
 
 
 @pytest.mark.parametrize("question", [JA_QUESTION, EN_QUESTION])

@@ -97,23 +97,30 @@ class ChatExtension(msgspec.Struct, frozen=True):
 
 
 def conversation(request: ChatRequest) -> list[dict[str, str]]:
-    """The messages as plain role/content pairs, bounded in size."""
+    """The messages as plain role/content pairs, bounded in size, with a user turn to answer."""
     messages = [{"role": m.role, "content": m.text} for m in request.messages]
     if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
         raise TaskInputError("messages", f"the conversation is longer than {MAX_CONVERSATION_CHARS} characters; "
                                          "send fewer or shorter earlier turns")
+    last_user_turn(messages)
     return messages
+
+
+def last_user_turn(messages: list[dict[str, str]]) -> int:
+    """The index of the last user message, which must say something."""
+    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if last is None:
+        raise TaskInputError("messages", "no message has role 'user': there is no question to answer")
+    if not messages[last]["content"].strip():
+        raise TaskInputError(f"messages[{last}].content", "the question is empty")
+    return last
 
 
 def rag_question(request: ChatRequest) -> Question:
     """The last user turn as a question, the turns before it as its history."""
     messages = conversation(request)
-    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
-    if last is None:
-        raise TaskInputError("messages", "no message has role 'user': there is no question to answer")
+    last = last_user_turn(messages)
     text = messages[last]["content"].strip()
-    if not text:
-        raise TaskInputError(f"messages[{last}].content", "the question is empty")
     if len(text) > MAX_QUERY_CHARS:
         raise TaskInputError(f"messages[{last}].content", f"the question is longer than {MAX_QUERY_CHARS} characters")
     history = tuple(Turn(m["role"], m["content"]) for m in messages[:last] if m["role"] in ("user", "assistant"))

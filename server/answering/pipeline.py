@@ -275,11 +275,11 @@ class Answerer:
             pieces.append(tail)
             yield AnswerEvent("token", text=tail)
         log.info("generated %d tokens (%s) in %.0f ms", outcome.tokens, outcome.stop, _ms(started))
-        yield AnswerEvent("done", response=self._generated_response(question, reader, found,
-                                                                    "".join(pieces).strip(), started))
+        yield AnswerEvent("done", response=self._generated_response(question, reader, found, "".join(pieces).strip(),
+                                                                    started, outcome.stop == "max_tokens"))
 
     def _generated_response(self, question: Question, reader: str, found: Retrieval, answer: str,
-                            started: float) -> AskResponse:
+                            started: float, truncated: bool) -> AskResponse:
         cited = set(cited_numbers(answer))
         return AskResponse(
             question=question.text, mode="generative", reader=reader, answer=answer,
@@ -287,7 +287,7 @@ class Answerer:
             citations=[CitationOut.from_passage(p) for p in found.passages if p.n in cited],
             uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
-            read_as=found.read_as,
+            read_as=found.read_as, truncated=truncated,
         )
 
 

@@ -80,3 +80,4 @@ class AskResponse(msgspec.Struct, frozen=True):
     retrieval_ms: float
     search_query: str | None = None  # what a follow-up question was rewritten into for the search
     read_as: str | None = None       # the question as searched, when kana in it was read as the index's words
+    truncated: bool = False          # the generator was still writing when it reached max_tokens

@@ -27,7 +27,7 @@ from litestar.response.sse import ServerSentEventMessage
 from server.access import scoped
 from server.answering import Answerer
 from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
-from server.answering.generators import TextGenerationLimits, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
 from server.routes.ask import EventStream, _answer, answerer
@@ -61,15 +61,21 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
         if data.stream:
             return EventStream(_rag_chunks(rag, question, completion))
         response = await _answer(request, rag, question)
-        return completion.body(response.answer, "stop", extension(response))
+        return completion.body(response.answer, finish_reason(response.truncated), extension(response))
     messages = conversation(data)
     generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")
     limits = TextGenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
     if data.stream:
         return EventStream(_direct_chunks(generator, messages, limits, completion))
+    outcome = TextGenerationOutcome()
     text = await anyio.to_thread.run_sync(
-        lambda: "".join(generator.stream(messages, limits, threading.Event())))
-    return completion.body(text, "stop", None)
+        lambda: "".join(generator.stream(messages, limits, threading.Event(), outcome)))
+    return completion.body(text, finish_reason(outcome.stop == "max_tokens"), None)
+
+
+def finish_reason(truncated: bool) -> str:
+    """OpenAI's: "length" when the answer was cut at `max_tokens`, so a client knows there was more."""
+    return "length" if truncated else "stop"
 
 
 async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion) -> AsyncIterator[Any]:
@@ -83,21 +89,21 @@ async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion)
             if event.response is None:
                 yield _data(completion.chunk({"content": event.text}))
             else:
-                yield _data(completion.chunk({}, "stop", extension(event.response)))
+                yield _data(completion.chunk({}, finish_reason(event.response.truncated), extension(event.response)))
     yield _data(b"[DONE]")
 
 
 async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: TextGenerationLimits,
                          completion: Completion) -> AsyncIterator[Any]:
-    cancel = threading.Event()
+    cancel, outcome = threading.Event(), TextGenerationOutcome()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
-    async with aclosing(in_thread(generator.stream(messages, limits, cancel), cancel)) as pieces:
+    async with aclosing(in_thread(generator.stream(messages, limits, cancel, outcome), cancel)) as pieces:
         async for piece in pieces:
             if isinstance(piece, Exception):
                 yield _data(_error_chunk(piece))
                 return
             yield _data(completion.chunk({"content": piece}))
-    yield _data(completion.chunk({}, "stop"))
+    yield _data(completion.chunk({}, finish_reason(outcome.stop == "max_tokens")))
     yield _data(b"[DONE]")
 
 
