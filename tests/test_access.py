@@ -34,7 +34,9 @@ from tests.conftest import CORPUS, RunningServer, build, start_server, yomitoki
 
 ENGLISH = {"field": "source", "prefix": "en-"}
 QUERIES = ["BM25 keyword search", "hybrid search reciprocal rank fusion", "形態素解析", "Unicode 正規化 NFKC",
-           "how are offsets kept after normalization", "量子化"]
+           "how are offsets kept after normalization", "量子化",
+           # kana is read as the key's words only: 銀座 and 形態素解析 are in Japanese documents alone
+           "ぎんざ", "けいたいそかいせき", "ケイタイソカイセキ"]
 
 
 def add_key(keys_file: Path, name: str, *options: str) -> str:
@@ -232,7 +234,8 @@ def test_the_key_filter_and_the_request_filter_both_apply(servers, keys) -> None
 
 
 @pytest.mark.parametrize("question", ["What does BM25 use besides term frequency?",
-                                      "形態素解析器は何をしますか？", "What is the capital of Peru?"])
+                                      "形態素解析器は何をしますか？", "What is the capital of Peru?",
+                                      "ぎんざ は どこ ですか"])
 def test_answers_citations_and_refusals_come_from_the_keys_documents(servers, keys, question: str) -> None:
     whole, alone = servers
     body = {"question": question, "mode": "extractive", "k": 3}

@@ -30,8 +30,11 @@ Kana right after a kanji is a word's ending or a particle (開きました,
 家康は), never a stretch; so a query with its words in kanji changes only
 where hiragana starts it or follows a space or a katakana word, and reads as
 a word the query does not already hold. BM25 still ranks by what the chunks
-hold: a homophone that no visible document holds (under an API key's filter
-too) scores nothing.
+hold: a homophone that no visible document holds scores nothing. Under an
+API key's filter the dictionary holds only the words of the key's documents
+(`ReadingDictionary.within`), so what the kana is read as, and so the query
+as embedded and the `read_as` shown, are what an index of those documents
+alone would give: a word of a hidden document is never read out.
 
 Katakana is how loanwords are written (ロシア, トークナイザ, クラウド), but
 some type kanji words in it too (ケイタイソカイセキ). A **katakana stretch**
@@ -46,10 +49,12 @@ but シー is no kanji word; `benchmarks/kana_queries.py` counts how rarely).
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from indexer.text.keywords import Term
@@ -112,12 +117,22 @@ class ReadingDictionary:
             read = reading(term)
             if read and MIN_READING <= len(read) <= MAX_READING and _KATAKANA_ONLY.fullmatch(read):
                 by_reading[read].add(term)
-        self.terms: dict[str, tuple[str, ...]] = {
+        self.terms: Mapping[str, tuple[str, ...]] = {
             read: tuple(sorted(found, key=lambda term: (-frequency.get(term, 0), term)))
             for read, found in by_reading.items()
         }
         self._longest = max(map(len, self.terms), default=0)
-        self.vocabulary = frozenset(term for found in by_reading.values() for term in found)  # the readable terms
+        self.vocabulary: Container[str] = frozenset(term for found in by_reading.values() for term in found)
+
+    def within(self, frequency: Callable[[str], int]) -> ReadingDictionary:
+        """The dictionary of the part of the index where a term occurs `frequency(term)` times (in that many
+        chunks; 0: not at all), as if only that part were indexed: an API key's documents. Readings are looked
+        up lazily, so a query costs a count for the few terms its kana can read as, not one per term."""
+        view = copy.copy(self)
+        counts = functools.cache(frequency)
+        view.terms = _VisibleTerms(self.terms, counts)
+        view.vocabulary = _VisibleVocabulary(self.vocabulary, counts)
+        return view
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -245,6 +260,42 @@ class LazyReadings:
                     self._dictionary = None if terms is None else ReadingDictionary(terms, self._reading)
                     self._built = True
         return self._dictionary
+
+
+class _VisibleTerms(Mapping[str, tuple[str, ...]]):
+    """Readings → the terms read that way that occur where `counts` says, most frequent there first."""
+
+    def __init__(self, terms: Mapping[str, tuple[str, ...]], counts: Callable[[str], int]) -> None:
+        self._terms, self._counts = terms, counts
+        self._visible: dict[str, tuple[str, ...]] = {}
+
+    def _lookup(self, reading: str) -> tuple[str, ...]:
+        if reading not in self._visible:
+            found = [term for term in self._terms.get(reading, ()) if self._counts(term) > 0]
+            self._visible[reading] = tuple(sorted(found, key=lambda term: (-self._counts(term), term)))
+        return self._visible[reading]
+
+    def __contains__(self, reading: object) -> bool:
+        return isinstance(reading, str) and bool(self._lookup(reading))
+
+    def __getitem__(self, reading: str) -> tuple[str, ...]:
+        if not (found := self._lookup(reading)):
+            raise KeyError(reading)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (reading for reading in self._terms if reading in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _VisibleVocabulary(Container[str]):
+    def __init__(self, vocabulary: Container[str], counts: Callable[[str], int]) -> None:
+        self._vocabulary, self._counts = vocabulary, counts
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._vocabulary and isinstance(term, str) and self._counts(term) > 0
 
 
 def _all_kanji(term: str) -> bool:

@@ -216,7 +216,8 @@ class Searcher:
         depth = MAX_RESULTS if paged else max(k, self.fusion.candidates)
         ranked = self._rank(query, mode, depth, filters or Filters(), query_vector)
         text = normalize_query(query).strip()
-        read = self.kana_terms(text).text
+        scope = (filters or Filters()).statistics
+        read = self.kana_terms(text, scope).text
         reranked: dict[int, float] = {}
         if reranking is not None:  # the cross-encoder reads the query as the embedding model does
             ranked, reranked = rerank(read, ranked, reranking, self.search_store)
@@ -236,7 +237,7 @@ class Searcher:
                     kept.append((cid, score))
             ranked = kept
         start = offset or 0
-        hits = self._hits(text, ranked[start : start + k])
+        hits = self._hits(text, ranked[start : start + k], scope)
         if more or reranked:
             hits = [replace(hit, more=more.get(hit.chunk_id, 0), rerank_score=reranked.get(hit.chunk_id))
                     for hit in hits]
@@ -301,7 +302,7 @@ class Searcher:
         if mode == "hybrid":
             weight = self.fusion.dense_weight(self.embedder.coverage(text), detect_language(text))
         if mode == "dense" or (mode == "hybrid" and (weight > 0 or not keyword)):
-            written = self.kana_terms(text).text  # hiragana read as the index's words, for the model too
+            written = self.kana_terms(text, filters.statistics).text  # kana read as the words, for the model too
             if query_vector is None or written != text:
                 query_vector = embed_for(self.embedder, [written], "query")[0]
             vector = query_vector
@@ -363,20 +364,23 @@ class Searcher:
         dictionary = self.readings.get()
         return None if dictionary is None else len(dictionary)
 
-    def kana_terms(self, text: str) -> Conversion:
-        """The index's words that the query's kana stretches read as (`indexer.search.readings`)."""
-        return self._conversions(text) if self.kana_conversion else Conversion((), (), text)
+    def kana_terms(self, text: str, scope: Filters | None = None) -> Conversion:
+        """The index's words that the query's kana stretches read as (`indexer.search.readings`); with `scope`
+        (`Filters.statistics`: an API key's documents), only the words of the chunks that pass it."""
+        return self._conversions(text, scope) if self.kana_conversion else Conversion((), (), text)
 
-    def _convert(self, text: str) -> Conversion:
+    def _convert(self, text: str, scope: Filters | None) -> Conversion:
         dictionary = self.readings.get() if has_stretches(text) else None
         if dictionary is None:
             return Conversion((), (), text)
+        if scope is not None:
+            dictionary = dictionary.within(lambda term: self.search_store.document_frequency("words", term, scope))
         # the noun gate is for hiragana only: a query of katakana (loanwords, mostly) is not analysed for it
         nouns = self.keywords.noun_spans(text) if kana_stretches(text) else ()
         return dictionary.expand(text, self.keywords.words(text), nouns=nouns)
 
     def _keyword(self, text: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
-        kana = self.kana_terms(text)
+        kana = self.kana_terms(text, filters.statistics)
 
         def typed(terms: list[Term]) -> list[str]:  # the query's own terms, less those of converted kana
             return [t.text for t in terms if not any(s <= t.start and t.end <= e for s, e in kana.spans)]
@@ -392,11 +396,11 @@ class Searcher:
     def grams_weight(self) -> float:
         return float(self.keywords.settings.get("grams_weight", 1.0))  # type: ignore[arg-type]
 
-    def _hits(self, query: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+    def _hits(self, query: str, ranked: list[tuple[int, float]], scope: Filters | None = None) -> list[Hit]:
         chunks = self.search_store.chunks([cid for cid, _ in ranked])
         docs = self.search_store.documents_brief(list({c.doc_id for c in chunks.values()}))
         originals = self.search_store.chunk_originals(list(chunks.values()))
-        terms = self._query_terms(query)
+        terms = self._query_terms(query, scope)
         hits = []
         for cid, score in ranked:
             chunk = chunks.get(cid)
@@ -413,7 +417,7 @@ class Searcher:
             ))
         return hits
 
-    def _query_terms(self, query: str) -> re.Pattern[str] | None:
+    def _query_terms(self, query: str, scope: Filters | None = None) -> re.Pattern[str] | None:
         """One pattern matching the query's terms as they can appear in a chunk's text.
 
         English terms match as word prefixes of their stem (run → running),
@@ -431,7 +435,7 @@ class Searcher:
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
         parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
-        parts.update(re.escape(term) for term in self.kana_terms(query).terms)
+        parts.update(re.escape(term) for term in self.kana_terms(query, scope).terms)
         if not parts:
             return None
         return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.IGNORECASE)

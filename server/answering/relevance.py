@@ -90,7 +90,7 @@ class RelevanceScorer:
 
     def profile(self, question: str) -> QuestionProfile:
         # hiragana read as the index's words (`indexer.search.readings`): passages hold them in kanji
-        text = self.searcher.kana_terms(normalize_query(question).strip()).text
+        text = self.searcher.kana_terms(normalize_query(question).strip(), self.scope).text
         keywords = self.searcher.keywords
         words = {t.text for t in keywords.words(text) if text[t.start : t.end].lower() not in INTERROGATIVES}
         grams = {t.text for t in keywords.grams(text) if t.text not in INTERROGATIVES}
