@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from indexer.search.searcher import QueryError, Searcher
+from indexer.search.searcher import Hit, QueryError, Searcher
 from indexer.store.sqlite import Filters
 from tests.conftest import CORPUS
 
@@ -44,6 +44,27 @@ def test_highlights_slice_the_original_file_text(searcher: Searcher, query: str)
             assert fragment.strip(), (query, fragment)
             highlighted += 1
     assert highlighted, f"no highlight for {query!r}"
+
+
+def highlighted_words(hit: Hit) -> list[str]:
+    original = (CORPUS / hit.source).read_text(encoding="utf-8")
+    return [original[start:end] for start, end in hit.highlights]
+
+
+def test_a_word_after_a_particle_is_highlighted_whole(searcher: Searcher) -> None:
+    # the bigram の弱 overlaps 弱点: both are marked, merged, not の弱 alone
+    hits = [hit for hit in searcher.search("BM25の弱点", mode="keyword", k=5) if "弱点" in hit.text]
+    assert hits
+    for hit in hits:
+        assert all(word != "の弱" for word in highlighted_words(hit)), highlighted_words(hit)
+        assert sum("弱点" in word for word in highlighted_words(hit)) == hit.text.count("弱点"), highlighted_words(hit)
+
+
+def test_kana_read_as_a_word_marks_that_word_not_the_kanas_particles(searcher: Searcher) -> None:
+    hits = searcher.search("とーくないざ", mode="keyword", k=5)
+    assert searcher.kana_terms("とーくないざ").text == "トークナイザ"
+    assert hits and all(set(highlighted_words(hit)) <= {"トークナイザ"} for hit in hits), \
+        [highlighted_words(hit) for hit in hits]
 
 
 def test_english_query_finds_the_rrf_document(searcher: Searcher) -> None:

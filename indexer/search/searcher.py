@@ -427,18 +427,25 @@ class Searcher:
         """
         parts = set()
         compounds = self.compounds(query)
-        for term in self.keywords.words(query):
+        kana = self.kana_terms(query, scope)
+
+        def searched(term: Term) -> bool:  # not a piece of kana read as the index's words (as `_keyword`)
+            return not any(s <= term.start and term.end <= e for s, e in kana.spans)
+
+        for term in filter(searched, self.keywords.words(query)):
             typed = query[term.start : term.end]
             if typed.isascii():
                 parts.add(rf"\b{re.escape(term.text)}\w*")  # the stem, as a word's start: run → running
             elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
         parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
-        parts.update(re.escape(gram.text) for gram in self.keywords.grams(query))
-        parts.update(re.escape(term) for term in self.kana_terms(query, scope).terms)
+        parts.update(re.escape(gram.text) for gram in filter(searched, self.keywords.grams(query)))
+        parts.update(re.escape(term) for term in kana.terms)
         if not parts:
             return None
-        return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.IGNORECASE)
+        # matched at every position, as a lookahead: matches may overlap (の弱 and 弱点 in の弱点; a plain scan
+        # would resume after の弱 and never see 弱点), and `highlights` merges them
+        return re.compile(f"(?=({'|'.join(sorted(parts, key=len, reverse=True))}))", re.IGNORECASE)
 
     def highlights(self, chunk: StoredChunk, pattern: re.Pattern[str] | None) -> tuple[tuple[int, int], ...]:
         """Spans of the chunk where query terms occur, merged, in original-text offsets."""
@@ -446,7 +453,7 @@ class Searcher:
             return ()
         merged: list[list[int]] = []
         for match in pattern.finditer(chunk.text):
-            start, end = match.span()
+            start, end = match.span(1)
             if end == start:
                 continue
             if merged and start <= merged[-1][1]:
