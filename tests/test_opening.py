@@ -54,6 +54,16 @@ def test_open_index_on_a_missing_index_says_what_to_run(tmp_path: Path) -> None:
         index_source(tmp_path / "nothing-here")
 
 
+@pytest.mark.parametrize("command", [("info",), ("check",), ("search", "BM25"), ("index", str(CORPUS))])
+def test_an_index_path_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command: tuple[str, ...]) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("not an index\n")
+    result = run(*command, "--index", str(file))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and f"{file} is a file, not an index folder" in result.stderr, result.stderr
+    assert file.read_text() == "not an index\n"
+
+
 @pytest.mark.slow
 def test_cli_ask_answers_from_an_onnx_int8_index(tmp_path: Path) -> None:
     index = tmp_path / "index"

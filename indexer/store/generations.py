@@ -98,11 +98,17 @@ class IndexDirectory:
         return self.path / "CURRENT"
 
     def current_name(self) -> str | None:
+        self._must_be_a_folder()
         try:
             name = self.pointer.read_text().strip()
         except FileNotFoundError:
             return None
         return name or None
+
+    def _must_be_a_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexNotFoundError(f"{self.path} is a file, not an index folder: give --index a folder "
+                                     "(a new one is made by `yomitoki index`)")
 
     def current(self) -> Generation:
         """The live generation; raises IndexNotFoundError with what to run."""
@@ -159,6 +165,7 @@ class IndexDirectory:
     @contextlib.contextmanager
     def build_lock(self) -> Iterator[None]:
         """Hold the build lock; a second build at once is refused with a clear message."""
+        self._must_be_a_folder()
         self.path.mkdir(parents=True, exist_ok=True)
         handle = (self.path / ".build.lock").open("a+")
         try:
