@@ -240,6 +240,7 @@ def test_check_passes_a_healthy_index(small_index: IndexDirectory) -> None:
     [
         ("vectors.faiss", truncate, "truncated"),
         ("store.sqlite", lambda path: overwrite(path, 0), "not an SQLite database"),
+        ("vectors.json", lambda path: path.write_text("xx\n"), "damaged"),  # the vector index's settings
     ],
 )
 def test_damaged_file_is_found_at_load_and_by_check_with_its_path(

@@ -202,7 +202,9 @@ class IndexDirectory:
     def publish(self, workspace: Path, name: str, manifest: Manifest) -> Generation:
         """Checksum, fsync, rename into place and flip CURRENT atomically."""
         files = {}
-        for filename in (STORE_FILE, VECTORS_FILE):
+        vectors = Path(VECTORS_FILE).stem  # and its sidecars: vectors.json (type, parameters), tombstones…
+        sidecars = sorted(p.name for p in workspace.glob(f"{vectors}.*") if p.name != VECTORS_FILE and p.is_file())
+        for filename in (STORE_FILE, VECTORS_FILE, *sidecars):
             file = workspace / filename
             _fsync(file)
             files[filename] = FileEntry(bytes=file.stat().st_size, sha256=file_digest(file))

@@ -35,6 +35,7 @@ from indexer.store.ann import (
     without_lookup_table,
 )
 from indexer.store.full_vectors import FullVectors
+from indexer.store.generations import CorruptIndexError
 from indexer.store.manifest import VectorsEntry
 
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
@@ -93,15 +94,19 @@ class VectorIndex:
     def load(cls, path: Path) -> VectorIndex:
         index = faiss.read_index(str(path))
         meta_path = _sidecar(path, ".json")
-        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {"type": "flat"}
-        params = VectorParams(**meta.get("params", {}))
+        try:
+            meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {"type": "flat"}
+            params, kind = VectorParams(**meta.get("params", {})), str(meta["type"])
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise CorruptIndexError(f"{meta_path} is damaged ({exc}): run `yomitoki check`, or rebuild with "
+                                    "`yomitoki index … --rebuild`") from exc
         tombstones_path = _sidecar(path, ".tombstones.npy")
         tombstones = set(np.load(tombstones_path).tolist()) if tombstones_path.exists() else set()
         full = None
-        if meta["type"] == "ivfpq":
+        if kind == "ivfpq":
             without_lookup_table(index)  # reading rebuilds it
             full = FullVectors.open(_sidecar(path, ".ids.npy"), _sidecar(path, ".full.npy"))
-        return cls(index, index.d, meta["type"], params, tombstones, full)
+        return cls(index, index.d, kind, params, tombstones, full)
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
