@@ -177,6 +177,7 @@ def test_chat_answers_extractively_with_sources(client: TestClient) -> None:
     ({"model": "yomitoki-rag", "messages": [{"role": "system", "content": "hi"}]}, 400, "messages"),
     ({"model": "yomitoki-rag", "messages": []}, 400, "messages"),
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "x" * 2001}]}, 400, "messages[0].content"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "\u0000"}]}, 400, "messages[0].content"),
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}] * 70}, 400, "messages"),
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "max_tokens": 0}, 400, "max_tokens"),
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "yomitoki": {"k": 99}}, 400,

@@ -258,6 +258,8 @@ def test_transformers_model_answers_english_with_offsets(client: TestClient) -> 
     ({"texts": []}, 400, ["texts"]),
     ({"texts": [""]}, 400, ["texts"]),
     ({"texts": ["   "]}, 400, ["texts[0]", "empty"]),
+    ({"texts": ["山田", "\u0000"]}, 400, ["texts[1]", "nothing to read"]),  # not a 503 for a missing model
+    ({"texts": ["\u200b\u0301"]}, 400, ["texts[0]", "nothing to read"]),
     ({"texts": ["a"] * 65}, 400, ["texts", "64"]),
     ({"texts": ["あ" * 5001]}, 400, ["texts", "5000"]),
     ({"texts": ["\ufdfa" * 1000]}, 400, ["texts[0]", "18,000 characters once NFKC-normalized"]),

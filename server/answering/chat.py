@@ -18,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from indexer.store.sqlite import Filters
+from indexer.text.normalize import normalize_query
 from server.answering.followups import Turn
 from server.answering.pipeline import Question
 from server.answering.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS, AskMode, AskResponse, CitationOut
@@ -111,8 +112,8 @@ def last_user_turn(messages: list[dict[str, str]]) -> int:
     last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
     if last is None:
         raise TaskInputError("messages", "no message has role 'user': there is no question to answer")
-    if not messages[last]["content"].strip():
-        raise TaskInputError(f"messages[{last}].content", "the question is empty")
+    if not normalize_query(messages[last]["content"]).strip():
+        raise TaskInputError(f"messages[{last}].content", "the question is empty (once normalized)")
     return last
 
 

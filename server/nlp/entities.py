@@ -9,6 +9,7 @@ text) and each group goes to its language's model.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,9 +96,11 @@ def _no_model(language: str) -> UnavailableError:
 
 def _check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise TaskInputError(f"texts[{i}]", "is empty or only whitespace")
-        if (length := len(normalize_query(text))) > MAX_NORMALIZED_CHARS:
+        normalized = normalize_query(text)
+        if all(c.isspace() or unicodedata.category(c)[0] in "CM" for c in normalized):
+            raise TaskInputError(f"texts[{i}]", "has nothing to read: it is empty, or only whitespace, control, "
+                                                "zero-width or combining characters")
+        if (length := len(normalized)) > MAX_NORMALIZED_CHARS:
             raise TaskInputError(f"texts[{i}]", f"is {length:,} characters once NFKC-normalized; the limit is "
                                                 f"{MAX_NORMALIZED_CHARS:,}")
 

@@ -18,17 +18,21 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from indexer.store.sqlite import Filters
+from indexer.text.normalize import normalize_query
 from server.access import scoped
 from server.answering import Answerer, Question
 from server.answering.followups import Turn
 from server.answering.pipeline import AnswerEvent, AnswerSettings
 from server.answering.schemas import AskRequest, AskResponse
 from server.errors import client_status, log_internal
+from server.nlp.errors import TaskInputError
 from server.services import Services
 from server.streaming import in_thread
 
 
 def _question(data: AskRequest) -> Question:
+    if not normalize_query(data.question).strip():
+        raise TaskInputError("question", "is empty once normalized (only whitespace or control characters)")
     filters = data.filters.to_filters() if data.filters else Filters()
     history = tuple(Turn(t.role, t.content) for t in data.history)
     return Question(text=data.question, mode=data.mode, k=data.k, filters=filters, max_tokens=data.max_tokens,
