@@ -211,6 +211,17 @@ def test_json_nested_past_the_decoders_depth_is_a_400(client: TestClient, path: 
     assert client.post("/search", json={"query": "x"}).status_code == 200  # and it keeps serving
 
 
+@pytest.mark.parametrize(("query_string", "field"), [
+    ("q=%FF%FE", "q"),                     # not UTF-8: it would be searched as U+FFFD
+    ("q=%E6%9D%B1%E4%BA%AC&source=", "source"),  # an empty prefix, a 400 in POST's filters too
+])
+def test_bad_get_search_parameters_are_400_naming_them(client: TestClient, query_string: str, field: str) -> None:
+    response = client.get(f"/search?{query_string}")
+    assert response.status_code == 400, response.text[:300]
+    assert field in response.text, response.text[:300]
+    assert client.get("/search?q=%E6%9D%B1%E4%BA%AC").status_code == 200  # 東京, percent-encoded UTF-8
+
+
 def test_unicode_edge_cases_in_documents(client: TestClient, hostile_index: tuple[Path, Any]) -> None:
     _, report = hostile_index
     assert {f.path: f.reason for f in report.failures} == {

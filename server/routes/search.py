@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 import numpy as np
@@ -106,7 +107,7 @@ async def search_get(
     q: Annotated[str, QueryParameter(min_length=1, max_length=MAX_QUERY_CHARS)],
     mode: FromQuery[Mode] = "hybrid",
     k: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
-    source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    source: Annotated[str | None, QueryParameter(min_length=1, max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
     tag: Annotated[list[Tag] | None, QueryParameter(max_items=50)] = None,
     offset: Annotated[int | None, QueryParameter(ge=0, le=MAX_RESULTS - 1)] = None,
@@ -114,6 +115,11 @@ async def search_get(
     entity: Annotated[list[str] | None, QueryParameter(max_items=50, description="TYPE:NAME")] = None,
     rerank: Annotated[bool | None, QueryParameter(description="false: skip the configured reranker")] = None,
 ) -> SearchResponse:
+    try:  # the parameters arrive decoded with � for bytes that are not UTF-8: searching for � helps nobody
+        unquote_to_bytes(request.scope["query_string"]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the query string is not UTF-8 (byte {exc.object[exc.start]:#04x}): percent-encode "
+                         "the UTF-8 bytes of the text", field="q") from None
     filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ()),
                               entities=parse_entity_params(entity)), request)
     if (offset or 0) + k > MAX_RESULTS:
