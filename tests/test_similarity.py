@@ -62,6 +62,12 @@ def test_texts_are_normalized_like_queries(client: TestClient) -> None:
     assert body["scores"][0] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_cosine_is_never_past_one(client: TestClient) -> None:
+    texts = ["ﾄｰｸﾅｲｻﾞ", "ｶﾞ", "A man is playing a guitar.", "形態素解析", "トークナイザの使い方"]
+    body = client.post("/similarity", json={"pairs": [[text, text] for text in texts]}).json()
+    assert all(-1.0 <= score <= 1.0 for score in body["scores"]), body  # float32 sums rounded a hair past 1
+
+
 def test_cosine_pairs_is_the_dot_product_of_normalized_embeddings(embedder: Embedder) -> None:
     pairs = [("東京の天気", "weather in Tokyo"), ("ｶﾀｶﾅ", "カタカナ")]
     vectors = embedder.embed([normalize_query(t) for pair in pairs for t in pair])

@@ -33,7 +33,8 @@ def cosine_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]]) -> list[f
     """Cosine similarity of each pair's embeddings (texts shared between pairs are embedded once)."""
     vectors = embed_texts(embedder, [text for pair in pairs for text in pair])
     left, right = vectors[0::2], vectors[1::2]
-    return [float(s) for s in np.einsum("ij,ij->i", left, right)]
+    # float32 rounding can put a text and itself a hair past 1: clipped, a cosine stays a cosine
+    return [float(s) for s in np.clip(np.einsum("ij,ij->i", left, right), -1.0, 1.0)]
 
 
 def choose_method(method: Method, scorer: PairScorer | None) -> Literal["cosine", "cross-encoder"]:
