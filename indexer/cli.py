@@ -352,6 +352,9 @@ def search_command(query: str, index_dir: Path, mode: str, k: int, source: str |
                    collapse: bool, milvus_uri: str | None, milvus_collection: str | None,
                    reranker: str | None, reranker_backend: str, rerank_depth: int, as_json: bool) -> None:
     """Search the index from the terminal."""
+    if (offset or 0) + k > MAX_RESULTS:  # as over HTTP: a ranking goes no deeper
+        raise click.BadParameter(f"--offset + -k must be at most {MAX_RESULTS}, got {offset} + {k}",
+                                 param_hint="--offset")
     try:
         where = None if where_text is None else parse_json(where_text, "--where")
     except FilterError as exc:

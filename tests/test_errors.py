@@ -115,3 +115,12 @@ def test_the_command_line_exits_with_each_errors_code(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "yomitoki index" in missing.output, missing.output
     misused = CliRunner().invoke(cli, ["info", "--index", str(tmp_path / "none"), "--milvus-collection", "c"])
     assert misused.exit_code == 2 and "--milvus-collection needs --milvus-uri" in misused.output, misused.output
+    both = CliRunner().invoke(cli, ["index", str(tmp_path), "--index", str(tmp_path / "i"), "--store", "embedded",
+                                    "--milvus-uri", str(tmp_path / "m.db")])
+    assert both.exit_code == 2 and "--milvus-uri" in both.output and not (tmp_path / "m.db").exists(), both.output
+    lite = tmp_path / "typo.db"
+    absent = CliRunner().invoke(cli, ["search", "BM25", "--index", str(tmp_path / "i"), "--milvus-uri", str(lite)])
+    assert absent.exit_code == 1 and f"no Milvus Lite file at {lite}" in absent.output, absent.output
+    assert not lite.exists()  # a read left no database behind
+    deep = CliRunner().invoke(cli, ["search", "BM25", "--index", str(tmp_path / "none"), "--offset", "995"])
+    assert deep.exit_code == 2 and "at most 1000, got 995 + 10" in deep.output, deep.output

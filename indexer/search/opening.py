@@ -17,7 +17,7 @@ from indexer.embed.loading import load_manifest_embedder
 from indexer.search.searcher import Searcher
 from indexer.store.base import GenerationSource, is_embedded
 from indexer.store.factory import open_target
-from indexer.store.generations import Generation
+from indexer.store.generations import Generation, IndexNotFoundError
 from indexer.store.integrity import check_checksums, corrupt, ensure_openable
 
 
@@ -27,6 +27,9 @@ def index_source(index_dir: Path, milvus_uri: str | None = None,
 
     A truncated or overwritten file stops us here, before the slow model load.
     """
+    if milvus_uri and "://" not in milvus_uri and not Path(milvus_uri).exists():  # Milvus Lite would make it
+        raise IndexNotFoundError(f"no Milvus Lite file at {milvus_uri}: build one with "
+                                 f"`yomitoki index CORPUS --index {index_dir} --milvus-uri {milvus_uri}`")
     source = open_target(index_dir, None, milvus_uri, milvus_collection)
     generation = source.current()
     if is_embedded(generation):

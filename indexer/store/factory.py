@@ -43,6 +43,9 @@ def open_target(index_dir: Path, store: str | None = None, milvus_uri: str | Non
     if store not in STORE_KINDS:
         raise InputError(f"unknown store {store!r}: use one of {', '.join(STORE_KINDS)}", "--store")
     if store == "embedded":
+        if milvus_uri:
+            raise InputError("--store embedded keeps the index in --index; --milvus-uri would put it in Milvus: "
+                             "give one of them", "--milvus-uri")
         if milvus_collection:
             raise InputError("--milvus-collection needs --milvus-uri (or --store milvus)")
         return IndexDirectory(index_dir)
