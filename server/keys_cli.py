@@ -40,8 +40,8 @@ def keys_group() -> None:
 def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) -> None:
     """Make a key NAME; print it once (only its hash is stored)."""
     if not NAME.fullmatch(name):
-        raise click.BadParameter("letters, digits, '_', '.', '@' and '-', starting with a letter or digit, "
-                                 "at most 64", param_hint="NAME")
+        raise click.BadParameter(f"{name!r}: a name is ASCII letters, digits, '_', '.', '@' and '-', starting with "
+                                 "a letter or digit, at most 64 (e.g. jinji-team)", param_hint="NAME")
     try:
         where = None if where_text is None else parse_json(where_text, "--where")
     except FilterError as exc:
@@ -66,6 +66,9 @@ def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) 
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
 def list_command(keys_file: Path, as_json: bool) -> None:
     """The keys' names, scopes and access filters (never the keys)."""
+    if not keys_file.exists():
+        raise click.ClickException(f"no keys file at {keys_file}: make one with `yomitoki keys add NAME --file "
+                                   f"{keys_file}`")
     rows = [{"name": k.label, "scope": k.scope, "where": None if k.where is None else to_json(k.where)}
             for k in _read(keys_file)]
     if as_json:

@@ -284,6 +284,12 @@ def test_keys_are_listed_and_removed_without_showing_them(keys) -> None:
     bad = subprocess.run(yomitoki("keys", "add", "x", "--file", str(copy), "--where", '{"field": "colour"}'),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown field" in bad.stderr and "where.field" in bad.stderr
+    named = subprocess.run(yomitoki("keys", "add", "人事チーム", "--file", str(copy)), capture_output=True, text=True,
+                           timeout=60)
+    assert named.returncode == 2 and "ASCII letters" in named.stderr, named.stderr
+    absent = subprocess.run(yomitoki("keys", "list", "--file", str(keys_file.with_name("typo.txt"))),
+                            capture_output=True, text=True, timeout=60)
+    assert absent.returncode == 1 and "no keys file at" in absent.stderr, absent.stderr
 
 
 # ---- in process, on both stores: statistics that count only what a key sees ------------------------------------

@@ -254,6 +254,7 @@ def test_cli_zero_shot_few_shot_and_named(index: IndexDirectory, tmp_path: Path,
     [
         (("x", "--label", "only"), "at least 2 labels", 2),  # bad input: 2, as for a wrong option
         (("x",), "give labels", 2),
+        (("x", "--label", "=説明", "--label", "b"), "has no name", 2),
         (("x", "--classifier", "nope"), "no classifier named 'nope'", 1),
     ],
 )

@@ -26,6 +26,8 @@ def parse_labels(values: Iterable[str]) -> list[LabelSpec]:
     labels = []
     for value in values:
         name, _, description = value.partition("=")
+        if not name.strip():
+            raise TaskInputError("--label", f"{value!r} has no name: write NAME or NAME=DESCRIPTION")
         labels.append(LabelSpec(name.strip(), description.strip() or None))
     return labels
 
