@@ -488,6 +488,12 @@ def test_readable_on_a_375px_screen_and_at_200_percent_zoom(web: Browsing) -> No
     box = phone.locator("#submit").bounding_box()
     assert box and box["x"] + box["width"] <= 375 and box["height"] >= 40
     shot(phone, "mobile-375")
+    for locale in ("en-US", "ja-JP"):  # the Ask tab's options: English's are the longest
+        asking = web.page(locale=locale, width=375, height=740)
+        asking.goto(web.server.url + "/")
+        asking.click("label[for=task-ask]")
+        expect(asking.locator("#answer-mode")).to_be_visible()
+        assert_no_horizontal_scroll(asking)
     # a 1280px-wide window at 200% zoom lays out like a 640px-wide one with doubled pixels
     zoomed = web.page(width=640, height=400, scale=2)
     zoomed.goto(web.server.url + "/")
