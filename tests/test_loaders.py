@@ -590,3 +590,55 @@ def test_reading_reports_progress_file_by_file(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     docs, failures = load_corpus(tmp_path, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)] and len(docs) == 2 and [f.path for f in failures] == ["c.doc"]
+
+
+def test_word_text_in_controls_revisions_fields_boxes_nested_tables_and_notes_is_read(tmp_path: Path) -> None:
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    w = nsdecls("w")
+    document = docx.Document()
+    document.add_paragraph("通常の段落はあじさい。")
+    blocks = [
+        f"<w:sdt {w}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>コントロール内はつつじ。</w:t></w:r></w:p>"
+        "</w:sdtContent></w:sdt>",
+        f'<w:p {w}><w:r><w:t>挿入されたのは</w:t></w:r><w:ins w:id="1" w:author="a"><w:r><w:t>さつき。</w:t></w:r>'
+        f'</w:ins><w:del w:id="2" w:author="a"><w:r><w:delText>消えたぼたん</w:delText></w:r></w:del></w:p>',
+        f'<w:p {w}><w:fldSimple w:instr=" AUTHOR "><w:r><w:t>著者はもくれん</w:t></w:r></w:fldSimple></w:p>',
+        f'<w:p {w}><w:customXml w:element="x"><w:r><w:t>カスタムXML内はこぶし。</w:t></w:r></w:customXml></w:p>',
+        # a text box as Word writes it: the same box twice, as DrawingML and as a VML fallback
+        f'<w:p {w} xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+        'xmlns:v="urn:schemas-microsoft-com:vml"><w:r><mc:AlternateContent><mc:Choice Requires="wps">'
+        "<w:txbxContent><w:p><w:r><w:t>箱の中はききょう。</w:t></w:r></w:p></w:txbxContent></mc:Choice>"
+        "<mc:Fallback><w:pict><v:textbox><w:txbxContent><w:p><w:r><w:t>箱の中はききょう。</w:t></w:r></w:p>"
+        "</w:txbxContent></v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>",
+    ]
+    for xml in blocks:
+        document.element.body[-1].addprevious(parse_xml(xml))
+    merged = document.add_table(rows=2, cols=3)
+    merged.cell(0, 0).merge(merged.cell(0, 2)).text = "結合セルはしゃくやく"
+    for column, text in enumerate("左中右"):
+        merged.cell(1, column).text = text
+    outer = document.add_table(rows=1, cols=2)
+    outer.cell(0, 0).text = "外側"
+    outer.cell(0, 1).add_table(rows=1, cols=1).cell(0, 0).text = "入れ子の表はすいせん"
+    notes = (f'<w:footnotes {w}><w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p>'
+             '</w:footnote><w:footnote w:id="1"><w:p><w:r><w:t>脚注はみずすまし</w:t></w:r></w:p></w:footnote>'
+             "</w:footnotes>")
+    part = Part(PackURI("/word/footnotes.xml"),
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml", notes.encode(),
+                document.part.package)
+    document.part.relate_to(part, RELATIONSHIP_TYPE.FOOTNOTES)
+    document.save(tmp_path / "structures.docx")
+
+    [doc] = load_file(tmp_path / "structures.docx", tmp_path)
+    for text in ("あじさい", "コントロール内はつつじ", "挿入されたのはさつき", "著者はもくれん",
+                 "カスタムXML内はこぶし", "外側\t入れ子の表はすいせん", "脚注はみずすまし",
+                 "結合セルはしゃくやく\n左\t中\t右"):
+        assert text in doc.text, (text, doc.text)
+    assert "ぼたん" not in doc.text  # a tracked deletion is not the document's text
+    assert doc.text.count("ききょう") == 1 and doc.text.count("しゃくやく") == 1, doc.text
