@@ -13,7 +13,19 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from benchmarks.document_files import ENGLISH, HEADER, KYOTO, LEFT_COLUMN, RIGHT_COLUMN, TOKYO, VERTICAL
+from benchmarks.document_files import (
+    ENGLISH,
+    HEADER,
+    KYOTO,
+    LEFT_COLUMN,
+    RIGHT_COLUMN,
+    TOKYO,
+    VERTICAL,
+    chromium_pdf,
+    document_html,
+    page_html,
+    paragraphs_html,
+)
 from indexer.build.builder import document_id
 from indexer.embed.base import Embedder
 from indexer.search.searcher import Searcher
@@ -123,6 +135,27 @@ def test_scanned_pages_are_read_by_ocr_and_laid_out_like_a_text_layer(document_f
     flat = _flat(pages[1])  # two columns, then an English paragraph in justified lines with wide gaps
     assert flat.index("左段") < flat.index("右段") < flat.index("Indexingbuilds")
     assert "Indexing builds a searchable representation of documents." in pages[1]
+
+
+NEWS = ["Municipal authorities announced yesterday that the comprehensive redevelopment of the riverside "
+        "neighbourhood will begin in spring, following extraordinarily lengthy consultations with residents.",
+        "Opponents argued that the reconfiguration of transportation infrastructure would disproportionately "
+        "affect shopkeepers, whose livelihoods depend on uninterrupted pedestrian traffic.",
+        "Supporters countered that internationally recognised environmental certification requires the "
+        "redevelopment to proceed without further postponement, and that compensation would be offered.",
+        "The council will publish detailed implementation schedules next month, together with a telephone "
+        "helpline for concerned citizens and a website listing every affected street."]
+
+
+@pytest.mark.parametrize(("columns", "size"), [(2, 11), (3, 10)])
+def test_narrow_justified_columns_read_in_order(tmp_path: Path, columns: int, size: int) -> None:
+    # justified lines of a few long words leave gaps wider than a column gutter between them
+    css = (f".columns {{ column-count: {columns}; column-gap: 7mm; text-align: justify; }} "
+           f"body {{ font-family: 'DejaVu Serif', serif; font-size: {size}pt; }}")
+    pdf = chromium_pdf(document_html([page_html(paragraphs_html(NEWS * 2, title="City news"), layout="columns")],
+                                     lang="en", css=css), tmp_path / "news.pdf")
+    [page] = pdf_pages(pdf)
+    assert page.text.split("\n\n") == ["City news", *NEWS, *NEWS], page.text
 
 
 def test_word_headings_become_sections_and_tables_text(document_files: Path) -> None:

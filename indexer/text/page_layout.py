@@ -8,6 +8,7 @@ layer (`pdf_text`) or from OCR (`scan_layout`).
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import statistics
 from collections import Counter
@@ -45,25 +46,35 @@ def _gutter(lines: Sequence[Line]) -> float | None:
     return best[1] if best else None
 
 
-def _horizontal_order(lines: list[Line]) -> list[list[Line]]:
-    """Horizontal lines as reading flows: a two-column band's left column, then its right one."""
+def _gutters(lines: Sequence[Line]) -> list[float]:
+    """The x of each gap between columns, left to right: the page's gutter, then those inside each side of it
+    (three columns are a column and two more)."""
     gutter = _gutter(lines)
     if gutter is None:
+        return []
+    left = [line for line in lines if line.right <= gutter]
+    right = [line for line in lines if line.left >= gutter]
+    return [*_gutters(left), gutter, *_gutters(right)]
+
+
+def _horizontal_order(lines: list[Line]) -> list[list[Line]]:
+    """Horizontal lines as reading flows: a band of columns read column by column, left to right."""
+    gutters = _gutters(lines)
+    if not gutters:
         return [lines]
+    edges = [-math.inf, *gutters, math.inf]
     lines = sorted(lines, key=lambda line: (-line.top, line.left))
     flows: list[list[Line]] = []
-    left: list[Line] = []
-    right: list[Line] = []
+    columns: list[list[Line]] = [[] for _ in gutters] + [[]]
     for line in lines:
-        if line.right <= gutter:
-            left.append(line)
-        elif line.left >= gutter:
-            right.append(line)
-        else:  # a full-width line (a title) closes the band above it
-            flows += [flow for flow in (left, right) if flow]
-            left, right = [], []
+        column = next((n for n in range(len(columns)) if edges[n] <= line.left and line.right <= edges[n + 1]), None)
+        if column is not None:
+            columns[column].append(line)
+        else:  # a line across a gutter (a title) closes the band above it
+            flows += [flow for flow in columns if flow]
+            columns = [[] for _ in columns]
             flows.append([line])
-    flows += [flow for flow in (left, right) if flow]
+    flows += [flow for flow in columns if flow]
     return flows
 
 

@@ -10,6 +10,7 @@ place (`scan_layout`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,20 +99,39 @@ def _columns(runs: list[list[Glyph]]) -> list[tuple[list[Glyph], bool]]:
     return joined
 
 
-def _split_rows(glyphs: list[Glyph]) -> list[list[Glyph]]:
-    """A horizontal run cut into rows (PDFium joins the rows of a hyphenated word) and at wide gaps
-    (a column gutter between two runs of one row)."""
+def _split_rows(glyphs: list[Glyph], gutter: Callable[[float], bool] = lambda x: True) -> list[list[Glyph]]:
+    """A horizontal run cut into rows (PDFium joins the rows of a hyphenated word) and at wide gaps where
+    `gutter` says the page has a gap between columns (PDFium can run two columns' rows together)."""
     parts: list[list[Glyph]] = [[]]
     last: Glyph | None = None
     for glyph in glyphs:
         if glyph.char.strip():
-            size = max(glyph.top - glyph.bottom, last.top - last.bottom if last else 0, 1.0)
-            if last is not None and (glyph.left - last.right > 4 * size or
+            if last is not None and ((_wide_gap(last, glyph) and gutter((last.right + glyph.left) / 2)) or
                                      (glyph.top < last.bottom and glyph.left < last.left)):
                 parts.append([])
             last = glyph
         parts[-1].append(glyph)
     return [part for part in parts if any(g.char.strip() for g in part)]
+
+
+def _wide_gap(last: Glyph, glyph: Glyph) -> bool:
+    return glyph.left - last.right > 4 * max(glyph.top - glyph.bottom, last.top - last.bottom, 1.0)
+
+
+def _gutters(rows: Sequence[list[Glyph]]) -> Callable[[float], bool]:
+    """Whether an x is in a gap between columns: at most a quarter of the rows that reach across it have a
+    character on it (a title over both columns). A justified line's wide gaps between words are not: the
+    rows above and below it have words there."""
+    boxes = [[g for g in row if g.char.strip()] for row in rows]
+    boxes = [marks for marks in boxes if marks]
+
+    @functools.cache
+    def gutter(x: float) -> bool:
+        across = [marks for marks in boxes if marks[0].left < x < marks[-1].right]
+        on = sum(1 for marks in across if any(g.left <= x <= g.right for g in marks))
+        return on <= 0.25 * len(across)
+
+    return gutter
 
 
 def _split_columns(run: list[Glyph]) -> list[list[Glyph]]:
@@ -135,11 +155,14 @@ def _lines(runs: Sequence[list[Glyph]]) -> list[Line]:
     """PDFium's lines, vertical ones marked, horizontal ones cut at gutters and glued where it split a row;
     furigana dropped."""
     pieces: list[Line] = []
-    for run, vertical in _columns(list(runs)):
+    columns = _columns(list(runs))
+    gutter = _gutters([row for run, vertical in columns if not vertical
+                       for row in _split_rows(run, gutter=lambda x: False)])
+    for run, vertical in columns:
         if vertical:
             pieces += [Line(part, vertical=True) for part in _split_columns(run)]
             continue
-        rows = _split_rows(run)
+        rows = _split_rows(run, gutter)
         for number, part in enumerate(rows, 1):
             hyphenated = number < len(rows) and rows[number][0].left < part[-1].left  # a row, not a gap
             pieces.append(Line(part, hyphenated=hyphenated))
