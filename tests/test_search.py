@@ -67,6 +67,16 @@ def test_kana_read_as_a_word_marks_that_word_not_the_kanas_particles(searcher: S
         [highlighted_words(hit) for hit in hits]
 
 
+@pytest.mark.parametrize("kanji", ["駅", "字", "漢"])
+def test_a_one_kanji_query_finds_the_words_that_hold_it(searcher: Searcher, kanji: str) -> None:
+    # 東京駅 is one word and its bigrams 東京 京駅: 駅 alone is in the index nowhere
+    owners = files_containing(kanji)
+    hits = searcher.search(kanji, mode="keyword", k=10)
+    assert hits and {hit.source for hit in hits} <= set(owners), (owners, [hit.source for hit in hits])
+    assert all(kanji in hit.text for hit in hits)
+    assert all(set(highlighted_words(hit)) == {kanji} for hit in hits), [highlighted_words(hit) for hit in hits]
+
+
 def test_english_query_finds_the_rrf_document(searcher: Searcher) -> None:
     for mode in ("dense", "keyword", "hybrid"):
         hits = searcher.search("reciprocal rank fusion formula with k = 60", mode=mode, k=3)

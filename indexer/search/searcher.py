@@ -44,6 +44,7 @@ MODES = ("dense", "keyword", "hybrid")
 # A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
 MAX_RESULTS = 1000
 RELATED_CHUNKS = 64  # the chunks of a document that `Searcher.related` averages (a long one: its start)
+MAX_GRAMS_AROUND = 500  # bigrams a lone character of a query stands for (a common kanji is in thousands)
 MAX_FACET_VALUES = 100
 
 
@@ -142,6 +143,7 @@ class Searcher:
         self.kana_conversion = True
         self.readings = LazyReadings(self.search_store.keyword_vocabulary, self.keywords.reading)
         self._conversions = functools.lru_cache(maxsize=1024)(self._convert)
+        self.grams_around = functools.lru_cache(maxsize=1024)(self._grams_around)
 
     @property
     def store(self) -> SqliteStore:
@@ -386,11 +388,24 @@ class Searcher:
             return [t.text for t in terms if not any(s <= t.start and t.end <= e for s, e in kana.spans)]
 
         words = tuple(dict.fromkeys([*typed(self.keywords.words(text)), *kana.terms]))
-        grams = tuple(dict.fromkeys(typed(self.keywords.grams(text))))
+        grams = tuple(dict.fromkeys(more for gram in typed(self.keywords.grams(text))
+                                    for more in (gram, *(self.grams_around(gram) if len(gram) == 1 else ()))))
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:
             return []
         return self.search_store.keyword(query, depth, filters, self.grams_weight)
+
+    @functools.cached_property
+    def _gram_vocabulary(self) -> dict[str, int]:
+        return self.search_store.keyword_vocabulary("grams") or {}
+
+    def _grams_around(self, char: str) -> tuple[str, ...]:
+        """The index's bigrams holding a lone Japanese character of the query (駅: 京駅, 駅前…), most frequent first.
+        The index keeps a character alone only where nothing Japanese stands beside it, so a query of one
+        kanji (駅, 株, 税) would otherwise find 駅 in 東京駅 nowhere."""
+        vocabulary = self._gram_vocabulary
+        around = [gram for gram in vocabulary if char in gram and gram != char]
+        return tuple(sorted(around, key=lambda gram: (-vocabulary[gram], gram))[:MAX_GRAMS_AROUND])
 
     @property
     def grams_weight(self) -> float:

@@ -91,9 +91,9 @@ class SearchStore(Protocol):
         """Vectors (one per chunk): all of them, or those of the chunks that pass `filters`."""
         ...
 
-    def keyword_vocabulary(self) -> dict[str, int] | None:
-        """The distinct terms of the `words` keyword column, each with the number of chunks holding it;
-        None where the store keeps terms only hashed."""
+    def keyword_vocabulary(self, column: str = "words") -> dict[str, int] | None:
+        """The distinct terms of a keyword column (`words` or `grams`), each with the number of chunks holding
+        it; None where the store keeps terms only hashed."""
         ...
 
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
-from indexer.store.bm25 import KeywordMatrix, ascii_tokens, row_tokens
+from indexer.store.bm25 import COLUMNS, KeywordMatrix, ascii_tokens, row_tokens
 from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
 from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
@@ -74,13 +74,14 @@ class EmbeddedStore:
             return self._keyword_within(query, depth, filters, grams_weight)
         return self.store.keyword_search(query.match, depth, filters, grams_weight)
 
-    def keyword_vocabulary(self) -> dict[str, int] | None:
-        """The distinct terms of the `words` column and their document frequencies (`indexer.search.readings`)."""
+    def keyword_vocabulary(self, column: str = "words") -> dict[str, int] | None:
+        """The distinct terms of a keyword column and their document frequencies (`indexer.search.readings`)."""
         matrix = self.keyword_matrix
         if matrix is not None:
-            counts = np.diff(matrix.starts[0])
-            return {term: int(counts[index]) for term, index in matrix.vocab[0].items()}
-        return self.store.keyword_vocabulary("words")
+            number = COLUMNS.index(column)
+            counts = np.diff(matrix.starts[number])
+            return {term: int(counts[index]) for term, index in matrix.vocab[number].items()}
+        return self.store.keyword_vocabulary(column)
 
     def _keyword_within(self, query: KeywordQuery, depth: int, filters: Filters,
                         grams_weight: float) -> list[tuple[int, float]]:

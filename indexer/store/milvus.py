@@ -748,7 +748,7 @@ class MilvusStore:
     def vector_count(self, filters: Filters | None = None) -> int:
         return _count(self.client, self.chunks_collection, filter_expression(filters) if filters else "")
 
-    def keyword_vocabulary(self) -> dict[str, int] | None:
+    def keyword_vocabulary(self, column: str = "words") -> dict[str, int] | None:
         return None  # terms are stored as hashes (`term_token`): kana in queries is not converted
 
     def document_frequency(self, column: str, term: str, filters: Filters | None = None) -> int:
