@@ -60,7 +60,7 @@ from typing import NamedTuple
 from indexer.text.keywords import Term
 from indexer.text.language import JAPANESE_LETTERS
 
-__all__ = ["Conversion", "LazyReadings", "ReadingDictionary", "has_stretches", "kana_stretches",
+__all__ = ["Conversion", "LazyReadings", "ReadingDictionary", "has_stretches", "is_kanji", "kana_stretches",
            "katakana_stretches", "to_katakana"]
 
 MIN_READING = 2       # one-kana readings (木, 気, 日…) would match almost anything
@@ -296,6 +296,10 @@ class _VisibleVocabulary(Container[str]):
 
     def __contains__(self, term: object) -> bool:
         return term in self._vocabulary and isinstance(term, str) and self._counts(term) > 0
+
+
+def is_kanji(char: str) -> bool:
+    return bool(_KANJI.fullmatch(char))
 
 
 def _all_kanji(term: str) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 from indexer.embed.base import Embedder, embed_for
 from indexer.errors import ConflictError, InputError
 from indexer.search.fusion import FusionSettings, fuse
-from indexer.search.readings import Conversion, LazyReadings, has_stretches, kana_stretches
+from indexer.search.readings import Conversion, LazyReadings, has_stretches, is_kanji, kana_stretches
 from indexer.search.rerank import Reranking, rerank
 from indexer.store.base import KeywordQuery, SearchStore
 from indexer.store.embedded import EmbeddedStore
@@ -388,8 +388,9 @@ class Searcher:
             return [t.text for t in terms if not any(s <= t.start and t.end <= e for s, e in kana.spans)]
 
         words = tuple(dict.fromkeys([*typed(self.keywords.words(text)), *kana.terms]))
-        grams = tuple(dict.fromkeys(more for gram in typed(self.keywords.grams(text))
-                                    for more in (gram, *(self.grams_around(gram) if len(gram) == 1 else ()))))
+        grams = tuple(dict.fromkeys(typed(self.keywords.grams(text))))
+        if len(grams) == 1 and is_kanji(grams[0]):  # the query's Japanese is one kanji: 駅, 株価 の 株
+            grams += self.grams_around(grams[0])
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:
             return []
@@ -400,9 +401,10 @@ class Searcher:
         return self.search_store.keyword_vocabulary("grams") or {}
 
     def _grams_around(self, char: str) -> tuple[str, ...]:
-        """The index's bigrams holding a lone Japanese character of the query (駅: 京駅, 駅前…), most frequent first.
-        The index keeps a character alone only where nothing Japanese stands beside it, so a query of one
-        kanji (駅, 株, 税) would otherwise find 駅 in 東京駅 nowhere."""
+        """The index's bigrams holding a kanji (駅: 京駅, 駅前…), most frequent first, for a query whose Japanese is
+        that one kanji. The index keeps a character alone only where nothing Japanese stands beside it, so a
+        query of one kanji (駅, 株, 税) would otherwise find 駅 in 東京駅 nowhere. Only then: in a longer query
+        a lone kanji (the 年 of 1990年、) is one clue among others, and a lone kana is a particle (の, は)."""
         vocabulary = self._gram_vocabulary
         around = [gram for gram in vocabulary if char in gram and gram != char]
         return tuple(sorted(around, key=lambda gram: (-vocabulary[gram], gram))[:MAX_GRAMS_AROUND])

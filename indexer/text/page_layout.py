@@ -65,7 +65,7 @@ def _horizontal_order(lines: list[Line]) -> list[list[Line]]:
     edges = [-math.inf, *gutters, math.inf]
     lines = sorted(lines, key=lambda line: (-line.top, line.left))
     flows: list[list[Line]] = []
-    columns: list[list[Line]] = [[] for _ in gutters] + [[]]
+    columns: list[list[Line]] = [[] for _ in range(len(gutters) + 1)]
     for line in lines:
         column = next((n for n in range(len(columns)) if edges[n] <= line.left and line.right <= edges[n + 1]), None)
         if column is not None:
