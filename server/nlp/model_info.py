@@ -59,7 +59,9 @@ def locate_for_role(role: str, name: str) -> ModelLocation:
 
         return entity_location(name)
     if role == "embedding":
-        return locate_embedder(name)
+        from indexer.embed.e5_convert import converted_if_cached
+
+        return converted_if_cached(locate_embedder(name))  # the folder a server loads, when converted
     return locate_generator(name) if role == "generator" else locate_model(name)
 
 
@@ -204,6 +206,8 @@ def describe_location(role: str, location: ModelLocation, *, loaded: bool, error
                       **facts: Any) -> ModelFacts:
     base = file_facts(location)
     base.update({k: v for k, v in facts.items() if v is not None})
+    if error is None and location.path is not None and not location.path.exists():
+        error = f"{location.path} does not exist"
     fields = {f.name for f in dataclasses.fields(ModelFacts)}
     return ModelFacts(role=role, name=location.name, source=location.kind, loaded=loaded,
                       path=str(location.path) if location.path else None, package=location.package,
