@@ -14,6 +14,7 @@ import uuid
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from indexer.errors import ConflictError, InputError, NotFoundError, UnavailableError, YomitokiError
 
@@ -45,8 +46,13 @@ def error_response(status: int, detail: str, extra: object = None,
                     headers=headers)
 
 
-def http_error(_: Request, exc: HTTPException) -> Response[dict[str, object]]:
-    return error_response(exc.status_code, exc.detail, exc.extra or None, exc.headers)
+def http_error(request: Request, exc: HTTPException) -> Response[dict[str, object]]:
+    detail = exc.detail
+    if isinstance(exc, RequestEntityTooLarge):  # Litestar's own, raised as a body streams past the limit
+        limit = request.route_handler.resolve_request_max_body_size()
+        if limit:
+            detail = f"the body is larger than the {limit:,}-byte limit of {request.method} {request.url.path}"
+    return error_response(exc.status_code, detail, exc.extra or None, exc.headers)
 
 
 def client_status(exc: BaseException) -> int | None:

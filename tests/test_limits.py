@@ -81,6 +81,8 @@ def test_body_over_the_limit_is_413(client: TestClient) -> None:
     chunked = client.post("/search", content=iter([big[:1_000_000], big[1_000_000:]]),
                           headers={"content-type": "application/json"})  # no Content-Length
     assert chunked.status_code == 413
+    for body in (response.json(), chunked.json()):  # the limit named, however the body came
+        assert "2,000,000-byte limit of POST /search" in body["detail"], body
 
 
 @pytest.mark.parametrize(
