@@ -642,3 +642,17 @@ def test_word_text_in_controls_revisions_fields_boxes_nested_tables_and_notes_is
         assert text in doc.text, (text, doc.text)
     assert "ぼたん" not in doc.text  # a tracked deletion is not the document's text
     assert doc.text.count("ききょう") == 1 and doc.text.count("しゃくやく") == 1, doc.text
+
+
+def test_ocr_words_beside_japanese_join_as_the_page_shows_them() -> None:
+    from indexer.text.glyphs import Line
+    from indexer.text.ocr import OcrWord
+    from indexer.text.scan_layout import _word_glyphs
+
+    def word(text: str, left: float, right: float) -> OcrWord:
+        return OcrWord(text, left, 0, right, 30, line=1)
+
+    # Tesseract's words 第 / 1 / 章 almost touch; BM25 and is stand a space apart, as does です after BM25
+    words = [word("第", 0, 30), word("1", 32, 45), word("章", 47, 77), word("BM25", 120, 200), word("is", 215, 240),
+             word("です", 300, 360)]
+    assert Line(_word_glyphs(words, 1.0, 100.0)).text == "第1章 BM25 is です"

@@ -13,7 +13,7 @@ import itertools
 import statistics
 
 from indexer.text import ocr
-from indexer.text.glyphs import KANA_WORD, KANJI, RUBY_SIZE, Glyph, Line, overlap, ruby_runs
+from indexer.text.glyphs import CJK, KANA_WORD, KANJI, RUBY_SIZE, Glyph, Line, overlap, ruby_runs
 
 
 def ocr_lines(words: list[ocr.OcrWord], scale: float, height: float) -> list[Line]:
@@ -138,12 +138,17 @@ def _column_glyphs(words: list[ocr.OcrWord], scale: float, height: float) -> lis
 
 def _word_glyphs(words: list[ocr.OcrWord], scale: float, height: float) -> list[Glyph]:
     """OCR words (pixel boxes from the top left) as glyphs in PDF points from the bottom left, a space between
-    words and each word's width shared evenly by its characters."""
+    words and each word's width shared evenly by its characters. Tesseract cuts 第1章 into three words: beside
+    Japanese a space is kept only where the page shows one (a gap of a quarter character), as a text layer's
+    characters are joined."""
     glyphs: list[Glyph] = []
     for word in words:
         bottom, top = height - word.bottom / scale, height - word.top / scale
         if glyphs:
-            glyphs.append(Glyph(" ", glyphs[-1].right, bottom, word.left / scale, top))
+            last = glyphs[-1]
+            beside_japanese = CJK.match(last.char) or CJK.match(word.text[0])
+            if not beside_japanese or word.left / scale - last.right > 0.25 * (top - bottom):
+                glyphs.append(Glyph(" ", last.right, bottom, word.left / scale, top))
         step = (word.right - word.left) / len(word.text) / scale
         left = word.left / scale
         glyphs += [Glyph(char, left + k * step, bottom, left + (k + 1) * step, top) for k, char in enumerate(word.text)]
