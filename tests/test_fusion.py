@@ -25,6 +25,14 @@ def test_zscore_fusion_keeps_how_far_a_first_hit_stands_out() -> None:
     assert [c for c, _ in fuse(DENSE, KEYWORD, 0.0, zscore)] == [c for c, _ in KEYWORD]
 
 
+@pytest.mark.parametrize("keyword", [[(8, 4.2)], [(8, 4.2), (7, 4.2)]])
+def test_a_lone_keyword_match_counts(keyword: list[tuple[int, float]]) -> None:
+    """One chunk holds the word (東京 in the default corpus): a list without spread must still lift it, or the
+    dense order alone would rank the only chunk holding the word below ones that do not."""
+    fused = [c for c, _ in fuse(DENSE, keyword, 0.6, FusionSettings(method=ZSCORE))]
+    assert set(fused[: len(keyword)]) == {c for c, _ in keyword}, fused  # tied, in dense order
+
+
 def test_a_deeper_list_does_not_reorder_the_head() -> None:
     """Paged searches rank 1000 deep: z-scores are taken over the first `candidates`, so the order is the same."""
     settings = FusionSettings(method=ZSCORE, candidates=8)

@@ -140,11 +140,31 @@ def fuse(
     if dense_weight <= 0 or not dense:
         return _zscored(keyword, settings.candidates)
     share = min(dense_weight, 1.0)
-    zd, zk = dict(_zscored(dense, settings.candidates)), dict(_zscored(keyword, settings.candidates))
-    dense_floor, keyword_floor = min(zd.values()), min(zk.values())
+    zd = dict(_zscored(dense, settings.candidates))
+    dense_floor = min(zd.values())
+    zk, keyword_floor = _keyword_zscored(keyword, settings.candidates)
     scores = {cid: share * zd.get(cid, dense_floor) + (1 - share) * zk.get(cid, keyword_floor)
               for cid in dict.fromkeys([*zk, *zd])}
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _keyword_zscored(ranked: Sequence[tuple[int, float]], head: int) -> tuple[dict[int, float], float]:
+    """The keyword list as z-scores, and the z-score of a chunk it does not hold (the list's lowest).
+
+    A list whose scores are all alike (one match: a word in one chunk alone, 東京 in the default corpus) has no
+    spread of its own, and its z-scores would be 0, no better than a chunk that does not match. It is scored
+    against the list filled up with what a chunk without the term scores, BM25's 0, to `head` entries: a lone
+    match stands far above them, as a rare term should."""
+    scores = np.array([score for _, score in ranked[:head]], dtype=np.float64)
+    if scores.size > 1 and float(scores.std()) > 0:
+        z = _zscored(ranked, head)
+        return dict(z), min(value for _, value in z)
+    padded = np.concatenate([scores, np.zeros(max(0, head - scores.size))])
+    spread = float(padded.std())
+    if spread == 0:
+        return {cid: 0.0 for cid, _ in ranked}, 0.0
+    mean = float(padded.mean())
+    return {cid: (score - mean) / spread for cid, score in ranked}, -mean / spread
 
 
 def _zscored(ranked: Sequence[tuple[int, float]], head: int) -> list[tuple[int, float]]:
