@@ -312,3 +312,33 @@ def test_stale_temporary_files_are_cleaned_by_the_next_build(
     shutil.rmtree(small_index.path / report.generation)  # a generation gone from disk is reported too
     result = run_check(small_index.path)
     assert result.exit_code == 1 and "missing" in result.output, result.output
+
+
+def test_builds_do_not_prune_a_generation_that_is_still_open(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
+) -> None:
+    live = LiveIndex(small_index, embedder)  # holds the first generation open, as a server does
+    first = live.generation
+    try:
+        for trial in range(1, 5):  # more builds than the generations a build keeps
+            write_corpus(tmp_path / "corpus", trial, docs=4)
+            build(tmp_path / "corpus", small_index.path, embedder, keywords)
+        assert first in small_index.generations()
+        outcome: list[object] = []
+
+        def search_in_a_new_thread() -> None:  # which opens its own SQLite connection, by path
+            try:
+                outcome.append(searcher.search("report", mode="keyword", k=3))
+            except Exception as exc:
+                outcome.append(exc)
+
+        with live.lease() as searcher:
+            thread = threading.Thread(target=search_in_a_new_thread)
+            thread.start()
+            thread.join(timeout=60)
+        assert outcome and isinstance(outcome[0], list), outcome or "the search thread did not finish in 60 s"
+    finally:
+        live.close()
+    write_corpus(tmp_path / "corpus", 5, docs=4)
+    build(tmp_path / "corpus", small_index.path, embedder, keywords)
+    assert first not in small_index.generations()  # closed: the next build prunes it

@@ -12,7 +12,7 @@ import numpy as np
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
 from indexer.store.bm25 import COLUMNS, KeywordMatrix, ascii_tokens, row_tokens
-from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory
+from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory, hold
 from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
@@ -30,6 +30,7 @@ class EmbeddedStore:
         import threading
 
         self.generation = generation
+        self._held = hold(generation)  # a build's pruning leaves the folder alone while this store is open
         self.vectors = VectorIndex.load(generation.vectors_path)
         self._local = threading.local()
         self._stores: list[SqliteStore] = []
@@ -57,6 +58,9 @@ class EmbeddedStore:
             for store in self._stores:
                 store.close()
             self._stores.clear()
+            if self._held is not None:
+                self._held.close()  # and with it the shared lock
+                self._held = None
 
     def dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.vectors.search(vector[None, :], depth, self.allowed(filters))[0]

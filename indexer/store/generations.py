@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -63,6 +64,21 @@ class Generation:
     @property
     def vectors_path(self) -> Path:
         return self.path / VECTORS_FILE
+
+
+def hold(generation: Generation) -> BinaryIO | None:
+    """A shared lock on a generation's manifest for as long as the returned file stays open: while any process
+    holds one, builds do not prune the generation (`IndexDirectory._prune`). None where it cannot be taken."""
+    try:
+        handle = generation.path.joinpath(MANIFEST_FILE).open("rb")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH)  # waits only while a prune of this very generation is deciding
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def file_digest(path: Path) -> str:
@@ -223,7 +239,19 @@ class IndexDirectory:
         return Generation(name=name, path=final, manifest=manifest)
 
     def _prune(self, keep: str) -> None:
-        """Keep the newest few generations; a server still reading an old one keeps its open files."""
+        """Keep the newest few generations, and any older one a process still has open (`hold`): a server
+        opens SQLite connections by path as its threads need them, so a folder removed under it fails them."""
         for name in self.generations()[:-KEEP_GENERATIONS]:
-            if name != keep:
+            if name == keep:
+                continue
+            try:
+                handle = (self.path / name / MANIFEST_FILE).open("rb")
+            except OSError:  # no manifest: a folder no process can have opened as a generation
                 shutil.rmtree(self.path / name, ignore_errors=True)
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # in use: a later build prunes it once it is closed
+                shutil.rmtree(self.path / name, ignore_errors=True)  # under the lock: no one opens it meanwhile
