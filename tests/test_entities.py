@@ -7,6 +7,7 @@ import random
 import subprocess
 import unicodedata
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,15 @@ def test_fine_tuning_learns_new_types_and_is_stored_beside_the_index(tmp_path: P
 
 # ---- HTTP -----------------------------------------------------------------------------------------------
 
+
+
+def test_ginza_answers_concurrent_requests(ginza: SpacyEntityModel) -> None:
+    """The server runs requests in a thread pool; GiNZA's tokenizer fails two calls at once ("Already borrowed")."""
+    text = "2024年4月に山田太郎はﾄﾖﾀ自動車㈱の東京本社を訪れた。"
+    expected = ginza.analyse([text] * 4)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: ginza.analyse([text] * 4), range(24)))
+    assert all(result == expected for result in results)
 
 @pytest.fixture(scope="module")
 def entity_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder,

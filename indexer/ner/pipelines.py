@@ -8,8 +8,9 @@ Only the tokenizer, tok2vec and NER components of a spaCy pipeline are loaded.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ class SpacyEntityModel:
     nlp: Any                                # spacy.Language with an "ner" component
     only: tuple[str, ...] | None = None     # report only these types (a model fine-tuned to a new scheme)
     batch_size: int = 32
+    # one text at a time: GiNZA's Sudachi tokenizer is not thread-safe ("Already borrowed" under concurrent calls)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -42,10 +45,11 @@ class SpacyEntityModel:
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         keep = set(self.only) if self.only else None
         analyses = []
-        for doc in self.nlp.pipe(texts, batch_size=self.batch_size):
-            tokens = [(t.idx, t.idx + len(t.text)) for t in doc if not t.is_space]
-            entities = [(e.start_char, e.end_char, e.label_) for e in doc.ents if keep is None or e.label_ in keep]
-            analyses.append(Analysis(tokens, entities))
+        with self._lock:
+            for doc in self.nlp.pipe(texts, batch_size=self.batch_size):
+                tokens = [(t.idx, t.idx + len(t.text)) for t in doc if not t.is_space]
+                entities = [(e.start_char, e.end_char, e.label_) for e in doc.ents if keep is None or e.label_ in keep]
+                analyses.append(Analysis(tokens, entities))
         return analyses
 
 
