@@ -150,6 +150,17 @@ def test_bad_training_examples_say_what_is_wrong(row: dict[str, Any], message: s
     assert "examples[7]" in str(error.value)
 
 
+
+def test_a_span_that_cuts_a_token_is_refused_not_silently_dropped() -> None:
+    # GiNZA reads 東京都庁 as one token: 東京 inside it could not be learned, and training would report success
+    person = {"start": 0, "end": 2, "type": "人名"}
+    place = {"start": 0, "end": 2, "type": "地名"}
+    examples = [parse_example({"text": "山田は東京都庁で働く。", "entities": [person]}, "a"),
+                parse_example({"text": "東京都庁で会った。", "entities": [place]}, "b")]
+    refused = r"examples\[1\]: the 地名 span '東京' \(0-2\) cuts the token '東京都庁'"
+    with pytest.raises(TrainingDataError, match=refused):
+        fine_tune(examples, TrainOptions(epochs=1))
+
 def test_iob2_and_span_examples_read_alike() -> None:
     spans = parse_example({"text": "山田太郎は東京へ", "entities": [{"span": [0, 4], "type": "人名"},
                                                                {"start": 5, "end": 7, "label": "地名"}]}, "a")

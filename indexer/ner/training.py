@@ -165,6 +165,19 @@ def to_normalized(example: LabelledText) -> LabelledText:
     return LabelledText(norm.text, tuple(spans))
 
 
+def check_token_boundaries(doc: Any, example: LabelledText, where: str, base: str) -> None:
+    """Refuse a span that cuts one of the model's tokens: spaCy would quietly learn nothing from it (GiNZA
+    reads 東京都庁 as one token, so 東京 inside it cannot be an entity of its own)."""
+    for start, end, label in example.entities:
+        if doc.char_span(start, end) is None:
+            cut = [t.text for t in doc if t.idx < end and start < t.idx + len(t.text)
+                   and not (start <= t.idx and t.idx + len(t.text) <= end)]
+            raise TrainingDataError(
+                f"{where}: the {label} span {example.text[start:end]!r} ({start}-{end}) cuts the token "
+                f"{', '.join(map(repr, cut)) or '?'} of {base}, which reads {example.text!r} as "
+                f"{' | '.join(t.text for t in doc)}; label whole tokens")
+
+
 def split_holdout(examples: Sequence[LabelledText], share: float, seed: int) -> tuple[list[LabelledText],
                                                                                        list[LabelledText]]:
     """(train, held out): a seeded shuffle; nothing held out below MIN_HOLDOUT_EXAMPLES or at share 0."""
@@ -184,10 +197,13 @@ def fine_tune(examples: Sequence[LabelledText], options: TrainOptions | None = N
     options = options or TrainOptions()
     started = time.perf_counter()
     fix_random_seed(options.seed)  # dropout and initial weights: the same examples and seed train the same model
-    train, held_out = split_holdout([to_normalized(e) for e in examples], options.holdout, options.seed)
-    labels = tuple(sorted({label for e in train for _, _, label in e.entities}))
+    normalized = [to_normalized(e) for e in examples]
     model = load_spacy_model(options.base)
     nlp, ner = model.nlp, model.nlp.get_pipe("ner")
+    for number, example in enumerate(normalized):
+        check_token_boundaries(nlp.make_doc(example.text), example, f"examples[{number}]", options.base)
+    train, held_out = split_holdout(normalized, options.holdout, options.seed)
+    labels = tuple(sorted({label for e in train for _, _, label in e.entities}))
     for label in labels:
         ner.add_label(label)
     gold = [Example.from_dict(nlp.make_doc(e.text), {"entities": list(e.entities)}) for e in train]
