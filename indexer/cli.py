@@ -132,8 +132,10 @@ def _progress() -> tuple[Progress, Any]:
               help="Embedding model: a bundled name (multilingual-e5-small, all-minilm-l6-v2, use-multilingual-v3), "
                    "a local path or a hub id. Default: the index's model, else multilingual-e5-small.")
 @click.option("--rebuild", is_flag=True, help="Start over instead of updating incrementally.")
-@click.option("--max-tokens", default=200, show_default=True, help="Chunk size in model tokens.")
-@click.option("--overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None,
+              help="Chunk size in model tokens. Default: the index's, else 200.")
+@click.option("--overlap", type=click.IntRange(min=0), default=None,
+              help="Overlap between chunks, in tokens. Default: the index's, else 40.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Embedding batch size. Default: the backend's fastest (16 for torch, 8 for onnx-int8).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that lead outside CORPUS.")
@@ -169,8 +171,8 @@ def _progress() -> tuple[Progress, Any]:
               help="After indexing, keep watching CORPUS and re-index on changes (one line per generation).")
 @click.option("--settle", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="With --watch: seconds a changed file must stay unchanged before it is indexed.")
-def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int,
-                  overlap: int, batch_size: int | None, follow_symlinks: bool, images: bool,
+def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int | None,
+                  overlap: int | None, batch_size: int | None, follow_symlinks: bool, images: bool,
                   exclude: tuple[str, ...], backend: str | None, index_type: str,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, with_entities: bool, entity_model: str | None,
@@ -191,7 +193,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         directory = open_target(index_dir, store, milvus_uri, milvus_collection)
         name = model or choose_embedder(directory, corpus, rebuild=rebuild)
         embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild), bulk=True)
-        options = BuildOptions(chunking=ChunkSettings(max_tokens, overlap), rebuild=rebuild,
+        options = BuildOptions(chunking=_index_chunking(directory, rebuild, max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, exclude=exclude,
                                images=images, index_type=index_type)
         keywords = load_keyword_tokenizer(_index_keywords(directory, rebuild))
@@ -249,6 +251,17 @@ def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
         return ChunkEntities.load(name)
     except EntityModelLoadError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def _index_chunking(directory: IndexDirectory, rebuild: bool, max_tokens: int | None,
+                    overlap: int | None) -> ChunkSettings:
+    """The chunk sizes given, else the live generation's (a re-run that names none re-embeds nothing), else 200/40."""
+    chunker = None
+    if not rebuild and directory.current_name() is not None:
+        chunker = directory.current().manifest.chunker
+    built = ChunkSettings(chunker.max_tokens, chunker.overlap) if chunker is not None else ChunkSettings()
+    return ChunkSettings(max_tokens if max_tokens is not None else built.max_tokens,
+                         overlap if overlap is not None else built.overlap)
 
 
 def _index_keywords(directory: IndexDirectory, rebuild: bool) -> dict[str, object] | None:

@@ -64,6 +64,16 @@ def test_an_index_path_that_is_a_file_is_one_line_naming_it(tmp_path: Path, comm
     assert file.read_text() == "not an index\n"
 
 
+def test_a_rerun_keeps_the_indexs_chunk_sizes(tmp_path: Path) -> None:
+    corpus, index = small_corpus(tmp_path / "corpus"), tmp_path / "index"
+    first = run("index", str(corpus), "--index", str(index), "--max-tokens", "100", "--overlap", "20")
+    assert first.returncode == 0, first.stderr
+    again = run("index", str(corpus), "--index", str(index))  # no sizes named: the index's, not 200/40
+    assert again.returncode == 0 and "nothing embedded" in again.stdout + again.stderr, again.stdout + again.stderr
+    chunker = IndexDirectory(index).current().manifest.chunker
+    assert chunker is not None and (chunker.max_tokens, chunker.overlap) == (100, 20)
+
+
 @pytest.mark.slow
 def test_cli_ask_answers_from_an_onnx_int8_index(tmp_path: Path) -> None:
     index = tmp_path / "index"
