@@ -44,7 +44,7 @@ MODES = ("dense", "keyword", "hybrid")
 # A paged or faceted search ranks this deep, so every page of one query comes from one ranking.
 MAX_RESULTS = 1000
 RELATED_CHUNKS = 64  # the chunks of a document that `Searcher.related` averages (a long one: its start)
-MAX_GRAMS_AROUND = 500  # bigrams a lone character of a query stands for (a common kanji is in thousands)
+MAX_GRAMS_AROUND = 500  # bigrams a one-kanji query stands for (a common kanji is in thousands)
 MAX_FACET_VALUES = 100
 
 
@@ -389,7 +389,7 @@ class Searcher:
 
         words = tuple(dict.fromkeys([*typed(self.keywords.words(text)), *kana.terms]))
         grams = tuple(dict.fromkeys(typed(self.keywords.grams(text))))
-        if len(grams) == 1 and is_kanji(grams[0]):  # the query's Japanese is one kanji: 駅, 株価 の 株
+        if len(grams) == 1 and is_kanji(grams[0]):  # the query's Japanese is one kanji: 駅, or 株 price
             grams += self.grams_around(grams[0])
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:

@@ -89,7 +89,8 @@ def _runs_text(element: Any, boxes: list[Any]) -> str:
 
 def _cell_text(cell: Any) -> str:
     """Everything a cell holds (paragraphs, nested tables, text boxes), its whitespace collapsed."""
-    return " ".join(text for _, text in _blocks(cell, None) for text in [" ".join(text.split())] if text)
+    texts = (" ".join(text.split()) for _, text in _blocks(cell, None))
+    return " ".join(text for text in texts if text)
 
 
 def _table_text(table: Any) -> str:
