@@ -23,6 +23,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from indexer.build.writes import builder_for
 from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder
 from indexer.store.generations import CorruptIndexError, IndexDirectory
@@ -342,3 +343,20 @@ def test_builds_do_not_prune_a_generation_that_is_still_open(
     write_corpus(tmp_path / "corpus", 5, docs=4)
     build(tmp_path / "corpus", small_index.path, embedder, keywords)
     assert first not in small_index.generations()  # closed: the next build prunes it
+
+
+@pytest.mark.parametrize("filename", ["store.sqlite", "vectors.faiss"])
+def test_a_build_does_not_carry_a_damaged_file_into_a_new_generation(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path, filename: str
+) -> None:
+    path = small_index.current().path / filename
+    overwrite(path, path.stat().st_size // 2, 64)  # same size: only the checksums see it
+    before = small_index.generations()
+    with pytest.raises(CorruptIndexError) as error:  # an HTTP write: the index is all there is to build on
+        builder_for(small_index, embedder).apply([], deletes=[])
+    assert str(path) in str(error.value) and "--rebuild" in str(error.value)
+    assert small_index.generations() == before and not list(small_index.path.glob(".tmp-*"))
+    write_corpus(tmp_path / "corpus", 1, docs=4)
+    report = build(tmp_path / "corpus", small_index.path, embedder, keywords)  # a folder: built anew from it
+    assert report.rebuilt and report.chunks_embedded == report.chunks, report
+    assert check_generation(small_index.current()) == []

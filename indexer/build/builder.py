@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,7 @@ from indexer.search.fusion import FusionSettings
 from indexer.store.ann import VectorParams
 from indexer.store.base import BuildTarget, IndexWriter
 from indexer.store.factory import open_writer
-from indexer.store.generations import Generation, IndexDirectory
+from indexer.store.generations import CorruptIndexError, Generation, IndexDirectory
 from indexer.store.identity import document_id
 from indexer.store.manifest import (
     ChunkerEntry,
@@ -50,6 +51,7 @@ from indexer.text.keywords import KeywordTokenizer
 from indexer.text.loaders import LoadFailure, SourceDocument, load_corpus
 from indexer.text.normalize import normalize
 
+log = logging.getLogger("yomitoki.index")
 NORMALIZER = NormalizerEntry(name="nfkc-clusters", version=1)
 Progress = Callable[[str, int, int], None]
 EMBED_PART = 1024  # chunks embedded per call: sorted by length within it, and a progress step
@@ -248,8 +250,15 @@ class IndexBuilder:
             self.directory.clean_stale()
             name = self.directory.next_name()
             previous = self._previous()
-            writer = open_writer(self.directory, name, previous, self.embedder.dimension,
-                                 self.options.index_type, self.options.vector_params)
+            try:
+                writer = open_writer(self.directory, name, previous, self.embedder.dimension,
+                                     self.options.index_type, self.options.vector_params)
+            except CorruptIndexError as exc:  # the live generation's files fail their checksums
+                # a folder holds every document: build anew from it rather than carry the damage forward
+                log.warning("%s; building %s anew from %s", exc, name, corpus)
+                previous = None
+                writer = open_writer(self.directory, name, None, self.embedder.dimension,
+                                     self.options.index_type, self.options.vector_params)
             try:
                 report = self._build_into(writer, name, previous, docs, failures, started)
             except BaseException:

@@ -12,7 +12,15 @@ import numpy as np
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
 from indexer.store.bm25 import COLUMNS, KeywordMatrix, ascii_tokens, row_tokens
-from indexer.store.generations import STORE_FILE, VECTORS_FILE, Generation, IndexDirectory, hold
+from indexer.store.generations import (
+    STORE_FILE,
+    VECTORS_FILE,
+    Generation,
+    IndexDirectory,
+    check_files,
+    copy_checked,
+    hold,
+)
 from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
@@ -211,7 +219,8 @@ class EmbeddedWriter:
         self.store: SqliteStore | None = None
         try:
             if previous is not None:
-                shutil.copyfile(previous.store_path, self.workspace / STORE_FILE)
+                copy_checked(previous, STORE_FILE, self.workspace / STORE_FILE)
+                check_files(previous, skip=(STORE_FILE,))  # the vector index and its sidecars, read next
                 self.vectors = VectorIndex.load(previous.vectors_path)
             else:
                 self.vectors = VectorIndex.create(dimension)

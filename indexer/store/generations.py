@@ -89,6 +89,34 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_checked(generation: Generation, filename: str, target: Path) -> None:
+    """Copy one of a generation's files, checking it against the manifest's sha256 on the way (the bytes are read
+    once): a build must not carry a damaged file into a new generation under fresh checksums."""
+    expected = generation.manifest.files.get(filename)
+    source = generation.path / filename
+    digest = hashlib.sha256()
+    with source.open("rb") as reading, target.open("wb") as writing:
+        for block in iter(lambda: reading.read(1 << 20), b""):
+            digest.update(block)
+            writing.write(block)
+    if expected is not None and digest.hexdigest() != expected.sha256:
+        raise damaged_base(source)
+
+
+def check_files(generation: Generation, skip: Sequence[str] = ()) -> None:
+    """Check a generation's files (but `skip`) against the manifest's sha256 before a build reads them."""
+    for filename, expected in generation.manifest.files.items():
+        path = generation.path / filename
+        if filename not in skip and (not path.exists() or file_digest(path) != expected.sha256):
+            raise damaged_base(path)
+
+
+def damaged_base(path: Path) -> CorruptIndexError:
+    return CorruptIndexError(f"{path} does not match its manifest (missing or changed since it was built): the live "
+                             "generation is damaged, so nothing is built on it; `yomitoki check` lists what is "
+                             "wrong, and `yomitoki index … --rebuild` builds anew")
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
