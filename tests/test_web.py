@@ -18,7 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, RunningServer
+from indexer.store.generations import IndexDirectory
+from tests.conftest import ROOT, RunningServer, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -529,3 +530,31 @@ def test_the_page_requests_nothing_but_the_server(web: Browsing) -> None:
     assert {"/", "/static/app.js", "/static/app.css", "/search"} <= paths, paths
     assert any(path.startswith("/documents/") for path in paths), paths
     assert web.foreign() == []
+
+
+def test_a_server_with_api_keys_asks_for_one_and_the_page_sends_it(browser: Browser, corpus_index: IndexDirectory,
+                                                                     tmp_path: Path) -> None:
+    server = start_server(corpus_index.path, tmp_path / "keyed.log", "--api-key", "tab-key-7f3a", "--generator",
+                          "none")
+    browsing = Browsing(browser, server)
+    try:
+        page = browsing.page(locale="ja-JP")
+        page.goto(server.url + "/")
+        page.fill("#q", "トークナイザ")
+        page.press("#q", "Enter")
+        expect(page.locator("#key-form")).to_be_visible()  # the 401, and a place to give the key
+        expect(page.locator("#error")).to_contain_text("401")
+        page.fill("#api-key", "not-the-key")
+        page.locator("#key-form button[type=submit]").click()
+        expect(page.locator("#error")).to_contain_text("invalid API key")
+        expect(page.locator("#key-form")).to_be_visible()  # asked again
+        page.fill("#api-key", "tab-key-7f3a")
+        page.locator("#key-form button[type=submit]").click()
+        expect(page.locator("#results")).to_be_visible()  # the same search, sent again with the key
+        expect(page.locator("#key-form")).to_be_hidden()
+        shot(page, "api-key")
+        assert browsing.script_errors == [] and browsing.foreign() == []
+    finally:
+        for context in browsing.contexts:
+            context.close()
+        server.stop()

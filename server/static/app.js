@@ -72,6 +72,9 @@ const MESSAGES = {
     "error.network": "Could not reach the server: {detail}",
     "error.stream": "The server stopped before the answer was complete.",
     "error.badId": "This address does not name a document.",
+    apiKey: "API key",
+    "apiKey.use": "Use this key",
+    "apiKey.hint": "This server asks for an API key. It is kept in this tab only and sent with each request.",
   },
   ja: {
     skip: "本文へ移動",
@@ -138,6 +141,9 @@ const MESSAGES = {
     "error.network": "サーバーに接続できませんでした：{detail}",
     "error.stream": "回答の途中でサーバーからの応答が止まりました。",
     "error.badId": "このアドレスは文書を指していません。",
+    apiKey: "API キー",
+    "apiKey.use": "このキーを使う",
+    "apiKey.hint": "このサーバーは API キーを求めています。キーはこのタブの中だけに保存され、要求のたびに送られます。",
   },
 };
 
@@ -237,9 +243,37 @@ class ServerError extends Error {
   }
 }
 
+// A server started with API keys answers 401 without one: the key the user gives is kept for this tab only
+// (sessionStorage) and sent with every request the page makes.
+const KEY_STORE = "yomitoki.apiKey";
+
+function withKey(init) {
+  const key = safeStorage(() => sessionStorage.getItem(KEY_STORE));
+  if (!key) return init;
+  return { ...(init || {}), headers: { ...((init && init.headers) || {}), authorization: `Bearer ${key}` } };
+}
+
+function askForKey() {
+  $("key-form").hidden = false;
+  $("api-key").focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (!key) return $("api-key").focus();
+  safeStorage(() => sessionStorage.setItem(KEY_STORE, key));
+  $("api-key").value = "";
+  $("key-form").hidden = true;
+  showError(null);
+  if (/^\/view\//.test(location.pathname)) location.reload();
+  else if ($("q").value.trim()) $("query-form").requestSubmit();
+}
+
 async function fetchOk(url, init) {
-  const response = await fetch(url, init);
+  const response = await fetch(url, withKey(init));
   if (response.ok) return response;
+  if (response.status === 401) askForKey();
   let body = null;
   try {
     body = await response.json();
@@ -708,6 +742,7 @@ function start() {
   }
   for (const radio of document.querySelectorAll('input[name="task"]')) radio.addEventListener("change", updateTask);
   $("query-form").addEventListener("submit", onSubmit);
+  $("key-form").addEventListener("submit", useKey);
   setLanguage(chooseLanguage());
   const view = /^\/view\/([^/]*)$/.exec(location.pathname);
   if (view) {
