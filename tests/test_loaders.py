@@ -125,6 +125,27 @@ def test_markdown_front_matter_yaml_list_and_crlf(tmp_path: Path) -> None:
     assert visible(doc) == [(("Title",), "Title"), (("Title",), "Body text.")]
 
 
+def test_markdown_front_matter_keeps_yamls_numbers_booleans_dates_and_nesting(tmp_path: Path) -> None:
+    from indexer.store.sqlite import Filters
+    from indexer.store.where import parse
+
+    content = ("---\nyear: 2021\nscore: 3.5\ndraft: false\ndate: 2024-05-01\nowner:\n  name: alice\n"
+               "title: \"Report: 2021\"\nnothing:\n---\n# Heading\n\nBody text.\n")
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    meta = doc.metadata
+    assert (meta["year"], meta["score"], meta["draft"], meta["date"]) == (2021, 3.5, False, "2024-05-01")
+    assert meta["owner"] == {"name": "alice"} and "name" not in meta and "nothing" not in meta
+    assert doc.title == "Report: 2021"
+    admits = [Filters(expression=parse(where)).admits("id", doc.source, str(meta["language"]), meta)
+              for where in ({"field": "metadata.year", "gte": 2020}, {"field": "metadata.draft", "eq": False},
+                            {"field": "metadata.owner.name", "eq": "alice"},
+                            {"field": "metadata.date", "gte": "2024-01-01"})]
+    assert admits == [True, True, True, True]
+    lenient = "---\ntitle: Notes: draft\nyear: 2021\n---\nBody.\n"  # not YAML: read line by line, as text
+    [doc] = load_file(write(tmp_path / "lenient.md", lenient), tmp_path)
+    assert doc.title == "Notes: draft" and doc.metadata["year"] == "2021"
+
+
 def test_japanese_markdown_offsets_point_into_the_raw_file(tmp_path: Path) -> None:
     content = "\ufeff# ｶﾞｲﾄﾞ\n\n「これはペンです。」と彼は言った。\n"
     [doc] = load_file(write(tmp_path / "ja.md", content), tmp_path)

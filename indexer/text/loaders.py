@@ -394,7 +394,7 @@ def _load_markdown(text: str, rel: str, stem: str) -> SourceDocument:
     for key, value in structure.front_matter.items():
         if key == "tags":
             metadata["tags"] = _parse_tags(value)
-        elif value != []:
+        elif value != [] and value is not None:  # `key:` with nothing after it
             metadata[key] = value
     given_title = str(metadata.get("title") or "").strip()
     first = _first_line(text[sections[0].start : sections[0].end]) if sections else ""

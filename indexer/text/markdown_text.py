@@ -7,9 +7,12 @@ block; a block's start skips its leading markup so that text[start:end] is the v
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+import yaml
 
 Block = tuple[int, int, tuple[str, ...]]  # start, end, heading trail
 
@@ -53,7 +56,39 @@ def _unquote(value: str) -> str:
 
 
 def _front_matter(text: str) -> tuple[int, dict[str, object]]:
-    """Where the body starts, and the `key: value` pairs of front matter between '---' lines."""
+    """Where the body starts, and the front matter between '---' lines as YAML: numbers, booleans, lists and
+    nested keys as YAML reads them (`year: 2021` is the number 2021, so a range filter compares it), dates as
+    ISO 8601 text. Front matter that is not valid YAML is read leniently as `key: value` lines."""
+    body_start, lenient = _lenient_front_matter(text)
+    if not body_start:
+        return 0, {}
+    block = text[text.find("\n") + 1 : body_start]
+    block = block[: block.rstrip().rfind("\n") + 1]  # without the closing '---' (or '...') line
+    try:
+        parsed = yaml.safe_load(block)
+    except yaml.YAMLError:
+        return body_start, lenient
+    if not isinstance(parsed, dict):
+        return body_start, lenient if parsed is not None else {}
+    return body_start, {str(key): _plain(value) for key, value in parsed.items()}
+
+
+def _plain(value: object) -> object:
+    """A YAML value as JSON holds it: dates (and times) as ISO 8601 text, anything else unusual as text."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dt.date):  # datetime too
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _lenient_front_matter(text: str) -> tuple[int, dict[str, object]]:
+    """Where the body starts, and the `key: value` pairs of front matter between '---' lines, read line by line
+    (values as text, `- item` lines as a list)."""
     lines = _lines(text)
     first_start, first_end = next(lines)
     if text[first_start:first_end] != "---":
