@@ -148,6 +148,16 @@ def test_k_hits_come_back_when_k_pass_a_selective_filter(report_searcher: Search
         assert all(h.metadata["owner"]["name"] == "chen" for h in hits)
 
 
+def test_tags_match_whatever_their_case(report_searcher: Searcher) -> None:
+    def found(filters: Filters) -> set[str]:
+        return {h.doc_id for h in report_searcher.find("walrus report", mode="keyword", k=100, offset=0,
+                                                       filters=filters).hits}
+
+    lower = found(Filters(expression=parse({"field": "tags", "eq": "walrus"})))
+    assert lower and found(Filters(expression=parse({"field": "tags", "eq": "Walrus"}))) == lower
+    assert found(Filters(tags=("WALRUS",))) == found(Filters(tags=("walrus",))) == lower
+
+
 def test_the_old_filters_and_where_combine(report_searcher: Searcher) -> None:
     filters = Filters(tags=("walrus",), expression=parse({"field": "metadata.year", "exists": True}))
     hits = report_searcher.find("report", mode="keyword", k=100, offset=0, filters=filters).hits

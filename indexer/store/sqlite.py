@@ -75,6 +75,9 @@ class Filters:
     # (type, names): chunks holding an entity of each type with any of its names (normalized)
     entities: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
+    def __post_init__(self) -> None:  # documents' tags are kept lower-cased: HR finds hr
+        object.__setattr__(self, "tags", tuple(tag.lower() for tag in self.tags))
+
     @property
     def empty(self) -> bool:
         return (self.source is None and self.language is None and not self.tags and self.expression is None

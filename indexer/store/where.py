@@ -228,6 +228,8 @@ def _scalar(field: str, value: Any, path: str) -> Scalar:
         raise FilterError(path, f"expected a string, number or boolean, got {_kind(value)}")
     if isinstance(value, float) and value != value:
         raise FilterError(path, "NaN matches nothing")
+    if field in ("tags", "metadata.tags"):
+        return str(value).lower()  # documents' tags are kept lower-cased (`indexer.text.loaders`)
     return _in_range(value, path)
 
 
