@@ -26,6 +26,7 @@ from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder
 from indexer.build.distributed import RayPreparer, ray_preparer
 from indexer.build.distributed import connect as connect_ray
 from indexer.build.watching import describe, watch_corpus
+from indexer.build.writes import manifest_chunking
 from indexer.embed.base import RUNTIMES
 from indexer.embed.cross_encoder import RUNTIMES as RERANKER_RUNTIMES
 from indexer.embed.loading import load_embedder
@@ -256,10 +257,8 @@ def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
 def _index_chunking(directory: IndexDirectory, rebuild: bool, max_tokens: int | None,
                     overlap: int | None) -> ChunkSettings:
     """The chunk sizes given, else the live generation's (a re-run that names none re-embeds nothing), else 200/40."""
-    chunker = None
-    if not rebuild and directory.current_name() is not None:
-        chunker = directory.current().manifest.chunker
-    built = ChunkSettings(chunker.max_tokens, chunker.overlap) if chunker is not None else ChunkSettings()
+    live = not rebuild and directory.current_name() is not None
+    built = manifest_chunking(directory.current().manifest) if live else ChunkSettings()
     return ChunkSettings(max_tokens if max_tokens is not None else built.max_tokens,
                          overlap if overlap is not None else built.overlap)
 

@@ -23,6 +23,7 @@ from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, docum
 from indexer.embed.base import Embedder
 from indexer.errors import InputError
 from indexer.store.generations import IndexDirectory
+from indexer.store.manifest import Manifest
 from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import load_keyword_tokenizer
 from indexer.text.loaders import MANY_DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, SourceDocument, load_file
@@ -69,10 +70,14 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
 def builder_for(directory: IndexDirectory | Any, embedder: Embedder) -> IndexBuilder:
     """A builder with the chunking and keyword settings the index's current generation was built with."""
     manifest = directory.current().manifest
-    chunker = manifest.chunker
-    chunking = ChunkSettings(chunker.max_tokens, chunker.overlap) if chunker is not None else ChunkSettings()
     keywords = load_keyword_tokenizer(manifest.keywords)
-    return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=chunking))
+    return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=manifest_chunking(manifest)))
+
+
+def manifest_chunking(manifest: Manifest) -> ChunkSettings:
+    """The chunk sizes a generation was built with (the defaults for one that did not record them)."""
+    chunker = manifest.chunker
+    return ChunkSettings(chunker.max_tokens, chunker.overlap) if chunker is not None else ChunkSettings()
 
 
 @dataclass(frozen=True)
