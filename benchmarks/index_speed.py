@@ -108,12 +108,10 @@ PRODUCTS = ("DynamicQuantizeMatMul", "MatMulInteger", "QAttention")
 
 def product_ceiling(index: Path, threads: int, scratch: Path) -> dict[str, float]:
     """The index's chunks embedded again under onnxruntime's profiler: seconds by kind of kernel, GOP/s."""
-    import onnxruntime as ort
-
     from benchmarks.perf_indexing import indexed_chunks
     from indexer.embed.base import default_batch_size, embed_for
     from indexer.embed.loading import load_embedder
-    from indexer.embed.onnx import OnnxEmbedder, session_options
+    from indexer.embed.onnx import OnnxEmbedder, open_session, session_options
 
     _, texts, _, _ = indexed_chunks(index)
     embedder = load_embedder(MODEL, runtime="onnx-int8", threads=threads, bulk=True)
@@ -121,8 +119,7 @@ def product_ceiling(index: Path, threads: int, scratch: Path) -> dict[str, float
     options = session_options(threads, bulk=True)
     options.enable_profiling = True
     options.profile_file_prefix = str(scratch / "onnxruntime")
-    profiled = replace(embedder, session=ort.InferenceSession(str(embedder.model_file), options,
-                                                             providers=["CPUExecutionProvider"]))
+    profiled = replace(embedder, session=open_session(embedder.model_file, options))
     started = time.perf_counter()
     embed_for(profiled, texts, "passage", batch_size=default_batch_size(embedder))
     wall = time.perf_counter() - started

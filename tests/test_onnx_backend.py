@@ -172,3 +172,20 @@ def test_the_index_command_loads_its_model_for_bulk_work(tmp_path: Path, monkeyp
                                                   "--model", MODEL, "--backend", "onnx-int8"])
     assert result.exit_code == 0, result.output
     assert [spinning(e) for e in loaded] == ["1"], loaded
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_residual_adds_stay_apart_from_their_layernorms_in_the_graph_that_runs(backend: str, tmp_path: Path) -> None:
+    """onnxruntime's fused SkipLayerNormalization is several times slower than Add + LayerNormalization on CPU."""
+    import onnx
+
+    from indexer.embed.onnx import open_session, session_options
+
+    embedder = load_embedder(MODEL, runtime=backend)
+    options = session_options(1)
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")  # the graph after onnxruntime's own fusions
+    open_session(embedder.model_file, options)  # type: ignore[attr-defined]
+
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx"), load_external_data=False).graph.node}
+    assert "SkipLayerNormalization" not in ops
+    assert "LayerNormalization" in ops and ("QAttention" if backend == "onnx-int8" else "Attention") in ops

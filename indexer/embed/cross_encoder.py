@@ -134,10 +134,9 @@ def _check_outputs(name: str, outputs: int, purpose: str) -> None:
 
 def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | None,
                         purpose: str) -> OnnxCrossEncoder:
-    import onnxruntime as ort
     from transformers import AutoConfig, AutoTokenizer
 
-    from indexer.embed.onnx import session_options
+    from indexer.embed.onnx import open_session, session_options
     from indexer.embed.onnx_export import INT8_FILE, ONNX_FILE, export_folder
 
     folder = location.path if location.path is not None else _downloaded(location.name)
@@ -148,8 +147,7 @@ def _onnx_cross_encoder(location: ModelLocation, runtime: str, threads: int | No
     _check_outputs(location.name, outputs, purpose)
     exported = export_folder(folder, kind="cross-encoder")
     layout = json.loads((exported / "layout.json").read_text())
-    session = ort.InferenceSession(str(exported / (INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)),
-                                   session_options(threads), providers=["CPUExecutionProvider"])
+    session = open_session(exported / (INT8_FILE if runtime == "onnx-int8" else ONNX_FILE), session_options(threads))
     return OnnxCrossEncoder(location=location, runtime=runtime, session=session,
                             tokenizer=AutoTokenizer.from_pretrained(str(folder)), inputs=list(layout["inputs"]),
                             max_tokens=int(layout["max_tokens"]))

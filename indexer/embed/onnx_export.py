@@ -32,7 +32,7 @@ from indexer.errors import UnavailableError
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
-EXPORT_VERSION = 2  # bump when the export recipe changes, so caches are not reused
+EXPORT_VERSION = 3  # bump when the export recipe changes, so caches are not reused
 
 
 class OnnxExportError(UnavailableError):
@@ -190,13 +190,21 @@ def _torch_export_scorer(path: Path, target: Path) -> dict[str, Any]:
 
 
 def _fuse(source: Path, target: Path, model_dir: Path) -> None:
-    """Fuse attention, LayerNorm and GELU with onnxruntime's BERT optimizer; fall back to a copy."""
+    """Fuse attention, LayerNorm and GELU with onnxruntime's BERT optimizer; fall back to a copy.
+
+    The residual Adds stay apart from the LayerNorms after them (see `onnx.UNFUSED`).
+    """
     try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
 
         config = json.loads((model_dir / "config.json").read_text())
+        options = FusionOptions("bert")
+        options.enable_skip_layer_norm = False
+        options.enable_bias_skip_layer_norm = False
         optimized = optimize_model(str(source), model_type="bert", num_heads=int(config["num_attention_heads"]),
-                                   hidden_size=int(config["hidden_size"]), opt_level=1)
+                                   hidden_size=int(config["hidden_size"]), opt_level=1,
+                                   optimization_options=options)
         optimized.save_model_to_file(str(target))
     except Exception:  # fusion is an optimization only; the plain export is correct
         shutil.copyfile(source, target)
