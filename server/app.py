@@ -110,7 +110,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[ApiKeyAuth(settings.api_keys), InFlightLimit(settings.max_in_flight)],
+        middleware=[ApiKeyAuth(settings.api_keys, settings.api_keys_file), InFlightLimit(settings.max_in_flight)],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(

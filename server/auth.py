@@ -17,8 +17,13 @@ Only the sha256 of each key is kept in memory; a presented key is hashed and
 compared with every stored hash with `hmac.compare_digest`, without stopping
 at the first match, so timing says nothing about which key nearly matched.
 
+A running server reads its keys file again whenever the file changes (its
+inode, size or modification time), so `yomitoki keys add` and `keys remove`
+take effect at the next request, in every worker, without a restart. A file
+that becomes unreadable or invalid lets none of its keys in until it is fixed.
+
 Clients send `Authorization: Bearer KEY` or `X-API-Key: KEY`. With no keys
-configured, everything is open. Otherwise `/health`, the OpenAPI pages and the
+configured (no keys at all and no keys file), everything is open. Otherwise `/health`, the OpenAPI pages and the
 web page's files are public, writes (POST/PUT/PATCH/DELETE under /classifiers and /entity-models, any PUT/PATCH/DELETE)
 need `admin`, and everything else needs `read` (which `admin` includes). A
 route may state its own need with `opt={"scope": "public" | "read" | "admin"}`.
@@ -36,6 +41,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +56,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from indexer.errors import InputError
 from indexer.store.where import FilterError, Where, parse_json, to_json
 from server.access import STATE_KEY, WHOLE_INDEX_KEY
+
+log = logging.getLogger("yomitoki.server")
 
 SCOPES = ("read", "admin")
 # /health for probes, the OpenAPI pages, and the web page's own files (they hold no data: the API
@@ -142,13 +151,46 @@ def file_keys(path: Path) -> list[ApiKey]:
     return keys
 
 
-def collect_keys(cli: Iterable[str] = (), env: Mapping[str, str] | None = None,
-                 keys_file: Path | None = None) -> tuple[ApiKey, ...]:
-    """Every configured key: command line, environment and keys file together."""
-    keys = plain_keys(cli, "--api-key") + env_keys((env or {}).get("YOMITOKI_API_KEYS"))
-    if keys_file is not None:
-        keys += file_keys(keys_file)
-    return tuple(keys)
+def collect_keys(cli: Iterable[str] = (), env: Mapping[str, str] | None = None) -> tuple[ApiKey, ...]:
+    """The plain keys: command line and environment together (a keys file's are a `KeysFile`'s)."""
+    return tuple(plain_keys(cli, "--api-key") + env_keys((env or {}).get("YOMITOKI_API_KEYS")))
+
+
+class KeysFile:
+    """A keys file's keys, read again whenever the file changes (checked at each `current()` call).
+
+    A file that is gone or cannot be parsed any more gives no keys (every key it held is refused)
+    until it is back or fixed; the reason is logged once per change.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.stamp: tuple[int, int, int] | None = None  # inode, size, mtime of the file last read
+        self.keys = tuple(file_keys(self.path))  # the first read raises: `serve` reports a bad file at once
+        self.stamp = self.stamp_now()
+
+    def stamp_now(self) -> tuple[int, int, int] | None:
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return None
+        return status.st_ino, status.st_size, status.st_mtime_ns
+
+    def current(self) -> tuple[ApiKey, ...]:
+        stamp = self.stamp_now()
+        if stamp == self.stamp:
+            return self.keys
+        self.stamp, self.keys = stamp, ()
+        if stamp is None:
+            log.error("keys file %s is gone: none of its keys is accepted until it is back", self.path)
+            return self.keys
+        try:
+            self.keys = tuple(file_keys(self.path))
+        except KeysFileError as exc:
+            log.error("%s; none of its keys is accepted until it is fixed", exc)
+        else:
+            log.info("keys file %s read again: %d keys", self.path, len(self.keys))
+        return self.keys
 
 
 def match_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:
@@ -190,17 +232,27 @@ class ApiKeyAuth(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
-        self.keys = keys
+    def __init__(self, keys: tuple[ApiKey, ...], keys_file: Path | None = None) -> None:
+        self.fixed = keys
+        self.file = KeysFile(keys_file) if keys_file is not None else None
+
+    @property
+    def required(self) -> bool:
+        """Whether keys are checked at all: some were given, or a keys file (even one that now holds none)."""
+        return bool(self.fixed) or self.file is not None
+
+    @property
+    def keys(self) -> tuple[ApiKey, ...]:
+        return self.fixed + (self.file.current() if self.file is not None else ())
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         method = str(scope.get("method", "GET"))
         path = str(scope.get("path_template") or scope.get("path", ""))
         opt = getattr(scope.get("route_handler"), "opt", None) or {}
         needed = required_scope(method, path, opt)
-        if self.keys and needed is not None:
+        if self.required and needed is not None:
             self.authorize(scope, method, path, needed)
-        elif self.keys:  # a public route: a valid key still says what its caller sees, no key sees nothing
+        elif self.required:  # a public route: a valid key still says what its caller sees, no key sees nothing
             presented = presented_key(scope)
             self.admit(scope, match_key(self.keys, presented) if presented is not None else None)
         await next_app(scope, receive, send)

@@ -14,7 +14,7 @@ from indexer.embed.base import DEFAULT_EMBEDDER
 from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
-from server.auth import collect_keys
+from server.auth import KeysFileError, collect_keys, file_keys
 from server.entities_cli import entities_command, train_entities_command
 from server.nlp.entities import parse_ner_models
 from server.request_log import log_config
@@ -54,7 +54,8 @@ def generator_options(command: Any) -> Any:
                    "Also from YOMITOKI_API_KEYS (comma-separated).")
 @click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="YOMITOKI_API_KEYS_FILE",
-              help="File of `sha256:HEX SCOPE [label]` lines: hashed API keys with scope read or admin.")
+              help="File of `sha256:HEX SCOPE [label]` lines: hashed API keys with scope read or admin. "
+                   "Read again whenever it changes (`yomitoki keys add/remove` need no restart).")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Allow browsers on this origin (e.g. https://app.example.com) to call the API; "
                    "repeatable. CORS is off by default.")
@@ -100,12 +101,16 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
 
     torch.set_num_threads(threads)
     with domain_errors():
-        keys = collect_keys(api_keys, os.environ, api_keys_file)
+        keys = collect_keys(api_keys, os.environ)
+        if api_keys_file is not None and not (keys or file_keys(api_keys_file)):
+            raise KeysFileError(f"keys file {api_keys_file} holds no keys, so every request would be refused: "
+                                f"add one with `yomitoki keys add NAME --file {api_keys_file}`")
         ner = parse_ner_models(ner_models)
         file_cache.limit_bytes()  # documents written over HTTP may be scans or .doc files: fail now, not then
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
-                              api_keys=keys, cors_origins=cors_origins, max_in_flight=max_in_flight,
+                              api_keys=keys, api_keys_file=api_keys_file, cors_origins=cors_origins,
+                              max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
                               generator=generator, generator_model=generator_model,
                               generator_languages=parse_languages(generator_languages) if generator_languages else None,

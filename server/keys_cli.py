@@ -52,11 +52,8 @@ def add_command(name: str, keys_file: Path, scope: str, where_text: str | None) 
         raise click.ClickException(f"{keys_file} already has a key named {name!r}: remove it first")
     key = secrets.token_urlsafe(32)
     line = hash_line(key, scope, name) + (f" {where_field(where)}" if where is not None else "")
-    new = not keys_file.exists()
-    with keys_file.open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
-    if new:
-        os.chmod(keys_file, 0o600)
+    text = keys_file.read_text(encoding="utf-8") if keys_file.exists() else ""
+    _replace(keys_file, text + ("\n" if text and not text.endswith("\n") else "") + line + "\n")
     click.echo(key)
     click.echo(f"added {scope} key {name!r} to {keys_file}: the key above is shown only now", err=True)
 
@@ -88,8 +85,26 @@ def remove_command(name: str, keys_file: Path) -> None:
     kept = [line for line in lines if line.split("#", 1)[0].split()[2:3] != [name]]
     if len(kept) == len(lines):
         raise click.ClickException(f"{keys_file} has no key named {name!r}")
-    keys_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    _replace(keys_file, "".join(line + "\n" for line in kept))
     click.echo(f"removed key {name!r} from {keys_file}", err=True)
+
+
+def _replace(keys_file: Path, text: str) -> None:
+    """Write the whole file anew and move it into place: a running server never reads half of it.
+
+    A new file is readable by its owner only; an existing one keeps its mode.
+    """
+    mode = keys_file.stat().st_mode & 0o777 if keys_file.exists() else 0o600
+    scratch = keys_file.with_name(f".{keys_file.name}.{os.getpid()}.tmp")
+    try:
+        with os.fdopen(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(scratch, mode)
+        os.replace(scratch, keys_file)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def _read(keys_file: Path) -> list:

@@ -40,6 +40,7 @@ class ServerSettings:
     max_body_bytes: int = 2_000_000
     cors_origins: tuple[str, ...] = ()
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)  # hashes only (server/auth.py)
+    api_keys_file: Path | None = None     # more keys, read again whenever the file changes (server/auth.py)
     max_in_flight: int = 32               # per endpoint; past it an immediate 503 with Retry-After
     max_connections: int = 1000           # open connections before uvicorn itself answers 503
     shutdown_grace_s: float = 10.0        # SIGTERM: seconds to let in-flight requests finish

@@ -41,8 +41,9 @@ def index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, keywords
 
 @pytest.fixture(scope="module")
 def client(index: Path) -> Iterator[TestClient]:
-    keys = collect_keys([ADMIN_KEY], {"YOMITOKI_API_KEYS": f"read:{ENV_KEY}"}, index / "keys")
-    with TestClient(create_app(ServerSettings(index_dir=index / "index", api_keys=keys))) as client:
+    keys = collect_keys([ADMIN_KEY], {"YOMITOKI_API_KEYS": f"read:{ENV_KEY}"})
+    settings = ServerSettings(index_dir=index / "index", api_keys=keys, api_keys_file=index / "keys")
+    with TestClient(create_app(settings)) as client:
         yield client
 
 
@@ -114,6 +115,51 @@ def test_serve_refuses_a_keys_file_with_a_plain_key(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "never keys" in result.stderr, result.stderr
     assert READ_KEY not in result.stderr
+
+
+def test_serve_refuses_a_keys_file_that_holds_no_keys(tmp_path: Path) -> None:
+    """Otherwise a file whose last key was removed would serve nothing to anyone, with no word why."""
+    (tmp_path / "keys").write_text("# every key was removed\n", encoding="utf-8")
+    result = subprocess.run(yomitoki("serve", "--index", str(tmp_path), "--api-keys-file", str(tmp_path / "keys")),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "holds no keys" in result.stderr and "keys add" in result.stderr, result.stderr
+
+
+def add_key(keys_file: Path, name: str) -> str:
+    done = subprocess.run(yomitoki("keys", "add", name, "--file", str(keys_file)), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_running_server_reads_its_keys_file_again_when_keys_are_added_or_removed(index: Path,
+                                                                                      tmp_path: Path) -> None:
+    """`yomitoki keys remove` takes effect at the next request, not at the next restart."""
+    keys_file = tmp_path / "keys.txt"
+    alice = add_key(keys_file, "alice")
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    server = start_server(index / "index", tmp_path / "server.log", "--threads", "1", "--api-keys-file", str(keys_file))
+
+    def status(key: str) -> int:
+        return httpx.post(f"{server.url}/search", json=SEARCH, headers=bearer(key), timeout=30).status_code
+
+    try:
+        before = status(alice)
+        bob = add_key(keys_file, "bob")
+        added = (status(alice), status(bob))
+        subprocess.run(yomitoki("keys", "remove", "alice", "--file", str(keys_file)), check=True, timeout=120)
+        removed = (status(alice), status(bob))
+        text = keys_file.read_text(encoding="utf-8")
+        keys_file.write_text(text + "not a hash\n", encoding="utf-8")  # a bad hand edit: no key of the file passes
+        broken = status(bob)
+        keys_file.write_text(text, encoding="utf-8")
+        fixed = status(bob)
+    finally:
+        server.stop()
+    assert (before, added, removed, broken, fixed) == (200, (200, 200), (401, 200), 401, 200)
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    log = server.log.read_text()
+    assert "none of its keys is accepted until it is fixed" in log and alice not in log and bob not in log
 
 
 def test_keys_are_compared_in_constant_time_against_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
