@@ -288,9 +288,9 @@ def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None
         return
     for failure in report.failures:
         console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
-    if report.chunks_embedded == 0 and not report.removed:
-        click.echo(f"No changes: {report.unchanged} documents unchanged, nothing embedded "
-                   f"({report.generation}).")
+    if not report.published:
+        click.echo(f"No changes: {report.unchanged} documents unchanged, nothing embedded; "
+                   f"{report.generation} stays live.")
     else:
         rate = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
         click.echo(

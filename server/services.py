@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from indexer.build.builder import ORIGINALS
 from indexer.build.writes import DocumentWriter
 from indexer.embed.base import Embedder
 from indexer.ner.named import EntityModelStore
@@ -49,7 +50,7 @@ class Services:
         """The services of an opened index: what is kept beside it in `settings.index_dir`."""
         return cls(
             settings=settings, embedder=embedder, index=index,
-            writer=DocumentWriter(index.directory, embedder, settings.index_dir / "originals"),
+            writer=DocumentWriter(index.directory, embedder, settings.index_dir / ORIGINALS),
             classifiers=ClassifierStore.for_index(settings.index_dir),
             few_shot=FewShotCache(),
             entity_models=NamedModels(EntityModelStore.for_index(settings.index_dir)),

@@ -58,12 +58,34 @@ def test_each_build_is_a_new_generation_and_old_ones_are_pruned(
     small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
 ) -> None:
     index = tmp_path / "index"
-    for _ in range(5):
+    for number in range(5):
+        (small_corpus / "log.md").write_text(f"# Log\n\nEntry {number}.\n", encoding="utf-8")
         build(small_corpus, index, embedder, keywords)
     directory = IndexDirectory(index)
     assert directory.current_name() == "gen-000005"
     assert directory.generations() == ["gen-000003", "gen-000004", "gen-000005"]
     assert directory.verify(directory.current()) == []
+
+
+def test_a_build_that_changes_nothing_keeps_the_live_generation_and_those_kept_for_rollback(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
+) -> None:
+    """A cron job or `--watch` re-indexing an unchanged folder must not cycle out the generations kept."""
+    index = tmp_path / "index"
+    build(small_corpus, index, embedder, keywords)
+    (small_corpus / "log.md").write_text("# Log\n\nOne entry.\n", encoding="utf-8")
+    build(small_corpus, index, embedder, keywords)
+    reports = [build(small_corpus, index, embedder, keywords) for _ in range(4)]
+
+    directory = IndexDirectory(index)
+    assert [(r.generation, r.published, r.unchanged) for r in reports] == [("gen-000002", False, 7)] * 4
+    assert directory.current_name() == "gen-000002"
+    assert directory.generations() == ["gen-000001", "gen-000002"]
+    assert not [p.name for p in index.iterdir() if p.name.startswith(".gen") or p.name == "gen-000003"]
+    # what a generation holds may change with no document changed: that is published
+    regraphed = build(small_corpus, index, embedder, keywords, index_type="hnsw")
+    assert (regraphed.generation, regraphed.published, regraphed.chunks_embedded) == ("gen-000003", True, 0)
+    assert directory.current().manifest.vectors.type == "hnsw"  # type: ignore[union-attr]
 
 
 def test_malformed_files_are_reported_and_skipped(

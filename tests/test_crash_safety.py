@@ -307,7 +307,7 @@ def test_stale_temporary_files_are_cleaned_by_the_next_build(
     (small_index.path / ".tmp-gen-000009-12345").mkdir()
     (small_index.path / ".tmp-gen-000009-12345" / "store.sqlite").write_bytes(b"half")
     (small_index.path / "CURRENT.tmp12345").write_text("gen-000009\n")
-    report = build(tmp_path / "corpus", small_index.path, embedder, keywords)
+    report = build(tmp_path / "corpus", small_index.path, embedder, keywords, rebuild=True)  # publishes anew
     assert report.generation == "gen-000002"
     assert leftovers(small_index.path) == []
     shutil.rmtree(small_index.path / report.generation)  # a generation gone from disk is reported too

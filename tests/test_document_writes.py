@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,3 +257,27 @@ def test_writes_under_concurrent_search_on_a_real_server(small_index: Path, tmp_
         assert generations, "a searcher got no answer"
         assert generations == sorted(generations), "a client saw the index go back to an older generation"
     assert IndexDirectory(small_index).current_name() == max(published)
+
+
+def test_a_folder_build_that_removes_an_uploaded_document_removes_its_file(
+    client: TestClient, small_index: Path, tmp_path: Path, embedder: Embedder,  # type: ignore[type-arg]
+    keywords: KeywordTokenizer,
+) -> None:
+    from tests.office_files import save_deck
+
+    deck = save_deck(tmp_path / "deck.pptx").read_bytes()
+    put = client.put("/documents/quarterly-deck", files={"file": ("deck.pptx", deck, "application/vnd.openxmlformats-"
+                                                                  "officedocument.presentationml.presentation")})
+    assert put.status_code == 200, put.text
+    kept = list((small_index / "originals").iterdir())
+    assert [p.name for p in kept] == [f"{document_id('quarterly-deck')}.pptx"]
+    assert client.get(f"/documents/{document_id('quarterly-deck')}/file").content == deck
+
+    report = build(tmp_path / "corpus", small_index, embedder, keywords)  # the folder does not hold the deck
+
+    assert report.removed == 1 and list((small_index / "originals").iterdir()) == []
+    deadline = time.monotonic() + 30
+    while _generation(client) != report.generation and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _generation(client) == report.generation, "the server did not swap to the folder build's generation"
+    assert client.get(f"/documents/{document_id('quarterly-deck')}/file").status_code == 404

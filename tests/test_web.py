@@ -18,8 +18,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from indexer.embed.base import Embedder
 from indexer.store.generations import IndexDirectory
-from tests.conftest import ROOT, RunningServer, start_server
+from indexer.text.keywords import KeywordTokenizer
+from tests.conftest import ROOT, RunningServer, build, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -553,6 +555,40 @@ def test_a_server_with_api_keys_asks_for_one_and_the_page_sends_it(browser: Brow
         expect(page.locator("#results")).to_be_visible()  # the same search, sent again with the key
         expect(page.locator("#key-form")).to_be_hidden()
         shot(page, "api-key")
+        assert browsing.script_errors == [] and browsing.foreign() == []
+    finally:
+        for context in browsing.contexts:
+            context.close()
+        server.stop()
+
+
+def test_on_a_keyed_server_a_slide_link_fetches_the_file_with_the_key(browser: Browser, tmp_path: Path,
+                                                                       embedder: Embedder,
+                                                                       keywords: KeywordTokenizer) -> None:
+    """A plain link cannot carry the key: the page fetches the file with it and saves it under its own name."""
+    from tests.office_files import save_deck
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    deck = save_deck(corpus / "deck.pptx").read_bytes()
+    (corpus / "notes.md").write_text("# Notes\n\nNothing about slides here.\n", encoding="utf-8")
+    build(corpus, tmp_path / "index", embedder, keywords)
+    server = start_server(tmp_path / "index", tmp_path / "keyed.log", "--api-key", "tab-key-7f3a", "--generator",
+                          "none")
+    browsing = Browsing(browser, server)
+    try:
+        page = browsing.page(locale="ja-JP")
+        page.goto(server.url + "/")
+        page.fill("#q", "形態素解析")
+        page.press("#q", "Enter")
+        page.fill("#api-key", "tab-key-7f3a")
+        page.locator("#key-form button[type=submit]").click()
+        link = page.locator("#hits > li a.page").first
+        expect(link).to_be_visible()
+        with page.expect_download() as download:
+            link.click()
+        assert download.value.suggested_filename == "deck.pptx"
+        assert Path(download.value.path()).read_bytes() == deck
         assert browsing.script_errors == [] and browsing.foreign() == []
     finally:
         for context in browsing.contexts:

@@ -86,6 +86,7 @@ class BuildReport:
     rebuilt: bool
     entity_seconds: float = 0.0   # extracting entities (index --entities)
     entity_chunks: int = 0        # chunks entities were extracted from
+    published: bool = True        # False: nothing changed, and `generation` is the live one, kept
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,25 @@ def _compatible(previous: Manifest, current: Manifest) -> bool:
     """Whether a generation's documents can be carried over: built with the same model and settings."""
     return all(getattr(previous, k) == getattr(current, k)
                for k in ("model", "normalizer", "chunker", "keywords", "entities"))
+
+
+ORIGINALS = "originals"  # INDEX/originals/: the files of PDF, Word... documents written over HTTP
+
+
+def originals_folder(target: BuildTarget) -> Path | None:
+    """Where the uploaded files of an index's documents are kept; None for an index without a folder (Milvus)."""
+    path = getattr(target, "path", None)
+    return Path(path) / ORIGINALS if path is not None else None
+
+
+# What a generation holds and how it answers; the rest of a manifest (when, by which versions, the last
+# build's counts, files) says how it came to be.
+_CONTENT = ("model", "normalizer", "chunker", "keywords", "entities", "fusion", "vectors", "counts", "corpus")
+
+
+def _same_index(previous: Manifest, current: Manifest) -> bool:
+    """Whether a new generation would hold and serve exactly what the previous one does."""
+    return all(getattr(previous, k) == getattr(current, k) for k in _CONTENT)
 
 
 def _plan(docs: Sequence[SourceDocument], stored: dict[str, tuple[str, str]]) -> _Plan:
@@ -306,7 +326,15 @@ class IndexBuilder:
         counts, vector_settings = writer.finish()
         seconds = time.perf_counter() - started
         manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)
-        writer.publish(manifest)
+        if previous is not None and not plan.add and not plan.delete_ids and _same_index(previous.manifest, manifest):
+            # Nothing changed: publishing would only push an older generation kept for rollback out of the
+            # folder (a cron job or `--watch` runs often). The live generation stays, and the report names it.
+            writer.abort()
+            name, published = previous.name, False
+        else:
+            writer.publish(manifest)
+            published = True
+            self._drop_originals(plan.delete_ids)
         return BuildReport(
             generation=name, added=len(plan.add) - len(plan.changed_keys),
             changed=len(plan.changed_keys),
@@ -314,7 +342,17 @@ class IndexBuilder:
             chunks_embedded=embedded, documents=counts.documents, chunks=counts.chunks,
             failures=tuple(failures), seconds=seconds, embed_seconds=embed_seconds,
             rebuilt=previous is None, entity_seconds=self.entity_seconds, entity_chunks=self.entity_chunks,
+            published=published,
         )
+
+    def _drop_originals(self, doc_ids: Sequence[str]) -> None:
+        """Remove the uploaded files of documents a published build removed or replaced."""
+        folder = originals_folder(self.directory)
+        if folder is None or not folder.is_dir():
+            return
+        for doc_id in doc_ids:
+            for old in folder.glob(f"{doc_id}.*"):
+                old.unlink(missing_ok=True)
 
     def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
         """Chunk, keyword-index and embed new documents; returns (chunks embedded, seconds embedding)."""

@@ -352,7 +352,32 @@ function pageLink(hit) {
   const [one, many] = format === "pptx" || format === "ppt" ? ["slide", "slides"] : ["page", "pages"];
   const text = first === last ? t(one, { page: first }) : t(many, { first, last });
   const file = `/documents/${encodeURIComponent(hit.doc_id)}/file`;
-  return el("a", { class: "page", href: format === "pdf" ? `${file}#page=${first}` : file }, text);
+  const fragment = format === "pdf" ? `#page=${first}` : "";
+  const link = el("a", { class: "page", href: file + fragment }, text);
+  link.addEventListener("click", (event) => openWithKey(event, file, fragment));
+  return link;
+}
+
+// A link cannot send the API key a keyed server asks for. With a key kept, the file is fetched with it
+// and opened from a blob: URL (a PDF in the browser's viewer, at its page), or saved under its own name.
+async function openWithKey(event, file, fragment) {
+  if (!safeStorage(() => sessionStorage.getItem(KEY_STORE))) return; // no key: the plain link
+  event.preventDefault();
+  try {
+    const response = await fetchOk(file);
+    const url = URL.createObjectURL(await response.blob());
+    const named = /filename\*=UTF-8''([^;]+)|filename="([^"]+)"/i.exec(response.headers.get("content-disposition") || "");
+    if (response.headers.get("content-type") === "application/pdf" || !named) {
+      location.assign(url + fragment);
+      return;
+    }
+    const save = el("a", { href: url, download: named[1] ? decodeURIComponent(named[1]) : named[2] });
+    document.body.append(save);
+    save.click();
+    save.remove();
+  } catch (error) {
+    showError(error);
+  }
 }
 
 function score(value) {
