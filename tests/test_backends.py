@@ -213,8 +213,10 @@ def test_incremental_rebuild_and_generations(kind: str, tmp_path: Path, embedder
         assert searcher.search("walrus", mode="dense", k=1)[0].source == "a_b.md"  # carried over
     finally:
         searcher.close()
-    for _ in range(2):
-        IndexBuilder(target, embedder, keywords).build(corpus)
+    for number in range(2):
+        IndexBuilder(target, embedder, keywords).build(write_corpus(corpus, {**changed, "log.md": f"Entry {number}."}))
+    unchanged = IndexBuilder(target, embedder, keywords).build(corpus)  # nothing to publish: the live one stays
+    assert (unchanged.generation, unchanged.published, unchanged.unchanged) == ("gen-000004", False, 5)
     assert target.current_name() == "gen-000004"
     if isinstance(target, MilvusIndex):
         assert target.generations() == ["gen-000002", "gen-000003", "gen-000004"]
