@@ -7,6 +7,7 @@ Without /usr/bin/chromium the browser tests skip, except in CI (`CI` set), where
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -534,14 +535,25 @@ def test_the_page_requests_nothing_but_the_server(web: Browsing) -> None:
     assert web.foreign() == []
 
 
-def test_a_server_with_api_keys_asks_for_one_and_the_page_sends_it(browser: Browser, corpus_index: IndexDirectory,
-                                                                     tmp_path: Path) -> None:
-    server = start_server(corpus_index.path, tmp_path / "keyed.log", "--api-key", "tab-key-7f3a", "--generator",
-                          "none")
+@contextlib.contextmanager
+def keyed_server(browser: Browser, index: Path, logs: Path) -> Iterator[Browsing]:
+    """A real server over `index` that wants the API key tab-key-7f3a, and a browser to use it with."""
+    server = start_server(index, logs / "keyed.log", "--api-key", "tab-key-7f3a", "--generator", "none")
     browsing = Browsing(browser, server)
     try:
+        yield browsing
+        assert browsing.script_errors == [] and browsing.foreign() == []
+    finally:
+        for context in browsing.contexts:
+            context.close()
+        server.stop()
+
+
+def test_a_server_with_api_keys_asks_for_one_and_the_page_sends_it(browser: Browser, corpus_index: IndexDirectory,
+                                                                     tmp_path: Path) -> None:
+    with keyed_server(browser, corpus_index.path, tmp_path) as browsing:
         page = browsing.page(locale="ja-JP")
-        page.goto(server.url + "/")
+        page.goto(browsing.server.url + "/")
         page.fill("#q", "トークナイザ")
         page.press("#q", "Enter")
         expect(page.locator("#key-form")).to_be_visible()  # the 401, and a place to give the key
@@ -555,11 +567,6 @@ def test_a_server_with_api_keys_asks_for_one_and_the_page_sends_it(browser: Brow
         expect(page.locator("#results")).to_be_visible()  # the same search, sent again with the key
         expect(page.locator("#key-form")).to_be_hidden()
         shot(page, "api-key")
-        assert browsing.script_errors == [] and browsing.foreign() == []
-    finally:
-        for context in browsing.contexts:
-            context.close()
-        server.stop()
 
 
 def test_on_a_keyed_server_a_slide_link_fetches_the_file_with_the_key(browser: Browser, tmp_path: Path,
@@ -573,12 +580,9 @@ def test_on_a_keyed_server_a_slide_link_fetches_the_file_with_the_key(browser: B
     deck = save_deck(corpus / "deck.pptx").read_bytes()
     (corpus / "notes.md").write_text("# Notes\n\nNothing about slides here.\n", encoding="utf-8")
     build(corpus, tmp_path / "index", embedder, keywords)
-    server = start_server(tmp_path / "index", tmp_path / "keyed.log", "--api-key", "tab-key-7f3a", "--generator",
-                          "none")
-    browsing = Browsing(browser, server)
-    try:
+    with keyed_server(browser, tmp_path / "index", tmp_path) as browsing:
         page = browsing.page(locale="ja-JP")
-        page.goto(server.url + "/")
+        page.goto(browsing.server.url + "/")
         page.fill("#q", "形態素解析")
         page.press("#q", "Enter")
         page.fill("#api-key", "tab-key-7f3a")
@@ -589,8 +593,3 @@ def test_on_a_keyed_server_a_slide_link_fetches_the_file_with_the_key(browser: B
             link.click()
         assert download.value.suggested_filename == "deck.pptx"
         assert Path(download.value.path()).read_bytes() == deck
-        assert browsing.script_errors == [] and browsing.foreign() == []
-    finally:
-        for context in browsing.contexts:
-            context.close()
-        server.stop()
