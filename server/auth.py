@@ -165,9 +165,8 @@ class KeysFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.stamp: tuple[int, int, int] | None = None  # inode, size, mtime of the file last read
+        self.stamp = self.stamp_now()  # inode, size, mtime of the file last read (taken before reading it)
         self.keys = tuple(file_keys(self.path))  # the first read raises: `serve` reports a bad file at once
-        self.stamp = self.stamp_now()
 
     def stamp_now(self) -> tuple[int, int, int] | None:
         try:

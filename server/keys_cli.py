@@ -92,8 +92,10 @@ def remove_command(name: str, keys_file: Path) -> None:
 def _replace(keys_file: Path, text: str) -> None:
     """Write the whole file anew and move it into place: a running server never reads half of it.
 
-    A new file is readable by its owner only; an existing one keeps its mode.
+    A new file is readable by its owner only; an existing one keeps its mode. A symbolic link stays
+    one: the file it points to is the one replaced.
     """
+    keys_file = keys_file.resolve()
     mode = keys_file.stat().st_mode & 0o777 if keys_file.exists() else 0o600
     scratch = keys_file.with_name(f".{keys_file.name}.{os.getpid()}.tmp")
     try:

@@ -132,6 +132,17 @@ def add_key(keys_file: Path, name: str) -> str:
     return done.stdout.strip()
 
 
+def test_keys_add_and_remove_through_a_symbolic_link_keep_the_link(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "keys.txt").symlink_to(tmp_path / "secrets" / "keys.txt")
+    add_key(tmp_path / "keys.txt", "alice")
+    add_key(tmp_path / "keys.txt", "bob")
+    subprocess.run(yomitoki("keys", "remove", "alice", "--file", str(tmp_path / "keys.txt")), check=True, timeout=120)
+    assert (tmp_path / "keys.txt").is_symlink()
+    assert [key.label for key in file_keys(tmp_path / "secrets" / "keys.txt")] == ["bob"]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["keys.txt"]  # no scratch file left
+
+
 def test_the_running_server_reads_its_keys_file_again_when_keys_are_added_or_removed(index: Path,
                                                                                       tmp_path: Path) -> None:
     """`yomitoki keys remove` takes effect at the next request, not at the next restart."""
