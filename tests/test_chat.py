@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from litestar.testing import TestClient
 from indexer.embed.base import Embedder
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
+from server.answering.chat import until_stop
 from server.answering.followups import Turn, is_follow_up, rule_rewrite
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
 from server.answering.llamacpp import LlamaCppGenerator
@@ -28,6 +29,7 @@ from server.answering.loading import GeneratorOptions, check_generator, load_any
 from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http_library
 from server.app import create_app
 from server.errors import UpstreamError
+from server.nlp.errors import TaskInputError
 from server.settings import ServerSettings
 from tests.conftest import RunningServer, build, free_port, start_server, yomitoki
 
@@ -182,6 +184,18 @@ def test_chat_answers_extractively_with_sources(client: TestClient) -> None:
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "max_tokens": 0}, 400, "max_tokens"),
     ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "yomitoki": {"k": 99}}, 400,
      "yomitoki.k"),
+    # what OpenAI's API does and this server does not: refused, not silently left undone
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "n": 2}, 400, "n"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "logprobs": True}, 400, "logprobs"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}],
+      "response_format": {"type": "json_object"}}, 400, "response_format"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "tool_choice": "required"}, 400,
+     "tool_choice"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400,
+     "messages[0].content[1].type"),
+    ({"model": "yomitoki-rag", "messages": [{"role": "user", "content": "q"}], "stop": ["\n"]}, 400, "stop"),
 ])
 def test_bad_chat_requests_name_the_field(client: TestClient, body: dict, status: int, param: str) -> None:
     response = client.post("/v1/chat/completions", json=body)
@@ -203,6 +217,34 @@ def test_chat_with_the_generator_itself_needs_a_user_turn_too(corpus_index: Inde
         assert response.json()["error"]["param"] == param, response.text
         generator = client.get("/health").json()["models"]["generator"]
         assert generator["loaded"] is False, generator  # refused before the model was loaded
+
+
+def test_what_is_done_anyway_is_accepted(client: TestClient) -> None:
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is BM25?"}]}], "n": 1,
+            "logprobs": False, "response_format": {"type": "text"}, "tool_choice": "auto", "tools": [], "seed": 7}
+    response = chat(client, **body)
+    assert response.status_code == 200, response.text
+
+
+def test_a_conversation_past_the_generators_context_is_400_naming_messages(smollm2: LlamaCppGenerator) -> None:
+    long = [{"role": "user", "content": "日本語の文章" * 1166}]  # within the per-turn limit, ~5,300 of its tokens
+    with pytest.raises(TaskInputError, match="over its context of 4096") as refused:
+        list(smollm2.stream(long, TextGenerationLimits(4, 60), threading.Event()))
+    assert refused.value.field == "messages"
+    assert smollm2._lock.acquire(blocking=False)  # refused before the model was asked
+    smollm2._lock.release()
+
+
+def test_stop_sequences_end_the_generators_own_answer_before_them() -> None:
+    def pieces(*texts: str) -> Generator[str, None, None]:
+        yield from texts
+
+    assert "".join(until_stop(pieces("1, 2, 3, ", "4, 5", ", 6"), ["5"])) == "1, 2, 3, 4, "
+    assert "".join(until_stop(pieces("Thought: a", "\nObserv", "ation: b"), ["\nObservation:"])) == "Thought: a"
+    assert "".join(until_stop(pieces("no stop ", "here"), ["###", "Q:"])) == "no stop here"
+    assert "".join(until_stop(pieces("ab"), [])) == "ab"
+    closed = pieces("stop", " here", " never read")
+    assert list(until_stop(closed, ["stop"])) == [] and closed.gi_frame is None  # the generator was closed
 
 
 def test_oversized_history_is_400_naming_it(client: TestClient) -> None:
@@ -292,6 +334,26 @@ def test_openai_client_streamed_gets_tokens_then_sources_on_the_final_chunk(live
     assert text.strip() and chunks[-1].choices[0].finish_reason == "stop", chunks[-1]
     assert chunks[-1].model_extra["yomitoki"]["sources"], chunks[-1]
     assert all("yomitoki" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_the_generators_own_model_stops_before_a_stop_sequence(live_server: RunningServer) -> None:
+    client = openai_client(live_server)
+    counting = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
+    full = client.chat.completions.create(model="smollm2-135m-instruct", messages=counting, max_tokens=40)
+    assert "5" in full.choices[0].message.content, full
+    stopped = client.chat.completions.create(model="smollm2-135m-instruct", messages=counting, max_tokens=40,
+                                             stop=["5"])
+    text = stopped.choices[0].message.content
+    assert "5" not in text and full.choices[0].message.content.startswith(text), (text, full)
+    assert stopped.choices[0].finish_reason == "stop"
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="smollm2-135m-instruct", messages=counting, max_tokens=40, stop="5", stream=True))
+    assert streamed == text
+
+
+def test_an_answer_cut_by_the_time_limit_counts_as_cut() -> None:
+    assert TextGenerationOutcome(stop="time").cut and TextGenerationOutcome(stop="max_tokens").cut
+    assert not TextGenerationOutcome(stop="eos").cut and not TextGenerationOutcome(stop="cancelled").cut
 
 
 def test_an_answer_cut_at_max_tokens_finishes_with_length(live_server: RunningServer) -> None:

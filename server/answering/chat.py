@@ -10,8 +10,10 @@ the passages behind the answer (and the rewritten search query) in the response.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Generator, Iterator, Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -30,6 +32,9 @@ MAX_MESSAGES = 2 * MAX_HISTORY_TURNS + 2          # the history, a system messag
 MAX_CONVERSATION_CHARS = 64_000                    # all messages together
 
 
+TEXT_PARTS = ("text", "input_text")  # content parts that are read; an image, audio or file part is refused
+
+
 class ContentPart(msgspec.Struct, frozen=True):
     type: Annotated[str, Meta(max_length=64)]
     text: Annotated[str, Meta(max_length=MAX_TURN_CHARS)] | None = None
@@ -45,7 +50,7 @@ class ChatMessage(msgspec.Struct, frozen=True):
     @property
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "\n".join(part.text or "" for part in self.content if part.type == "text")
+            return "\n".join(part.text or "" for part in self.content if part.type in TEXT_PARTS)
         return self.content or ""
 
 
@@ -64,7 +69,37 @@ class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: O
     max_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     max_completion_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    # Stop sequences: the generator's own model stops before the first one it writes. Up to 4, as OpenAI's.
+    stop: Annotated[str, Meta(min_length=1, max_length=256)] | Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=256)]], Meta(max_length=4)] | None = None
+    # Asked of OpenAI's API but not done here: refused unless they ask for what is done anyway (`refused`).
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    response_format: dict[str, object] | None = None
+    tool_choice: str | dict[str, object] | None = None
     yomitoki: ChatOptions | None = None
+
+    @property
+    def stops(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+    def refuse_what_is_not_done(self) -> None:
+        """A 400 naming the first field that asks for what this server cannot give."""
+        if self.n not in (None, 1):
+            raise TaskInputError("n", "one choice is answered per request: leave out n or send 1")
+        if self.logprobs or self.top_logprobs:
+            raise TaskInputError("logprobs", "log probabilities are not returned here")
+        kind = (self.response_format or {}).get("type", "text")
+        if kind != "text":
+            raise TaskInputError("response_format", f"answers are text; {kind!r} is not produced here")
+        if self.tool_choice not in (None, "none", "auto"):
+            raise TaskInputError("tool_choice", "no tool is ever called here: send 'none' or 'auto', or leave it out")
+        for i, message in enumerate(self.messages):
+            for j, part in enumerate(message.content if isinstance(message.content, list) else ()):
+                if part.type not in TEXT_PARTS:
+                    raise TaskInputError(f"messages[{i}].content[{j}].type",
+                                         f"only text parts are read; a {part.type!r} part cannot be")
 
     @property
     def token_limit(self) -> int:
@@ -99,6 +134,7 @@ class ChatExtension(msgspec.Struct, frozen=True):
 
 def conversation(request: ChatRequest) -> list[dict[str, str]]:
     """The messages as plain role/content pairs, bounded in size, with a user turn to answer."""
+    request.refuse_what_is_not_done()
     messages = [{"role": m.role, "content": m.text} for m in request.messages]
     if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
         raise TaskInputError("messages", f"the conversation is longer than {MAX_CONVERSATION_CHARS} characters; "
@@ -117,8 +153,35 @@ def last_user_turn(messages: list[dict[str, str]]) -> int:
     return last
 
 
+def until_stop(pieces: Generator[str, None, None], stops: Sequence[str]) -> Iterator[str]:
+    """The generator's text up to the first stop sequence, which is left out; the generator stops there.
+
+    Text that could be the start of a stop sequence is held back until it is known not to be one.
+    """
+    with contextlib.closing(pieces):  # closing it stops the model
+        if not stops:
+            yield from pieces
+            return
+        held, longest = "", max(map(len, stops))
+        for piece in pieces:
+            held += piece
+            found = [at for at in (held.find(stop) for stop in stops) if at >= 0]
+            if found:
+                if min(found):
+                    yield held[: min(found)]
+                return
+            if len(held) >= longest:
+                yield held[: len(held) - longest + 1]
+                held = held[len(held) - longest + 1 :]
+        if held:
+            yield held
+
+
 def rag_question(request: ChatRequest) -> Question:
     """The last user turn as a question, the turns before it as its history."""
+    if request.stops:
+        raise TaskInputError("stop", f"{RAG_MODEL} answers from the documents and is not cut at stop sequences; "
+                                     "they apply to the generator's own model")
     messages = conversation(request)
     last = last_user_turn(messages)
     text = messages[last]["content"].strip()

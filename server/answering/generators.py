@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from indexer.embed.locations import locate_generator, reach_hub
 from server.errors import UnavailableError
+from server.nlp.errors import TaskInputError
 
 log = logging.getLogger("yomitoki.answering")
 REPETITION_PENALTY = 1.0  # above 1 it also punishes copying words from the passages, which answers need
@@ -42,6 +43,20 @@ class TextGenerationOutcome:
     tokens: int = 0
     stop: str = ""           # "eos", "max_tokens", "time", "cancelled", "error" or "repetition"
     error: str | None = None
+
+    @property
+    def cut(self) -> bool:
+        """Whether the generator was still writing when a limit stopped it: `max_tokens` or the time limit."""
+        return self.stop in ("max_tokens", "time")
+
+
+def check_room(generator: TextGenerator, prompt_tokens: int, max_new_tokens: int) -> None:
+    """A 400 naming `messages` when the prompt and the answer cannot both fit the generator's context."""
+    if prompt_tokens + max_new_tokens > generator.context_window:
+        raise TaskInputError("messages", f"the conversation is {prompt_tokens} of {generator.name}'s tokens and the "
+                                         f"answer may take {max_new_tokens} more, over its context of "
+                                         f"{generator.context_window}: send fewer or shorter turns, or a smaller "
+                                         "max_tokens")
 
 
 class TextGenerator(Protocol):
@@ -104,6 +119,7 @@ class TransformersGenerator:
         stop = _Stop(cancel, deadline)
         try:
             ids = self.encode(messages)
+            check_room(self, int(ids.shape[1]), limits.max_new_tokens)
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
                                             timeout=limits.time_limit_s + 60)
             worker = threading.Thread(target=self._generate, args=(ids, streamer, stop, limits, outcome),

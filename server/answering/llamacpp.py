@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from server.answering.generators import TextGenerationLimits, TextGenerationOutcome
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, check_room
 from server.errors import UnavailableError
 
 log = logging.getLogger("yomitoki.answering")
@@ -32,6 +32,7 @@ log = logging.getLogger("yomitoki.answering")
 # 1 thread wrote 20-25 tokens/s and 2 threads 1-2 tokens/s (poll 0 or 50 alike).
 DEFAULT_THREADS = 1
 CONTEXT_WINDOW = 4096   # tokens of prompt and answer per request (SmolLM2 was trained on 8192)
+TEMPLATE_TOKENS = 8     # what the chat template adds around each message, and to open the answer (at most)
 _END = object()         # the generation call returned
 
 
@@ -69,6 +70,8 @@ class LlamaCppGenerator:
         """Text pieces as the model writes them; closing the iterator stops the model."""
         outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
+        prompt = sum(self.count_tokens([m["content"] for m in messages])) + TEMPLATE_TOKENS * (len(messages) + 1)
+        check_room(self, prompt, limits.max_new_tokens)
         if not self._lock.acquire(timeout=limits.time_limit_s):
             raise UnavailableError(f"generator {self.name!r} is busy with other requests", retry_after=10)
         try:

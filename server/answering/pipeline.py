@@ -276,7 +276,7 @@ class Answerer:
             yield AnswerEvent("token", text=tail)
         log.info("generated %d tokens (%s) in %.0f ms", outcome.tokens, outcome.stop, _ms(started))
         yield AnswerEvent("done", response=self._generated_response(question, reader, found, "".join(pieces).strip(),
-                                                                    started, outcome.stop == "max_tokens"))
+                                                                    started, outcome.cut))
 
     def _generated_response(self, question: Question, reader: str, found: Retrieval, answer: str,
                             started: float, truncated: bool) -> AskResponse:

@@ -26,7 +26,15 @@ from litestar.response.sse import ServerSentEventMessage
 
 from server.access import scoped
 from server.answering import Answerer
-from server.answering.chat import RAG_MODEL, ChatRequest, Completion, conversation, extension, rag_question
+from server.answering.chat import (
+    RAG_MODEL,
+    ChatRequest,
+    Completion,
+    conversation,
+    extension,
+    rag_question,
+    until_stop,
+)
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
@@ -66,11 +74,11 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
     generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")
     limits = TextGenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
     if data.stream:
-        return EventStream(_direct_chunks(generator, messages, limits, completion))
+        return EventStream(_direct_chunks(generator, messages, limits, completion, data.stops))
     outcome = TextGenerationOutcome()
     text = await anyio.to_thread.run_sync(
-        lambda: "".join(generator.stream(messages, limits, threading.Event(), outcome)))
-    return completion.body(text, finish_reason(outcome.stop == "max_tokens"), None)
+        lambda: "".join(until_stop(generator.stream(messages, limits, threading.Event(), outcome), data.stops)))
+    return completion.body(text, finish_reason(outcome.cut), None)
 
 
 def finish_reason(truncated: bool) -> str:
@@ -94,16 +102,17 @@ async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion)
 
 
 async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: TextGenerationLimits,
-                         completion: Completion) -> AsyncIterator[Any]:
+                         completion: Completion, stops: list[str]) -> AsyncIterator[Any]:
     cancel, outcome = threading.Event(), TextGenerationOutcome()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
-    async with aclosing(in_thread(generator.stream(messages, limits, cancel, outcome), cancel)) as pieces:
+    written = until_stop(generator.stream(messages, limits, cancel, outcome), stops)
+    async with aclosing(in_thread(written, cancel)) as pieces:
         async for piece in pieces:
             if isinstance(piece, Exception):
                 yield _data(_error_chunk(piece))
                 return
             yield _data(completion.chunk({"content": piece}))
-    yield _data(completion.chunk({}, finish_reason(outcome.stop == "max_tokens")))
+    yield _data(completion.chunk({}, finish_reason(outcome.cut)))
     yield _data(b"[DONE]")
 
 
