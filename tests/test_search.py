@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import pytest
 
+from indexer.embed.base import Embedder
 from indexer.search.searcher import Hit, QueryError, Searcher
+from indexer.store.generations import IndexDirectory
 from indexer.store.sqlite import Filters
-from tests.conftest import CORPUS
+from indexer.text.keywords import KeywordTokenizer
+from tests.conftest import CORPUS, build
 
 
 def files_containing(word: str) -> list[str]:
@@ -105,3 +109,31 @@ def test_bad_queries_raise_clear_errors(searcher: Searcher, query: str, mode: st
 def test_japanese_query_under_english_model_leans_on_keywords(searcher: Searcher) -> None:
     assert searcher.embedder.coverage("東京で働く") == 0.0
     assert searcher.embedder.coverage("what is a tokenizer") > 0.9
+
+
+def test_an_english_word_beside_japanese_is_highlighted_alone(tmp_path: Path, embedder: Embedder,
+                                                             keywords: KeywordTokenizer) -> None:
+    """`BM25のk1`: the highlight is BM25, not the Japanese after it (Python's \\w runs on into kana), and k1 right
+    after の is found at all (\\b sees no word start between の and k)."""
+    text = "BM25のk1パラメータを調整すると検索結果が変わる。Pythonで実装した。ＡＰＩキーを発行する。"
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "bm25.md").write_text(f"# 調整\n\n{text}\n", encoding="utf-8")
+    build(tmp_path / "corpus", tmp_path / "index", embedder, keywords)
+    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    try:
+        for query, words in [("BM25", ["BM25"]), ("k1", ["k1"]), ("Python", ["Python"]), ("API", ["ＡＰＩ"]),
+                             ("BM25 k1 python", ["BM25", "k1", "Python"])]:
+            [hit] = searcher.search(query, mode="keyword", k=1)
+            assert [hit.text[s - hit.start : e - hit.start] for s, e in hit.highlights] == words, query
+    finally:
+        searcher.close()
+
+
+@pytest.mark.parametrize("query", ["pass", "re", "E-1024", "running"])
+def test_english_highlights_are_words_with_the_querys_stems_not_words_that_start_with_them(
+    searcher: Searcher, keywords: KeywordTokenizer, query: str
+) -> None:
+    stems = {term.text for term in keywords.words(query)}
+    for hit in searcher.search(query, mode="hybrid", k=10):
+        for word in highlighted_words(hit):
+            assert keywords.stem(unicodedata.normalize("NFKC", word)) in stems, (query, word, hit.source)

@@ -434,15 +434,15 @@ class Searcher:
             ))
         return hits
 
-    def _query_terms(self, query: str, scope: Filters | None = None) -> re.Pattern[str] | None:
-        """One pattern matching the query's terms as they can appear in a chunk's text.
+    def _query_terms(self, query: str, scope: Filters | None = None) -> QueryTerms:
+        """The query's terms as they can appear in a chunk's text.
 
-        English terms match as word prefixes of their stem (run → running),
-        Japanese words by their surface, and the query's character bigrams
-        as they are: the same evidence the keyword index ranks by, found with
-        one regular expression instead of re-analysing every hit.
+        English terms match the words of the text that have the same stem (run → running, not
+        rune), Japanese words by their surface, and the query's character bigrams as they are:
+        the same evidence the keyword index ranks by, found with one regular expression and a
+        stemmer instead of re-analysing every hit.
         """
-        parts = set()
+        parts, stems = set(), set()
         compounds = self.compounds(query)
         kana = self.kana_terms(query, scope)
 
@@ -452,25 +452,26 @@ class Searcher:
         for term in filter(searched, self.keywords.words(query)):
             typed = query[term.start : term.end]
             if typed.isascii():
-                parts.add(rf"\b{re.escape(term.text)}\w*")  # the stem, as a word's start: run → running
+                stems.add(term.text)
             elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
         parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in filter(searched, self.keywords.grams(query)))
         parts.update(re.escape(term) for term in kana.terms)
-        if not parts:
-            return None
         # matched at every position, as a lookahead: matches may overlap (の弱 and 弱点 in の弱点; a plain scan
         # would resume after の弱 and never see 弱点), and `highlights` merges them
-        return re.compile(f"(?=({'|'.join(sorted(parts, key=len, reverse=True))}))", re.IGNORECASE)
+        pattern = re.compile(f"(?=({'|'.join(sorted(parts, key=len, reverse=True))}))", re.IGNORECASE) \
+            if parts else None
+        return QueryTerms(pattern, frozenset(stems))
 
-    def highlights(self, chunk: StoredChunk, pattern: re.Pattern[str] | None) -> tuple[tuple[int, int], ...]:
+    def highlights(self, chunk: StoredChunk, terms: QueryTerms) -> tuple[tuple[int, int], ...]:
         """Spans of the chunk where query terms occur, merged, in original-text offsets."""
-        if pattern is None:
-            return ()
+        spans = [match.span(1) for match in terms.pattern.finditer(chunk.text)] if terms.pattern else []
+        if terms.stems:
+            spans += [match.span() for match in _LATIN_WORD.finditer(chunk.text)
+                      if self.keywords.stem(match.group()) in terms.stems]
         merged: list[list[int]] = []
-        for match in pattern.finditer(chunk.text):
-            start, end = match.span(1)
+        for start, end in sorted(spans):
             if end == start:
                 continue
             if merged and start <= merged[-1][1]:
@@ -478,6 +479,20 @@ class Searcher:
             else:
                 merged.append([start, end])
         return tuple(chunk.to_original(s, e) for s, e in merged)
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """What `Searcher.highlights` marks: Japanese words, compounds, bigrams and kana readings (`pattern`), and
+    the stems of the query's English words (`stems`)."""
+
+    pattern: re.Pattern[str] | None
+    stems: frozenset[str]
+
+
+# A word of Latin letters and digits: one English term of the index (BM25 in BM25のk1, API in APIキー). Python's
+# \w would run on into the Japanese after it.
+_LATIN_WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f]+")
 
 
 def facet_values(field: str, source: str, language: str, metadata: dict[str, Any]) -> list[Any]:

@@ -311,6 +311,10 @@ class KeywordTokenizer:
             if word not in ENGLISH_STOPWORDS:
                 yield Term(stemmer.stemWord(word), offset + match.start(), offset + match.end())
 
+    def stem(self, word: str) -> str:
+        """An English word's term: lower-cased and stemmed (running → run), as in the index."""
+        return str(self._stemmer().stemWord(word.lower()))
+
     def _stemmer(self) -> Any:
         stemmer = getattr(self._local, "stemmer", None)
         if stemmer is None:
