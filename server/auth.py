@@ -126,29 +126,31 @@ def file_keys(path: Path) -> list[ApiKey]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise KeysFileError(f"cannot read keys file {path}: {exc}") from exc
-    keys = []
-    for number, line in enumerate(lines, 1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        match = _HEX.fullmatch(fields[0])
-        if match is None:
-            raise KeysFileError(f"{path}:{number}: expected `sha256:<64 hex digits> SCOPE [label]` "
-                                f"(the file holds hashes of keys, never keys)")
-        scope = fields[1] if len(fields) > 1 else "read"
-        if scope not in SCOPES:
-            raise KeysFileError(f"{path}:{number}: unknown scope {scope!r}, use read or admin")
-        where = None
-        if len(fields) > 2 and fields[-1].startswith(WHERE_PREFIX):
-            try:
-                where = parse_json(fields.pop()[len(WHERE_PREFIX):], "where")
-            except FilterError as exc:
-                raise KeysFileError(f"{path}:{number}: bad access filter: {exc}") from exc
-            if scope != "read":
-                raise KeysFileError(f"{path}:{number}: {ADMIN_FILTER}")
-        label = " ".join(fields[2:]) or f"{Path(path).name}:{number}"
-        keys.append(ApiKey(bytes.fromhex(match.group(1)), scope, label, where))
-    return keys
+    return [key for number, line in enumerate(lines, 1) if (key := file_line_key(path, number, line)) is not None]
+
+
+def file_line_key(path: Path, number: int, line: str) -> ApiKey | None:
+    """The key of a keys-file line (None for a blank or comment line); its label is the rest of the line."""
+    fields = line.split("#", 1)[0].split()
+    if not fields:
+        return None
+    match = _HEX.fullmatch(fields[0])
+    if match is None:
+        raise KeysFileError(f"{path}:{number}: expected `sha256:<64 hex digits> SCOPE [label]` "
+                            f"(the file holds hashes of keys, never keys)")
+    scope = fields[1] if len(fields) > 1 else "read"
+    if scope not in SCOPES:
+        raise KeysFileError(f"{path}:{number}: unknown scope {scope!r}, use read or admin")
+    where = None
+    if len(fields) > 2 and fields[-1].startswith(WHERE_PREFIX):
+        try:
+            where = parse_json(fields.pop()[len(WHERE_PREFIX):], "where")
+        except FilterError as exc:
+            raise KeysFileError(f"{path}:{number}: bad access filter: {exc}") from exc
+        if scope != "read":
+            raise KeysFileError(f"{path}:{number}: {ADMIN_FILTER}")
+    label = " ".join(fields[2:]) or f"{Path(path).name}:{number}"
+    return ApiKey(bytes.fromhex(match.group(1)), scope, label, where)
 
 
 def collect_keys(cli: Iterable[str] = (), env: Mapping[str, str] | None = None) -> tuple[ApiKey, ...]:
@@ -165,8 +167,11 @@ class KeysFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.stamp = self.stamp_now()  # inode, size, mtime of the file last read (taken before reading it)
-        self.keys = tuple(file_keys(self.path))  # the first read raises: `serve` reports a bad file at once
+        self.stamp: tuple[int, int, int] | None = (-1, -1, -1)  # inode, size, mtime of the file last read
+        self.keys: tuple[ApiKey, ...] = ()
+        # `serve` refuses a bad file before starting; a worker started later (one replacing a worker that
+        # died) starts anyway and, like the running ones, admits none of the file's keys until it is fixed
+        self.current()
 
     def stamp_now(self) -> tuple[int, int, int] | None:
         try:
@@ -188,7 +193,7 @@ class KeysFile:
         except KeysFileError as exc:
             log.error("%s; none of its keys is accepted until it is fixed", exc)
         else:
-            log.info("keys file %s read again: %d keys", self.path, len(self.keys))
+            log.info("keys file %s read: %d keys", self.path, len(self.keys))
         return self.keys
 
 

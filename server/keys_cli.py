@@ -18,7 +18,7 @@ import click
 
 from indexer.cli import cli
 from indexer.store.where import FilterError, parse_json, to_json
-from server.auth import ADMIN_FILTER, SCOPES, KeysFileError, file_keys, hash_line, where_field
+from server.auth import ADMIN_FILTER, SCOPES, KeysFileError, file_keys, file_line_key, hash_line, where_field
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 file_option = click.option("--file", "keys_file", required=True, envvar="YOMITOKI_API_KEYS_FILE",
@@ -82,7 +82,11 @@ def list_command(keys_file: Path, as_json: bool) -> None:
 def remove_command(name: str, keys_file: Path) -> None:
     """Remove the key NAME from the keys file."""
     lines = keys_file.read_text(encoding="utf-8").splitlines() if keys_file.exists() else []
-    kept = [line for line in lines if line.split("#", 1)[0].split()[2:3] != [name]]
+    try:  # the whole label, as `keys list` shows it: `alice` is not `alice smith`
+        kept = [line for number, line in enumerate(lines, 1)
+                if getattr(file_line_key(keys_file, number, line), "label", None) != name]
+    except KeysFileError as exc:
+        raise click.ClickException(str(exc)) from exc
     if len(kept) == len(lines):
         raise click.ClickException(f"{keys_file} has no key named {name!r}")
     _replace(keys_file, "".join(line + "\n" for line in kept))

@@ -54,14 +54,17 @@ class ServerSettings:
         """The settings a `serve --workers N` process handed its workers (`to_env`)."""
         if WORKER_SETTINGS_ENV not in env:
             raise RuntimeError(f"{WORKER_SETTINGS_ENV} is not set: start workers with `yomitoki serve --workers N`")
-        return msgspec.json.decode(env[WORKER_SETTINGS_ENV], type=cls, dec_hook=lambda kind, value: kind(value))
-
+        return msgspec.json.decode(env[WORKER_SETTINGS_ENV], type=cls, dec_hook=_decoded)
 
     def generator_options(self) -> GeneratorOptions:
         return GeneratorOptions(model=self.generator_model, languages=self.generator_languages,
                                 api_key=self.generator_api_key,
                                 **({"threads": self.generator_threads} if self.generator_threads else {}))
 
+
+def _decoded(kind: type, value: object) -> object:
+    """A value msgspec cannot decode itself: a Path from its text; an `object` field (ApiKey.where) as it is."""
+    return value if kind is object else kind(value)
 
 
 DEFAULTS = ServerSettings(index_dir=Path("index"))  # the command line's defaults

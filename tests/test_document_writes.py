@@ -281,3 +281,8 @@ def test_a_folder_build_that_removes_an_uploaded_document_removes_its_file(
         time.sleep(0.2)
     assert _generation(client) == report.generation, "the server did not swap to the folder build's generation"
     assert client.get(f"/documents/{document_id('quarterly-deck')}/file").status_code == 404
+    # built anew (--rebuild, or other chunk sizes): nothing is planned as removed, the uploads go all the same
+    assert client.put("/documents/deck-2", files={"file": ("deck.pptx", deck, "application/octet-stream")}).is_success
+    assert len(list((small_index / "originals").iterdir())) == 1
+    build(tmp_path / "corpus", small_index, embedder, keywords, rebuild=True)
+    assert list((small_index / "originals").iterdir()) == []

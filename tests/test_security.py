@@ -276,3 +276,37 @@ def test_index_skips_what_it_must_not_read_lists_it_and_exits_3(tmp_path: Path) 
     assert report["documents"] == 2  # good.md and the good JSON line
     store = (tmp_path / "index" / report["generation"] / "store.sqlite").read_bytes()
     assert b"zqxsecret" not in store
+
+
+def test_the_settings_handed_to_workers_carry_plain_keys_and_the_keys_file(tmp_path: Path) -> None:
+    """`serve --workers N --api-key …`: every worker died decoding the keys (an ApiKey's `where` is typed object)."""
+    from server.settings import WORKER_SETTINGS_ENV
+
+    settings = ServerSettings(index_dir=tmp_path, api_keys=collect_keys([ADMIN_KEY, f"read:{READ_KEY}"]),
+                              api_keys_file=tmp_path / "keys")
+    handed = ServerSettings.from_env({WORKER_SETTINGS_ENV: settings.to_env()})
+    assert [(k.digest, k.scope, k.label, k.where) for k in handed.api_keys] == \
+        [(k.digest, k.scope, k.label, k.where) for k in settings.api_keys]
+    assert handed.api_keys_file == tmp_path / "keys"
+
+
+def test_a_worker_started_while_the_keys_file_is_bad_starts_and_admits_none_of_its_keys(index: Path) -> None:
+    """Only `serve` refuses a bad file up front; a worker replacing a dead one must not die on it too."""
+    broken = index / "broken-keys"
+    broken.write_text(f"{hash_line(READ_KEY, 'read', 'alice')}\nnot a hash\n", encoding="utf-8")
+    settings = ServerSettings(index_dir=index / "index", api_keys=collect_keys([ADMIN_KEY]), api_keys_file=broken)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/search", json=SEARCH, headers=bearer(READ_KEY)).status_code == 401
+        assert client.post("/search", json=SEARCH, headers=bearer(ADMIN_KEY)).status_code == 200
+        broken.write_text(f"{hash_line(READ_KEY, 'read', 'alice')}\n", encoding="utf-8")
+        assert client.post("/search", json=SEARCH, headers=bearer(READ_KEY)).status_code == 200
+
+
+def test_keys_remove_matches_the_whole_label_as_keys_list_shows_it(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"{hash_line('a' * 40, 'read', 'alice smith')}\n{hash_line('b' * 40, 'read', 'alice')}\n",
+                         encoding="utf-8")
+    subprocess.run(yomitoki("keys", "remove", "alice", "--file", str(keys_file)), check=True, timeout=120)
+    assert [key.label for key in file_keys(keys_file)] == ["alice smith"]
+    subprocess.run(yomitoki("keys", "remove", "alice smith", "--file", str(keys_file)), check=True, timeout=120)
+    assert file_keys(keys_file) == []

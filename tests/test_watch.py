@@ -85,3 +85,13 @@ def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) 
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_a_watched_build_that_publishes_nothing_says_so() -> None:
+    from indexer.build.builder import BuildReport
+    from indexer.build.watching import describe
+
+    report = BuildReport(generation="gen-000004", added=0, changed=0, removed=0, unchanged=44, chunks_embedded=0,
+                         documents=44, chunks=250, failures=(), seconds=0.1, embed_seconds=0.0, rebuilt=False,
+                         published=False)
+    assert describe(report) == "No changes: 44 documents unchanged; gen-000004 stays live."

@@ -323,6 +323,9 @@ class IndexBuilder:
         plan = plan if plan is not None else _plan(docs, writer.document_hashes())
         writer.delete_documents(plan.delete_ids)
         embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
+        folder = originals_folder(self.directory)
+        kept = {doc_id for doc_id, _ in writer.document_hashes().values()} \
+            if previous is None and folder is not None and folder.is_dir() else None  # built anew: the index's all
         counts, vector_settings = writer.finish()
         seconds = time.perf_counter() - started
         manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)
@@ -334,7 +337,7 @@ class IndexBuilder:
         else:
             writer.publish(manifest)
             published = True
-            self._drop_originals(plan.delete_ids)
+            self._drop_originals(plan.delete_ids, kept)
         return BuildReport(
             generation=name, added=len(plan.add) - len(plan.changed_keys),
             changed=len(plan.changed_keys),
@@ -345,14 +348,17 @@ class IndexBuilder:
             published=published,
         )
 
-    def _drop_originals(self, doc_ids: Sequence[str]) -> None:
-        """Remove the uploaded files of documents a published build removed or replaced."""
+    def _drop_originals(self, doc_ids: Sequence[str], kept: set[str] | None = None) -> None:
+        """Remove the uploaded files of documents a published build removed or replaced; for a build made
+        anew (`kept`: the ids it holds), those of every document it does not hold."""
         folder = originals_folder(self.directory)
         if folder is None or not folder.is_dir():
             return
-        for doc_id in doc_ids:
-            for old in folder.glob(f"{doc_id}.*"):
-                old.unlink(missing_ok=True)
+        dropped = set(doc_ids)
+        for path in folder.iterdir():
+            doc_id = path.name.split(".", 1)[0]
+            if doc_id in dropped or (kept is not None and doc_id not in kept):
+                path.unlink(missing_ok=True)
 
     def _add(self, store: IndexWriter, vectors: VectorSink, docs: list[SourceDocument]) -> tuple[int, float]:
         """Chunk, keyword-index and embed new documents; returns (chunks embedded, seconds embedding)."""
