@@ -146,6 +146,32 @@ def test_markdown_front_matter_keeps_yamls_numbers_booleans_dates_and_nesting(tm
     assert doc.title == "Notes: draft" and doc.metadata["year"] == "2021"
 
 
+def test_front_matter_with_a_date_that_is_none_is_read_line_by_line_not_an_abort(tmp_path: Path) -> None:
+    """YAML reads 2024-13-45 as a date and fails: one typo must not stop a whole folder from indexing."""
+    write(tmp_path / "corpus" / "a.md", "---\ndate: 2024-13-45\ntags:\n---\nBad date body.\n")
+    write(tmp_path / "corpus" / "b.md", "Good body.\n")
+    docs, failures = load_corpus(tmp_path / "corpus")
+    assert failures == [] and [d.source for d in docs] == ["a.md", "b.md"]
+    assert (docs[0].metadata["date"], docs[0].metadata["tags"]) == ("2024-13-45", [])
+
+
+def test_empty_or_null_tags_are_no_tags(tmp_path: Path) -> None:
+    write(tmp_path / "corpus" / "a.md", "---\ntags:\nyear: 2024\n---\nBody.\n")  # valid YAML: tags is null
+    write(tmp_path / "corpus" / "t.jsonl", '{"id": "n1", "text": "t", "tags": null}\n'
+                                            '{"id": "n2", "text": "t", "tags": ["ok", null]}\n')
+    docs, _ = load_corpus(tmp_path / "corpus")
+    assert [d.metadata["tags"] for d in docs] == [[], [], ["ok"]]
+
+
+def test_a_file_whose_name_is_not_utf8_is_reported_and_the_rest_indexed(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / os.fsdecode(b"\x93\xfa\x96\x7b.md")).write_text("quokka\n", encoding="utf-8")
+    write(tmp_path / "corpus" / "good.md", "fine\n")
+    docs, failures = load_corpus(tmp_path / "corpus")
+    assert [d.source for d in docs] == ["good.md"]
+    assert [(f.path, "not UTF-8" in f.reason) for f in failures] == [("\\x93\\xfa\\x96{.md", True)]
+
+
 def test_japanese_markdown_offsets_point_into_the_raw_file(tmp_path: Path) -> None:
     content = "\ufeff# ｶﾞｲﾄﾞ\n\n「これはペンです。」と彼は言った。\n"
     [doc] = load_file(write(tmp_path / "ja.md", content), tmp_path)

@@ -106,6 +106,15 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def _not_utf8(name: str) -> bool:
+    """Whether a file name read from the disk held bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _resolve_link(path: Path) -> Path | str:
     """The real target of a symlink, or a reason why it has none."""
     try:
@@ -160,6 +169,11 @@ class _Walk:
 
     def visit(self, entry: os.DirEntry[str], ancestors: tuple[Path, ...], exclusions: Exclusions) -> None:
         path = Path(entry.path)
+        if _not_utf8(entry.name):  # a document's key is its path, kept as UTF-8 text: it cannot hold this one
+            shown = os.fsencode(_relative(path, self.root)).decode("utf-8", "backslashreplace")
+            self.failures.append(LoadFailure(shown, "the name is not UTF-8 (a Shift_JIS name from a Windows zip "
+                                                    "file or share, say): rename it"))
+            return
         try:
             if entry.is_symlink():
                 self.visit_link(path, ancestors, exclusions)
@@ -378,9 +392,11 @@ def _document(
 
 
 def _parse_tags(value: object) -> list[str]:
-    """Tags from 'a, b', '[a, b]' or a list, as stripped lower-case strings."""
+    """Tags from 'a, b', '[a, b]' or a list, as stripped lower-case strings; none from null (an empty `tags:`)."""
+    if value is None:
+        return []
     items = value if isinstance(value, list) else str(value).strip().strip("[]").split(",")
-    tags = (str(item).strip().strip("'\"").strip().lower() for item in items)
+    tags = (str(item).strip().strip("'\"").strip().lower() for item in items if item is not None)
     return [tag for tag in tags if tag]
 
 

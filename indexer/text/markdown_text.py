@@ -66,7 +66,7 @@ def _front_matter(text: str) -> tuple[int, dict[str, object]]:
     block = block[: block.rstrip().rfind("\n") + 1]  # without the closing '---' (or '...') line
     try:
         parsed = yaml.safe_load(block)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError):  # not YAML, or a date that is none (2024-13-45)
         return body_start, lenient
     if not isinstance(parsed, dict):
         return body_start, lenient if parsed is not None else {}
