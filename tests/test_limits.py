@@ -96,6 +96,8 @@ def test_body_over_the_limit_is_413(client: TestClient) -> None:
         ({"q": "fusion", "tag": ["t" * 101]}, "tag"),
         ({"q": "fusion", "source": "s" * 1001}, "source"),
         ({"q": "fusion", "mode": "psychic"}, "mode"),
+        ({"q": "fusion", "tags": "hr"}, "tags"),  # a typo of tag: refused, not searched unfiltered
+        ({"q": "fusion", "where": '{"field": "language", "eq": "ja"}'}, "where"),
     ],
 )
 def test_get_search_limits_are_400_naming_the_field(client: TestClient, params: dict, field: str) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -73,11 +73,11 @@ class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: O
     stop: Annotated[str, Meta(min_length=1, max_length=256)] | Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=256)]], Meta(max_length=4)] | None = None
     # Asked of OpenAI's API but not done here: refused unless they ask for what is done anyway (`refused`).
-    n: int | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
-    response_format: dict[str, object] | None = None
-    tool_choice: str | dict[str, object] | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    response_format: dict[str, Any] | None = None
+    tool_choice: Annotated[str, Meta(max_length=64)] | dict[str, Any] | None = None
     yomitoki: ChatOptions | None = None
 
     @property

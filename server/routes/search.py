@@ -11,6 +11,7 @@ import anyio.to_thread
 import numpy as np
 from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from indexer.embed.base import embed_for
@@ -99,6 +100,9 @@ async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[S
     return await run_search(services, data.query, data.mode, data.k, filters, page, data.rerank)
 
 
+GET_PARAMETERS = frozenset({"q", "mode", "k", "source", "language", "tag", "offset", "collapse", "entity", "rerank"})
+
+
 @get("/search", summary="Search with query parameters (for browsers and quick checks)")
 async def search_get(
     services: NamedDependency[Services],
@@ -120,6 +124,11 @@ async def search_get(
     except UnicodeDecodeError as exc:
         raise InputError(f"the query string is not UTF-8 (byte {exc.object[exc.start]:#04x}): percent-encode "
                          "the UTF-8 bytes of the text", field="q") from None
+    unknown = sorted(set(request.query_params) - GET_PARAMETERS)
+    if unknown:  # a typo (tags=, where=) would otherwise look like a filter that was applied
+        raise ValidationException(f"unknown query parameter {unknown[0]!r}: GET /search takes "
+                                  f"{', '.join(sorted(GET_PARAMETERS))} (POST /search takes `where` filters and "
+                                  "facets)", extra=[{"key": unknown[0], "message": "unknown query parameter"}])
     filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ()),
                               entities=parse_entity_params(entity)), request)
     if (offset or 0) + k > MAX_RESULTS:
