@@ -703,3 +703,12 @@ def test_ocr_words_beside_japanese_join_as_the_page_shows_them() -> None:
     words = [word("第", 0, 30), word("1", 32, 45), word("章", 47, 77), word("BM25", 120, 200), word("is", 215, 240),
              word("です", 300, 360)]
     assert Line(_word_glyphs(words, 1.0, 100.0)).text == "第1章 BM25 is です"
+
+
+def test_utf8_with_one_damaged_byte_is_refused_not_read_as_half_width_kana(tmp_path: Path) -> None:
+    """In Shift_JIS, café's é as UTF-8 (0xC3 0xA9) reads as ﾃｩ: half-width kana alone are no Japanese text."""
+    write(tmp_path / "corpus" / "en.txt", b"The caf\xc3 is open. R\xc3\xa9sum\xc3\xa9 attached.\n")
+    write(tmp_path / "corpus" / "ja.txt", "古い文書はシフトJISで保存された。\n".encode("cp932"))
+    docs, failures = load_corpus(tmp_path / "corpus")
+    assert [(d.source, d.metadata["encoding"]) for d in docs] == [("ja.txt", "cp932")]
+    assert [(f.path, "byte 0xc3 at offset 7" in f.reason) for f in failures] == [("en.txt", True)]

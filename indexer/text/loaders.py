@@ -29,7 +29,7 @@ from indexer.text.docx_text import DocxError, docx_text
 from indexer.text.exclusions import NO_EXCLUSIONS, Exclusions
 from indexer.text.html_text import html_text
 from indexer.text.image_text import IMAGE_SUFFIXES, ImageError, read_image_file
-from indexer.text.language import KANA, detect_language
+from indexer.text.language import detect_language
 from indexer.text.legacy_office import CONVERSIONS, ConversionError, convert_all, converted
 from indexer.text.markdown_text import parse_markdown
 from indexer.text.pages import PAGE_STARTS
@@ -233,7 +233,10 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16-le",
 _LEGACY_JAPANESE = ("cp932", "euc_jp")
 _WESTERN = "cp1252"
 _ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
-_KANA = re.compile(f"[{KANA}]")
+# Japanese prose in Shift_JIS or EUC-JP holds full-width kana (two bytes each); a reading whose only kana
+# are half-width (one byte each, 0xA1-0xDF) is far likelier Western or UTF-8 bytes read wrong: café's é
+# as UTF-8 (0xC3 0xA9) reads in Shift_JIS as ﾃｩ.
+_FULL_WIDTH_KANA = re.compile("[\u3041-\u3096\u30a1-\u30fa]")
 # A Western European language keeps most of its letters in ASCII (Icelandic, among the most accented,
 # about 86% by letter frequency); Greek, Cyrillic or Japanese bytes read as Windows-1252 give letters
 # nearly all outside it.
@@ -294,7 +297,7 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
 
     A UTF-8 file with a damaged byte is none of them (`DAMAGED_UTF8`). A
     Japanese reading (Shift_JIS or EUC-JP) must decode without error and hold
-    kana; a Western one (Windows-1252) must pass `_western`. Short texts can
+    full-width kana; a Western one (Windows-1252) must pass `_western`. Short texts can
     read more than one way; charset-normalizer then picks the reading that looks
     like language rather than noise (a German "Übermaß" is also valid Shift_JIS,
     with half-width kana in it).
@@ -308,7 +311,7 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
             text = raw.decode(codec)
         except UnicodeDecodeError:
             continue
-        if _KANA.search(text):
+        if _FULL_WIDTH_KANA.search(text):
             readings[codec] = text
     western = _western(raw) if in_utf8 <= 0.5 else None  # more: likelier damaged UTF-8 (`_western`)
     if western is not None:
