@@ -222,6 +222,18 @@ def test_http_hits_carry_key_metadata_and_page(documents_client: TestClient) -> 
     assert any(hit["key"] == "rec-42" and hit["metadata"]["tags"] == ["city"] for hit in record)
 
 
+def test_cli_json_hits_carry_page_as_http_hits_do(documents_index: IndexDirectory) -> None:
+    from click.testing import CliRunner
+
+    import indexer.cli
+
+    result = CliRunner().invoke(indexer.cli.cli, ["search", "奈良 東大寺", "--index", str(documents_index.path),
+                                                  "--mode", "keyword", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    top = json.loads(result.stdout)[0]
+    assert (top["key"], top["page"], top["pages"]) == ("report.pdf", 3, [3])
+
+
 def test_spreadsheet_rows_are_found_filtered_and_fetched_by_key(documents_client: TestClient,  # type: ignore[type-arg]
                                                                  ) -> None:
     """A Shift_JIS CSV as Excel saves it: each row a document, its cells searchable and filterable."""
