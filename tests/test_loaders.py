@@ -712,3 +712,16 @@ def test_utf8_with_one_damaged_byte_is_refused_not_read_as_half_width_kana(tmp_p
     docs, failures = load_corpus(tmp_path / "corpus")
     assert [(d.source, d.metadata["encoding"]) for d in docs] == [("ja.txt", "cp932")]
     assert [(f.path, "byte 0xc3 at offset 7" in f.reason) for f in failures] == [("en.txt", True)]
+
+
+def test_an_xlsx_number_cell_in_exponent_form_is_a_number(tmp_path: Path) -> None:
+    """openpyxl and Excel write small numbers as 1e-07: the cell is a number all the same."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in (["id", "text", "v"], ["a", "small value", 1e-7], ["b", "plain value", 123.25], ["c", "big", 2.5e3]):
+        sheet.append(row)
+    workbook.save(tmp_path / "n.xlsx")
+    docs = load_file(tmp_path / "n.xlsx", tmp_path)
+    assert [d.metadata["v"] for d in docs] == [1e-7, 123.25, 2500]

@@ -9,10 +9,13 @@ reads like the same row saved as CSV.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy
 
 from indexer.errors import InputError
 from indexer.text.ooxml import open_package
@@ -61,4 +64,7 @@ def _cell_text(value: object) -> str:
         return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
+    if isinstance(value, float) and math.isfinite(value) and 1e-15 <= abs(value) < 1e15:
+        # positional, never 1e-07: a number cell reads as a number (metadata, range filters), as 0.0000001 does
+        return numpy.format_float_positional(value, trim="-")
     return str(value)
