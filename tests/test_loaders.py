@@ -725,3 +725,13 @@ def test_an_xlsx_number_cell_in_exponent_form_is_a_number(tmp_path: Path) -> Non
     workbook.save(tmp_path / "n.xlsx")
     docs = load_file(tmp_path / "n.xlsx", tmp_path)
     assert [d.metadata["v"] for d in docs] == [1e-7, 123.25, 2500]
+
+
+def test_front_matter_is_read_with_yaml_12s_plain_scalars(tmp_path: Path) -> None:
+    """YAML 1.1 read `country: NO` as false and `time: 12:30` as 750 (base 60)."""
+    content = ("---\ncountry: NO\nanswer: yes\ntime: 12:30\nmode: 0755\nzip: 0123\nyear: 2021\n"
+               "score: -3.5\nsmall: 1e-7\ndraft: false\n---\nBody.\n")
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    meta = {k: v for k, v in doc.metadata.items() if k not in ("format", "language")}
+    assert meta == {"country": "NO", "answer": "yes", "time": "12:30", "mode": "0755", "zip": "0123", "year": 2021,
+                    "score": -3.5, "small": 1e-7, "draft": False}

@@ -55,6 +55,25 @@ def _unquote(value: str) -> str:
     return value
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's plain scalars: only true/false are booleans (`country: NO` stays
+    "NO", not false), no base-60 numbers (`time: 12:30` stays "12:30", not 750), and, as in CSV cells, a number
+    with a leading zero stays text (`zip: 0123`, `mode: 0755`)."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _firsts in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    ("float", r"^(?:[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+0123456789."),
+):
+    _FrontMatterLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_firsts))
+
+
 def _front_matter(text: str) -> tuple[int, dict[str, object]]:
     """Where the body starts, and the front matter between '---' lines as YAML: numbers, booleans, lists and
     nested keys as YAML reads them (`year: 2021` is the number 2021, so a range filter compares it), dates as
@@ -65,7 +84,7 @@ def _front_matter(text: str) -> tuple[int, dict[str, object]]:
     block = text[text.find("\n") + 1 : body_start]
     block = block[: block.rstrip().rfind("\n") + 1]  # without the closing '---' (or '...') line
     try:
-        parsed = yaml.safe_load(block)
+        parsed = yaml.load(block, Loader=_FrontMatterLoader)  # a SafeLoader
     except (yaml.YAMLError, ValueError, OverflowError):  # not YAML, or a date that is none (2024-13-45)
         return body_start, lenient
     if not isinstance(parsed, dict):
