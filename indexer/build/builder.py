@@ -325,7 +325,7 @@ class IndexBuilder:
         embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)
         folder = originals_folder(self.directory)
         kept = {doc_id for doc_id, _ in writer.document_hashes().values()} \
-            if previous is None and folder is not None and folder.is_dir() else None  # built anew: the index's all
+            if previous is None and folder is not None and folder.is_dir() else None  # built anew: the ids it holds
         counts, vector_settings = writer.finish()
         seconds = time.perf_counter() - started
         manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)

@@ -72,7 +72,8 @@ class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: O
     # Stop sequences: the generator's own model stops before the first one it writes. Up to 4, as OpenAI's.
     stop: Annotated[str, Meta(min_length=1, max_length=256)] | Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=256)]], Meta(max_length=4)] | None = None
-    # Asked of OpenAI's API but not done here: refused unless they ask for what is done anyway (`refused`).
+    # Asked of OpenAI's API but not done here: refused unless they ask for what is done anyway
+    # (`refuse_what_is_not_done`).
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
