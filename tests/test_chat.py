@@ -221,7 +221,8 @@ def test_chat_with_the_generator_itself_needs_a_user_turn_too(corpus_index: Inde
 
 def test_what_is_done_anyway_is_accepted(client: TestClient) -> None:
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is BM25?"}]}], "n": 1,
-            "logprobs": False, "response_format": {"type": "text"}, "tool_choice": "auto", "tools": [], "seed": 7}
+            "logprobs": False, "response_format": {"type": "text"}, "tool_choice": "auto", "tools": [], "seed": 7,
+            "stream": None}
     response = chat(client, **body)
     assert response.status_code == 200, response.text
 

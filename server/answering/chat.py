@@ -65,7 +65,7 @@ class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: OpenAI clients send extras
     model: Annotated[str, Meta(min_length=1, max_length=500)]
     messages: Annotated[list[ChatMessage], Meta(min_length=1, max_length=MAX_MESSAGES)]
-    stream: bool = False
+    stream: bool | None = False     # null, as OpenAI's schema allows, is false
     max_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     max_completion_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
