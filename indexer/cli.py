@@ -289,8 +289,7 @@ def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None
     for failure in report.failures:
         console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
     if not report.published:
-        click.echo(f"No changes: {report.unchanged} documents unchanged, nothing embedded; "
-                   f"{report.generation} stays live.")
+        click.echo(describe(report))
     else:
         rate = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
         click.echo(

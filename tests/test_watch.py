@@ -94,4 +94,4 @@ def test_a_watched_build_that_publishes_nothing_says_so() -> None:
     report = BuildReport(generation="gen-000004", added=0, changed=0, removed=0, unchanged=44, chunks_embedded=0,
                          documents=44, chunks=250, failures=(), seconds=0.1, embed_seconds=0.0, rebuilt=False,
                          published=False)
-    assert describe(report) == "No changes: 44 documents unchanged; gen-000004 stays live."
+    assert describe(report) == "No changes: 44 documents unchanged, nothing embedded; gen-000004 stays live."

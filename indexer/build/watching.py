@@ -102,6 +102,7 @@ def describe(report: BuildReport) -> str:
     """The one log line of a watched build."""
     skipped = f", {len(report.failures)} skipped" if report.failures else ""
     if not report.published:
-        return f"No changes: {report.unchanged} documents unchanged{skipped}; {report.generation} stays live."
+        return (f"No changes: {report.unchanged} documents unchanged{skipped}, nothing embedded; "
+                f"{report.generation} stays live.")
     return (f"{report.generation}: {report.added} added, {report.changed} changed, {report.removed} removed, "
             f"{report.unchanged} unchanged{skipped}; {report.documents} documents")

@@ -148,13 +148,11 @@ class DocumentWriter:
         return report
 
     def _keep_originals(self, writes: Iterable[_Write]) -> None:
-        """After a published write: keep each uploaded file, drop those of replaced or deleted documents."""
+        """After a write: keep each uploaded file. The build removed those of replaced or deleted documents
+        (`IndexBuilder._drop_originals`); an unchanged document's file, of the same format, is written over."""
         for write in writes:
-            key = write.upsert.key if write.upsert is not None else str(write.delete)
-            for old in self.originals.glob(f"{document_id(key)}.*"):
-                old.unlink(missing_ok=True)
             if write.upsert is not None and write.original is not None:
                 self.originals.mkdir(parents=True, exist_ok=True)
-                path = original_path(self.originals, document_id(key), write.upsert.metadata.get("format"))
+                path = original_path(self.originals, document_id(write.upsert.key), write.upsert.metadata.get("format"))
                 path.write_bytes(write.original)
 
