@@ -357,6 +357,20 @@ def test_an_answer_cut_by_the_time_limit_counts_as_cut() -> None:
     assert not TextGenerationOutcome(stop="eos").cut and not TextGenerationOutcome(stop="cancelled").cut
 
 
+def test_a_chat_answer_cut_by_the_time_limit_finishes_with_length(corpus_index: IndexDirectory,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.answering.pipeline import AnswerSettings
+    from server.routes import chat as chat_route
+
+    monkeypatch.setattr(chat_route, "AnswerSettings", lambda: AnswerSettings(time_limit_s=0.5))
+    story = [{"role": "user", "content": "Write a very long story about a cat."}]
+    with TestClient(create_app(ServerSettings(index_dir=corpus_index.path))) as client:  # the bundled SmolLM2
+        response = client.post("/v1/chat/completions", json={"model": "smollm2-135m-instruct", "messages": story,
+                                                              "max_tokens": 512})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["finish_reason"] == "length", response.json()
+
+
 def test_an_answer_cut_at_max_tokens_finishes_with_length(live_server: RunningServer) -> None:
     client = openai_client(live_server)
     direct = client.chat.completions.create(model="smollm2-135m-instruct", messages=MESSAGES, max_tokens=3)
