@@ -118,6 +118,23 @@ def test_markdown_heading_levels_truncate_the_path(tmp_path: Path) -> None:
     assert paths["text e"] == ("E",)
 
 
+def test_markdown_setext_headings_and_plain_titles(tmp_path: Path) -> None:
+    """Underlined headings (CommonMark's setext) start sections; paths and titles drop inline markup."""
+    content = ("Guide to `yomitoki`\n===================\n\nIntro.\n\nThe **k** parameter\n---\nText k.\n\n"
+               "---\n\nAfter a break.\n\n## See [the docs](https://example.com/docs)\nText d.\n")
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    assert doc.title == "Guide to yomitoki"
+    assert visible(doc) == [
+        (("Guide to yomitoki",), "Guide to `yomitoki`"),
+        (("Guide to yomitoki",), "Intro."),
+        (("Guide to yomitoki", "The k parameter"), "The **k** parameter"),
+        (("Guide to yomitoki", "The k parameter"), "Text k."),
+        (("Guide to yomitoki", "The k parameter"), "After a break."),  # `---` after a blank line: a break
+        (("Guide to yomitoki", "See the docs"), "See [the docs](https://example.com/docs)"),
+        (("Guide to yomitoki", "See the docs"), "Text d."),
+    ]
+
+
 def test_markdown_front_matter_yaml_list_and_crlf(tmp_path: Path) -> None:
     content = "---\r\ntags:\r\n  - One\r\n  - two\r\n---\r\n# Title\r\n\r\nBody text.\r\n"
     [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)

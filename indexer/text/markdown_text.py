@@ -3,6 +3,7 @@
 Offsets index the raw file content. Each non-blank line is a block (list items, quotes, table
 rows, headings, lines of fenced code), except that consecutive plain lines form one paragraph
 block; a block's start skips its leading markup so that text[start:end] is the visible text.
+Headings are ATX (`## Title`) or setext (a paragraph underlined with `===` or `---`), as in CommonMark.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ _QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+")
 _TABLE_ROW = re.compile(r"[ \t]*\|[ \t]*")
 _YAML_ITEM = re.compile(r"[ \t]*-[ \t]+(.*)")
 _NO_TEXT = re.compile(r"[\s\-*_=|:+#>`~]*")  # thematic breaks, table rules, bare markers
+_SETEXT = re.compile(r"[ \t]{0,3}(=+|-+)[ \t]*")  # under a paragraph: it is a level 1 (=) or 2 (-) heading
+# Inline markup left out of a heading's title in section paths: links and images keep their text, code
+# spans and emphasis their content (`## The **k** parameter` is the section "The k parameter").
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_EMPHASIS = re.compile(r"(\*{1,3}|(?<!\w)_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,9 @@ class _BlockReader:
         elif heading := _HEADING.match(text, start, end):
             self.flush()
             self.heading(len(heading.group(1)), heading.end(), end)
+        elif self.paragraph and (underline := _SETEXT.fullmatch(text, start, end)):
+            paragraph, self.paragraph = self.paragraph, None
+            self.heading(1 if underline.group(1)[0] == "=" else 2, *paragraph)
         elif _NO_TEXT.fullmatch(text, start, end):
             self.flush()
         elif marker := _LIST_ITEM.match(text, start, end) or _QUOTE.match(text, start, end):
@@ -182,7 +192,7 @@ class _BlockReader:
     def heading(self, level: int, start: int, end: int) -> None:
         close = _HEADING_CLOSE.search(self.text, start, end)
         end = close.start() if close else end
-        title = self.text[start:end].strip()
+        title = plain_title(self.text[start:end])
         if not title or _NO_TEXT.fullmatch(title):
             return
         self.path = (*self.path[: level - 1], title)
@@ -203,6 +213,15 @@ class _BlockReader:
         if self.paragraph:
             self.add(*self.paragraph)
             self.paragraph = None
+
+
+def plain_title(heading: str) -> str:
+    """A heading's text as a reader sees it: without inline markup, on one line."""
+    title = _LINK.sub(r"\1", heading)
+    title = _CODE_SPAN.sub(lambda m: m.group(2).strip(), title)
+    for _ in range(3):  # nested emphasis: ***a*** or **_a_**
+        title = _EMPHASIS.sub(r"\2", title)
+    return " ".join(title.split())
 
 
 def parse_markdown(text: str) -> MarkdownStructure:
