@@ -487,6 +487,10 @@ def test_real_server_streams_a_smollm2_answer_whose_citations_resolve(live_serve
     done = events[-1][1]
     assert done["mode"] == "generative" and done["reader"] == "generator:smollm2-135m-instruct"
     assert done["answer"] and done["answer"] == "".join(e["text"] for k, e in events if k == "token").strip()
+    usage = done["usage"]
+    assert usage["prompt_tokens"] > 100 and 2 <= usage["completion_tokens"] <= 48, usage
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert quick["usage"] is None  # an extracted answer: no model wrote it
     shown = {p["n"]: p for p in done["citations"] + done["uncited"]}
     assert shown and set(cited_numbers(done["answer"])) == {c["n"] for c in done["citations"]}
     assert set(cited_numbers(done["answer"])) <= set(shown)

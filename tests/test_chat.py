@@ -64,6 +64,7 @@ def test_bundled_smollm2_runs_on_llamacpp_and_auto_uses_it_only_when_told(smollm
     outcome = TextGenerationOutcome()
     text = "".join(smollm2.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.tokens == 8 and outcome.stop == "max_tokens", (text, outcome)
+    assert outcome.prompt_tokens > sum(smollm2.count_tokens([m["content"] for m in MESSAGES])), outcome  # + template
     assert smollm2.count_tokens(["hello world", ""]) == [2, 0]
 
 
@@ -90,6 +91,9 @@ def test_upstream_streams_from_llamacpps_own_openai_server(smollm2: LlamaCppGene
     outcome = TextGenerationOutcome()
     text = "".join(upstream.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.stop == "max_tokens", (text, outcome)
+    direct = TextGenerationOutcome()  # the upstream's own count of the tokens is the one kept
+    list(smollm2.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), direct))
+    assert (outcome.prompt_tokens, outcome.tokens) == (direct.prompt_tokens, 8), (outcome, direct)
 
 
 def test_upstream_with_a_wrong_key_is_502_naming_its_answer_without_the_key(smollm2: LlamaCppGenerator) -> None:
@@ -325,6 +329,31 @@ def test_openai_client_non_streamed_gets_a_generated_answer_whose_citations_reso
     numbers = {int(n) for n in re.findall(r"\[(\d+)\]", completion.choices[0].message.content or "")}
     assert ext["mode"] == "generative" and ext["reader"] == "generator:smollm2-135m-instruct", ext
     assert numbers <= {s["n"] for s in ext["sources"]} and numbers == {s["n"] for s in ext["sources"] if s["cited"]}
+    usage = completion.usage  # the generator's own count: the passages make the prompt long
+    assert usage is not None and usage.prompt_tokens > 100 and 0 < usage.completion_tokens <= 48, usage
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_chat_usage_counts_the_generators_tokens_and_is_a_last_chunk_when_asked(live_server: RunningServer) -> None:
+    client, question = openai_client(live_server), [{"role": "user", "content": EN_QUESTION}]
+    extractive = client.chat.completions.create(model="yomitoki-rag", messages=question,
+                                                extra_body={"yomitoki": {"mode": "extractive"}})
+    assert extractive.usage is not None and extractive.usage.total_tokens == 0  # no model wrote it
+    counting = [{"role": "user", "content": "Count from 1 to 10."}]
+    direct = client.chat.completions.create(model="smollm2-135m-instruct", messages=counting, max_tokens=6)
+    assert direct.usage is not None and direct.usage.completion_tokens == 6 and direct.usage.prompt_tokens > 5
+    chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=counting, max_tokens=6,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage == direct.usage, chunks[-1]
+    assert chunks[-2].choices[0].finish_reason == "length" and all(c.usage is None for c in chunks[:-1])
+    rag = list(client.chat.completions.create(model="yomitoki-rag", messages=question,
+                                              max_tokens=8, stream=True, stream_options={"include_usage": True},
+                                              extra_body={"yomitoki": {"mode": "generative"}}))
+    assert rag[-1].choices == [] and rag[-1].usage.completion_tokens == 8 and rag[-1].usage.prompt_tokens > 100
+    assert "yomitoki" in rag[-2].model_extra, rag[-2]  # the sources stay on the chunk that finishes
+    plain = list(client.chat.completions.create(model="yomitoki-rag", messages=question,
+                                                stream=True, extra_body={"yomitoki": {"mode": "extractive"}}))
+    assert plain[-1].choices and all(c.usage is None for c in plain)  # not asked for: no usage chunk
 
 
 def test_openai_client_streamed_gets_tokens_then_sources_on_the_final_chunk(live_server: RunningServer) -> None:

@@ -23,7 +23,14 @@ from indexer.store.sqlite import Filters
 from indexer.text.normalize import normalize_query
 from server.answering.followups import Turn
 from server.answering.pipeline import Question
-from server.answering.schemas import MAX_HISTORY_TURNS, MAX_TURN_CHARS, AskMode, AskResponse, CitationOut
+from server.answering.schemas import (
+    MAX_HISTORY_TURNS,
+    MAX_TURN_CHARS,
+    AskMode,
+    AskResponse,
+    CitationOut,
+    TokenUsage,
+)
 from server.nlp.errors import TaskInputError
 from server.schemas import MAX_QUERY_CHARS, SearchFilters
 
@@ -62,10 +69,15 @@ class ChatOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: AskMode = "auto"
 
 
+class StreamOptions(msgspec.Struct, frozen=True):  # unknown fields are ignored, as in the request
+    include_usage: bool | None = None  # a last chunk, with no choices, carries the tokens' `usage`
+
+
 class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: OpenAI clients send extras
     model: Annotated[str, Meta(min_length=1, max_length=500)]
     messages: Annotated[list[ChatMessage], Meta(min_length=1, max_length=MAX_MESSAGES)]
     stream: bool | None = False     # null, as OpenAI's schema allows, is false
+    stream_options: StreamOptions | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     max_completion_tokens: Annotated[int, Meta(ge=1, le=512)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
@@ -101,6 +113,10 @@ class ChatRequest(msgspec.Struct, frozen=True):  # unknown fields are ignored: O
                 if part.type not in TEXT_PARTS:
                     raise TaskInputError(f"messages[{i}].content[{j}].type",
                                          f"only text parts are read; a {part.type!r} part cannot be")
+
+    @property
+    def wants_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
     @property
     def token_limit(self) -> int:
@@ -197,6 +213,16 @@ def rag_question(request: ChatRequest) -> Question:
                     max_tokens=request.token_limit, history=history, temperature=request.temperature or 0.0)
 
 
+def answer_usage(response: AskResponse) -> TokenUsage | None:
+    """A RAG answer's tokens: the generation model's; none at all for an answer no model wrote."""
+    if response.usage is not None or response.reader.startswith("generator:"):
+        return response.usage  # None where the generator did not count them
+    return NO_TOKENS
+
+
+NO_TOKENS = TokenUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
+
+
 def extension(response: AskResponse) -> ChatExtension:
     cited = {c.n for c in response.citations} if response.mode == "generative" else {1} if response.citations else set()
     shown = sorted([*response.citations, *response.uncited], key=lambda c: c.n)
@@ -216,14 +242,22 @@ class Completion:
     def __init__(self, model: str) -> None:
         self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
 
-    def body(self, content: str, finish: str, ext: ChatExtension | None) -> dict[str, object]:
+    def body(self, content: str, finish: str, ext: ChatExtension | None,
+             usage: TokenUsage | None) -> dict[str, object]:
         body: dict[str, object] = {
             "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish}]}
+        if usage is not None:
+            body["usage"] = usage
         if ext is not None:
             body["yomitoki"] = ext
         return body
+
+    def usage_chunk(self, usage: TokenUsage | None) -> bytes:
+        """The last chunk when `stream_options.include_usage` is set: no choices, the tokens (null if unknown)."""
+        return msgspec.json.encode({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                                    "model": self.model, "choices": [], "usage": usage})
 
     def chunk(self, delta: dict[str, str], finish: str | None = None,
               ext: ChatExtension | None = None) -> bytes:

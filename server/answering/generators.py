@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from indexer.embed.locations import locate_generator, reach_hub
+from server.answering.schemas import TokenUsage
 from server.errors import UnavailableError
 from server.nlp.errors import TaskInputError
 
@@ -40,7 +41,8 @@ class TextGenerationLimits:
 class TextGenerationOutcome:
     """How a generation ended: filled in once the stream is exhausted or closed."""
 
-    tokens: int = 0
+    tokens: int = 0          # written: the completion's tokens
+    prompt_tokens: int = 0   # the prompt's tokens as the model counted them; 0 where it did not say
     stop: str = ""           # "eos", "max_tokens", "time", "cancelled", "error" or "repetition"
     error: str | None = None
 
@@ -48,6 +50,14 @@ class TextGenerationOutcome:
     def cut(self) -> bool:
         """Whether the generator was still writing when a limit stopped it: `max_tokens` or the time limit."""
         return self.stop in ("max_tokens", "time")
+
+
+def token_usage(outcome: TextGenerationOutcome) -> TokenUsage | None:
+    """OpenAI's `usage` of a finished generation, or None where the model did not count its prompt."""
+    if not outcome.prompt_tokens:
+        return None
+    return TokenUsage(prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.tokens,
+                      total_tokens=outcome.prompt_tokens + outcome.tokens)
 
 
 def check_room(generator: TextGenerator, prompt_tokens: int, max_new_tokens: int) -> None:
@@ -119,7 +129,8 @@ class TransformersGenerator:
         stop = _Stop(cancel, deadline)
         try:
             ids = self.encode(messages)
-            check_room(self, int(ids.shape[1]), limits.max_new_tokens)
+            outcome.prompt_tokens = int(ids.shape[1])
+            check_room(self, outcome.prompt_tokens, limits.max_new_tokens)
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
                                             timeout=limits.time_limit_s + 60)
             worker = threading.Thread(target=self._generate, args=(ids, streamer, stop, limits, outcome),

@@ -96,7 +96,8 @@ class LlamaCppGenerator:
 
         def work() -> None:
             request = {"messages": messages, "stream": True, "max_tokens": limits.max_new_tokens,
-                       "temperature": limits.temperature, "cache_prompt": True}
+                       "temperature": limits.temperature, "cache_prompt": True,
+                       "stream_options": {"include_usage": True}}  # a last chunk counts the tokens
             try:
                 self._server.handle_chat_completions(request, on_chunk)
             except Exception as exc:  # reported to the caller after the stream ends
@@ -127,6 +128,9 @@ class LlamaCppGenerator:
                 outcome.stop = "max_tokens"
         if text:
             outcome.tokens += 1  # llama.cpp streams one token per chunk
+        if usage := chunk.get("usage"):
+            outcome.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            outcome.tokens = int(usage.get("completion_tokens") or outcome.tokens)
         return text
 
     def close(self) -> None:

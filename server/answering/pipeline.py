@@ -24,7 +24,7 @@ from indexer.store.sqlite import Filters
 from indexer.text.language import detect_language
 from indexer.text.normalize import normalize_query
 from server.answering.followups import Turn, standalone_query
-from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator, token_usage
 from server.answering.packing import pack_passages
 from server.answering.passages import Extraction, Passage
 from server.answering.prompting import CitationFilter, build_prompt, cited_numbers
@@ -276,10 +276,10 @@ class Answerer:
             yield AnswerEvent("token", text=tail)
         log.info("generated %d tokens (%s) in %.0f ms", outcome.tokens, outcome.stop, _ms(started))
         yield AnswerEvent("done", response=self._generated_response(question, reader, found, "".join(pieces).strip(),
-                                                                    started, outcome.cut))
+                                                                    started, outcome))
 
     def _generated_response(self, question: Question, reader: str, found: Retrieval, answer: str,
-                            started: float, truncated: bool) -> AskResponse:
+                            started: float, outcome: TextGenerationOutcome) -> AskResponse:
         cited = set(cited_numbers(answer))
         return AskResponse(
             question=question.text, mode="generative", reader=reader, answer=answer,
@@ -287,7 +287,7 @@ class Answerer:
             citations=[CitationOut.from_passage(p) for p in found.passages if p.n in cited],
             uncited=[CitationOut.from_passage(p) for p in found.passages if p.n not in cited],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
-            read_as=found.read_as, truncated=truncated,
+            read_as=found.read_as, truncated=outcome.cut, usage=token_usage(outcome),
         )
 
 

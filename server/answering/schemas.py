@@ -66,6 +66,14 @@ class CitationOut(msgspec.Struct, frozen=True):
                    page=hit.pages[0] if hit.pages else None, pages=list(hit.pages))
 
 
+class TokenUsage(msgspec.Struct, frozen=True):
+    """The generation model's tokens for one answer, as it counted them (OpenAI's `usage`)."""
+
+    prompt_tokens: int       # the question, its passages and the instructions
+    completion_tokens: int   # the answer it wrote
+    total_tokens: int
+
+
 class AskResponse(msgspec.Struct, frozen=True):
     question: str
     mode: Literal["extractive", "generative"]
@@ -81,3 +89,4 @@ class AskResponse(msgspec.Struct, frozen=True):
     search_query: str | None = None  # what a follow-up question was rewritten into for the search
     read_as: str | None = None       # the question as searched, when kana in it was read as the index's words
     truncated: bool = False          # the generator was still writing when it reached max_tokens
+    usage: TokenUsage | None = None  # a generated answer's tokens, where the generation model counted them

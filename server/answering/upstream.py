@@ -64,9 +64,10 @@ class OpenAIGenerator:
         outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
         try:
-            with self._client.chat.completions.create(  # type: ignore[union-attr]
+            with self._client.chat.completions.create(  # type: ignore[union-attr,call-overload]
                     model=self.settings.model, messages=messages, stream=True,  # type: ignore[arg-type]
-                    max_tokens=limits.max_new_tokens, temperature=limits.temperature) as chunks:
+                    max_tokens=limits.max_new_tokens, temperature=limits.temperature,
+                    stream_options={"include_usage": True}) as chunks:  # a last chunk counts the tokens
                 yield from self._pieces(chunks, cancel, deadline, outcome)
         except UpstreamError:
             raise
@@ -90,6 +91,9 @@ class OpenAIGenerator:
                     yield choice.delta.content
                 if choice.finish_reason:
                     outcome.stop = "max_tokens" if choice.finish_reason == "length" else "eos"
+            if usage := getattr(chunk, "usage", None):
+                outcome.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+                outcome.tokens = int(getattr(usage, "completion_tokens", 0) or outcome.tokens)
             if cancel.is_set():
                 outcome.stop = "cancelled"
             elif time.monotonic() >= deadline:

@@ -30,12 +30,13 @@ from server.answering.chat import (
     RAG_MODEL,
     ChatRequest,
     Completion,
+    answer_usage,
     conversation,
     extension,
     rag_question,
     until_stop,
 )
-from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator
+from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator, token_usage
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
 from server.routes.ask import EventStream, _answer, answerer
@@ -67,18 +68,19 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
         question = rag_question(data)
         question = dataclasses.replace(question, filters=scoped(question.filters, request))  # the key's documents
         if data.stream:
-            return EventStream(_rag_chunks(rag, question, completion))
+            return EventStream(_rag_chunks(rag, question, completion, data.wants_usage))
         response = await _answer(request, rag, question)
-        return completion.body(response.answer, finish_reason(response.truncated), extension(response))
+        return completion.body(response.answer, finish_reason(response.truncated), extension(response),
+                               answer_usage(response))
     messages = conversation(data)
     generator: TextGenerator = await anyio.to_thread.run_sync(services.models.get, "generator")
     limits = TextGenerationLimits(data.token_limit, AnswerSettings().time_limit_s, data.temperature or 0.0)
     if data.stream:
-        return EventStream(_direct_chunks(generator, messages, limits, completion, data.stops))
+        return EventStream(_direct_chunks(generator, messages, limits, completion, data.stops, data.wants_usage))
     outcome = TextGenerationOutcome()
     text = await anyio.to_thread.run_sync(
         lambda: "".join(until_stop(generator.stream(messages, limits, threading.Event(), outcome), data.stops)))
-    return completion.body(text, finish_reason(outcome.cut), None)
+    return completion.body(text, finish_reason(outcome.cut), None, token_usage(outcome))
 
 
 def finish_reason(truncated: bool) -> str:
@@ -86,7 +88,8 @@ def finish_reason(truncated: bool) -> str:
     return "length" if truncated else "stop"
 
 
-async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion) -> AsyncIterator[Any]:
+async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion,
+                      wants_usage: bool) -> AsyncIterator[Any]:
     cancel = threading.Event()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
     async with aclosing(in_thread(answerer.stream(question, cancel), cancel)) as events:
@@ -98,11 +101,13 @@ async def _rag_chunks(answerer: Answerer, question: Any, completion: Completion)
                 yield _data(completion.chunk({"content": event.text}))
             else:
                 yield _data(completion.chunk({}, finish_reason(event.response.truncated), extension(event.response)))
+                if wants_usage:
+                    yield _data(completion.usage_chunk(answer_usage(event.response)))
     yield _data(b"[DONE]")
 
 
 async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]], limits: TextGenerationLimits,
-                         completion: Completion, stops: list[str]) -> AsyncIterator[Any]:
+                         completion: Completion, stops: list[str], wants_usage: bool) -> AsyncIterator[Any]:
     cancel, outcome = threading.Event(), TextGenerationOutcome()
     yield _data(completion.chunk({"role": "assistant", "content": ""}))
     written = until_stop(generator.stream(messages, limits, cancel, outcome), stops)
@@ -113,6 +118,8 @@ async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]
                 return
             yield _data(completion.chunk({"content": piece}))
     yield _data(completion.chunk({}, finish_reason(outcome.cut)))
+    if wants_usage:
+        yield _data(completion.usage_chunk(token_usage(outcome)))
     yield _data(b"[DONE]")
 
 
