@@ -109,6 +109,24 @@ def test_upload_pdf_and_word_files(client: TestClient, document_files: Path) -> 
     assert client.get(document["file"]).status_code == 404
 
 
+def test_an_uploads_tags_are_read_as_a_files_so_tag_filters_and_scoped_keys_see_them(
+        client: TestClient, document_files: Path) -> None:  # type: ignore[type-arg]
+    """Tags sent beside a file are lower-cased and split like front matter's: `not tags eq secret` hides it."""
+    word = (document_files / "good" / "guide.docx").read_bytes()
+    for key, tags in (("listed", ["Secret", " HR "]), ("joined", "Secret, Legal")):
+        put = client.put(f"/documents/{key}", files={"file": ("guide.docx", word)},
+                         data={"metadata": json.dumps({"tags": tags, "language": "fr"})})
+        assert put.status_code == 200, put.text
+    listed, joined = (client.get(f"/documents/{key}").json()["metadata"] for key in ("listed", "joined"))
+    assert (listed["tags"], joined["tags"]) == (["secret", "hr"], ["secret", "legal"])
+    assert listed["language"] in ("ja", "en")  # a language the index does not read is detected instead
+    query = {"query": "on-call engineer", "mode": "keyword", "k": 10,
+             "filters": {"where": {"field": "tags", "eq": "secret"}}}
+    assert {h["key"] for h in client.post("/search", json=query).json()["hits"]} == {"listed", "joined"}
+    query["filters"] = {"where": {"not": {"field": "tags", "eq": "secret"}}}
+    assert not {h["key"] for h in client.post("/search", json=query).json()["hits"]} & {"listed", "joined"}
+
+
 @needs_producers
 def test_upload_a_legacy_word_file(client: TestClient, document_files: Path,  # type: ignore[type-arg]
                                    tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from indexer.store.generations import IndexDirectory
 from indexer.store.manifest import Manifest
 from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import load_keyword_tokenizer
-from indexer.text.loaders import MANY_DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, SourceDocument, load_file
+from indexer.text.loaders import MANY_DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, SourceDocument, given_metadata, load_file
 
 MAX_KEY_CHARS = 512
 _BAD_KEY = re.compile(r"[\x00-\x1f\x7f/]")
@@ -62,7 +62,7 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
         except Exception as exc:  # LoadError, and anything a damaged file makes a parser raise
             reason = getattr(exc, "reason", None) or f"{exc.__class__.__name__}: {exc}"
             raise WriteError(f"{filename}: {reason}") from exc
-    merged = {**doc.metadata, **(metadata or {}), "format": doc.metadata.get("format"), "filename": filename}
+    merged = {**doc.metadata, **given_metadata(metadata), "format": doc.metadata.get("format"), "filename": filename}
     return dataclasses.replace(doc, key=key, source=key, title=(title or doc.title).strip() or doc.title,
                                metadata=merged)
 

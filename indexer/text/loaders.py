@@ -394,6 +394,17 @@ def _document(
     return SourceDocument(key, rel, title, text, tuple(sections), metadata)
 
 
+def given_metadata(metadata: dict[str, object] | None) -> dict[str, object]:
+    """Metadata given with an HTTP write, read as a file's would be: tags lower-cased and split, and a
+    language other than ja or en left out (the text's own is detected)."""
+    given = dict(metadata or {})
+    if "tags" in given:
+        given["tags"] = _parse_tags(given["tags"])
+    if given.get("language") not in ("ja", "en"):
+        given.pop("language", None)
+    return given
+
+
 def _parse_tags(value: object) -> list[str]:
     """Tags from 'a, b', '[a, b]' or a list, as stripped lower-case strings; none from null (an empty `tags:`)."""
     if value is None:
@@ -839,9 +850,7 @@ def text_document(key: str, text: str, title: str | None = None,
     sections = _paragraph_sections(text)
     if not sections:
         raise LoadError(key, "empty document")
-    given = dict(metadata or {})
-    if "tags" in given:
-        given["tags"] = _parse_tags(given["tags"])
+    given = given_metadata(metadata)
     given["format"] = "text"
     return _document(key, key, (title or "").strip()[:TITLE_MAX_CHARS] or _first_line(text), text, sections, given)
 
