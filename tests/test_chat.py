@@ -266,13 +266,37 @@ def test_oversized_history_is_400_naming_it(client: TestClient) -> None:
 ])
 def test_rule_carries_the_previous_questions_key_terms(keywords: KeywordTokenizer, previous: str,
                                                        follow_up: str, carried: str) -> None:
-    assert is_follow_up(follow_up)
+    assert is_follow_up(follow_up, keywords)
     query = rule_rewrite(follow_up, [Turn("user", previous), Turn("assistant", "…")], keywords)
     assert query is not None and carried in query and query.endswith(follow_up), query
 
 
 def test_a_question_that_stands_alone_is_not_rewritten(keywords: KeywordTokenizer) -> None:
     assert rule_rewrite("What is BM25?", [Turn("user", "What is FAISS?")], keywords) is None
+
+
+@pytest.mark.parametrize(("question", "follows"), [
+    ("BM25 のパラメータ k1 と b はそれぞれ何を調整しますか", False),  # それぞれ "each" holds それ
+    ("NFC と NFKC はそれぞれ何をしますか", False),
+    ("What is one-hot encoding?", False),
+    ("その違いは？", True),
+    ("これらの手法は速いですか", True),
+    ("ここで使うモデルは？", True),
+    ("Which one is faster?", True),
+    ("And the memory cost?", True),
+])
+def test_back_references_are_whole_words(keywords: KeywordTokenizer, question: str, follows: bool) -> None:
+    assert is_follow_up(question, keywords) is follows
+
+
+def test_a_standalone_question_after_another_topic_is_answered_as_asked(client: TestClient) -> None:
+    history = [{"role": "user", "content": "Sudachi の分割モードとは？"},
+               {"role": "assistant", "content": "A, B, C の三つです。"}]
+    question = "BM25 のパラメータ k1 と b はそれぞれ何を調整しますか"
+    alone = client.post("/ask", json={"question": question, "mode": "extractive"}).json()
+    after = client.post("/ask", json={"question": question, "mode": "extractive", "history": history}).json()
+    assert after["search_query"] is None, after
+    assert (after["answer"], after["citations"]) == (alone["answer"], alone["citations"])
 
 
 def test_ask_with_history_returns_the_rewritten_query_and_finds_the_topic(client: TestClient) -> None:

@@ -24,12 +24,16 @@ MAX_CARRIED_TERMS = 8
 REWRITE_TOKENS = 64
 REWRITE_TIME_S = 20.0
 
-# Words that point back at something said before, or continue from it.
+# Words that point back at something said before, or continue from it. English words are matched
+# whole ("one-hot" is not "one"); Japanese ones must be whole words of the keyword analyser, so that
+# それぞれ ("each") or あれこれ is not それ or あれ.
 _BACK_REFERENCE = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|she|his|her|former|latter|"
-    r"the same|one|ones)\b|^\s*(and|but|also|what about|how about|then|so|or)\b|"
-    r"(それ|その|そこ|そう|これ|この|ここ|こう|あれ|あの|同じ|前者|後者|彼|彼女)|^\s*(では|じゃあ|また|なら|ちなみに|で、)",
-    re.I)
+    r"the same|ones?)\b(?!-)|^\s*(and|but|also|what about|how about|then|so|or)\b|"
+    r"^\s*(では|じゃあ|また|なら|ちなみに|で、)", re.I)
+_JAPANESE_BACK_REFERENCE = frozenset({
+    "それ", "その", "そこ", "そちら", "これ", "この", "ここ", "こちら", "あれ", "あの", "あそこ",
+    "前者", "後者", "彼", "彼女", "同様"})
 # Question words and light words that carry no topic (kept out of the carried terms).
 _NOT_TOPICAL = frozenset({
     "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did", "can",
@@ -54,9 +58,12 @@ class Turn:
     content: str
 
 
-def is_follow_up(question: str) -> bool:
+def is_follow_up(question: str, keywords: KeywordTokenizer) -> bool:
     """True when `question` points back at an earlier turn ("it", 「それ」, "And …")."""
-    return _BACK_REFERENCE.search(question) is not None
+    if _BACK_REFERENCE.search(question):
+        return True
+    return bool(_JAPANESE.search(question)) and any(
+        question[term.start:term.end] in _JAPANESE_BACK_REFERENCE for term in keywords.words(question))
 
 
 def key_terms(text: str, keywords: KeywordTokenizer) -> list[str]:
@@ -81,7 +88,7 @@ def rule_rewrite(question: str, history: Sequence[Turn], keywords: KeywordTokeni
     for turn in history:
         if turn.role == "user" and turn.content.strip():
             context = _carry(turn.content, context, keywords)
-    if not context or not is_follow_up(question):
+    if not context or not is_follow_up(question, keywords):
         return None
     own = {t.lower() for t in key_terms(question, keywords)}
     carried = [t for t in key_terms(context, keywords) if t.lower() not in own][-MAX_CARRIED_TERMS:]
@@ -92,7 +99,7 @@ def rule_rewrite(question: str, history: Sequence[Turn], keywords: KeywordTokeni
 
 def _carry(question: str, context: str, keywords: KeywordTokenizer) -> str:
     """The standalone form of one user turn, given the standalone form of the one before."""
-    if context and is_follow_up(question):
+    if context and is_follow_up(question, keywords):
         return rule_rewrite(question, [Turn("user", context)], keywords) or question
     return question
 
@@ -117,7 +124,7 @@ def generator_rewrite(question: str, history: Sequence[Turn], generator: TextGen
 def standalone_query(question: str, history: Sequence[Turn], keywords: KeywordTokenizer,
                      generator: TextGenerator | None = None) -> str | None:
     """The search query for a follow-up question, or None when the question stands alone."""
-    if not any(t.role == "user" for t in history) or not is_follow_up(question):
+    if not any(t.role == "user" for t in history) or not is_follow_up(question, keywords):
         return None
     if generator is not None and detect_language(question) in generator.languages:
         rewritten = generator_rewrite(question, history, generator)
