@@ -28,6 +28,7 @@ from indexer.search.searcher import Hit, Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
 from indexer.text.normalize import normalize
+from server.answering.followups import Turn
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TransformersGenerator
 from server.answering.packing import pack_passages
 from server.answering.passages import Passage
@@ -461,6 +462,33 @@ async def test_disconnect_from_the_event_stream_cancels_generation(
     assert tiny_generator._lock.acquire(blocking=False)  # the generation has ended, not run on
     tiny_generator._lock.release()
     searcher.close()
+
+
+def test_a_follow_up_is_searched_rewritten_but_the_generator_reads_it_as_asked(
+        tiny_generator: TransformersGenerator, corpus_index: IndexDirectory, embedder: Embedder) -> None:
+    """The rewrite is for search; the model is given the user's own question, after the one it points back at."""
+    prompts: list[str] = []
+
+    class Reading(TransformersGenerator):  # the real model, noting each prompt it is given
+        def stream(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
+            prompts.append(messages[-1]["content"])
+            return super().stream(messages, *args, **kwargs)
+
+    reading = Reading(tiny_generator.model, tiny_generator.tokenizer, "tiny")
+    reading.languages = ()  # the rule rewrites, not the model
+    registry = ModelRegistry()
+    registry.register("generator", "tiny", lambda: reading)
+    searcher = Searcher(corpus_index.current(), embedder)
+    history = (Turn("user", "What is reciprocal rank fusion?"), Turn("assistant", "A way to merge rankings."))
+    asked = "Is it older than BM25? Answer yes or no."
+    response = Answerer(lambda: nullcontext(searcher), registry).answer(
+        Question(asked, mode="generative", max_tokens=4, history=history))
+    assert response.question == asked and "reciprocal" in (response.search_query or ""), response
+    assert prompts[-1].endswith(f"Earlier question: What is reciprocal rank fusion?\nQuestion: {asked}"), prompts
+    japanese = Answerer(lambda: nullcontext(searcher), registry).answer(
+        Question("それは？", mode="extractive", history=(Turn("user", "What is the capital of France?"),)))
+    searcher.close()
+    assert japanese.answer == NOT_FOUND["ja"], japanese  # "not found" in the language of the question asked
 
 
 # ---- the real server: sentence reader and the bundled SmolLM2 generator ---------------------

@@ -72,6 +72,18 @@ class Question:
     max_tokens: int = 128
     history: tuple[Turn, ...] = ()  # earlier turns of the conversation, oldest first
     temperature: float = 0.0
+    as_asked: str = ""  # the question in the user's words, where `text` is a follow-up rewritten for search
+
+    @property
+    def own_words(self) -> str:
+        return self.as_asked or self.text
+
+    @property
+    def earlier_question(self) -> str:
+        """The previous user turn, which a rewritten follow-up points back at ('' when not rewritten)."""
+        if not self.as_asked:
+            return ""
+        return next((t.content for t in reversed(self.history) if t.role == "user" and t.content.strip()), "")
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ class Answerer:
         started = time.perf_counter()
         mode, model = self.resolve(question.mode, detect_language(question.text))
         query = self.search_query(question, model if mode == "generative" else None)
-        asked = dataclasses.replace(question, text=query) if query else question
+        asked = dataclasses.replace(question, text=query, as_asked=question.text) if query else question
         for event in self._answer(asked, mode, model, cancel or threading.Event(), started):
             if event.response is not None:
                 event = AnswerEvent("done", response=msgspec.structs.replace(
@@ -229,7 +241,7 @@ class Answerer:
                    started: float) -> AskResponse:
         return AskResponse(
             question=question.text, mode=mode, reader=reader,  # type: ignore[arg-type]
-            answer=NOT_FOUND[detect_language(question.text)], answer_found=False, answer_span=None,
+            answer=NOT_FOUND[detect_language(question.own_words)], answer_found=False, answer_span=None,
             citations=[], uncited=[CitationOut.from_passage(p) for p in found.passages],
             generation=found.index_generation, took_ms=_ms(started), retrieval_ms=found.retrieval_ms,
             read_as=found.read_as,
@@ -250,7 +262,8 @@ class Answerer:
         citations = CitationFilter(len(found.passages))
         pieces: list[str] = []
         written = ""  # the pieces so far, joined
-        writing = generator.stream(build_prompt(question.text, found.passages), limits, cancel, outcome)
+        prompt = build_prompt(question.own_words, found.passages, question.earlier_question)
+        writing = generator.stream(prompt, limits, cancel, outcome)
         try:
             for piece in writing:
                 text = citations.feed(piece)

@@ -27,15 +27,18 @@ def passage_block(passage: Passage) -> str:
     return f"[{passage.n}] {title}: {text}" if title and not text.startswith(title) else f"[{passage.n}] {text}"
 
 
-def build_prompt(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
-    """One user message: the numbered passages, the instructions, then the question.
+def build_prompt(question: str, passages: Sequence[Passage], earlier: str = "") -> list[dict[str, str]]:
+    """One user message: the numbered passages, the instructions, then the question in the user's words
+    (after the `earlier` question that a follow-up points back at).
 
     Passages first and the question last, in a single message, is the layout small instruction
     models follow best: with SmolLM2-135M a separate system message made it drift off the passages
     more often (compared on the default corpus while building this).
     """
     blocks = "\n\n".join(passage_block(p) for p in passages)
-    return [{"role": "user", "content": f"Passages:\n{blocks}\n\n{INSTRUCTIONS}\nQuestion: {question.strip()}"}]
+    before = f"Earlier question: {' '.join(earlier.split())[:1000]}\n" if earlier.strip() else ""
+    return [{"role": "user",
+             "content": f"Passages:\n{blocks}\n\n{INSTRUCTIONS}\n{before}Question: {question.strip()}"}]
 
 
 def _rewrite(match: re.Match[str], valid: range) -> str:
