@@ -411,7 +411,7 @@ def _print_hits(hits: list[Hit], as_json: bool, title: str | None, *, reranked: 
     """Hits as a table (or JSON rows) for the terminal."""
     if as_json:
         rows = [{**{name: value for name, value in hit.__dict__.items() if name != "page_starts"},
-                 "page": hit.pages[0] if hit.pages else None} for hit in hits]  # as over HTTP
+                 "page": hit.page} for hit in hits]  # as over HTTP
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     table = Table("#", "score", *(["rerank"] if reranked else []), "title", "key", "page", "text", title=title)

@@ -99,7 +99,7 @@ class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
     language: str
     key: str = ""
     metadata: dict[str, object] = {}
-    page: int | None = None    # first page of a paged document (PDF) the chunk lies on
+    page: int | None = None    # page of a paged document (PDF, slides) where the match is: its first highlight
     pages: list[int] = []      # every page it lies on: two when it crosses a page break
     more: int | None = None  # with collapse: the document's other matching chunks
     rerank_score: float | None = None  # the reranker's score, for a hit it read
@@ -109,7 +109,7 @@ class HitOut(msgspec.Struct, frozen=True, omit_defaults=True):
         return cls(doc_id=hit.doc_id, chunk_id=hit.chunk_id, title=hit.title, source=hit.source,
                    section=list(hit.section), text=hit.text, start=hit.start, end=hit.end,
                    score=hit.score, highlights=list(hit.highlights), language=hit.language,
-                   key=hit.key, metadata=hit.metadata, page=hit.pages[0] if hit.pages else None,
+                   key=hit.key, metadata=hit.metadata, page=hit.page,
                    pages=list(hit.pages),
                    more=hit.more if collapsed else None,
                    rerank_score=None if hit.rerank_score is None else round(hit.rerank_score, 6))

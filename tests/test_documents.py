@@ -202,8 +202,23 @@ def test_hits_carry_the_records_own_key_and_the_page(documents_index: IndexDirec
         assert "page_starts" not in nara.metadata and nara.metadata["format"] == "pdf"
         word = searcher.search("バックアップ 保存期間", mode="keyword", k=1)[0]
         assert (word.key, word.pages) == ("guide.docx", ())  # a Word file has no pages
+        # The first slide is short, but a slide never shares a chunk with the next: its hits name their own.
+        slide = searcher.search("Hybrid wins", mode="keyword", k=1)[0]
+        assert (slide.key, slide.section, slide.pages, slide.page) == ("talk.pptx", ("Results",), (2,), 2)
+        first = searcher.search("形態素解析", mode="keyword", k=1)[0]
+        assert (first.key, first.section, first.pages) == ("talk.pptx", ("検索の仕組み",), (1,))
     finally:
         searcher.close()
+
+
+def test_a_hit_across_a_page_break_is_on_the_page_of_its_first_highlight() -> None:
+    from indexer.search.searcher import Hit
+
+    hit = Hit(doc_id="d", chunk_id=0, title="t", source="s.pdf", section=(), text="x" * 90, start=10, end=100,
+              score=1.0, highlights=((70, 75), (80, 85)), language="en", metadata={}, pages=(1, 2),
+              page_starts={2: 60})
+    assert hit.page == 2 and hit.page_at(20, 25) == 1
+    assert Hit(**{**hit.__dict__, "highlights": ()}).page == 1  # nothing highlighted: where the chunk starts
 
 
 @pytest.fixture(scope="module")

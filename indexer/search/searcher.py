@@ -73,6 +73,13 @@ class Hit:
     key: str = ""                        # the document's own key: a record's id, a file's path, an upload's key
     pages: tuple[int, ...] = ()          # 1-based pages the chunk lies on (paged formats only)
 
+    @property
+    def page(self) -> int | None:
+        """The page the hit's first highlight is on (where the match is), else the chunk's first page."""
+        if not self.pages:
+            return None
+        return self.page_at(*self.highlights[0]) if self.highlights else self.pages[0]
+
     def page_at(self, start: int, end: int) -> int | None:
         """The page a span of the document's text (within this hit) begins on, or None without pages."""
         if not self.pages:

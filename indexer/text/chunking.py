@@ -106,14 +106,16 @@ def _pack(pieces: list[_Piece], settings: ChunkSettings) -> list[list[_Piece]]:
     """Greedy packing of pieces into chunks, with whole-piece overlap.
 
     A new section starts a new chunk unless the chunk so far is small (a lone
-    heading, say), which then travels with the section that follows it.
+    heading, say) and the section that follows lies within its own, which it then travels with.
+    A small section never joins its sibling (one slide the next), so a chunk has one section's text.
     """
     chunks: list[list[_Piece]] = []
     current: list[_Piece] = []
     used = 0
     small = settings.max_tokens // 4
     for piece in pieces:
-        new_section = bool(current) and piece.group != current[-1].group and used >= small
+        new_section = bool(current) and piece.group != current[-1].group and (
+            used >= small or piece.section[: len(current[-1].section)] != current[-1].section)
         if current and (used + piece.tokens > settings.max_tokens or new_section):
             chunks.append(current)
             current = [] if new_section else _overlap(current, settings.overlap)
@@ -151,7 +153,7 @@ def chunk_document(
     for group in _pack(_pieces(norm, doc, counter, settings.max_tokens), settings):
         ns, ne = group[0].start, group[-1].end
         start, end = norm.to_original(ns, ne)
-        section = next((p.section for p in group if p.section), ())
+        section = max((p.section for p in group), key=len)  # a lone heading's chunk: the section it leads into
         chunks.append(
             Chunk(
                 text=norm.text[ns:ne],

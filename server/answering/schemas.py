@@ -63,7 +63,7 @@ class CitationOut(msgspec.Struct, frozen=True):
         hit = passage.hit
         return cls(n=passage.n if n is None else n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
                    start=hit.start, end=hit.end, text=hit.text, score=hit.score, key=hit.key,
-                   page=hit.pages[0] if hit.pages else None, pages=list(hit.pages))
+                   page=hit.page, pages=list(hit.pages))
 
 
 class TokenUsage(msgspec.Struct, frozen=True):
