@@ -206,6 +206,11 @@ def test_a_document_lists_related_documents_in_each_language_that_open(web: Brow
         links = page.locator(f"#related-{language} li .hit-title a")
         expect(links).to_have_count(len(related[language]["hits"]))
         assert links.all_text_contents() == [hit["title"] for hit in related[language]["hits"]]
+    sections = page.locator("#related li .section")
+    assert sections.count() and all(s.startswith("節:") for s in sections.all_text_contents())
+    page.locator("button[data-lang=en]").click()  # the related lists are redrawn in the new language too
+    expect(page.locator("#related-title")).to_have_text("Related documents")
+    assert all(s.startswith("section:") for s in sections.all_text_contents()), sections.all_text_contents()
     page.locator("#related-en li .hit-title a").first.click()
     first = related["en"]["hits"][0]
     expect(page.locator("#doc-title")).to_have_text(first["title"])
@@ -482,6 +487,36 @@ def test_interface_language_follows_the_browser_and_can_be_switched(web: Browsin
     japanese.goto(web.server.url + "/")
     expect(japanese.locator("#page-title")).to_have_text("文書を検索・質問する")
     expect(japanese.locator("label[for=mode]")).to_have_text("検索方式")
+
+
+def test_switching_the_language_shows_only_the_task_on_screen(web: Browsing) -> None:
+    """A search then a question: the language switch redraws the answer, not the earlier search's hits."""
+    page = web.page(locale="en-US")
+    page.goto(web.server.url + "/")
+    search(page, "BM25")
+    ask(page, "What kind of function is BM25?", "extractive")
+    expect(page.locator("#answer-text")).to_have_attribute("data-state", "done", timeout=ASK_TIMEOUT_MS)
+    page.locator("button[data-lang=ja]").click()
+    expect(page.locator("#submit")).to_have_text("質問する")
+    expect(page.locator("#results")).to_be_hidden()
+    search(page, "形態素")
+    page.locator("button[data-lang=en]").click()
+    expect(page.locator("#submit")).to_have_text("Search")
+    expect(page.locator("#answer")).to_be_hidden()
+    expect(page.locator("#results")).to_be_visible()
+
+
+def test_back_to_search_returns_to_a_search_opened_from_its_address(web: Browsing) -> None:
+    page = web.page(locale="en-US")
+    page.goto(web.server.url + "/")
+    search(page, "BM25")  # an earlier search in the same tab
+    page.goto(web.server.url + "/?task=search&q=%E5%BD%A2%E6%85%8B%E7%B4%A0&mode=keyword")
+    expect(page.locator("#hits > li").first).to_be_visible()
+    page.locator("#hits > li .hit-title a").first.click()
+    expect(page.locator("#doc-title")).not_to_be_empty()
+    page.locator("#back-link").click()
+    expect(page.locator("#q")).to_have_value("形態素")
+    expect(page.locator("#mode")).to_have_value("keyword")
 
 
 def test_readable_on_a_375px_screen_and_at_200_percent_zoom(web: Browsing) -> None:

@@ -147,7 +147,7 @@ const MESSAGES = {
   },
 };
 
-const state = { lang: "en", status: null, error: null, search: null, ask: null, doc: null, controller: null };
+const state = { lang: "en", status: null, error: null, search: null, ask: null, doc: null, related: null, controller: null };
 
 function chooseLanguage() {
   const saved = safeStorage(() => localStorage.getItem("yomitoki.lang"));
@@ -183,6 +183,7 @@ function setLanguage(lang) {
   if (state.search) renderHits(state.search);
   if (state.ask && state.ask.done) renderAnswer(state.ask.done);
   if (state.doc) renderDocumentNotes(state.doc);
+  if (state.related) renderRelated(state.related);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,6 +392,7 @@ function score(value) {
 async function runSearch(query, mode) {
   const controller = restartRequest();
   state.search = null;
+  state.ask = null;  // one task's results at a time: a later redraw (the language) shows only these
   $("results").hidden = true;
   $("answer").hidden = true;
   setStatus("searching");
@@ -449,6 +451,7 @@ function hitItem(hit, number, answerSpan) {
 
 async function runAsk(question, mode, maxTokens) {
   const controller = restartRequest();
+  state.search = null;
   state.ask = { question, mode, done: null };
   $("results").hidden = true;
   startAnswer();
@@ -640,7 +643,7 @@ function onSubmit(event) {
   if (task === "search") params.set("mode", $("mode").value);
   else params.set("answer_mode", $("answer-mode").value);
   history.replaceState(null, "", `/?${params}`);
-  safeStorage(() => sessionStorage.setItem("yomitoki.back", `/?${params}`));
+  rememberBack();
   if (task === "search") runSearch(text, $("mode").value);
   else runAsk(text, $("answer-mode").value, Number($("max-tokens").value) || null);
 }
@@ -656,6 +659,7 @@ function restoreQuery() {
   setOption($("mode"), params.get("mode"));
   setOption($("answer-mode"), params.get("answer_mode"));
   updateTask();
+  rememberBack();  // a search or answer opened from its address is where "Back to search" returns to
   if (task === "search") return runSearch(q, $("mode").value);
   const saved = safeStorage(() => JSON.parse(sessionStorage.getItem("yomitoki.answer") || "null"));
   if (saved && saved.question === q) {
@@ -664,6 +668,11 @@ function restoreQuery() {
   } else {
     setStatus("askAgain");
   }
+}
+
+// The page the document view's "Back to search" link returns to: the search or question now shown.
+function rememberBack() {
+  safeStorage(() => sessionStorage.setItem("yomitoki.back", `${location.pathname}${location.search}`));
 }
 
 function setOption(select, value) {
@@ -714,6 +723,11 @@ async function loadRelated(docId) {
       return [language, []];
     }
   }));
+  state.related = lists;
+  renderRelated(lists);
+}
+
+function renderRelated(lists) {  // redrawn when the language changes
   for (const [language, hits] of lists) {
     const block = $(`related-${language}`);
     block.querySelector("ol").replaceChildren(...hits.map((hit) => hitItem(hit, null)));
