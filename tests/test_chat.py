@@ -13,6 +13,7 @@ import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import openai
 import pytest
@@ -30,6 +31,7 @@ from server.answering.upstream import OpenAIGenerator, UpstreamSettings, http_li
 from server.app import create_app
 from server.errors import UpstreamError
 from server.nlp.errors import TaskInputError
+from server.routes.ask import until_disconnect
 from server.settings import ServerSettings
 from tests.conftest import RunningServer, build, free_port, start_server, yomitoki
 
@@ -80,6 +82,21 @@ def test_llamacpp_stops_at_the_time_limit_and_when_the_stream_is_closed(smollm2:
     assert outcome.stop == "cancelled" and outcome.tokens < 50, outcome
     assert smollm2._lock.acquire(blocking=False)  # the generation ended; the next one can start
     smollm2._lock.release()
+
+
+@pytest.mark.anyio
+async def test_a_client_that_goes_away_stops_a_whole_answer_being_written(smollm2: LlamaCppGenerator) -> None:
+    """What a non-streamed chat with the generator's own model runs: the model stops when the client leaves."""
+    class LeavesSoon:  # the request of a client that disconnects half a second in, as an ASGI server reports it
+        async def receive(self) -> dict[str, str]:
+            await anyio.sleep(0.5)
+            return {"type": "http.disconnect"}
+
+    outcome = TextGenerationOutcome()
+    long = [{"role": "user", "content": "Write a very long story about a cat."}]
+    await until_disconnect(LeavesSoon(), lambda cancel: "".join(  # type: ignore[arg-type]
+        smollm2.stream(long, TextGenerationLimits(4000, 120), cancel, outcome)))
+    assert outcome.stop == "cancelled" and outcome.tokens < 4000, outcome
 
 
 # ---- OpenAI-compatible upstreams -----------------------------------------------------------------

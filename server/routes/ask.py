@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -28,6 +28,8 @@ from server.errors import client_status, log_internal
 from server.nlp.errors import TaskInputError
 from server.services import Services
 from server.streaming import in_thread
+
+T = TypeVar("T")
 
 
 def _question(data: AskRequest) -> Question:
@@ -56,18 +58,23 @@ async def _until_disconnect(request: Request, cancel: threading.Event) -> None:
 
 async def _answer(request: Request, answerer: Answerer, question: Question) -> AskResponse:
     """The whole answer; a client that disconnects meanwhile stops its generation."""
-    cancel = threading.Event()
-    outcome: list[AskResponse | Exception] = []
+    return await until_disconnect(request, lambda cancel: answerer.answer(question, cancel))
 
-    async def work() -> None:
+
+async def until_disconnect(request: Request, work: Callable[[threading.Event], T]) -> T:
+    """`work(cancel)` run in a worker thread, with `cancel` set if the client goes away meanwhile."""
+    cancel = threading.Event()
+    outcome: list[T | Exception] = []
+
+    async def run() -> None:
         try:
-            outcome.append(await anyio.to_thread.run_sync(answerer.answer, question, cancel))
+            outcome.append(await anyio.to_thread.run_sync(work, cancel))
         except Exception as exc:  # re-raised below, outside the task group, for the error handlers
             outcome.append(exc)
         group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(work)
+        group.start_soon(run)
         await _until_disconnect(request, cancel)
     if isinstance(outcome[0], Exception):
         raise outcome[0]

@@ -39,7 +39,7 @@ from server.answering.chat import (
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator, token_usage
 from server.answering.pipeline import AnswerSettings
 from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
-from server.routes.ask import EventStream, _answer, answerer
+from server.routes.ask import EventStream, _answer, answerer, until_disconnect
 from server.routes.embeddings import openai_error
 from server.services import Services
 from server.streaming import in_thread
@@ -78,8 +78,8 @@ async def chat_completions(data: JSONBody[ChatRequest], services: NamedDependenc
     if data.stream:
         return EventStream(_direct_chunks(generator, messages, limits, completion, data.stops, data.wants_usage))
     outcome = TextGenerationOutcome()
-    text = await anyio.to_thread.run_sync(
-        lambda: "".join(until_stop(generator.stream(messages, limits, threading.Event(), outcome), data.stops)))
+    text = await until_disconnect(  # a client that goes away stops the model, as when streamed
+        request, lambda cancel: "".join(until_stop(generator.stream(messages, limits, cancel, outcome), data.stops)))
     return completion.body(text, finish_reason(outcome.cut), None, token_usage(outcome))
 
 
