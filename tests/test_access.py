@@ -81,13 +81,27 @@ def call(server: RunningServer, method: str, path: str, key: str | None = None, 
 
 
 def comparable(body: Any) -> Any:
-    """A response without what differs between any two servers: timings, generation names, chunk ids."""
+    """A response without what differs between any two servers: timings, generation names, chunk ids; scores
+    to 1e-5 (fusion sums the same floats in another order over another index's rows: the 6th decimal moves)."""
     if isinstance(body, dict):
-        return {k: comparable(v) for k, v in body.items()
+        return {k: Close(v) if k == "score" else comparable(v) for k, v in body.items()
                 if k not in ("took_ms", "retrieval_ms", "generation", "chunk_id", "generation_ms")}
     if isinstance(body, list):
         return [comparable(v) for v in body]
     return body
+
+
+class Close:
+    """A score that equals another within 1e-5."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Close) and abs(self.value - other.value) <= 1e-5
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
 
 @pytest.mark.parametrize("mode", ["keyword", "hybrid", "dense"])
