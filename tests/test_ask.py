@@ -384,12 +384,13 @@ def test_packing_cuts_a_long_passage_at_a_sentence_boundary(searcher: Searcher) 
 @pytest.mark.parametrize("pieces,count,expected", [
     (["Paris [1] and [Passage 2][7] x [1, 9]."], 2, "Paris [1] and [2] x [1]."),
     (list("Berlin [2] or [12] or [1,2]"), 3, "Berlin [2] or  or [1][2]"),
-    (["a [", "3", "] b [x] c [2"], 2, "a  b [x] c [2"),
+    (["a [", "3", "] b [x] c [2"], 2, "a  b [x] c "),  # an answer cut inside a citation drops what is open
+    (["BM25 is a ranking function [Pas"], 2, "BM25 is a ranking function "),
 ])
 def test_citation_filter_streams_only_citations_that_resolve(pieces: list[str], count: int, expected: str) -> None:
     citations = CitationFilter(count)
     streamed = "".join(citations.feed(p) for p in pieces) + citations.flush()
-    assert streamed == expected == resolve_citations("".join(pieces), count)
+    assert streamed == expected and resolve_citations("".join(pieces), count).startswith(streamed)
     assert all(1 <= n <= count for n in cited_numbers(streamed))
 
 
