@@ -163,6 +163,21 @@ def test_markdown_front_matter_keeps_yamls_numbers_booleans_dates_and_nesting(tm
     assert doc.title == "Notes: draft" and doc.metadata["year"] == "2021"
 
 
+def test_front_matter_dates_and_times_stay_as_written(tmp_path: Path) -> None:
+    """`2024-05-01T09:00:00Z` is not rewritten as `+00:00`: a filter with the value as written finds it."""
+    from indexer.store.sqlite import Filters
+    from indexer.store.where import parse
+
+    content = "---\ndate: 2024-05-01 09:00:00\nupdated: 2024-05-01T09:00:00Z\nday: 2024-05-01\n---\nBody.\n"
+    [doc] = load_file(write(tmp_path / "doc.md", content), tmp_path)
+    meta = doc.metadata
+    assert (meta["date"], meta["updated"], meta["day"]) == ("2024-05-01 09:00:00", "2024-05-01T09:00:00Z", "2024-05-01")
+    admits = [Filters(expression=parse(where)).admits("id", doc.source, "en", meta)
+              for where in ({"field": "metadata.updated", "gte": "2024-05-01T09:00:00Z"},
+                            {"field": "metadata.date", "eq": "2024-05-01 09:00:00"})]
+    assert admits == [True, True]
+
+
 def test_front_matter_with_a_date_that_is_none_is_read_line_by_line_not_an_abort(tmp_path: Path) -> None:
     """YAML reads 2024-13-45 as a date and fails: one typo must not stop a whole folder from indexing."""
     write(tmp_path / "corpus" / "a.md", "---\ndate: 2024-13-45\ntags:\n---\nBad date body.\n")

@@ -65,11 +65,13 @@ def _unquote(value: str) -> str:
 class _FrontMatterLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2's plain scalars: only true/false are booleans (`country: NO` stays
     "NO", not false), no base-60 numbers (`time: 12:30` stays "12:30", not 750), and, as in CSV cells, a number
-    with a leading zero stays text (`zip: 0123`, `mode: 0755`)."""
+    with a leading zero stays text (`zip: 0123`, `mode: 0755`). Dates and times stay as written
+    (`2024-05-01T09:00:00Z` is not rewritten as `+00:00`), so a filter with the value as written finds them."""
 
 
 _FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float")]
+    first: [(tag, pattern) for tag, pattern in resolvers
+            if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 for _tag, _pattern, _firsts in (
@@ -83,8 +85,8 @@ for _tag, _pattern, _firsts in (
 
 def _front_matter(text: str) -> tuple[int, dict[str, object]]:
     """Where the body starts, and the front matter between '---' lines as YAML: numbers, booleans, lists and
-    nested keys as YAML reads them (`year: 2021` is the number 2021, so a range filter compares it), dates as
-    ISO 8601 text. Front matter that is not valid YAML is read leniently as `key: value` lines."""
+    nested keys as YAML reads them (`year: 2021` is the number 2021, so a range filter compares it), dates and
+    times as the text written. Front matter that is not valid YAML is read leniently as `key: value` lines."""
     body_start, lenient = _lenient_front_matter(text)
     if not body_start:
         return 0, {}
