@@ -193,7 +193,7 @@ def test_pages_of_a_filtered_collapsed_set_cover_it_once(report_searcher: Search
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
 def test_facets_count_the_whole_filtered_result_set(report_searcher: Searcher, mode: str) -> None:
     where = {"field": "metadata.year", "gte": 2018}
-    fields = ["tags", "metadata.team", "metadata.year", "language", "metadata.owner.name"]
+    fields = ["tags", "metadata.team", "metadata.year", "language", "metadata.owner.name", "source", "doc_id", "key"]
     results = report_searcher.find("field report", mode=mode, k=3, offset=0, facets=fields,
                                    filters=Filters(expression=parse(where)))
     assert len(results.hits) == 3  # one page; the counts cover every document that passes
@@ -202,9 +202,10 @@ def test_facets_count_the_whole_filtered_result_set(report_searcher: Searcher, m
     for field in fields:
         counts: Counter[Any] = Counter()
         for doc_id in passing:
-            _, source, language, metadata, _key = documents[doc_id]
-            counts.update(facet_values(field, source, language, metadata))
+            _, source, language, metadata, key = documents[doc_id]
+            counts.update(facet_values(field, source, language, metadata, doc_id=doc_id, key=key))
         assert dict(results.facets[field]) == dict(counts), field
+    assert len(results.facets["doc_id"]) == min(len(passing), 100) and results.facets["key"], results.facets
 
 
 def test_collapse_gives_each_document_once_with_its_other_chunks(report_searcher: Searcher) -> None:

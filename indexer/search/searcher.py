@@ -287,8 +287,8 @@ class Searcher:
         out = {}
         for name in dict.fromkeys(fields):
             counter: Counter[Any] = Counter()
-            for _, source, language, metadata, _key in docs.values():
-                counter.update(facet_values(name, source, language, metadata))
+            for doc_id, (_, source, language, metadata, key) in docs.items():
+                counter.update(facet_values(name, source, language, metadata, doc_id=doc_id, key=key))
             ordered = sorted(counter.items(), key=lambda item: (-item[1], str(item[0])))
             out[name] = ordered[:MAX_FACET_VALUES]
         return out
@@ -502,8 +502,12 @@ class QueryTerms:
 _LATIN_WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f]+")
 
 
-def facet_values(field: str, source: str, language: str, metadata: dict[str, Any]) -> list[Any]:
-    """The values a document holds in a facet field (`tags`, `source`, `language` or `metadata.KEY…`)."""
+def facet_values(field: str, source: str, language: str, metadata: dict[str, Any], *, doc_id: str = "",
+                 key: str = "") -> list[Any]:
+    """The values a document holds in a facet field: any field a filter takes (`source`, `language`, `doc_id`,
+    `key`, `tags` or `metadata.KEY…`)."""
+    if field in ("doc_id", "key"):
+        return [doc_id if field == "doc_id" else key]
     if field == "source":
         return [source]
     if field == "language":
