@@ -114,6 +114,10 @@ def test_few_shot_learns_from_inline_examples(client: TestClient) -> None:
         ({"texts": ["x"], "method": "fine-tuned"}, "method"),
         ({"texts": ["x"], "labels": ["a", "b"], "temperature": 0}, "temperature"),
         ({"texts": ["x"], "classifier": "bad name!"}, "classifier"),
+        ({"texts": ["x"], "labels": ["sports", "ｓｐｏｒｔｓ"]}, "labels[1]"),  # the same once NFKC-normalized
+        ({"texts": ["x"], "labels": ["a", "a\u0000"]}, "labels[1]"),
+        ({"texts": ["b"], "examples": [*EXAMPLES, {"text": "b", "label": "sports\u0000"}]}, "examples[12].label"),
+        ({"texts": ["b"], "examples": [*EXAMPLES, {"text": "b", "label": "ｓｐｏｒｔｓ"}]}, "examples[12].label"),
     ],
 )
 def test_bad_classify_requests_are_400_naming_the_field(client: TestClient, payload: dict, field: str) -> None:
@@ -153,6 +157,8 @@ def test_named_classifier_lifecycle(client: TestClient) -> None:
         ({"name": "-bad", "examples": EXAMPLES}, "name"),
         ({"name": "x" * 65, "examples": EXAMPLES}, "name"),
         ({"examples": EXAMPLES}, "name"),
+        ({"name": "nul", "examples": [*EXAMPLES[:6], *({**e, "label": "y\u0000"} for e in EXAMPLES[6:])]},
+         "examples[6].label"),
     ],
 )
 def test_bad_classifier_definitions_are_400(client: TestClient, payload: dict, field: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from indexer.embed.base import Embedder
 from server.nlp.encoding import embed_texts
 from server.nlp.errors import TaskInputError
-from server.nlp.predictions import Prediction, rank, sigmoid, softmax
+from server.nlp.predictions import Prediction, label_identity, rank, sigmoid, softmax
 
 MIN_PER_LABEL_FOR_METRICS = 5   # a held-out split needs at least this many examples of every label
 HOLDOUT_SHARE = 0.2
@@ -68,6 +68,12 @@ class LinearModel:
 def label_counts(examples: Sequence[Example], field: str = "examples") -> Counter[str]:
     """Examples per label; at least two different labels are needed to train."""
     counts = Counter(example.label for example in examples)
+    seen: dict[str, str] = {}
+    for i, example in enumerate(examples):
+        identity = label_identity(example.label, f"{field}[{i}].label")
+        if seen.setdefault(identity, example.label) != example.label:
+            raise TaskInputError(f"{field}[{i}].label", f"label {example.label!r} is {seen[identity]!r} written "
+                                                        "another way: use one spelling for each label")
     if len(counts) < 2:
         found = f"only {next(iter(counts))!r}" if counts else "none"
         raise TaskInputError(field, f"examples must cover at least 2 different labels ({found} given)")

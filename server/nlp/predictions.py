@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from server.nlp.errors import TaskInputError
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,14 @@ class Prediction:
     label: str                    # the best label
     scores: tuple[LabelScore, ...]  # every label, best first
     predicted: tuple[str, ...]    # multi-label: labels scoring at least 0.5; otherwise the best label
+
+
+def label_identity(name: str, field: str) -> str:
+    """What a label is compared as: NFKC with single spaces (texts are read so, so `ｓｐｏｒｔｓ` is `sports`).
+    A 400 naming `field` for a label with a control character (NUL, a line break), which no reply could show."""
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise TaskInputError(field, f"label {name!r} holds a control character")
+    return " ".join(unicodedata.normalize("NFKC", name).split())
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

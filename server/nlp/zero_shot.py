@@ -20,7 +20,7 @@ from indexer.embed.base import Embedder
 from server.nlp.encoding import embed_texts
 from server.nlp.errors import TaskInputError
 from server.nlp.label_baseline import label_thresholds
-from server.nlp.predictions import Prediction, rank, sigmoid, softmax
+from server.nlp.predictions import Prediction, label_identity, rank, sigmoid, softmax
 
 PLACEHOLDER = "{}"
 DEFAULT_TEMPERATURE = 0.05  # cosine differences of ~0.05 are meaningful for sentence embeddings
@@ -56,11 +56,13 @@ def validate_labels(labels: Sequence[LabelSpec], options: ZeroShotOptions) -> No
                                        "for an independent yes/no score per label")
     if not 0.001 <= options.temperature <= 10:
         raise TaskInputError("temperature", f"use a temperature from 0.001 to 10, not {options.temperature}")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for i, label in enumerate(labels):
-        if label.name in seen:
-            raise TaskInputError(f"labels[{i}]", f"label {label.name!r} is given twice")
-        seen.add(label.name)
+        identity = label_identity(label.name, f"labels[{i}]")
+        if identity in seen:
+            same = "" if seen[identity] == label.name else f" (as {seen[identity]!r})"
+            raise TaskInputError(f"labels[{i}]", f"label {label.name!r} is given twice{same}")
+        seen[identity] = label.name
         _check_template(label.template, f"labels[{i}].template")
     _check_template(options.template, "template")
 
