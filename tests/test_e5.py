@@ -328,6 +328,21 @@ def test_embeddings_api_takes_an_input_type(me5_client: TestClient, me5_fast: Em
     assert bad.status_code == 400 and "input_type" in bad.text
 
 
+def test_embeddings_usage_and_window_count_the_prefix_as_it_is_read(me5_client: TestClient, me5_fast: Embedder) -> None:
+    """`query: ` and the text are tokenized together (its last piece can merge with the text's first)."""
+    read = len(me5_fast.tokenizer("query: 東京の天気")["input_ids"])  # special tokens included
+    body = me5_client.post("/v1/embeddings", json={"model": ME5, "input": "東京の天気"}).json()
+    assert body["usage"]["prompt_tokens"] == read, (body["usage"], read)
+    fits = "cat " * 600
+    ids = me5_fast.tokenizer("query: " + fits)["input_ids"]
+    fits = me5_fast.tokenizer.decode(ids[1:me5_fast.max_tokens - 1])[len("query: "):]  # exactly the window
+    assert len(me5_fast.tokenizer("query: " + fits)["input_ids"]) == me5_fast.max_tokens
+    exact = me5_client.post("/v1/embeddings", json={"model": ME5, "input": fits})
+    assert exact.status_code == 200 and exact.json()["usage"]["prompt_tokens"] == me5_fast.max_tokens, exact.text
+    over = me5_client.post("/v1/embeddings", json={"model": ME5, "input": fits + " cat"})
+    assert over.status_code == 400 and "with the prefix 'query: '" in over.text, over.text
+
+
 
 @pytest.mark.parametrize("question,language", [
     ("Who won the 2014 FIFA World Cup final in Rio de Janeiro?", "en"),

@@ -17,8 +17,9 @@ import numpy as np
 
 from indexer.embed.base import Embedder, prompt_for
 from indexer.embed.locations import BUNDLED_ALIASES
+from indexer.text.normalize import normalize_query
 from server.errors import NotFoundError
-from server.nlp.encoding import count_tokens, embed_texts
+from server.nlp.encoding import embed_texts
 from server.nlp.errors import TaskInputError
 
 
@@ -55,21 +56,23 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str], *, truncate: bool = 
                  kind: str = "query") -> EmbeddedBatch:
     """Embed the inputs as `kind` (see `embed_for`) after checking each fits the model's window.
 
-    The model's prefix for `kind` (E5's `query: `) takes room in the window and counts as read.
+    The model's prefix for `kind` (E5's `query: `) takes room in the window and counts as read; it is counted
+    together with the text, as it is embedded (its last piece can merge with the text's first).
     """
     prefix = prompt_for(embedder, kind)
-    extra = special_tokens(embedder) + (embedder.count_tokens([prefix])[0] if prefix else 0)
-    window = embedder.max_tokens - extra
-    counts = count_tokens(embedder, inputs)
+    special = special_tokens(embedder)
+    window = embedder.max_tokens - special
+    counts = embedder.count_tokens([prefix + normalize_query(text) for text in inputs])
     if not truncate:
+        with_prefix = f" with the prefix {prefix!r}" if prefix else ""
         for i, count in enumerate(counts):
             if count > window:
                 raise TaskInputError(
-                    f"input[{i}]", f"{count} tokens is more than {embedder.describe()['name']} reads "
-                                   f"({window} tokens plus {extra} special ones): shorten it, split it, "
+                    f"input[{i}]", f"{count} tokens{with_prefix} is more than {embedder.describe()['name']} reads "
+                                   f"({window} tokens plus {special} special ones): shorten it, split it, "
                                    "or send \"truncate\": true to embed only its beginning")
     vectors = embed_texts(embedder, inputs, kind=kind)
-    return EmbeddedBatch(vectors=vectors, tokens=sum(min(c, window) + extra for c in counts))
+    return EmbeddedBatch(vectors=vectors, tokens=sum(min(c, window) + special for c in counts))
 
 
 def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
