@@ -518,6 +518,30 @@ def test_upstream_down_auto_falls_back_to_extractive_and_generative_is_503(
         server.stop()
 
 
+def test_auto_answers_extractively_when_the_upstream_breaks_off_a_whole_answer(
+        corpus_index: IndexDirectory, embedder: Embedder) -> None:
+    """Not streamed, nothing of the broken answer has reached the client: auto still has an answer to give."""
+    from contextlib import nullcontext
+
+    from indexer.search.searcher import Searcher
+    from server.answering.pipeline import Answerer, Question
+    from server.model_registry import ModelRegistry
+
+    broken = OpenAIGenerator(UpstreamSettings(base_url="http://upstream.test/v1", model="m"),
+                             http_client=_transport(CHUNK))  # one piece, then the stream ends unfinished
+    registry = ModelRegistry()
+    registry.register("generator", "m", lambda: broken)
+    searcher = Searcher(corpus_index.current(), embedder)
+    try:
+        answerer = Answerer(lambda: nullcontext(searcher), registry)
+        response = answerer.answer(Question(EN_QUESTION, mode="auto"))
+        assert response.mode == "extractive" and response.answer_found, response
+        with pytest.raises(UpstreamError):  # asked for generation: the failure is the answer
+            answerer.answer(Question(EN_QUESTION, mode="generative"))
+    finally:
+        searcher.close()
+
+
 def test_serve_refuses_an_upstream_without_its_model_name(corpus_index: IndexDirectory) -> None:
     result = subprocess.run(yomitoki("serve", "--index", str(corpus_index.path), "--generator",
                                      "openai:http://127.0.0.1:11434/v1"),

@@ -121,9 +121,17 @@ class Answerer:
         self.settings = settings or AnswerSettings()
 
     def answer(self, question: Question, cancel: threading.Event | None = None) -> AskResponse:
-        for event in self.stream(question, cancel):
-            if event.response is not None:
-                return event.response
+        """The whole answer. In `auto` mode an upstream generator that fails even after it began writing
+        (nothing has reached the client yet) leaves the question to be answered extractively."""
+        try:
+            for event in self.stream(question, cancel):
+                if event.response is not None:
+                    return event.response
+        except UpstreamError as exc:
+            if question.mode != "auto":
+                raise
+            log.warning("generator failed while writing, answering extractively: %s", exc)
+            return self.answer(dataclasses.replace(question, mode="extractive"), cancel)
         raise RuntimeError("the answer stream ended without a response")
 
     def stream(self, question: Question,
