@@ -13,12 +13,12 @@ from typing import Any
 
 import click
 
-from indexer.cli import index_option
+from indexer.cli import domain_errors, index_option
 from indexer.ner.entities import Extraction
 from indexer.ner.named import EntityModelStore
-from indexer.ner.pipelines import DEFAULT_JA_MODEL, EntityModelLoadError, load_entity_model
+from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_entity_model
 from indexer.ner.training import TrainOptions, fine_tune, parse_examples
-from server.errors import ConflictError, NotFoundError, UnavailableError
+from server.errors import UnavailableError
 from server.nlp.cli_support import lazy
 from server.nlp.entities import (
     EntityJob,
@@ -33,11 +33,9 @@ from server.nlp.entities import run_entities as run
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    try:
-        with named_model_errors():
-            yield
-    except (ValueError, NotFoundError, ConflictError, UnavailableError, EntityModelLoadError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    """Errors as messages: bad input exits with 2, as click's own usage errors, anything else with 1."""
+    with domain_errors(), named_model_errors():
+        yield
 
 
 def _line(text: str, extraction: Extraction, iob2: bool) -> str:

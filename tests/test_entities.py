@@ -437,7 +437,11 @@ def test_train_entities_command_reads_iob2_lines_and_stores_the_model(tmp_path: 
                    encoding="utf-8")
     refused = subprocess.run(yomitoki("train-entities", str(bad), "--index", str(index), "--name", "other"),
                              capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 1 and "I-人名 after O" in refused.stderr and "bad.jsonl[0]" in refused.stderr
+    assert refused.returncode == 2 and "I-人名 after O" in refused.stderr and "bad.jsonl[0]" in refused.stderr
+    for args in (("train-entities", str(examples), "--name", "../evil"), ("entities", "--mapping", "nope", "山田"),
+                 ("entities", "   "), ("classify", "x", "--classifier", "../x")):  # bad input: 2, as a wrong option
+        wrong = subprocess.run(yomitoki(*args, "--index", str(index)), capture_output=True, text=True, timeout=300)
+        assert wrong.returncode == 2, (args, wrong.returncode, wrong.stderr)
 
 
 def test_the_same_examples_and_seed_train_the_same_model() -> None:

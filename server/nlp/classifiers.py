@@ -163,6 +163,9 @@ class ClassifierStore:
         return bool(self._rows("name = ?", [name]))
 
     def get(self, name: str) -> NamedClassifier:
+        if not re.match(NAME_PATTERN, name):  # over HTTP the schema refuses it; the command line asks here
+            raise TaskInputError("classifier", f"{name!r} is not a valid classifier name: use 1-64 letters, digits, "
+                                               "'_', '.' or '-', starting with a letter or digit")
         rows = self._rows("name = ?", [name])
         if not rows:
             raise NotFoundError(f"no classifier named {name!r} (GET /classifiers lists them)")
