@@ -514,6 +514,11 @@ def test_upstream_down_auto_falls_back_to_extractive_and_generative_is_503(
             client.chat.completions.create(model="yomitoki-rag", extra_body={"yomitoki": {"mode": "generative"}},
                                            messages=[{"role": "user", "content": EN_QUESTION}])
         assert failure.value.status_code == 503 and "cannot be reached" in failure.value.message
+        with pytest.raises(openai.APIError) as streamed:  # streamed, the error is the same object, in a chunk
+            list(client.chat.completions.create(model="yomitoki-rag", extra_body={"yomitoki": {"mode": "generative"}},
+                                                messages=[{"role": "user", "content": EN_QUESTION}], stream=True))
+        assert streamed.value.body == {**failure.value.body, "message": streamed.value.message}, \
+            (streamed.value.body, failure.value.body)
     finally:
         server.stop()
 

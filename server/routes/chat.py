@@ -38,7 +38,7 @@ from server.answering.chat import (
 )
 from server.answering.generators import TextGenerationLimits, TextGenerationOutcome, TextGenerator, token_usage
 from server.answering.pipeline import AnswerSettings
-from server.errors import EXCEPTION_HANDLERS, NotFoundError, UpstreamError, client_status, log_internal
+from server.errors import EXCEPTION_HANDLERS, NotFoundError, client_status, log_internal
 from server.routes.ask import EventStream, _answer, answerer, until_disconnect
 from server.routes.embeddings import openai_error
 from server.services import Services
@@ -124,15 +124,16 @@ async def _direct_chunks(generator: TextGenerator, messages: list[dict[str, str]
 
 
 def _error_chunk(exc: Exception) -> bytes:
+    """OpenAI's error object, as a response that is not streamed carries it (`openai_error`), and the status."""
     status = client_status(exc)
     if status is None:
         request_id = log_internal(exc, "POST /v1/chat/completions (stream)")
         status, message = 500, f"internal server error (request id {request_id})"
     else:
         message = str(exc)
-    kind = ("upstream_error" if isinstance(exc, UpstreamError)
-            else "invalid_request_error" if status < 500 else "server_error")
-    return msgspec.json.encode({"error": {"message": message, "type": kind, "code": status}})
+    error = {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
+             "param": getattr(exc, "field", None), "code": None}
+    return msgspec.json.encode({"error": error, "status_code": status})
 
 
 def _data(payload: bytes) -> ServerSentEventMessage:
