@@ -234,6 +234,24 @@ def save_tiny_token_classifier(folder: Path, labels: list[str]) -> Path:
     return folder
 
 
+def test_a_model_that_does_not_tag_iob2_is_refused_as_an_entity_model_and_the_other_way(tmp_path: Path) -> None:
+    """Given the wrong kind of model, transformers would put an untrained head on it and answer nonsense."""
+    from indexer.ner.pipelines import EntityModelLoadError
+    from server.nlp.finetuned import ClassifierLoadError, load_finetuned
+    from tests.task_models import save_tiny_classifier
+
+    classifier = save_tiny_classifier(tmp_path / "clf", ["spam", "ham"])
+    with pytest.raises(EntityModelLoadError, match="not a token-classification model"):
+        load_entity_model(str(classifier))
+    not_iob2 = save_tiny_token_classifier(tmp_path / "tags", ["spam", "ham", "eggs"])
+    with pytest.raises(EntityModelLoadError, match=r"not IOB2 \(spam, ham, eggs\)"):
+        load_entity_model(str(not_iob2))
+    tagger = save_tiny_token_classifier(tmp_path / "ner", ["O", "B-PER", "I-PER"])
+    assert load_entity_model(str(tagger)).labels == ("PER",)
+    with pytest.raises(ClassifierLoadError, match="not a sequence-classification model"):
+        load_finetuned(str(tagger))
+
+
 @pytest.fixture(scope="module")
 def client(entity_index: IndexDirectory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("ner-models")

@@ -8,6 +8,7 @@ Only the tokenizer, tok2vec and NER components of a spaCy pipeline are loaded.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,6 +123,9 @@ def load_spacy_model(name: str, *, only: Sequence[str] | None = None) -> SpacyEn
     return SpacyEntityModel(name=name, location=location, nlp=nlp, only=tuple(only) if only else None)
 
 
+_IOB2 = re.compile(r"O|[BI]-.+")
+
+
 def load_transformers_model(name: str) -> TransformersEntityModel:
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
@@ -132,6 +136,14 @@ def load_transformers_model(name: str) -> TransformersEntityModel:
         model = AutoModelForTokenClassification.from_pretrained(location.reference)
     except Exception as exc:
         raise EntityModelLoadError(f"cannot load token-classification model {name!r}: {exc}") from exc
+    trained_as = [a for a in getattr(model.config, "architectures", None) or [] if "TokenClassification" not in a]
+    if trained_as:  # transformers would put an untrained tagging head on it
+        raise EntityModelLoadError(f"{name!r} is a {trained_as[0]}, not a token-classification model: give an "
+                                   "entity model (IOB2 labels in its config)")
+    other = [str(label) for label in model.config.id2label.values() if not _IOB2.fullmatch(str(label))]
+    if other:
+        raise EntityModelLoadError(f"{name!r} has labels that are not IOB2 ({', '.join(other[:5])}): an entity "
+                                   "model tags tokens O, B-TYPE or I-TYPE")
     model.eval()
     options: dict[str, Any] = {"aggregation_strategy": "simple"}
     if getattr(tokenizer, "is_fast", False):  # long texts in overlapping windows instead of an error

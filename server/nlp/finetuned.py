@@ -76,6 +76,10 @@ def load_finetuned(name: str) -> FineTunedClassifier:
         model = AutoModelForSequenceClassification.from_pretrained(location.reference)
     except Exception as exc:
         raise ClassifierLoadError(f"cannot load sequence-classification model {name!r}: {exc}") from exc
+    trained_as = [a for a in getattr(model.config, "architectures", None) or [] if "SequenceClassification" not in a]
+    if trained_as:  # transformers would put an untrained classification head on it
+        raise ClassifierLoadError(f"{name!r} is a {trained_as[0]}, not a sequence-classification model: give a "
+                                  "classifier (its labels in its config)")
     model.eval()
     return FineTunedClassifier(location=location, model=model, tokenizer=tokenizer,
                                max_length=_max_length(tokenizer, model.config))
