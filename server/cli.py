@@ -207,9 +207,11 @@ def classify_command(texts: tuple[str, ...], index_dir: Path, labels: tuple[str,
 @click.option("--qa-model", default=None, envvar="YOMITOKI_QA_MODEL", help="Extractive QA model.")
 @click.option("--generator", default=None, envvar="YOMITOKI_GENERATOR",
               help="Generation model; default: the server's default.")
+@click.option("--ner-model", "ner_models", multiple=True, metavar="[LANG=]PATH_OR_ID",
+              help="Entity model for a language, as serve takes it. Japanese: GiNZA (ja_ginza) unless given.")
 @click.option("--json", "as_json", is_flag=True, help="Print models and caches as JSON.")
 def models_command(index_dir: Path, model: str | None, sts_model: str | None, classifier_model: str | None,
-                   qa_model: str | None, generator: str | None, as_json: bool) -> None:
+                   qa_model: str | None, generator: str | None, ner_models: tuple[str, ...], as_json: bool) -> None:
     """What each model is (source, parameters, size, dimensions, window, tokenizer, special tokens),
     read from its files without loading it, and the local model caches."""
     import dataclasses
@@ -218,12 +220,14 @@ def models_command(index_dir: Path, model: str | None, sts_model: str | None, cl
     from rich.console import Console
 
     from server.nlp import cli_support as support
+    from server.nlp.entities import configured_models, parse_ner_models
     from server.nlp.model_caches import hub_cache_dir, local_caches
     from server.nlp.model_info import configured_facts
 
     with support.task_errors():
         roles = {"embedding": support.embedding_model_name(index_dir, model), "sts": sts_model,
-                 "classifier": classifier_model, "qa": qa_model, "generator": generator or DEFAULTS.generator}
+                 "classifier": classifier_model, "qa": qa_model, "generator": generator or DEFAULTS.generator,
+                 **{f"ner.{lang}": name for lang, name in configured_models(parse_ner_models(ner_models)).items()}}
         facts = configured_facts({role: name for role, name in roles.items() if name})
         caches = local_caches()
     if as_json:

@@ -101,6 +101,7 @@ def test_cli_models_reports_models_and_caches(index: IndexDirectory, tiny_models
     roles = {m["role"]: m for m in report["models"]}
     assert roles["embedding"]["name"] == "all-minilm-l6-v2" and roles["embedding"]["embedding_dimension"] == 384
     assert roles["sts"]["parameters"] == parameters(tiny_models["sts"])
+    assert roles["ner.ja"]["name"] == "ja_ginza"  # as GET /models lists the entity models
     bundled = {c["name"] for c in report["caches"] if c["kind"] == "bundled"}
     assert "all-minilm-l6-v2" in bundled and all(c["size_bytes"] for c in report["caches"])
     table = subprocess.run(yomitoki("models", "--index", str(index.path)), capture_output=True, text=True,
