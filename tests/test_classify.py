@@ -149,6 +149,13 @@ def test_named_classifier_lifecycle(client: TestClient) -> None:
     assert missing.status_code == 404 and "topics" in missing.json()["detail"]
 
 
+def test_copies_of_examples_are_not_held_out_to_measure_the_classifier(client: TestClient) -> None:
+    copies = [{"text": "same", "label": "pos"}, {"text": "other", "label": "neg"}] * 5
+    created = client.post("/classifiers", json={"name": "copies", "examples": copies})
+    assert created.status_code == 201 and created.json()["metrics"] is None, created.text  # 1 example per label
+    assert client.delete("/classifiers/copies").status_code == 204
+
+
 @pytest.mark.parametrize(
     "payload,field",
     [
