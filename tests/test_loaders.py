@@ -746,6 +746,16 @@ def test_utf8_with_one_damaged_byte_is_refused_not_read_as_half_width_kana(tmp_p
     assert [(f.path, "byte 0xc3 at offset 7" in f.reason) for f in failures] == [("en.txt", True)]
 
 
+def test_shift_jis_in_half_width_kana_alone_is_read_when_nothing_else_reads_it(tmp_path: Path) -> None:
+    """Old system exports (bank transfers, 全銀 files) hold half-width kana only. (A few stray ones are no
+    Japanese: `test_utf8_with_one_damaged_byte_is_refused_not_read_as_half_width_kana`.)"""
+    rows = "1,ﾔﾏﾀﾞ ﾀﾛｳ,ﾐｽﾞﾎｷﾞﾝｺｳ,ﾌﾘｺﾐ\r\n2,ｽｽﾞｷ ﾊﾅｺ,ﾕｳﾁｮｷﾞﾝｺｳ,ﾌﾘｺﾐ\r\n"
+    write(tmp_path / "corpus" / "transfers.txt", rows.encode("cp932"))
+    docs, failures = load_corpus(tmp_path / "corpus")
+    assert [(d.source, d.text, d.metadata["encoding"]) for d in docs] == [("transfers.txt", rows, "cp932")]
+    assert failures == []
+
+
 def test_an_xlsx_number_cell_in_exponent_form_is_a_number(tmp_path: Path) -> None:
     """openpyxl and Excel write small numbers as 1e-07: the cell is a number all the same."""
     import openpyxl

@@ -237,6 +237,10 @@ _ISO_2022_JP_ESCAPES = ("\x1b$B", "\x1b$@", "\x1b(J")
 # are half-width (one byte each, 0xA1-0xDF) is far likelier Western or UTF-8 bytes read wrong: café's é
 # as UTF-8 (0xC3 0xA9) reads in Shift_JIS as ﾃｩ.
 _FULL_WIDTH_KANA = re.compile("[\u3041-\u3096\u30a1-\u30fa]")
+# ...unless it reads no other way, and is then plainly written in half-width kana: at least this many, and
+# nearly all its non-ASCII characters (old system exports, bank-transfer files: ﾔﾏﾀﾞ ﾀﾛｳ).
+HALF_WIDTH_ONLY_MIN = 8
+HALF_WIDTH_ONLY_SHARE = 0.9
 # A Western European language keeps most of its letters in ASCII (Icelandic, among the most accented,
 # about 86% by letter frequency); Greek, Cyrillic or Japanese bytes read as Windows-1252 give letters
 # nearly all outside it.
@@ -297,7 +301,8 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
 
     A UTF-8 file with a damaged byte is none of them (`DAMAGED_UTF8`). A
     Japanese reading (Shift_JIS or EUC-JP) must decode without error and hold
-    full-width kana; a Western one (Windows-1252) must pass `_western`. Short texts can
+    full-width kana, or, when nothing else reads it, be Shift_JIS plainly written in half-width kana
+    (`_half_width_only`); a Western one (Windows-1252) must pass `_western`. Short texts can
     read more than one way; charset-normalizer then picks the reading that looks
     like language rather than noise (a German "Übermaß" is also valid Shift_JIS,
     with half-width kana in it).
@@ -317,7 +322,8 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
     if western is not None:
         readings[_WESTERN] = western
     if not readings:
-        return None
+        half_width = _half_width_only(raw)
+        return (half_width, "cp932") if half_width is not None else None
     codec = next(iter(readings))
     if len(readings) > 1:
         from charset_normalizer import from_bytes
@@ -325,6 +331,19 @@ def _legacy(raw: bytes) -> tuple[str, str] | None:
         best = from_bytes(raw, cp_isolation=list(readings)).best()
         codec = best.encoding if best is not None and best.encoding in readings else codec
     return readings[codec], codec
+
+
+def _half_width_only(raw: bytes) -> str | None:
+    """`raw` as Shift_JIS written in half-width kana alone, when it reads so plainly (`HALF_WIDTH_ONLY_MIN`)."""
+    try:
+        text = raw.decode("cp932")
+    except UnicodeDecodeError:
+        return None
+    beyond_ascii = [char for char in text if ord(char) > 0x7F]
+    kana = sum(1 for char in beyond_ascii if "\uff61" <= char <= "\uff9f")
+    if kana < HALF_WIDTH_ONLY_MIN or kana < HALF_WIDTH_ONLY_SHARE * len(beyond_ascii) or _CONTROL.search(text):
+        return None
+    return text
 
 
 def _western(raw: bytes) -> str | None:
