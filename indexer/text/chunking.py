@@ -7,6 +7,7 @@ sentences, and record their span in the original, un-normalized text.
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,15 +92,31 @@ def _pieces(norm: NormalizedText, doc: SourceDocument, counter: TokenCounter, li
 def _windows(
     text: str, start: int, end: int, counter: TokenCounter, limit: int, group: int, path: tuple[str, ...]
 ) -> list[_Piece]:
-    """Cut an over-long sentence at token boundaries into windows of at most `limit` tokens."""
+    """Cut an over-long sentence at token boundaries into windows of at most `limit` tokens, never inside
+    a character cluster (an emoji joined by ZWJ, a letter and its combining marks)."""
     spans = counter.token_spans(text[start:end])
-    out = []
+    out: list[_Piece] = []
     for i in range(0, len(spans), limit):
         window = spans[i : i + limit]
-        ws = start + window[0][0]
-        we = start + window[-1][1] if i + limit < len(spans) else end
-        out.append(_Piece(ws, we, len(window), group, path))
+        ws = max(start + window[0][0], out[-1].end) if out else start + window[0][0]
+        we = _cluster_end(text, start + window[-1][1], end) if i + limit < len(spans) else end
+        if we > ws:
+            out.append(_Piece(ws, we, len(window), group, path))
     return out
+
+
+def _cluster_end(text: str, pos: int, end: int) -> int:
+    """`pos`, or past the characters from it on that still belong to the cluster before it."""
+    while pos < end and (text[pos - 1] == "\u200d" or _joins_previous(text[pos])):
+        pos += 1
+    return pos
+
+
+def _joins_previous(char: str) -> bool:
+    """A zero-width joiner, variation selector, skin-tone modifier or combining mark: part of the cluster before."""
+    code = ord(char)
+    return (code == 0x200D or 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F
+            or unicodedata.combining(char) != 0)
 
 
 def _pack(pieces: list[_Piece], settings: ChunkSettings) -> list[list[_Piece]]:
