@@ -50,3 +50,23 @@ def test_words_the_analyser_keeps_whole_are_not_compounds(searcher: Searcher) ->
     assert searcher.compounds("二文") == ((0, 2),)
     assert searcher.compounds("三行で要約する") == ((0, 2),)
     assert searcher.compounds("BM25 と 二文") == ((7, 9),)
+
+
+def test_a_word_written_another_way_is_highlighted_where_the_index_matched_it(
+        tmp_path, embedder, keywords) -> None:  # type: ignore[no-untyped-def]
+    """The index reads 附属 as 付属, 打合せ as 打ち合わせ and 吾輩 as わがはい: a hit shows the word that matched."""
+    from indexer.store.generations import IndexDirectory
+    from tests.conftest import build
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "d.md").write_text("本書の附属資料を参照のこと。会議の打合せは来週行う。\n", encoding="utf-8")
+    (corpus / "e.md").write_text("吾輩は猫である。名前はまだ無い。\n", encoding="utf-8")
+    build(corpus, tmp_path / "index", embedder, keywords)
+    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    try:
+        for query, marked in (("付属", "附属"), ("打ち合わせ", "打合せ"), ("わがはい", "吾輩")):
+            [hit] = searcher.search(query, mode="keyword", k=5)
+            assert [hit.text[s - hit.start : e - hit.start] for s, e in hit.highlights] == [marked], (query, hit)
+    finally:
+        searcher.close()

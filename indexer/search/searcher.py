@@ -450,6 +450,7 @@ class Searcher:
         stemmer instead of re-analysing every hit.
         """
         parts, stems = set(), set()
+        forms: dict[str, str] = {}  # a Japanese word's form in the index -> how the query has it
         compounds = self.compounds(query)
         kana = self.kana_terms(query, scope)
 
@@ -462,14 +463,17 @@ class Searcher:
                 stems.add(term.text)
             elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
+                if len(typed) > 1:
+                    forms[term.text] = typed
         parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
         parts.update(re.escape(gram.text) for gram in filter(searched, self.keywords.grams(query)))
         parts.update(re.escape(term) for term in kana.terms)
+        forms.update((term, term) for term in kana.terms)
         # matched at every position, as a lookahead: matches may overlap (の弱 and 弱点 in の弱点; a plain scan
         # would resume after の弱 and never see 弱点), and `highlights` merges them
         pattern = re.compile(f"(?=({'|'.join(sorted(parts, key=len, reverse=True))}))", re.IGNORECASE) \
             if parts else None
-        return QueryTerms(pattern, frozenset(stems))
+        return QueryTerms(pattern, frozenset(stems), forms)
 
     def highlights(self, chunk: StoredChunk, terms: QueryTerms) -> tuple[tuple[int, int], ...]:
         """Spans of the chunk where query terms occur, merged, in original-text offsets."""
@@ -477,6 +481,10 @@ class Searcher:
         if terms.stems:
             spans += [match.span() for match in _LATIN_WORD.finditer(chunk.text)
                       if self.keywords.stem(match.group()) in terms.stems]
+        if any(typed not in chunk.text for typed in terms.forms.values()):
+            # a word the chunk may write another way that the index reads as the same (附属 for 付属, 打合せ for
+            # 打ち合わせ, 吾輩 for 我が輩): the chunk's own words, analysed only then
+            spans += [(word.start, word.end) for word in self.keywords.words(chunk.text) if word.text in terms.forms]
         merged: list[list[int]] = []
         for start, end in sorted(spans):
             if end == start:
@@ -490,11 +498,13 @@ class Searcher:
 
 @dataclass(frozen=True)
 class QueryTerms:
-    """What `Searcher.highlights` marks: Japanese words, compounds, bigrams and kana readings (`pattern`), and
-    the stems of the query's English words (`stems`)."""
+    """What `Searcher.highlights` marks: Japanese words, compounds, bigrams and kana readings (`pattern`), the
+    stems of the query's English words (`stems`), and words written another way that the index reads as the
+    query's (`forms`)."""
 
     pattern: re.Pattern[str] | None
     stems: frozenset[str]
+    forms: dict[str, str] = field(default_factory=dict)  # Japanese words: the index's form -> as the query has it
 
 
 # A word of Latin letters and digits: one English term of the index (BM25 in BM25のk1, API in APIキー). Python's
