@@ -64,7 +64,7 @@ class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     k: TopK = 10
     filters: SearchFilters | None = None
     offset: Annotated[int, Meta(ge=0, le=MAX_RESULTS - 1, description=(
-        "Skip this many results: pages of one query, in one stable order, over its best {MAX_RESULTS} "
+        f"Skip this many results: pages of one query, in one stable order, over its best {MAX_RESULTS} "
         "results. Send it from the first page on (0), as a paged search ranks deeper than a plain one."))] | None = None
     facets: Annotated[list[FacetField], Meta(max_length=20, description=(
         "Fields to count values of, over every document in the filtered result set (not just this page)."))] = []

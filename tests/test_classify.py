@@ -145,6 +145,8 @@ def test_named_classifier_lifecycle(client: TestClient) -> None:
     assert client.delete("/classifiers/topics").status_code == 204
     assert client.get("/classifiers/topics").status_code == 404
     assert client.delete("/classifiers/topics").status_code == 404
+    bad = "/classifiers/bad name!"
+    assert client.get(bad).status_code == client.delete(bad).status_code == 400
     missing = client.post("/classify", json={"texts": ["x"], "classifier": "topics"})
     assert missing.status_code == 404 and "topics" in missing.json()["detail"]
 

@@ -61,6 +61,9 @@ def test_a_missing_document_is_404_and_a_bad_k_a_400_naming_it(live_server: Runn
     assert missing.status_code == 404 and "no-such-key" in missing.json()["detail"]
     bad = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params={"k": 0}, timeout=60)
     assert bad.status_code == 400 and "k" in bad.text
+    for params, named in (({"tag": "x"}, "'tag'"), ({"source": ""}, "source")):  # not a filter it silently skips
+        refused = httpx.get(f"{live_server.url}/documents/en-bm25.md/related", params=params, timeout=60)
+        assert refused.status_code == 400 and named in refused.text, refused.text
 
 
 def test_the_command_line_lists_related_documents_by_key(corpus_index: IndexDirectory) -> None:

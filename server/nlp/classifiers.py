@@ -62,6 +62,13 @@ class NamedClassifier:
         return self.model.predict(embed_texts(embedder, texts))
 
 
+def _check_name(name: str) -> None:
+    """A 400 for a name no classifier can have, as for any bad input, rather than a 404 for a missing one."""
+    if not re.match(NAME_PATTERN, name):
+        raise TaskInputError("classifier", f"{name!r} is not a valid classifier name: use 1-64 letters, digits, "
+                                           "'_', '.' or '-', starting with a letter or digit")
+
+
 def train_classifier(embedder: Embedder, name: str, examples: Sequence[Example], *,
                      description: str | None = None, options: TrainOptions | None = None) -> NamedClassifier:
     """Embed the examples, measure on a held-out split if possible, then fit on all of them."""
@@ -163,9 +170,7 @@ class ClassifierStore:
         return bool(self._rows("name = ?", [name]))
 
     def get(self, name: str) -> NamedClassifier:
-        if not re.match(NAME_PATTERN, name):  # over HTTP the schema refuses it; the command line asks here
-            raise TaskInputError("classifier", f"{name!r} is not a valid classifier name: use 1-64 letters, digits, "
-                                               "'_', '.' or '-', starting with a letter or digit")
+        _check_name(name)
         rows = self._rows("name = ?", [name])
         if not rows:
             raise NotFoundError(f"no classifier named {name!r} (GET /classifiers lists them)")
@@ -175,6 +180,7 @@ class ClassifierStore:
         return [_from_row(row) for row in self._rows()]
 
     def delete(self, name: str) -> None:
+        _check_name(name)
         deleted = 0
         if self.path.exists():
             db = self._db()

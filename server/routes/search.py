@@ -101,6 +101,17 @@ async def search_post(data: JSONBody[SearchRequest], services: NamedDependency[S
 
 
 GET_PARAMETERS = frozenset({"q", "mode", "k", "source", "language", "tag", "offset", "collapse", "entity", "rerank"})
+RELATED_PARAMETERS = frozenset({"k", "source", "language"})
+
+
+def refuse_unknown_parameters(request: Request, route: str, known: frozenset[str], more: str = "") -> None:
+    """A 400 naming a query parameter the route does not take: a typo (tags=, where=) would otherwise look like a
+    filter that was applied."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ValidationException(f"unknown query parameter {unknown[0]!r}: {route} takes "
+                                  f"{', '.join(sorted(known))}{more}",
+                                  extra=[{"key": unknown[0], "message": "unknown query parameter"}])
 
 
 @get("/search", summary="Search with query parameters (for browsers and quick checks)")
@@ -124,11 +135,8 @@ async def search_get(
     except UnicodeDecodeError as exc:
         raise InputError(f"the query string is not UTF-8 (byte {exc.object[exc.start]:#04x}): percent-encode "
                          "the UTF-8 bytes of the text", field="q") from None
-    unknown = sorted(set(request.query_params) - GET_PARAMETERS)
-    if unknown:  # a typo (tags=, where=) would otherwise look like a filter that was applied
-        raise ValidationException(f"unknown query parameter {unknown[0]!r}: GET /search takes "
-                                  f"{', '.join(sorted(GET_PARAMETERS))} (POST /search takes `where` filters and "
-                                  "facets)", extra=[{"key": unknown[0], "message": "unknown query parameter"}])
+    refuse_unknown_parameters(request, "GET /search", GET_PARAMETERS,
+                              " (POST /search takes `where` filters and facets)")
     filters = scoped(Filters(source=source, language=language, tags=tuple(tag or ()),
                               entities=parse_entity_params(entity)), request)
     if (offset or 0) + k > MAX_RESULTS:
@@ -160,9 +168,10 @@ async def get_related(
     services: NamedDependency[Services],
     request: Request,
     k: Annotated[int, QueryParameter(ge=1, le=100)] = 5,
-    source: Annotated[str | None, QueryParameter(max_length=1000)] = None,
+    source: Annotated[str | None, QueryParameter(min_length=1, max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
 ) -> RelatedResponse:
+    refuse_unknown_parameters(request, "GET /documents/{id}/related", RELATED_PARAMETERS)
     where = access_filter(request)
     filters = scoped(Filters(source=source, language=language), request)
     started = time.perf_counter()
