@@ -67,6 +67,7 @@ def test_bundled_smollm2_runs_on_llamacpp_and_auto_uses_it_only_when_told(smollm
     text = "".join(smollm2.stream(MESSAGES, TextGenerationLimits(8, 60), threading.Event(), outcome))
     assert text.strip() and outcome.tokens == 8 and outcome.stop == "max_tokens", (text, outcome)
     assert outcome.prompt_tokens > sum(smollm2.count_tokens([m["content"] for m in MESSAGES])), outcome  # + template
+    assert smollm2.prompt_tokens(MESSAGES) == outcome.prompt_tokens  # counted before as llama.cpp counts after
     assert smollm2.count_tokens(["hello world", ""]) == [2, 0]
 
 
@@ -387,6 +388,10 @@ def test_chat_usage_counts_the_generators_tokens_and_is_a_last_chunk_when_asked(
                                                  stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].choices == [] and chunks[-1].usage == direct.usage, chunks[-1]
     assert chunks[-2].choices[0].finish_reason == "length" and all(c.usage is None for c in chunks[:-1])
+    stopped = client.chat.completions.create(model="smollm2-135m-instruct", messages=counting, max_tokens=20,
+                                             stop=["3"])  # the model is stopped before it finishes: still counted
+    assert stopped.usage is not None and stopped.usage.prompt_tokens == direct.usage.prompt_tokens, stopped
+    assert 0 < stopped.usage.completion_tokens < 20
     rag = list(client.chat.completions.create(model="yomitoki-rag", messages=question,
                                               max_tokens=8, stream=True, stream_options={"include_usage": True},
                                               extra_body={"yomitoki": {"mode": "generative"}}))

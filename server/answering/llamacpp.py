@@ -65,13 +65,25 @@ class LlamaCppGenerator:
             counts.append(len(response.json()["tokens"]))
         return counts
 
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        """The conversation's tokens as the model will read it, through its chat template (an estimate of
+        `TEMPLATE_TOKENS` a turn if the server cannot apply it)."""
+        try:
+            prompt = self._http.post("/apply-template", json={"messages": messages})
+            prompt.raise_for_status()
+            tokens = self._http.post("/tokenize", json={"content": prompt.json()["prompt"], "add_special": True})
+            tokens.raise_for_status()
+            return len(tokens.json()["tokens"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return sum(self.count_tokens([m["content"] for m in messages])) + TEMPLATE_TOKENS * (len(messages) + 1)
+
     def stream(self, messages: list[dict[str, str]], limits: TextGenerationLimits, cancel: threading.Event,
                outcome: TextGenerationOutcome | None = None) -> Generator[str, None, None]:
         """Text pieces as the model writes them; closing the iterator stops the model."""
         outcome = outcome if outcome is not None else TextGenerationOutcome()
         deadline = time.monotonic() + limits.time_limit_s
-        prompt = sum(self.count_tokens([m["content"] for m in messages])) + TEMPLATE_TOKENS * (len(messages) + 1)
-        check_room(self, prompt, limits.max_new_tokens)
+        outcome.prompt_tokens = self.prompt_tokens(messages)  # llama.cpp counts them again when it finishes
+        check_room(self, outcome.prompt_tokens, limits.max_new_tokens)
         if not self._lock.acquire(timeout=limits.time_limit_s):
             raise UnavailableError(f"generator {self.name!r} is busy with other requests", retry_after=10)
         try:
