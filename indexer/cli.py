@@ -43,7 +43,7 @@ from indexer.store.generations import IndexDirectory, IndexStateError
 from indexer.store.integrity import check_index
 from indexer.store.manifest import manifest_dict
 from indexer.store.sqlite import Filters
-from indexer.store.vectors import INDEX_TYPES
+from indexer.store.vectors import INDEX_TYPES, KEEP
 from indexer.store.where import FilterError, parse_json
 from indexer.text.chunking import ChunkSettings
 from indexer.text.exclusions import ExclusionError, corpus_exclusions
@@ -150,8 +150,9 @@ def _progress() -> tuple[Progress, Any]:
               help="How the model runs: torch (float32), torch-bf16 (≈ 1.7–1.8× faster where the CPU has AMX or "
                    "AVX512-BF16), onnx, or onnx-int8 (≈ 2.8× faster on any CPU, cosine ≥ 0.99 to torch; "
                    "exported once and cached). Default: the index's backend, else torch.")
-@click.option("--index-type", type=click.Choice(["auto", *INDEX_TYPES]), default="auto", show_default=True,
-              help="Vector index: flat (exact), hnsw, ivfpq (compressed, re-scored exactly), or auto by size.")
+@click.option("--index-type", type=click.Choice(["auto", *INDEX_TYPES]), default=None,
+              help="Vector index: flat (exact), hnsw, ivfpq (compressed, re-scored exactly), or auto by size. "
+                   "Default: the type the index was given, else auto.")
 @click.option("--store", type=click.Choice(STORE_KINDS), default=None,
               help="Where the index lives: embedded (FAISS + SQLite in --index) or milvus (needs --milvus-uri). "
                    "Default: milvus when --milvus-uri is given, else embedded.")
@@ -174,7 +175,7 @@ def _progress() -> tuple[Progress, Any]:
               help="With --watch: seconds a changed file must stay unchanged before it is indexed.")
 def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: bool, max_tokens: int | None,
                   overlap: int | None, batch_size: int | None, follow_symlinks: bool, images: bool,
-                  exclude: tuple[str, ...], backend: str | None, index_type: str,
+                  exclude: tuple[str, ...], backend: str | None, index_type: str | None,
                   ray_address: str | None, ray_workers: int | None, store: str | None, milvus_uri: str | None,
                   milvus_collection: str | None, with_entities: bool, entity_model: str | None,
                   as_json: bool, watch: bool, settle: float) -> None:
@@ -196,7 +197,7 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
         embedder = load_embedder(name, runtime=backend or _index_backend(directory, name, rebuild), bulk=True)
         options = BuildOptions(chunking=_index_chunking(directory, rebuild, max_tokens, overlap), rebuild=rebuild,
                                batch_size=batch_size, follow_symlinks=follow_symlinks, exclude=exclude,
-                               images=images, index_type=index_type)
+                               images=images, index_type=index_type or KEEP)
         keywords = load_keyword_tokenizer(_index_keywords(directory, rebuild))
         preparing: AbstractContextManager[RayPreparer | None] = nullcontext()
         if ray_address:
@@ -272,8 +273,9 @@ def _index_keywords(directory: IndexDirectory, rebuild: bool) -> dict[str, objec
 
 
 def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:
-    """The backend the live generation was built with, when it used this model (to keep updates alike)."""
-    if rebuild or directory.current_name() is None:
+    """The backend the live generation was built with, when it used this model (to keep updates alike, and a
+    `--rebuild` that names no backend)."""
+    if directory.current_name() is None:
         return None
     built = directory.current().manifest.model
     return built.backend if locate_embedder(name).name == built.name else None

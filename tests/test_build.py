@@ -86,6 +86,15 @@ def test_a_build_that_changes_nothing_keeps_the_live_generation_and_those_kept_f
     regraphed = build(small_corpus, index, embedder, keywords, index_type="hnsw")
     assert (regraphed.generation, regraphed.published, regraphed.chunks_embedded) == ("gen-000003", True, 0)
     assert directory.current().manifest.vectors.type == "hnsw"  # type: ignore[union-attr]
+    # an update that names no type keeps the one asked for (auto would choose flat at this size) ...
+    (small_corpus / "log.md").write_text("# Log\n\nTwo entries.\n", encoding="utf-8")
+    assert build(small_corpus, index, embedder, keywords).generation == "gen-000004"
+    assert directory.current().manifest.vectors.type == "hnsw"  # type: ignore[union-attr]
+    # ... and `auto` goes back to choosing by size
+    build(small_corpus, index, embedder, keywords, index_type="auto")
+    (small_corpus / "log.md").write_text("# Log\n\nThree entries.\n", encoding="utf-8")
+    build(small_corpus, index, embedder, keywords)
+    assert directory.current().manifest.vectors.type == "flat"  # type: ignore[union-attr]
 
 
 def test_malformed_files_are_reported_and_skipped(

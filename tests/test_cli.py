@@ -80,3 +80,5 @@ def test_an_update_keeps_the_index_keyword_tokenizer_and_a_rebuild_takes_the_cur
     rebuilt = run("index", str(corpus), "--index", str(index), "--rebuild")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert version() == TOKENIZER_VERSION
+    model = IndexDirectory(index).current().manifest.model
+    assert (model.name, model.backend) == ("all-minilm-l6-v2", "torch")  # a rebuild keeps the index's model

@@ -44,6 +44,7 @@ from indexer.store.manifest import (
     VectorsEntry,
 )
 from indexer.store.sqlite import StoredDocument, encode_offsets
+from indexer.store.vectors import KEEP
 from indexer.text import file_cache
 from indexer.text.chunking import Chunk, ChunkSettings, chunk_document, embedding_text
 from indexer.text.exclusions import corpus_exclusions
@@ -66,7 +67,7 @@ class BuildOptions:
     exclude: tuple[str, ...] = ()  # .gitignore patterns, after the corpus's .yomitokiignore (text.exclusions)
     images: bool = False           # read image files (.png .jpg .tiff) by OCR, as scanned pages
     max_file_bytes: int = 10_000_000
-    index_type: str = "auto"      # flat | hnsw | ivfpq | auto (by size; see indexer.store.vectors.choose_type)
+    index_type: str = KEEP        # flat | hnsw | ivfpq | auto (by size) | keep (as before; indexer.store.vectors)
     vector_params: VectorParams = field(default_factory=VectorParams)
 
 

@@ -18,7 +18,7 @@ from indexer.store.generations import IndexDirectory
 
 
 def choose_embedder(directory: IndexDirectory, corpus: Path, *, rebuild: bool = False) -> str:
-    """The model to build with: the index's own, else the default."""
-    if not rebuild and directory.current_name() is not None:
+    """The model to build with: the index's own (`--rebuild` too re-embeds with it), else the default."""
+    if directory.current_name() is not None:
         return directory.current().manifest.model.name
     return DEFAULT_EMBEDDER

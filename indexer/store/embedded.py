@@ -23,7 +23,7 @@ from indexer.store.generations import (
 )
 from indexer.store.manifest import Counts, Manifest, VectorsEntry
 from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
-from indexer.store.vectors import VectorIndex
+from indexer.store.vectors import KEEP, VectorIndex, kept_type
 from indexer.store.visible_bm25 import FTS5, ColumnTerms, Statistics
 from indexer.store.visible_bm25 import score as visible_score
 
@@ -224,6 +224,8 @@ class EmbeddedWriter:
                 self.vectors = VectorIndex.load(previous.vectors_path)
             else:
                 self.vectors = VectorIndex.create(dimension)
+            if self.index_type == KEEP:
+                self.index_type = kept_type(self.vectors.kind, self.vectors.size) if previous else "auto"
             self.store = SqliteStore(self.workspace / STORE_FILE)
         except BaseException:
             self.abort()

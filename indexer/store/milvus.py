@@ -65,7 +65,7 @@ from indexer.store.generations import (
 )
 from indexer.store.manifest import Counts, Manifest, MilvusStoreEntry, VectorsEntry, decode_manifest, encode_manifest
 from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
-from indexer.store.vectors import AUTO_HNSW_FROM
+from indexer.store.vectors import AUTO_HNSW_FROM, KEEP, kept_type
 from indexer.store.visible_bm25 import MILVUS, ColumnTerms, Formula, Statistics, score
 from indexer.store.where import to_milvus
 
@@ -397,6 +397,9 @@ class MilvusWriter:
 
     def __init__(self, index: MilvusIndex, name: str, previous: Generation | None, dimension: int,
                  index_type: str, params: VectorParams) -> None:
+        if index_type == KEEP:  # the previous generation's type when it was asked for, else by size
+            built = previous.manifest.vectors if previous is not None else None
+            index_type = kept_type(built.type, built.count or 0) if built is not None else "auto"
         if index_type not in ("auto", "flat", "hnsw"):
             raise ValueError(f"index type {index_type!r} is not offered on Milvus: use auto, flat or hnsw")
         self.index, self.name, self.client = index, name, index.client

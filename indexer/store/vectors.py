@@ -44,6 +44,15 @@ AUTO_IVFPQ_FROM = 2_000_000   # past this, HNSW's 1.5 kB per vector of RAM is to
 EXACT_SUBSET = 10_000         # a filter allowing at most this many ids is searched exactly
 
 
+KEEP = "keep"  # a build's default: the previous generation's type when it was chosen, else `auto`
+
+
+def kept_type(kind: str, count: int) -> str:
+    """What `keep` means for a generation of `kind` holding `count` vectors: its type when auto would not have
+    chosen it there (so it was asked for: hnsw on a small index, flat on a large one), else `auto` again."""
+    return kind if choose_type(count, kind) != kind else "auto"
+
+
 def choose_type(count: int, current: str = "flat") -> str:
     """The index type for `count` vectors; moving down needs a margin, so sizes near a boundary don't flip."""
     margin = 0.8
