@@ -142,8 +142,18 @@ def test_an_index_built_with_another_model_is_refused(corpus_index: IndexDirecto
     from indexer.embed.loading import load_embedder
 
     other = load_embedder("use-multilingual-v3")
-    with pytest.raises(IndexMismatchError, match="rebuild"):
+    with pytest.raises(IndexMismatchError, match="--rebuild --model use-multilingual-v3"):
         check_model(corpus_index.current(), other)
+
+
+def test_a_backend_the_model_cannot_run_on_is_bad_input_saying_what_to_do(tmp_path: Path) -> None:
+    """USE runs on numpy alone: the advice is to leave --backend out, and the exit is 2, as for a wrong option."""
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text("Text.\n", encoding="utf-8")
+    refused = subprocess.run(yomitoki("index", str(tmp_path / "corpus"), "--index", str(tmp_path / "index"),
+                                      "--model", "use-multilingual-v3", "--backend", "torch"),
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "leave out --backend" in refused.stderr, refused.stderr
 
 
 def test_killed_build_leaves_the_previous_generation_loadable(

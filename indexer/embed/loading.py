@@ -15,6 +15,7 @@ from indexer.embed.locations import ModelNotFoundError, locate_embedder, reach_h
 from indexer.embed.onnx import load_onnx_embedder
 from indexer.embed.sentence_transformer import SentenceTransformerEmbedder
 from indexer.embed.use import UniversalSentenceEncoder
+from indexer.errors import InputError
 from indexer.store.manifest import ModelEntry
 
 
@@ -38,7 +39,10 @@ def load_embedder(
     use = location.name == MULTILINGUAL_EMBEDDER and location.kind == "bundled"
     allowed = ("numpy",) if use else RUNTIMES
     if runtime is not None and runtime not in allowed:
-        raise EmbedderLoadError(f"backend {runtime!r} does not apply to model {name!r}: use {' | '.join(allowed)}")
+        if use:  # its one backend, numpy, is never named: there is nothing to choose
+            raise InputError(f"backend {runtime!r} does not apply to model {name!r}, which runs on numpy alone: "
+                             "leave out --backend")
+        raise InputError(f"backend {runtime!r} does not apply to model {name!r}: use {' | '.join(allowed)}")
     if runtime == "torch-bf16" and not native_bf16():
         raise EmbedderLoadError(
             "backend 'torch-bf16' needs a CPU that computes bfloat16 natively (AMX or AVX512-BF16), and this one "

@@ -118,15 +118,15 @@ def check_model(generation: Generation, embedder: Embedder) -> None:
                 f"index {generation.path} was built with model {built.name!r} "
                 f"({key} {getattr(built, key)!r}), but {loaded.name!r} ({key} {getattr(loaded, key)!r}) "
                 f"is loaded: serve it with `--model {built.name}` or rebuild it with "
-                f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild`"
+                f"`yomitoki index CORPUS --index {generation.path.parent} --rebuild --model {loaded.name}`"
             )
     backend = built.backend or loaded.backend  # indexes from before runtimes were recorded: any
     if backend != loaded.backend:
         raise IndexMismatchError(
             f"index {generation.path} was built with the {backend!r} backend of {built.name!r}, but the "
-            f"{loaded.backend!r} backend is loaded: load it with runtime={backend!r} (the server does "
-            f"this by itself) or rebuild with `yomitoki index CORPUS --index {generation.path.parent} "
-            f"--rebuild --backend {loaded.backend}`"
+            f"{loaded.backend!r} backend is loaded: load it with runtime={backend!r} (`yomitoki serve` does "
+            f"when it starts: restart it to serve this index) or rebuild with `yomitoki index CORPUS --index "
+            f"{generation.path.parent} --rebuild --backend {loaded.backend}`"
         )
 
 
