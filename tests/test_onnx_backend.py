@@ -12,9 +12,10 @@ from click.testing import CliRunner
 
 import indexer.cli
 from indexer.build.builder import BuildOptions, IndexBuilder
-from indexer.embed.base import Embedder, EmbedderLoadError
+from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder, load_manifest_embedder
 from indexer.embed.onnx_export import export_folder
+from indexer.errors import InputError
 from indexer.search.searcher import IndexMismatchError, Searcher
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
@@ -99,7 +100,7 @@ def test_describe_names_the_backend_and_bad_backends_are_refused(embedder: Embed
     assert int8.describe()["backend"] == "onnx-int8"
     assert {k: v for k, v in int8.describe().items() if k != "backend"} == {
         k: v for k, v in embedder.describe().items() if k != "backend"}
-    with pytest.raises(EmbedderLoadError, match="backend 'onnx-int8' does not apply"):
+    with pytest.raises(InputError, match="backend 'onnx-int8' does not apply"):  # bad input, not a failure
         load_embedder("use-multilingual-v3", runtime="onnx-int8")
 
 
