@@ -62,19 +62,18 @@ class NamedClassifier:
         return self.model.predict(embed_texts(embedder, texts))
 
 
-def _check_name(name: str) -> None:
-    """A 400 for a name no classifier can have, as for any bad input, rather than a 404 for a missing one."""
+def _check_name(name: str, field: str = "classifier") -> None:
+    """A 400 naming `field` for a name no classifier can have, as for any bad input, rather than a 404 for a
+    missing one."""
     if not re.match(NAME_PATTERN, name):
-        raise TaskInputError("classifier", f"{name!r} is not a valid classifier name: use 1-64 letters, digits, "
-                                           "'_', '.' or '-', starting with a letter or digit")
+        raise TaskInputError(field, f"{name!r} is not a valid classifier name: use 1-64 letters, digits, "
+                                    "'_', '.' or '-', starting with a letter or digit")
 
 
 def train_classifier(embedder: Embedder, name: str, examples: Sequence[Example], *,
                      description: str | None = None, options: TrainOptions | None = None) -> NamedClassifier:
     """Embed the examples, measure on a held-out split if possible, then fit on all of them."""
-    if not re.match(NAME_PATTERN, name):
-        raise TaskInputError("name", f"{name!r} is not a valid name: use 1-64 letters, digits, '_', '.' or '-', "
-                                     "starting with a letter or digit")
+    _check_name(name, "name")
     counts = label_counts(examples)
     vectors = embed_texts(embedder, [e.text for e in examples])
     labels = [e.label for e in examples]
