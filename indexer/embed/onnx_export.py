@@ -11,12 +11,16 @@ The files live in `~/.cache/yomitoki/onnx/<fingerprint>/` (or a folder the
 caller names). The fingerprint covers the model's file names, sizes and
 configs, so a changed model gets a fresh export and an unchanged one is never
 exported twice, even by processes racing to do it (a file lock serializes them).
+`files.json` records each file's size, checked at every use, and sha256, read
+only when loading the export failed (`export_again_if_damaged`): a damaged
+file is exported again rather than used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +36,9 @@ from indexer.errors import UnavailableError
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
+FILES = "files.json"  # each exported file's size and sha256
+
+log = logging.getLogger(__name__)
 EXPORT_VERSION = 3  # bump when the export recipe changes, so caches are not reused
 
 
@@ -72,15 +79,68 @@ def export_folder(path: Path, cache_dir: Path | None = None, kind: str = "embedd
     digest = fingerprint(path)
     if digest is None:
         raise OnnxExportError(f"the ONNX backends need a local model folder; {path} does not exist")
-    suffix = "" if kind == "embedding" else f"-{kind}"
-    folder = (cache_dir or default_cache_dir()) / f"{digest}{suffix}-v{EXPORT_VERSION}"
-    if (folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists():
+    folder = _export_dir(digest, cache_dir, kind)
+    if _complete(folder):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with file_lock(folder / ".export.lock"):
-        if not ((folder / INT8_FILE).exists() and (folder / ONNX_FILE).exists()):
+        if not _complete(folder):
             _export_into(path, folder, kind)
     return folder
+
+
+def export_again_if_damaged(path: Path, cache_dir: Path | None = None, kind: str = "embedding") -> list[str]:
+    """Export `path` again when its cached files differ from the sha256 recorded at export (all are suspect
+    when none was recorded); the names of the damaged files, [] when the export is sound or absent.
+
+    Reads every byte, so it is asked only after loading the export failed.
+    """
+    digest = fingerprint(path)
+    folder = _export_dir(digest, cache_dir, kind) if digest is not None else None
+    if folder is None or not folder.is_dir():
+        return []
+    with file_lock(folder / ".export.lock"):
+        damaged = damaged_files(folder)
+        if damaged:
+            log.warning("the ONNX export in %s is damaged (%s): exporting it again", folder, ", ".join(damaged))
+            _export_into(path, folder, kind)
+    return damaged
+
+
+def damaged_files(folder: Path) -> list[str]:
+    """The exported files whose sha256 differs from the one recorded at export."""
+    try:
+        recorded = {name: entry["sha256"] for name, entry in json.loads((folder / FILES).read_text()).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return [FILES]  # exported before checksums were recorded, or the record is unreadable
+    return sorted(name for name, digest in recorded.items()
+                  if not (folder / name).is_file() or _sha256(folder / name) != digest)
+
+
+def _export_dir(digest: str, cache_dir: Path | None, kind: str) -> Path:
+    suffix = "" if kind == "embedding" else f"-{kind}"
+    return (cache_dir or default_cache_dir()) / f"{digest}{suffix}-v{EXPORT_VERSION}"
+
+
+def _complete(folder: Path) -> bool:
+    """Whether both models are in place, at the sizes recorded when they were exported (when recorded)."""
+    if not ((folder / INT8_FILE).is_file() and (folder / ONNX_FILE).is_file()):
+        return False
+    try:
+        recorded = json.loads((folder / FILES).read_text())
+    except FileNotFoundError:
+        return True  # exported before sizes were recorded
+    except (OSError, ValueError):
+        return False
+    try:
+        return all((folder / name).stat().st_size == entry["bytes"] for name, entry in recorded.items())
+    except (OSError, TypeError, KeyError, AttributeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager
@@ -107,7 +167,12 @@ def _export_into(path: Path, folder: Path, kind: str = "embedding") -> None:
         _fuse(raw, fused, path)
         _quantize(fused, Path(scratch) / INT8_FILE)
         (Path(scratch) / "layout.json").write_text(json.dumps(layout))
-        for name in ("layout.json", ONNX_FILE, INT8_FILE):  # int8 last: its presence means "complete"
+        files = ("layout.json", ONNX_FILE, INT8_FILE)
+        records = {name: {"bytes": (Path(scratch) / name).stat().st_size, "sha256": _sha256(Path(scratch) / name)}
+                   for name in files}
+        (Path(scratch) / FILES).write_text(json.dumps(records, indent=2))
+        (folder / INT8_FILE).unlink(missing_ok=True)  # while replacing a damaged export: incomplete until the end
+        for name in (FILES, *files):  # int8 last: its presence means "complete"
             os.replace(Path(scratch) / name, folder / name)
 
 
