@@ -16,7 +16,7 @@ and any worker's scrape adds up every worker's, so one scrape covers the
 server. The batcher and index figures describe the worker that answered (they
 are the same index in every worker).
 
-`route` is the path template (`/documents/{doc_id:str}`), never the raw path,
+`route` is the path template (`/documents/{key:str}`), never the raw path,
 so a client cannot grow the number of series; requests that match no route
 are counted under `route="<unmatched>"`.
 """

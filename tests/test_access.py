@@ -218,11 +218,11 @@ def test_an_admin_key_cannot_carry_an_access_filter(tmp_path: Path) -> None:
 # Every route, by what it tells a key restricted by a filter. A route added later must be placed here (and,
 # if it reads documents or figures of them, apply `server.access` and be tested above).
 ROUTES = {
-    "documents": {"/search", "/documents", "/documents/{doc_id:str}", "/documents/{doc_id:str}/file",
-                  "/documents/{doc_id:str}/related",
+    "documents": {"/search", "/documents", "/documents/{key:str}", "/documents/{key:str}/file",  # GET
+                  "/documents/{key:str}/related",
                   "/ask", "/v1/chat/completions", "/entities/facets"},     # filtered before ranking, tested above
     "figures": {"/health", "/metrics"},                                    # the caller's own counts, or 403
-    "writes": {"/documents/{key:str}"},                                    # admin keys, which carry no filter
+    "writes": {"/documents/{key:str}"},                          # PUT, DELETE: admin keys, which carry no filter
     "no documents": {"/", "/view/{doc_id:str}", "/static/{file_path:path}", "/models", "/v1/models", "/v1/embeddings",
                      "/similarity", "/classify", "/classifiers", "/classifiers/{name:str}", "/entities",
                      "/entity-models", "/entity-models/{name:str}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,13 @@ def test_health_and_schema(client: TestClient) -> None:
     assert health["models"]["embedding"]["loaded"] is True
     assert client.get("/schema/openapi.json").json()["paths"]["/search"]
     assert client.get("/schema").status_code == 200
+
+
+def test_no_two_paths_differ_only_in_a_parameters_name(client: TestClient) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]  # OpenAPI counts them as one path, defined twice
+    shapes = [re.sub(r"\{[^}]*\}", "{}", path) for path in paths]
+    assert len(shapes) == len(set(shapes)), sorted(paths)
+    assert {"get", "put", "delete"} <= set(paths["/documents/{key}"])
 
 
 def test_missing_index_refuses_to_start_and_says_what_to_run(tmp_path: Path) -> None:

@@ -96,6 +96,14 @@ async def read_document(services: Services, id_or_key: str, where: Where | None 
     return await anyio.to_thread.run_sync(work)
 
 
+# `key` is the path's one name for GET, PUT and DELETE (OpenAPI allows no two names at one place in a path, and
+# Litestar no two routers on one path); GET takes a document's id there too.
+@get("/documents/{key:str}", summary="A document's original text, metadata and pages, by id or key")
+async def get_document(key: FromPath[str], services: NamedDependency[Services],
+                       request: Request[Any, Any, Any]) -> DocumentOut:
+    return await read_document(services, key, access_filter(request))  # hidden from this key: as missing
+
+
 @get("/documents", summary="A document by its key (a JSON-lines id, a file's path, an uploaded key)")
 async def get_document_by_key(
     services: NamedDependency[Services], key: Annotated[str, QueryParameter(min_length=1, max_length=1000)],
@@ -117,14 +125,14 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
     return path if path.is_file() and path.is_relative_to(root) else None
 
 
-@get("/documents/{doc_id:str}/file", summary="The original PDF, Word, PowerPoint or image file of a document")
-async def get_document_file(doc_id: FromPath[str], services: NamedDependency[Services],
+@get("/documents/{key:str}/file", summary="The original PDF, Word, PowerPoint or image file of a document (id or key)")
+async def get_document_file(key: FromPath[str], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> File:
     where = access_filter(request)
 
     def work() -> File:
         with services.index.lease() as searcher:
-            doc = find_document(searcher, doc_id, where)
+            doc = find_document(searcher, key, where)
             kind = str(doc.metadata.get("format"))
             if kind not in ORIGINAL_TYPES:
                 raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF, Word, PowerPoint or image file: "
@@ -215,4 +223,5 @@ async def delete_document(key: FromPath[str], services: NamedDependency[Services
     return await _published(services, key, "delete", services.writer.delete(key))
 
 
-router = Router(path="/", route_handlers=[get_document_by_key, get_document_file, put_document, delete_document])
+router = Router(path="/", route_handlers=[get_document, get_document_by_key, get_document_file, put_document,
+                                          delete_document])

@@ -22,10 +22,9 @@ from indexer.store.sqlite import Filters, StoredDocument
 from indexer.text.normalize import normalize_query
 from server.access import access_filter, scoped
 from server.batching import query_vector
-from server.routes.documents import find_document, read_document
+from server.routes.documents import find_document
 from server.schemas import (
     MAX_QUERY_CHARS,
-    DocumentOut,
     FacetCount,
     HitOut,
     Mode,
@@ -156,15 +155,9 @@ def parse_entity_params(values: list[str] | None) -> tuple[tuple[str, tuple[str,
     return entity_filters(grouped.items())
 
 
-@get("/documents/{doc_id:str}", summary="A document's original text, metadata and pages, by id or key")
-async def get_document(doc_id: FromPath[str], services: NamedDependency[Services],
-                       request: Request) -> DocumentOut:
-    return await read_document(services, doc_id, access_filter(request))  # hidden from this key: as missing
-
-
-@get("/documents/{doc_id:str}/related", summary="Documents on the subject of this one, in any language")
+@get("/documents/{key:str}/related", summary="Documents on the subject of this one, by id or key, in any language")
 async def get_related(
-    doc_id: FromPath[str],
+    key: FromPath[str],
     services: NamedDependency[Services],
     request: Request,
     k: Annotated[int, QueryParameter(ge=1, le=100)] = 5,
@@ -178,7 +171,7 @@ async def get_related(
 
     def work() -> tuple[str, StoredDocument, list[Hit]]:
         with services.index.lease() as searcher:
-            doc = find_document(searcher, doc_id, where)  # hidden from this key: as missing
+            doc = find_document(searcher, key, where)  # hidden from this key: as missing
             return searcher.generation.name, doc, searcher.related(doc.id, k=k, filters=filters)
 
     generation, doc, hits = await anyio.to_thread.run_sync(work, limiter=services.search_limiter)
@@ -187,4 +180,4 @@ async def get_related(
                            hits=[HitOut.from_hit(hit) for hit in hits])
 
 
-router = Router(path="/", route_handlers=[search_post, search_get, get_document, get_related])
+router = Router(path="/", route_handlers=[search_post, search_get, get_related])
