@@ -110,7 +110,9 @@ def plain_keys(values: Iterable[str], source: str) -> list[ApiKey]:
     keys = []
     for number, value in enumerate((v.strip() for v in values if v.strip()), 1):
         scope, _, rest = value.partition(":")
-        scope, key = (scope, rest) if scope in SCOPES and rest else ("admin", value)
+        if scope in SCOPES and not rest.strip():  # `read:$UNSET`: never the admin key "read:"
+            raise InputError(f"{source} #{number} is {value!r}: a scope with no key after it; write {scope}:KEY")
+        scope, key = (scope, rest) if scope in SCOPES else ("admin", value)
         keys.append(ApiKey(digest(key), scope, f"{source} #{number}"))
     return keys
 

@@ -14,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from indexer.embed.base import Embedder
+from indexer.errors import InputError
 from indexer.text.keywords import KeywordTokenizer
 from server import auth
 from server.app import create_app
@@ -115,6 +116,18 @@ def test_serve_refuses_a_keys_file_with_a_plain_key(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "never keys" in result.stderr, result.stderr
     assert READ_KEY not in result.stderr
+
+
+def test_a_scope_with_no_key_after_it_is_refused_never_an_admin_key(tmp_path: Path) -> None:
+    """`read:$READER` with the variable unset once made "read:" an admin key anyone could guess."""
+    for value in ("read:", "admin:", "read:  "):
+        with pytest.raises(InputError, match=r"a scope with no key after it; write (read|admin):KEY"):
+            collect_keys([], {"YOMITOKI_API_KEYS": f"{ADMIN_KEY},{value}"})
+    with pytest.raises(InputError, match=r"--api-key #1 is 'read:'"):
+        collect_keys(["read:"])
+    result = subprocess.run(yomitoki("serve", "--index", str(tmp_path)), capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "YOMITOKI_API_KEYS": f"{ADMIN_KEY},read:"})
+    assert result.returncode == 2 and "YOMITOKI_API_KEYS #2 is 'read:'" in result.stderr, result.stderr
 
 
 def test_serve_refuses_a_keys_file_that_holds_no_keys(tmp_path: Path) -> None:
