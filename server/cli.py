@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,8 @@ def generator_options(command: Any) -> Any:
 @click.option("--port", default=DEFAULTS.port, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--model", default=None, envvar="YOMITOKI_MODEL",
               help="Embedding model; default: the one the index was built with.")
-@click.option("--threads", default=DEFAULTS.threads, show_default=True, help="Threads for model inference.")
+@click.option("--threads", default=DEFAULTS.threads, show_default=True, type=click.IntRange(1, 256),
+              help="Threads for model inference.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--api-key", "api_keys", multiple=True, metavar="[read:]KEY",
@@ -100,6 +105,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     from server.metrics import MULTIPROCESS_ENV
 
     torch.set_num_threads(threads)
+    check_port_free(host, port)  # before seconds of loading models, not after
     with domain_errors():
         keys = collect_keys(api_keys, os.environ)
         if api_keys_file is not None and not (keys or file_keys(api_keys_file)):
@@ -133,12 +139,45 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
             os.environ[MULTIPROCESS_ENV] = shared  # every worker's figures in one /metrics (server/metrics.py)
             # a worker loading its models, or swapping in a big generation, may hold the GIL for seconds:
             # uvicorn's default 5 s ping would take that for a hang and restart it, over and over on a busy CPU
-            uvicorn.run("server.app:app_from_environment", factory=True, workers=workers,
-                        timeout_worker_healthcheck=120, **common)
+            with startup_failure(host, port):
+                uvicorn.run("server.app:app_from_environment", factory=True, workers=workers,
+                            timeout_worker_healthcheck=120, **common)
         return
     with domain_errors():
         services = open_services(settings)  # fail fast, before binding the port
-    uvicorn.run(create_app(settings, services), **common)
+    with startup_failure(host, port):
+        uvicorn.run(create_app(settings, services), **common)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a host and port this process cannot listen on (exit 1), saying which and why."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.BadParameter(f"cannot listen on {host!r}: {exc.strerror}", param_hint="'--host'") from exc
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port in TIME_WAIT
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {exc.strerror}"
+                + (" (another server is there: stop it or pick another --port)" if exc.errno == errno.EADDRINUSE
+                   else "")) from exc
+
+
+@contextlib.contextmanager
+def startup_failure(host: str, port: int) -> Iterator[None]:
+    """uvicorn's own exit when it cannot start (status 3, which `yomitoki index` uses for skipped files) as
+    the command line's failure: status 1, after uvicorn's logged reason."""
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            raise
+        raise click.ClickException(f"the server could not start on {host}:{port} (the reason is logged above)") from exc
 
 
 @cli.command("classify")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,22 @@ def test_missing_index_refuses_to_start_and_says_what_to_run(tmp_path: Path) -> 
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "yomitoki index" in result.stderr, result.stderr
+
+
+def test_a_port_in_use_fails_at_once_with_status_1_and_bad_threads_with_2(corpus_index: IndexDirectory) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(yomitoki("serve", "--index", str(corpus_index.path), "--port", str(port)),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stderr  # not uvicorn's 3, which `index` gives skipped files
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr, result.stderr
+        assert "Application startup" not in result.stderr  # refused before loading any model
+    for threads in ("0", "-1"):
+        result = subprocess.run(yomitoki("serve", "--index", str(corpus_index.path), "--threads", threads),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "--threads" in result.stderr, result.stderr
 
 
 def test_real_server_process_answers_search(live_server: RunningServer) -> None:
