@@ -24,10 +24,11 @@ are counted under `route="<unmatched>"`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -69,11 +70,34 @@ class Metrics:
         """The Prometheus text exposition: every worker's requests and batches, this one's index and batchers."""
         registry = self.registry
         if (shared := multiprocess_dir()) is not None:
+            forget_dead_workers(shared)
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=shared)
         lines = generate_latest(registry).decode("utf-8").splitlines()
         lines += _batcher_lines(batchers or {}) + _index_lines(index or {})
         return "\n".join(lines) + "\n"
+
+
+def forget_dead_workers(shared: str) -> None:
+    """Drop the live gauges (requests in flight) of workers that are gone: one killed mid-request would
+    otherwise count its requests in flight forever. Counters and histograms keep their figures."""
+    for file in Path(shared).glob("gauge_live*_*.db"):
+        pid = file.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            mark_process_dead(int(pid), shared)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a worker that died but is not reaped yet is a zombie: gone all the same
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _number(value: float) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from indexer.embed.base import Embedder
 from indexer.text.keywords import KeywordTokenizer
+from server.metrics import MULTIPROCESS_ENV, Metrics
 from tests.conftest import CORPUS, build, scraped, start_server
 
 
@@ -86,3 +91,20 @@ def test_two_workers_share_the_port_and_swap_generations_together(
 
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_worker_that_died_mid_request_no_longer_counts_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-request (OOM, a crash) leaves its in-flight gauge behind; a scrape drops it."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    dying = ("from prometheus_client import Gauge; import os; "
+             "Gauge('yomitoki_requests_in_flight', '', multiprocess_mode='livesum').inc(2); os._exit(0)")
+    subprocess.run([sys.executable, "-c", dying], env={**os.environ, MULTIPROCESS_ENV: str(shared)},
+                   check=True, timeout=120)
+    assert list(shared.glob("gauge_livesum_*.db"))
+    monkeypatch.setenv(MULTIPROCESS_ENV, str(shared))
+    in_flight = [line for line in Metrics().render().splitlines() if line.startswith("yomitoki_requests_in_flight ")]
+    assert in_flight in ([], ["yomitoki_requests_in_flight 0.0"]), in_flight
+    assert not list(shared.glob("gauge_livesum_*.db"))
