@@ -62,8 +62,15 @@ class LiveIndex:
         self._open: list[_Entry] = [self._entry]
         self._failed: dict[str, float] = {}  # generation name -> when it failed its checks
         self._live_verified = False
-        self.last_error: str | None = None
+        self._live_error: str | None = None    # the served generation failed its checksums
+        self._switch_error: str | None = None  # the generation the pointer names could not be switched to
         self.swaps = 0
+
+    @property
+    def last_error(self) -> str | None:
+        """What is wrong now, for /health and /metrics: the pointer's generation refused, or the served one
+        damaged."""
+        return self._switch_error or self._live_error
 
     @property
     def generation(self) -> str:
@@ -116,6 +123,9 @@ class LiveIndex:
                 self._live_verified = True
                 self._verify_live()
             name = self.directory.current_name()
+            if name == self.generation and self._switch_error is not None:  # rolled back to the one served
+                log.info("the index points at generation %s again, which is served", name)
+                self._switch_error = None
             if name is None or name == self.generation or self._recently_failed(name):
                 return False
             try:
@@ -123,11 +133,11 @@ class LiveIndex:
                 _prepare(searcher)  # before the swap: the first query after it does not wait
             except Exception as exc:  # keep serving the generation we have
                 self._failed[name] = time.monotonic()
-                self._report(f"not switching to generation {name}: {exc}")
+                self._report_switch(f"not switching to generation {name}: {exc}")
                 return False
             self._swap(searcher)
             self._failed.pop(name, None)
-            self.last_error = None
+            self._switch_error = self._live_error = None
             log.info("serving generation %s", name)
             return True
 
@@ -150,15 +160,16 @@ class LiveIndex:
         started = time.perf_counter()
         problems = check_checksums(generation)
         if problems:
-            self._report(f"the served generation {generation.name} does not match its checksums: "
-                         f"{'; '.join(problems)}; run `yomitoki check --index {generation.path.parent}`")
+            self._live_error = (f"the served generation {generation.name} does not match its checksums: "
+                                f"{'; '.join(problems)}; run `yomitoki check --index {generation.path.parent}`")
+            log.error(self._live_error)
         else:
             log.info("generation %s verified (sha256) in %.2fs", generation.name, time.perf_counter() - started)
 
-    def _report(self, message: str) -> None:
-        if message != self.last_error:
+    def _report_switch(self, message: str) -> None:
+        if message != self._switch_error:
             log.error(message)
-        self.last_error = message
+        self._switch_error = message
 
     def stats(self) -> dict[str, object]:
         """Figures of the served generation for /metrics."""

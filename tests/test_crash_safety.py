@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -26,8 +27,9 @@ from click.testing import CliRunner, Result
 from indexer.build.writes import builder_for
 from indexer.embed.base import Embedder
 from indexer.embed.loading import load_embedder
-from indexer.store.generations import CorruptIndexError, IndexDirectory
+from indexer.store.generations import CorruptIndexError, IndexDirectory, IndexWriteError
 from indexer.store.integrity import check_generation
+from indexer.store.vectors import VectorIndex
 from indexer.text.keywords import KeywordTokenizer
 from server.cli import cli
 from server.live_index import LiveIndex
@@ -282,6 +284,65 @@ def test_corruption_inside_the_sqlite_file_is_found_by_checksums(
     assert result.exit_code == 1 and f"{store}: checksum does not match" in result.output, result.output
 
 
+def test_damage_inside_the_keyword_columns_stops_loading_naming_the_store(
+    small_index: IndexDirectory, embedder: Embedder
+) -> None:
+    """Bytes that are not UTF-8 in a column read at start (a damaged page, same size, header intact)."""
+    store = small_index.current().path / "store.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE chunks_fts SET grams = CAST(X'FFFE41' AS TEXT) "
+                   "WHERE rowid = (SELECT min(rowid) FROM chunks_fts)")
+    with pytest.raises(CorruptIndexError) as error:
+        LiveIndex(small_index, embedder)
+    message = str(error.value)
+    assert f"{store}: SQLite cannot read it (Could not decode to UTF-8 column 'grams')" in message, message
+    assert "yomitoki check" in message and "\ufffd" not in message
+
+
+def test_check_all_reports_a_pointer_to_a_missing_generation_and_an_emptied_pointer(
+    small_index: IndexDirectory,
+) -> None:
+    pointer = small_index.path / "CURRENT"
+    live = pointer.read_text().strip()
+    pointer.write_text("gen-000009\n")
+    for flags in ([], ["--all"]):
+        result = CliRunner().invoke(cli, ["check", "--index", str(small_index.path), *flags])
+        assert result.exit_code == 1, (flags, result.output)
+        assert "generation gen-000009 is not in" in result.output, result.output
+        assert (f"{live}: ok" in result.output) == bool(flags), result.output  # --all: every generation
+    pointer.write_text("")
+    result = CliRunner().invoke(cli, ["check", "--index", str(small_index.path), "--all"])
+    assert result.exit_code == 1 and "is empty, so no generation is live" in result.output, result.output
+    assert live in result.output  # the generations there are, to point it at
+
+
+def test_a_build_on_a_pointer_to_a_missing_generation_builds_anew(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
+) -> None:
+    documents = small_index.current().manifest.counts.documents
+    (small_index.path / "CURRENT").write_text("gen-000009\n")
+    report = build(tmp_path / "corpus", small_index.path, embedder, keywords)  # the fixture's corpus, unchanged
+    assert small_index.current_name() == report.generation
+    assert small_index.current().manifest.counts.documents == documents
+
+
+def test_an_error_about_the_pointer_clears_when_it_names_the_served_generation_again(
+    small_index: IndexDirectory, embedder: Embedder
+) -> None:
+    pointer = small_index.path / "CURRENT"
+    served = pointer.read_text().strip()
+    live = LiveIndex(small_index, embedder)
+    try:
+        live.refresh()
+        assert live.last_error is None
+        pointer.write_text("gen-000009\n")
+        assert live.refresh() is False and live.last_error is not None and "gen-000009" in live.last_error
+        pointer.write_text(f"{served}\n")  # rolled back by hand
+        assert live.refresh() is False and live.generation == served and live.last_error is None
+    finally:
+        live.close()
+
+
 def test_a_damaged_new_generation_is_not_swapped_in(
     small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
 ) -> None:
@@ -301,6 +362,25 @@ def test_a_damaged_new_generation_is_not_swapped_in(
         live.close()
 
 
+def test_an_index_folder_that_cannot_be_written_is_one_clear_error(
+    small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
+) -> None:
+    """A read-only folder or a full disk: the file and the reason, and the live generation unchanged."""
+    live = small_index.current_name()
+    lock = small_index.path / ".build.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # opening it to write fails as a read-only folder would
+    with pytest.raises(IndexWriteError) as error:
+        build(tmp_path / "corpus", small_index.path, embedder, keywords, rebuild=True)
+    assert str(error.value) == (f"cannot update the index in {small_index.path}: Is a directory ({lock}); "
+                                "the live generation is unchanged")
+    assert small_index.current_name() == live and leftovers(small_index.path) == []
+    vectors = VectorIndex.load(small_index.current().vectors_path)
+    with pytest.raises(OSError, match="FAISS could not write it") as failed:  # FAISS's own write error
+        vectors.save(tmp_path / "no-such-folder" / "vectors.faiss")
+    assert failed.value.filename == str(tmp_path / "no-such-folder" / "vectors.faiss")
+
+
 def test_stale_temporary_files_are_cleaned_by_the_next_build(
     small_index: IndexDirectory, embedder: Embedder, keywords: KeywordTokenizer, tmp_path: Path
 ) -> None:
@@ -312,7 +392,7 @@ def test_stale_temporary_files_are_cleaned_by_the_next_build(
     assert leftovers(small_index.path) == []
     shutil.rmtree(small_index.path / report.generation)  # a generation gone from disk is reported too
     result = run_check(small_index.path)
-    assert result.exit_code == 1 and "missing" in result.output, result.output
+    assert result.exit_code == 1 and "generation gen-000002 is not in" in result.output, result.output
 
 
 def test_builds_do_not_prune_a_generation_that_is_still_open(

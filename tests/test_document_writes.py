@@ -209,6 +209,24 @@ def test_bad_key_is_refused(client: TestClient) -> None:  # type: ignore[type-ar
     assert response.status_code == 400 and "key" in response.json()["detail"]
 
 
+def test_an_index_folder_that_cannot_be_written_is_a_503_naming_the_file(
+    client: TestClient, small_index: Path  # type: ignore[type-arg]
+) -> None:
+    before = _generation(client)
+    lock = small_index / ".build.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # opening it to write fails, as on a read-only folder or a full disk
+    try:
+        response = client.put("/documents/visitors", json={"text": "Visitors sign in at the front desk."})
+    finally:
+        lock.rmdir()
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == (f"the write was not made: cannot update the index in {small_index}: "
+                                         f"Is a directory ({lock}); the live generation is unchanged")
+    assert _generation(client) == before
+    assert client.put("/documents/visitors", json={"text": "Visitors sign in."}).status_code == 200
+
+
 def test_writes_need_the_admin_scope(small_index: Path) -> None:
     keys = tuple(plain_keys(["read:reader-key", "admin-key"], "test"))
     settings = ServerSettings(index_dir=small_index, generator=None, api_keys=keys)

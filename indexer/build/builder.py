@@ -12,6 +12,7 @@ pair in Milvus (`indexer.store.milvus.MilvusIndex`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ from indexer.search.fusion import FusionSettings
 from indexer.store.ann import VectorParams
 from indexer.store.base import BuildTarget, IndexWriter
 from indexer.store.factory import open_writer
-from indexer.store.generations import CorruptIndexError, Generation, IndexDirectory
+from indexer.store.generations import CorruptIndexError, Generation, IndexDirectory, IndexWriteError
 from indexer.store.identity import document_id
 from indexer.store.manifest import (
     ChunkerEntry,
@@ -267,14 +268,14 @@ class IndexBuilder:
             exclusions=corpus_exclusions(corpus, self.options.exclude), images=self.options.images,
             progress=lambda done, total: self.progress("reading", done, total),
         )
-        with self.directory.build_lock():
+        with self._writing(), self.directory.build_lock():
             self.directory.clean_stale()
             name = self.directory.next_name()
-            previous = self._previous()
             try:
+                previous = self._previous()
                 writer = open_writer(self.directory, name, previous, self.embedder.dimension,
                                      self.options.index_type, self.options.vector_params)
-            except CorruptIndexError as exc:  # the live generation's files fail their checksums
+            except CorruptIndexError as exc:  # the live generation is missing, or its files fail their checksums
                 # a folder holds every document: build anew from it rather than carry the damage forward
                 log.warning("%s; building %s anew from %s", exc, name, corpus)
                 previous = None
@@ -294,7 +295,7 @@ class IndexBuilder:
         writes that come one document at a time (the server's `PUT /documents/{key}`).
         """
         started = time.perf_counter()
-        with self.directory.build_lock():
+        with self._writing(), self.directory.build_lock():
             self.directory.clean_stale()
             previous = self._previous()
             if previous is None:
@@ -309,6 +310,16 @@ class IndexBuilder:
             except BaseException:
                 writer.abort()
                 raise
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk or a read-only folder as one clear error naming the file (the workspace is removed by
+        the writer's abort, and the live generation never changes)."""
+        try:
+            yield
+        except OSError as exc:
+            where = getattr(self.directory, "path", None) or getattr(self.directory, "prefix", "its store")
+            raise IndexWriteError.of(where, exc) from exc
 
     def _previous(self) -> Generation | None:
         if self.options.rebuild or self.directory.current_name() is None:

@@ -10,6 +10,7 @@ manifest, and the store (FAISS + SQLite in the folder, or Milvus) from its
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from indexer.embed.base import Embedder
@@ -60,6 +61,14 @@ def open_searcher(generation: Generation, embedder: Embedder, *, verify: bool = 
     except RuntimeError as exc:  # FAISS reports a damaged file as a RuntimeError
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise corrupt(generation, [f"{generation.vectors_path}: FAISS cannot load it ({reason})"]) from exc
+    except sqlite3.DatabaseError as exc:  # damage inside the store that its size and header did not show
+        raise corrupt(generation, [f"{generation.store_path}: SQLite cannot read it ({_first_line(exc)})"]) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    """An error's message cut before the damaged bytes it may quote."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(" with text ")[0]
 
 
 def open_index(index: Path | GenerationSource, *, milvus_uri: str | None = None,

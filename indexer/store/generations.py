@@ -51,6 +51,16 @@ class CorruptIndexError(IndexStateError):
     pass
 
 
+class IndexWriteError(IndexStateError):
+    """The index folder cannot be written (a full disk, a read-only folder); the message names the file."""
+
+    @classmethod
+    def of(cls, index: object, exc: OSError) -> IndexWriteError:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return cls(f"cannot update the index in {index}: {exc.strerror or exc}{where}; the live generation is "
+                   "unchanged")
+
+
 @dataclass(frozen=True)
 class Generation:
     name: str
@@ -158,6 +168,14 @@ class IndexDirectory:
         """The live generation; raises IndexNotFoundError with what to run."""
         name = self.current_name()
         if name is None:
+            kept = self.generations()
+            if self.pointer.exists() or kept:  # emptied or removed by hand, or a first build killed before it
+                state = "is empty" if self.pointer.exists() else "is missing"
+                raise CorruptIndexError(
+                    f"{self.pointer} {state}, so no generation is live (generations in the folder: "
+                    f"{', '.join(kept) or 'none'}): write one's name into it, or build with "
+                    f"`yomitoki index CORPUS --index {self.path}`"
+                )
             raise IndexNotFoundError(
                 f"no index in {self.path}: build one with `yomitoki index CORPUS --index {self.path}`"
             )
@@ -166,6 +184,9 @@ class IndexDirectory:
     def open(self, name: str) -> Generation:
         path = self.path / name
         manifest_path = path / MANIFEST_FILE
+        if not path.is_dir():
+            raise CorruptIndexError(f"generation {name} is not in {self.path} (no such folder): name another in "
+                                    f"{self.pointer.name}, or rebuild with `yomitoki index … --rebuild`")
         try:
             data = manifest_path.read_bytes()
         except FileNotFoundError as exc:

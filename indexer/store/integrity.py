@@ -152,8 +152,10 @@ def check_index(directory: IndexDirectory, *, every: bool = False) -> dict[str, 
     """Problems per generation: the live one, or with `every` all generations on disk."""
     live = directory.current_name()
     names = directory.generations() if every else [live] if live else []
-    if not names:
-        directory.current()  # raises IndexNotFoundError with what to run
+    if live is None:
+        directory.current()  # raises, saying what to run: no index, or an emptied pointer
+    elif live not in names:
+        names.append(live)  # the pointer names a generation that is gone: the worst damage there is
     results: dict[str, list[str]] = {}
     for name in names:
         try:

@@ -15,6 +15,7 @@ needed `vectors.tombstones.npy`, `vectors.ids.npy` + `vectors.full.npy`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -118,7 +119,11 @@ class VectorIndex:
         return cls(index, index.d, kind, params, tombstones, full)
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self.index, str(path))
+        try:
+            faiss.write_index(self.index, str(path))
+        except RuntimeError as exc:  # FAISS's own write error, for a full disk: as the OSError it stands for
+            raise OSError(errno.EIO, f"FAISS could not write it ({str(exc).strip().splitlines()[-1]})",
+                          str(path)) from exc
         meta = {"type": self.kind, "params": asdict(self.params)}
         _sidecar(path, ".json").write_text(json.dumps(meta, indent=2))
         if self.tombstones:

@@ -25,14 +25,14 @@ from msgspec import Meta
 from indexer.build.builder import BuildReport, NoIndexError, document_id
 from indexer.build.writes import WriteError, check_key, original_path, uploaded_document
 from indexer.search.searcher import Searcher
-from indexer.store.generations import IndexStateError
+from indexer.store.generations import IndexStateError, IndexWriteError
 from indexer.store.sqlite import StoredDocument
 from indexer.store.where import Where
 from indexer.text.image_text import MEDIA_TYPES as IMAGE_MEDIA_TYPES
 from indexer.text.loaders import LoadError, SourceDocument, text_document
 from indexer.text.pages import page_bounds, page_starts
 from server.access import access_filter, visible
-from server.errors import ConflictError, NotFoundError
+from server.errors import ConflictError, NotFoundError, UnavailableError
 from server.schemas import DocumentOut, PageOut
 from server.services import Services
 
@@ -188,6 +188,8 @@ async def _read_write(request: Request[Any, Any, Any], key: str) -> tuple[Source
 async def _published(services: Services, key: str, action: str, future: Any) -> WriteResult:
     try:
         report: BuildReport = await asyncio.wrap_future(future)
+    except IndexWriteError as exc:  # a full disk or a read-only folder: not the request's fault, nor a conflict
+        raise UnavailableError(f"the write was not made: {exc}") from exc
     except (NoIndexError, IndexStateError) as exc:  # a build by the CLI holds the lock, or no index to change
         raise ConflictError(f"the write was not made: {exc}") from exc
     await anyio.to_thread.run_sync(services.index.refresh)  # serve it before answering
