@@ -21,6 +21,7 @@ from indexer.build.builder import document_id
 from indexer.embed.base import Embedder
 from indexer.store.generations import IndexDirectory
 from indexer.text.keywords import KeywordTokenizer
+from indexer.text.pages import page_starts
 from server.app import create_app
 from server.auth import plain_keys
 from server.routes.documents import MAX_UPLOAD_BYTES
@@ -178,6 +179,11 @@ def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: P
     ({"files": {"file": ("book.xls", b"\xd0\xcf\x11\xe0")}}, 400, "unsupported file type '.xls'"),
     ({"files": {"file": ("x.txt", b"hello")}, "data": {"metadata": "{nope"}}, 400, "metadata"),
     ({"files": {"file": ("broken.pdf", b"%PDF-1.7 truncated")}}, 400, "broken.pdf: damaged or not a PDF"),
+    # an upload keeps the limits a JSON write has: its text and its title (which leads every chunk)
+    ({"files": {"file": ("big.txt", b"start " + b" " * 1_000_000 + b"end")}}, 400,
+     "big.txt: its text holds 1,000,009 characters; a document written over HTTP holds at most 1,000,000"),
+    ({"files": {"file": ("u.md", b"# U\n\nText.\n")}, "data": {"title": "長" * 5000}}, 400,
+     "title: 5,000 characters, at most 200"),
     ({"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"content": b"x" * (MAX_UPLOAD_BYTES + 1), "headers": {"content-type": "text/plain"}}, 413,
      f"{MAX_UPLOAD_BYTES:,}"),
@@ -191,6 +197,22 @@ def test_bad_writes_are_refused_and_change_nothing(client: TestClient, request_a
     assert says in json.dumps(body, ensure_ascii=False), body
     assert _generation(client) == before
     assert client.get("/documents/bad-one").status_code == 404
+
+
+@pytest.mark.parametrize("starts", [[None], ["a"], [0, 999999], [5, 1], [0, 3, 3]])
+def test_page_offsets_given_as_metadata_are_left_out_and_never_break_reading(
+    client: TestClient, starts: list, tmp_path: Path  # type: ignore[type-arg]
+) -> None:
+    """page_starts is the loaders' own record of a paged file's pages: given with a write it once made every
+    search, answer and read of the document a 500."""
+    body = {"text": "Tapirsalt is stored in the cellar.", "metadata": {"page_starts": starts, "page_count": 9}}
+    assert client.put("/documents/paged", json=body).status_code == 200
+    document = client.get("/documents/paged").json()
+    assert "page_starts" not in document["metadata"] and "page_count" not in document["metadata"]
+    found = client.get("/search", params={"q": "tapirsalt", "mode": "keyword"})
+    assert found.status_code == 200 and found.json()["hits"][0]["key"] == "paged"
+    assert "page" not in found.json()["hits"][0]
+    assert page_starts({"page_starts": starts}) == ([0, 999999] if starts == [0, 999999] else [])
 
 
 @needs_producers

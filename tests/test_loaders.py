@@ -337,6 +337,16 @@ def test_json_files_that_hold_no_record_are_refused(tmp_path: Path, content: str
     assert info.value.reason == reason
 
 
+def test_page_offsets_in_a_record_or_front_matter_are_left_out(tmp_path: Path) -> None:
+    """Only a paged file's loader says where its pages start; a value given for it is not kept."""
+    record = {"id": "r", "text": "Okapimango.", "page_starts": [0, 4], "metadata": {"page_count": 2, "year": 1}}
+    write(tmp_path / "docs.jsonl", json.dumps(record) + "\n")
+    write(tmp_path / "note.md", "---\npage_starts: [0, 3]\npage_count: 7\nauthor: Sato\n---\n# Note\n\nText.\n")
+    docs, failures = load_corpus(tmp_path)
+    assert failures == [] and [sorted(doc.metadata) for doc in docs] == [
+        ["format", "language", "year"], ["author", "format", "language"]]
+
+
 def test_load_file_skips_bad_jsonl_lines_and_fails_when_none_load(tmp_path: Path) -> None:
     good = write(tmp_path / "good.jsonl", '{"id": "1", "text": "ok"}\n{"id": "2"}\n')
     assert [d.key for d in load_file(good, tmp_path)] == ["1"]

@@ -26,9 +26,17 @@ from indexer.store.generations import IndexDirectory
 from indexer.store.manifest import Manifest
 from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import load_keyword_tokenizer
-from indexer.text.loaders import MANY_DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, SourceDocument, given_metadata, load_file
+from indexer.text.loaders import (
+    MANY_DOCUMENT_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TITLE_MAX_CHARS,
+    SourceDocument,
+    given_metadata,
+    load_file,
+)
 
 MAX_KEY_CHARS = 512
+MAX_TEXT_CHARS = 1_000_000  # a document written over HTTP, as JSON text or as the text of an uploaded file
 _BAD_KEY = re.compile(r"[\x00-\x1f\x7f/]")
 
 
@@ -50,6 +58,8 @@ def check_key(key: str) -> str:
 def uploaded_document(key: str, filename: str, content: bytes, title: str | None = None,
                       metadata: dict[str, Any] | None = None) -> SourceDocument:
     """The document in an uploaded file of any supported format but those of many documents (one per key)."""
+    if title is not None and len(title) > TITLE_MAX_CHARS:  # as in a JSON write; a title leads every chunk
+        raise WriteError(f"title: {len(title):,} characters, at most {TITLE_MAX_CHARS}")
     suffix = Path(filename).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES or suffix in MANY_DOCUMENT_SUFFIXES:
         kinds = ", ".join(s for s in SUPPORTED_SUFFIXES if s not in MANY_DOCUMENT_SUFFIXES)
@@ -62,6 +72,9 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
         except Exception as exc:  # LoadError, and anything a damaged file makes a parser raise
             reason = getattr(exc, "reason", None) or f"{exc.__class__.__name__}: {exc}"
             raise WriteError(f"{filename}: {reason}") from exc
+    if len(doc.text) > MAX_TEXT_CHARS:
+        raise WriteError(f"{filename}: its text holds {len(doc.text):,} characters; a document written over HTTP "
+                         f"holds at most {MAX_TEXT_CHARS:,} (index a bigger file from a folder with `yomitoki index`)")
     merged = {**doc.metadata, **given_metadata(metadata), "format": doc.metadata.get("format"), "filename": filename}
     return dataclasses.replace(doc, key=key, source=key, title=(title or doc.title).strip() or doc.title,
                                metadata=merged)

@@ -413,10 +413,15 @@ def _document(
     return SourceDocument(key, rel, title, text, tuple(sections), metadata)
 
 
+# Metadata a loader derives from a file's own structure; a value given for one (in an HTTP write, a JSON
+# record, front matter) is left out, so it can neither contradict the file's pages nor break reading them.
+DERIVED_FIELDS = frozenset({PAGE_STARTS, "page_count"})
+
+
 def given_metadata(metadata: dict[str, object] | None) -> dict[str, object]:
-    """Metadata given with an HTTP write, read as a file's would be: tags lower-cased and split, and a
-    language other than ja or en left out (the text's own is detected)."""
-    given = dict(metadata or {})
+    """Metadata given with an HTTP write, read as a file's would be: tags lower-cased and split, a language
+    other than ja or en left out (the text's own is detected), and fields derived from files left out."""
+    given = {key: value for key, value in (metadata or {}).items() if key not in DERIVED_FIELDS}
     if "tags" in given:
         given["tags"] = _parse_tags(given["tags"])
     if given.get("language") not in ("ja", "en"):
@@ -443,7 +448,7 @@ def _load_markdown(text: str, rel: str, stem: str) -> SourceDocument:
     for key, value in structure.front_matter.items():
         if key == "tags":
             metadata["tags"] = _parse_tags(value)
-        elif value != [] and value is not None:  # `key:` with nothing after it
+        elif value != [] and value is not None and key not in DERIVED_FIELDS:  # `key:` with nothing after it
             metadata[key] = value
     given_title = str(metadata.get("title") or "").strip()
     first = _first_line(text[sections[0].start : sections[0].end]) if sections else ""
@@ -614,7 +619,7 @@ def _record_metadata(record: dict[str, object], file_format: str) -> dict[str, o
     if "tags" in metadata:
         metadata["tags"] = _parse_tags(metadata["tags"])
     metadata["format"] = file_format
-    return metadata
+    return {key: value for key, value in metadata.items() if key not in DERIVED_FIELDS}
 
 
 def _jsonl_document(record: dict[str, object], rel: str, file_format: str = "jsonl") -> SourceDocument:

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 PAGE_STARTS = "page_starts"
 
 
 def page_starts(metadata: Mapping[str, Any]) -> list[int]:
-    """The start offset of each page, or [] for a document without pages."""
+    """The start offset of each page, or [] for a document without pages (or with offsets that cannot be a
+    paged file's own: page 1 not at 0, not increasing, not whole numbers)."""
     starts = metadata.get(PAGE_STARTS)
-    return [int(s) for s in starts] if isinstance(starts, list) else []
+    if not isinstance(starts, list) or not starts or starts[0] != 0:
+        return []
+    if not all(type(s) is int for s in starts) or any(a >= b for a, b in pairwise(starts)):
+        return []
+    return list(starts)
 
 
 def pages_of(starts: Sequence[int], start: int, end: int) -> tuple[int, ...]:

@@ -23,20 +23,19 @@ from litestar.response import File
 from msgspec import Meta
 
 from indexer.build.builder import BuildReport, NoIndexError, document_id
-from indexer.build.writes import WriteError, check_key, original_path, uploaded_document
+from indexer.build.writes import MAX_TEXT_CHARS, WriteError, check_key, original_path, uploaded_document
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexStateError, IndexWriteError
 from indexer.store.sqlite import StoredDocument
 from indexer.store.where import Where
 from indexer.text.image_text import MEDIA_TYPES as IMAGE_MEDIA_TYPES
-from indexer.text.loaders import LoadError, SourceDocument, text_document
+from indexer.text.loaders import TITLE_MAX_CHARS, LoadError, SourceDocument, text_document
 from indexer.text.pages import page_bounds, page_starts
 from server.access import access_filter, visible
 from server.errors import ConflictError, NotFoundError, UnavailableError
 from server.schemas import DocumentOut, PageOut
 from server.services import Services
 
-MAX_TEXT_CHARS = 1_000_000
 MAX_UPLOAD_BYTES = 20_000_000
 ORIGINAL_TYPES = {"pdf": "application/pdf",
                   "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -49,7 +48,7 @@ class DocumentWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     text: Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_CHARS,
                               description=f"The document's text, 1-{MAX_TEXT_CHARS:,} characters.")]
-    title: Annotated[str, Meta(max_length=200)] | None = None
+    title: Annotated[str, Meta(max_length=TITLE_MAX_CHARS)] | None = None
     metadata: dict[str, Any] = {}
 
 
