@@ -39,14 +39,14 @@ from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_rera
 from indexer.search.searcher import MAX_RESULTS, MODES, Hit
 from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
-from indexer.store.generations import IndexDirectory, IndexStateError
+from indexer.store.generations import BuildInProgressError, IndexDirectory
 from indexer.store.integrity import check_index
 from indexer.store.manifest import manifest_dict
 from indexer.store.sqlite import Filters
 from indexer.store.vectors import INDEX_TYPES, KEEP
 from indexer.store.where import FilterError, parse_json
 from indexer.text.chunking import ChunkSettings
-from indexer.text.exclusions import ExclusionError, corpus_exclusions
+from indexer.text.exclusions import corpus_exclusions
 from indexer.text.keywords import load_keyword_tokenizer
 from indexer.text.loaders import discover_files
 
@@ -216,17 +216,22 @@ def index_command(corpus: Path, index_dir: Path, model: str | None, rebuild: boo
 
 
 def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
-    """Re-index on every settled change until interrupted; a failed build is reported and watching goes on."""
+    """Re-index on every settled change until interrupted; a failed build is reported and watching goes on,
+    until the folder itself is gone."""
     click.echo(f"Watching {corpus} for changes (Ctrl-C to stop).", err=True)
 
     def build() -> BuildReport | None:
         while True:
+            if not corpus.is_dir():
+                raise click.ClickException(f"the watched folder {corpus} is gone (moved or deleted): stopped watching")
             try:
                 return builder.build(corpus)
-            except IndexStateError as exc:  # another build holds the lock: try again shortly
+            except BuildInProgressError as exc:  # another build holds the lock: try again shortly
                 console.print(f"[yellow]waiting[/] {exc}")
                 time.sleep(settle)
-            except ExclusionError as exc:  # the ignore file was edited into something wrong: wait for a fix
+            except YomitokiError as exc:  # an ignore file edited into something wrong, say: wait for a fix
+                if not corpus.is_dir():
+                    continue  # gone while it was read: say so above
                 console.print(f"[red]not indexed[/] {exc}")
                 return None
 
@@ -238,7 +243,7 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
             console.print(f"[yellow]skipped[/] {failure.path}: {failure.reason}")
 
     watch_corpus(corpus, build, report, exclude=builder.options.exclude, images=builder.options.images,
-                 settle=settle)
+                 settle_s=settle, on_error=lambda message: console.print(f"[yellow]watching[/] {message}"))
 
 
 def _entities(index_dir: Path, name: str | None) -> ChunkEntities:

@@ -113,6 +113,24 @@ def test_a_file_left_out_after_it_was_indexed_is_removed(tmp_path: Path, embedde
     assert keys == {"guide.md", "tea-1", "notes/drafts/idea.md"}
 
 
+def test_the_watcher_knows_folders_by_looking_not_by_their_names(tmp_path: Path) -> None:
+    """A folder named v1.2 moved in or out changes the index; anything inside a hidden folder does not."""
+    write(tmp_path / "v1.2" / "a.md", "# A\n\nText.\n")
+    write(tmp_path / ".git" / "notes.md", "# Not read\n")
+    root = tmp_path.resolve()
+    keep = CorpusFilter(tmp_path)
+    added, deleted = watchfiles.Change.added, watchfiles.Change.deleted
+    assert keep(added, str(root / "v1.2"))
+    (root / "v1.2" / "a.md").unlink()
+    (root / "v1.2").rmdir()  # moved away: known as a folder from having been seen
+    assert keep(deleted, str(root / "v1.2"))
+    write(tmp_path / "2024.03" / "b.md", "# B\n\nText.\n")  # moved in
+    assert keep(added, str(root / "2024.03"))
+    assert not keep(deleted, str(root / "notes.md~")) and not keep(deleted, str(root / "v1.3"))
+    assert not keep(added, str(root / ".git" / "notes.md")) and not keep(added, str(root / ".git" / "objects"))
+    assert not keep(added, str(root / ".hidden" / "sub" / "c.md"))
+
+
 def test_the_watcher_ignores_changes_the_build_would_leave_out(tmp_path: Path) -> None:
     tree(tmp_path)
     root = tmp_path.resolve()

@@ -95,3 +95,73 @@ def test_a_watched_build_that_publishes_nothing_says_so() -> None:
                          documents=44, chunks=250, failures=(), seconds=0.1, embed_seconds=0.0, rebuilt=False,
                          published=False)
     assert describe(report) == "No changes: 44 documents unchanged, nothing embedded; gen-000004 stays live."
+
+
+def test_a_build_for_one_change_waits_for_any_other_file_still_being_written(tmp_path: Path) -> None:
+    """The build reads the whole folder, so a file half-written when another changes would be published."""
+    from indexer.build.watching import settle
+    from indexer.text.loaders import DOCUMENT_SUFFIXES
+
+    (tmp_path / "edited.md").write_text("# Edited\n\nOnce.\n")
+    slow = tmp_path / "slow.md"
+    slow.write_text("# Slow\n\n")
+    done = threading.Event()
+
+    def write_slowly() -> None:
+        with slow.open("a") as handle:
+            for line in range(12):
+                handle.write(f"line {line} of the slow note.\n")
+                handle.flush()
+                time.sleep(0.2)
+        done.set()
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    try:
+        state = settle(tmp_path, {tmp_path / "edited.md"}, 0.5, DOCUMENT_SUFFIXES)
+        assert done.is_set(), "settled while slow.md was still being written"
+        assert slow in state and state[slow] == (slow.stat().st_size, slow.stat().st_mtime_ns)
+    finally:
+        writer.join(30)
+
+
+def test_the_watcher_survives_odd_names_follows_dotted_folders_and_stops_when_its_folder_goes(
+    tmp_path: Path,
+) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "first.md").write_text("# First\n\nThe first note is about tea.\n")
+    process = subprocess.Popen(
+        yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch",
+                 "--settle", "0.5"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: queue.Queue[tuple[float, str]] = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    log: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not any("Watching" in line for line in log):
+            assert time.monotonic() < deadline, "the watcher did not start within 180 s:\n" + "\n".join(log)
+            try:
+                log.append(lines.get(timeout=1)[1])
+            except queue.Empty:
+                assert process.poll() is None, "index --watch exited:\n" + "\n".join(log)
+        # a Shift_JIS name, which watchfiles cannot report: skipped as by a build, and watching goes on
+        with open(corpus.as_posix().encode() + b"/\x83e\x83X\x83g.md", "w") as handle:
+            handle.write("# x\n\nbody\n")
+        time.sleep(3)
+        (corpus / "v1.2").mkdir()
+        (corpus / "v1.2" / "a.md").write_text("# Dotted\n\nZebra notes.\n")
+        _, line = _next_generation_line(lines, 60, log)
+        assert "1 added" in line, line
+        (corpus / "v1.2").rename(tmp_path / "v1.2")  # a folder with a dot in its name, moved out
+        _, line = _next_generation_line(lines, 60, log)
+        assert "1 removed" in line, line
+        corpus.rename(tmp_path / "moved")
+        assert process.wait(60) == 1, "\n".join(log)
+        log += [lines.get()[1] for _ in range(lines.qsize())]
+        assert any("the watched folder" in line and "is gone" in line for line in log), "\n".join(log)
+        assert not any("Traceback" in line for line in log), "\n".join(log)
+    finally:
+        if process.poll() is None:
+            process.kill()
