@@ -39,7 +39,7 @@ from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_rera
 from indexer.search.searcher import MAX_RESULTS, MODES, Hit
 from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
-from indexer.store.generations import BuildInProgressError, IndexDirectory
+from indexer.store.generations import BuildInProgressError, IndexDirectory, IndexStateError
 from indexer.store.integrity import check_index
 from indexer.store.manifest import manifest_dict
 from indexer.store.sqlite import Filters
@@ -331,14 +331,21 @@ def info_command(index_dir: Path, milvus_uri: str | None, milvus_collection: str
 @cli.command("check")
 @index_option
 @click.option("--all", "every", is_flag=True, help="Check every generation on disk, not only the live one.")
-@click.option("--json", "as_json", is_flag=True, help="Print the problems per generation as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems per generation as JSON "
+              "({\"error\": …} when there is no index or no live generation).")
 def check_command(index_dir: Path, every: bool, as_json: bool) -> None:
     """Verify an index: manifest checksums, SQLite integrity, FAISS loadability.
 
     Exits with 1 when a generation is damaged, naming each damaged file.
     """
     with domain_errors():
-        results = check_index(IndexDirectory(index_dir), every=every)
+        try:
+            results = check_index(IndexDirectory(index_dir), every=every)
+        except IndexStateError as exc:  # no index there, or nothing live: still JSON for a script that asked
+            if not as_json:
+                raise
+            click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False, indent=2))
+            sys.exit(1)
     if as_json:
         click.echo(json.dumps(results, ensure_ascii=False, indent=2))
     else:

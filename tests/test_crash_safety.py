@@ -9,6 +9,7 @@ answering, the next build succeeds and no temporary files are left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -314,6 +315,8 @@ def test_check_all_reports_a_pointer_to_a_missing_generation_and_an_emptied_poin
     result = CliRunner().invoke(cli, ["check", "--index", str(small_index.path), "--all"])
     assert result.exit_code == 1 and "is empty, so no generation is live" in result.output, result.output
     assert live in result.output  # the generations there are, to point it at
+    result = CliRunner().invoke(cli, ["check", "--index", str(small_index.path), "--json"])
+    assert result.exit_code == 1 and "is empty" in json.loads(result.stdout)["error"], result.output
 
 
 def test_a_build_on_a_pointer_to_a_missing_generation_builds_anew(

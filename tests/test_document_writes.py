@@ -179,6 +179,8 @@ def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: P
     ({"files": {"file": ("book.xls", b"\xd0\xcf\x11\xe0")}}, 400, "unsupported file type '.xls'"),
     ({"files": {"file": ("x.txt", b"hello")}, "data": {"metadata": "{nope"}}, 400, "metadata"),
     ({"files": {"file": ("broken.pdf", b"%PDF-1.7 truncated")}}, 400, "broken.pdf: damaged or not a PDF"),
+    ({"files": {"file": ("empty.docx", b"")}}, 400,  # the parser names the server's scratch copy: not shown
+     "empty.docx: damaged or not a Word file (PackageNotFoundError: Package not found at 'empty.docx')"),
     # an upload keeps the limits a JSON write has: its text and its title (which leads every chunk)
     ({"files": {"file": ("big.txt", b"start " + b" " * 1_000_000 + b"end")}}, 400,
      "big.txt: its text holds 1,000,009 characters; a document written over HTTP holds at most 1,000,000"),

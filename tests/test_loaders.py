@@ -300,7 +300,7 @@ def test_jsonl_documents_and_line_failures(tmp_path: Path) -> None:
     assert last.title == "Tokyo"
     assert last.metadata == {"year": 2024, "format": "jsonl", "language": "ja"}
     assert failure_reasons(failures) == {
-        "data/docs.jsonl:line 2": "invalid JSON (Expecting value at column 1)",
+        "data/docs.jsonl:line 2": "invalid JSON (Expecting value: column 1)",
         "data/docs.jsonl:line 3": "duplicate id (first used on line 1)",
         "data/docs.jsonl:line 4": "missing 'text'",
         "data/docs.jsonl:line 6": "empty 'text'",
@@ -326,7 +326,7 @@ def test_json_files_hold_an_array_of_records_or_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    ('[{"id": "a", "text": "x"},\n  {"id": }]', "invalid JSON (Expecting value at line 2, column 10)"),
+    ('[{"id": "a", "text": "x"},\n  {"id": }]', "invalid JSON (Expecting value: line 2, column 10)"),
     ("42", "expected a JSON array of records or one record, got int"),
     ('{"title": "no text"}', "missing 'text'"),
     ("[]", "empty document"),

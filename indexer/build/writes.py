@@ -71,7 +71,8 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
             [doc] = load_file(path, path)
         except Exception as exc:  # LoadError, and anything a damaged file makes a parser raise
             reason = getattr(exc, "reason", None) or f"{exc.__class__.__name__}: {exc}"
-            raise WriteError(f"{filename}: {reason}") from exc
+            # a parser's message may quote the scratch copy's path: the user knows the file by its name
+            raise WriteError(f"{filename}: {reason.replace(str(path), filename)}") from exc
     if len(doc.text) > MAX_TEXT_CHARS:
         raise WriteError(f"{filename}: its text holds {len(doc.text):,} characters; a document written over HTTP "
                          f"holds at most {MAX_TEXT_CHARS:,} (index a bigger file from a folder with `yomitoki index`)")

@@ -568,7 +568,7 @@ def _record(line: str) -> dict[str, object]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise _BadLine(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise _BadLine(f"invalid JSON ({exc.msg}: column {exc.colno})") from exc  # msg may end in 'at'
     return _checked_record(record)
 
 
@@ -667,7 +667,7 @@ def _load_json(text: str, rel: str) -> tuple[list[SourceDocument], list[LoadFail
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LoadError(rel, f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+        raise LoadError(rel, f"invalid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from exc
     if isinstance(value, dict):
         try:
             return [_jsonl_document(_checked_record({"id": rel, **value}), rel, "json")], []
