@@ -26,6 +26,7 @@ from indexer.store.factory import open_target
 from indexer.store.generations import KEEP_GENERATIONS, IndexDirectory
 from indexer.store.milvus import MilvusIndex, filter_expression, lite_endpoint, release, string_literal
 from indexer.store.sqlite import Filters
+from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
 from tests.conftest import CORPUS, start_server
 from tests.task_models import save_tiny_cross_encoder
@@ -164,7 +165,7 @@ def test_related_documents_are_the_same_from_milvus(searcher: Searcher, milvus_c
 def test_filter_expressions_escape_user_strings() -> None:
     assert string_literal('a"b\\c') == '"a\\"b\\\\c"'
     expression = filter_expression(Filters(source='q"u_%', language="ja", tags=("x", 'y"')))
-    assert expression == ('source like "q\\"u\\\\_\\\\%%" and language == "ja" and '
+    assert expression == ('(source >= "q\\"u_%" and source < "q\\"u_&") and language == "ja" and '
                           'array_contains_any(tags, ["x", "y\\""])')
     assert filter_expression(Filters()) == ""
 
@@ -185,6 +186,28 @@ def test_source_prefix_is_literal(kind: str, tmp_path: Path, embedder: Embedder,
                                        filters=Filters(source=prefix))
                 assert {h.source for h in hits} <= expected and hits, (prefix, mode, [h.source for h in hits])
         assert {h.source for h in searcher.search("渡り鳥", k=5, filters=Filters(tags=("birds",)))} == {'q"uote%.md'}
+    finally:
+        searcher.close()
+
+
+ODD_SOURCES = {"back\\slash.md": "Harbour seals.", "back\\\\two.md": "Grey seals.", "backXslash.md": "Fur seals.",
+               "bs\\_x.md": "Elephant seals.", "bsX_x.md": "Monk seals.", "p%q.md": "Leopard seals.",
+               "pXq.md": "Ringed seals.", "end\\.md": "Bearded seals."}
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_source_prefixes_with_backslashes_match_alike(kind: str, tmp_path: Path, embedder: Embedder,
+                                                      keywords: KeywordTokenizer) -> None:
+    """Every character of a prefix is literal, a backslash too, in `source` and in a `where` prefix."""
+    target = small_target(kind, tmp_path)
+    IndexBuilder(target, embedder, keywords).build(write_corpus(tmp_path / "corpus", ODD_SOURCES))
+    searcher = Searcher(target.current(), embedder)
+    try:
+        for prefix in ("back\\s", "back\\slash", "back\\\\", "back\\", "bs\\_", "p%", "end\\", "\\"):
+            expected = {name for name in ODD_SOURCES if name.startswith(prefix)}
+            for filters in (Filters(source=prefix), Filters(expression=parse({"field": "source", "prefix": prefix}))):
+                hits = searcher.search("seals", mode="dense", k=20, filters=filters)
+                assert {h.source for h in hits} == expected, (prefix, filters)
     finally:
         searcher.close()
 

@@ -67,7 +67,7 @@ from indexer.store.manifest import Counts, Manifest, MilvusStoreEntry, VectorsEn
 from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
 from indexer.store.vectors import AUTO_HNSW_FROM, KEEP, kept_type
 from indexer.store.visible_bm25 import MILVUS, ColumnTerms, Formula, Statistics, score
-from indexer.store.where import to_milvus
+from indexer.store.where import milvus_prefix, to_milvus
 
 MANIFEST_ID = "__manifest__"
 TEXT_PART_CHARS = 16_000      # at most 64,000 bytes of UTF-8: under VARCHAR's 65,535
@@ -171,18 +171,13 @@ def string_literal(value: str) -> str:
     return f'"{escaped}"'
 
 
-def like_prefix(value: str) -> str:
-    """A LIKE pattern matching strings that start with `value`, its % and _ taken literally."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def filter_expression(filters: Filters) -> str:
     """The Milvus filter for source prefix, language, tags and a `where` filter ("" when there is none)."""
     if filters.entities:
         raise InputError("entities: entities are kept by the embedded store only (index --entities)", field="entities")
     clauses = [] if filters.expression is None else [to_milvus(filters.expression)]
     if filters.source is not None:
-        clauses.append(f"source like {string_literal(like_prefix(filters.source))}")
+        clauses.append(milvus_prefix("source", filters.source))
     if filters.language is not None:
         clauses.append(f"language == {string_literal(filters.language)}")
     if filters.tags:

@@ -385,7 +385,7 @@ def to_milvus(where: Where) -> str:
         return "(" + joiner.join(to_milvus(p) for p in where.parts) + ")"
     if where.field in ("source", "language", "doc_id"):
         if where.op == "prefix":
-            return f"({where.field} like {milvus_literal(_like_prefix(where.value))})"
+            return milvus_prefix(where.field, where.value)
         values = where.value if where.op == "in" else (where.value,)
         return f"({where.field} in [{', '.join(milvus_literal(v) for v in values)}])"
     if where.field in ("tags", "metadata.tags"):
@@ -413,5 +413,25 @@ def milvus_literal(value: Scalar) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _like_prefix(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def milvus_prefix(field: str, value: str) -> str:
+    """A Milvus condition: `field` starts with `value`, every character of it taken literally.
+
+    Written as the range [value, next string with another prefix) rather than a
+    `like` pattern: Milvus (server and Lite) reads a backslash in a pattern as an
+    escape on one evaluation path and as itself on another, so no escaping of
+    `\\`, `%` and `_` holds on both. Strings compare by code point (UTF-8 bytes).
+    """
+    upper = _prefix_successor(value)
+    lower = f"{field} >= {milvus_literal(value)}"
+    return f"({lower})" if upper is None else f"({lower} and {field} < {milvus_literal(upper)})"
+
+
+def _prefix_successor(value: str) -> str | None:
+    """The least string greater than every string that starts with `value` (None: there is none)."""
+    while value:
+        last = ord(value[-1])
+        if last < 0x10FFFF:
+            following = 0xE000 if 0xD800 <= last + 1 <= 0xDFFF else last + 1  # surrogates are not characters
+            return value[:-1] + chr(following)
+        value = value[:-1]
+    return None
