@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from litestar.testing import TestClient
 
 from indexer.build.builder import IndexBuilder, document_id
 from indexer.cli import cli
@@ -28,6 +29,8 @@ from indexer.store.milvus import MilvusIndex, filter_expression, lite_endpoint, 
 from indexer.store.sqlite import Filters
 from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
+from server.app import create_app
+from server.settings import ServerSettings
 from tests.conftest import CORPUS, start_server
 from tests.task_models import save_tiny_cross_encoder
 
@@ -291,6 +294,25 @@ def test_index_and_search_commands_on_milvus(tmp_path: Path) -> None:
     assert info["generation"] == "gen-000001" and info["generations"] == ["gen-000001"]
     assert info["manifest"]["store"]["kind"] == "milvus" and info["manifest"]["counts"]["documents"] == 4
     release(uri)
+
+
+def test_entity_facets_and_filters_on_milvus_are_a_400_that_says_why(tmp_path: Path, embedder: Embedder,
+                                                                    keywords: KeywordTokenizer) -> None:
+    uri = str(tmp_path / "facets.db")
+    IndexBuilder(MilvusIndex(uri, "facets"), embedder, keywords).build(write_corpus(tmp_path / "corpus", SMALL))
+    settings = ServerSettings(index_dir=tmp_path / "unused", milvus_uri=uri, milvus_collection="facets",
+                              generator=None)
+    try:
+        with TestClient(create_app(settings)) as client:
+            facets = client.get("/entities/facets")
+            assert facets.status_code == 400, facets.text
+            assert "Milvus holds no entities" in facets.json()["detail"], facets.text
+            filtered = client.post("/search", json={"query": "walrus", "filters": {"entities": {"人名": ["山田"]}}})
+            assert filtered.status_code == 400, filtered.text
+            assert filtered.json()["detail"].startswith("filters.entities: an index kept in Milvus holds no "
+                                                        "entities"), filtered.text
+    finally:
+        release(uri)
 
 
 # ---- stateless serving: two server processes against one Milvus ------------------------------------------------

@@ -32,7 +32,8 @@ from indexer.store.factory import open_store
 from indexer.store.generations import Generation
 from indexer.store.identity import document_id
 from indexer.store.manifest import ModelEntry
-from indexer.store.sqlite import Filters, SqliteStore, StoredChunk, StoredDocument
+from indexer.store.milvus import NO_ENTITIES
+from indexer.store.sqlite import EntityFilterError, Filters, SqliteStore, StoredChunk, StoredDocument
 from indexer.store.vectors import VectorIndex
 from indexer.text.chunking import embedding_text
 from indexer.text.keywords import KeywordTokenizer, Term, load_keyword_tokenizer, match_expression
@@ -158,6 +159,13 @@ class Searcher:
         if not isinstance(self.search_store, EmbeddedStore):
             raise AttributeError(f"generation {self.generation.name} is not kept in SQLite: use Searcher.document")
         return self.search_store.store
+
+    def entity_counts(self, entity_type: str | None = None, limit: int = 50,
+                      filters: Filters | None = None) -> list[tuple[str, str, int]]:
+        """The entity facets (`SqliteStore.entity_counts`); an index in Milvus holds none: a 400 that says so."""
+        if not isinstance(self.search_store, EmbeddedStore):
+            raise EntityFilterError(NO_ENTITIES)
+        return self.store.entity_counts(entity_type, limit, filters)
 
     @property
     def vectors(self) -> VectorIndex:

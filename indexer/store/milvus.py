@@ -51,7 +51,6 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from indexer.errors import InputError
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
 from indexer.store.generations import (
@@ -64,7 +63,7 @@ from indexer.store.generations import (
     next_generation_name,
 )
 from indexer.store.manifest import Counts, Manifest, MilvusStoreEntry, VectorsEntry, decode_manifest, encode_manifest
-from indexer.store.sqlite import Filters, StoredChunk, StoredDocument
+from indexer.store.sqlite import EntityFilterError, Filters, StoredChunk, StoredDocument
 from indexer.store.vectors import AUTO_HNSW_FROM, KEEP, kept_type
 from indexer.store.visible_bm25 import MILVUS, ColumnTerms, Formula, Statistics, score
 from indexer.store.where import milvus_prefix, to_milvus
@@ -84,6 +83,9 @@ _GENERATION = re.compile(r"^(?P<prefix>.+)__(?P<gen>gen_\d{6})__(?P<part>chunks|
 _CHUNK_FIELDS = ["id", "doc_id", "ordinal", "start", "end", "text", "section", "tokens", "offsets"]
 _CHUNK_COPY_FIELDS = [*_CHUNK_FIELDS, "source", "language", "tags", "vector", "words", "grams"]
 _DOC_FIELDS = ["id", "doc_id", "part", "text", "key", "source", "title", "language", "metadata", "content_hash"]
+
+NO_ENTITIES = ("an index kept in Milvus holds no entities: entity filters and facets need an embedded index "
+               "built with `yomitoki index --entities` (without --milvus-uri)")
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -174,7 +176,7 @@ def string_literal(value: str) -> str:
 def filter_expression(filters: Filters) -> str:
     """The Milvus filter for source prefix, language, tags and a `where` filter ("" when there is none)."""
     if filters.entities:
-        raise InputError("entities: entities are kept by the embedded store only (index --entities)", field="entities")
+        raise EntityFilterError(NO_ENTITIES, field="filters.entities")
     clauses = [] if filters.expression is None else [to_milvus(filters.expression)]
     if filters.source is not None:
         clauses.append(milvus_prefix("source", filters.source))

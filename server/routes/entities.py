@@ -136,7 +136,7 @@ async def entity_facets(services: NamedDependency[Services], request: Request,
 
     def work() -> FacetsResponse:
         with services.index.lease() as searcher:
-            counts = searcher.store.entity_counts(type, limit, access)  # the query parameter `type`
+            counts = searcher.entity_counts(type, limit, access)  # the query parameter `type`
             return FacetsResponse(searcher.generation.name, [FacetOut(t, x, n) for t, x, n in counts])
 
     return await anyio.to_thread.run_sync(work)
