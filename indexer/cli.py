@@ -34,7 +34,7 @@ from indexer.embed.locations import locate_embedder
 from indexer.embed.selection import choose_embedder
 from indexer.errors import NotFoundError, YomitokiError
 from indexer.ner.index_entities import ChunkEntities
-from indexer.search.opening import open_index
+from indexer.search.opening import open_index, read_target
 from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_reranker
 from indexer.search.searcher import MAX_RESULTS, MODES, Hit
 from indexer.store.base import STORE_KINDS
@@ -320,7 +320,7 @@ def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None
 def info_command(index_dir: Path, milvus_uri: str | None, milvus_collection: str | None) -> None:
     """Show the live generation's manifest, counts and sizes on disk (none for an index in Milvus)."""
     with domain_errors():
-        directory = open_target(index_dir, None, milvus_uri, milvus_collection)
+        directory = read_target(index_dir, milvus_uri, milvus_collection)
         generation = directory.current()
     sizes = {p.name: p.stat().st_size for p in generation.path.iterdir() if p.is_file()} if milvus_uri is None else {}
     info = {"index": str(index_dir) if milvus_uri is None else str(directory.path), "generation": generation.name,

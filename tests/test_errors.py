@@ -122,5 +122,8 @@ def test_the_command_line_exits_with_each_errors_code(tmp_path: Path) -> None:
     absent = CliRunner().invoke(cli, ["search", "BM25", "--index", str(tmp_path / "i"), "--milvus-uri", str(lite)])
     assert absent.exit_code == 1 and f"no Milvus Lite file at {lite}" in absent.output, absent.output
     assert not lite.exists()  # a read left no database behind
+    described = CliRunner().invoke(cli, ["info", "--index", str(tmp_path / "i"), "--milvus-uri", str(lite)])
+    assert described.exit_code == 1 and f"no Milvus Lite file at {lite}" in described.output, described.output
+    assert not lite.exists()
     deep = CliRunner().invoke(cli, ["search", "BM25", "--index", str(tmp_path / "none"), "--offset", "995"])
     assert deep.exit_code == 2 and "at most 1000, got 995 + 10" in deep.output, deep.output

@@ -18,8 +18,9 @@ from indexer.embed.loading import load_manifest_embedder
 from indexer.search.searcher import Searcher
 from indexer.store.base import GenerationSource, is_embedded
 from indexer.store.factory import open_target
-from indexer.store.generations import Generation, IndexNotFoundError
+from indexer.store.generations import Generation, IndexDirectory, IndexNotFoundError
 from indexer.store.integrity import check_checksums, corrupt, ensure_openable
+from indexer.store.milvus import MilvusIndex, is_lite
 
 
 def index_source(index_dir: Path, milvus_uri: str | None = None,
@@ -28,14 +29,21 @@ def index_source(index_dir: Path, milvus_uri: str | None = None,
 
     A truncated or overwritten file stops us here, before the slow model load.
     """
-    if milvus_uri and "://" not in milvus_uri and not Path(milvus_uri).exists():  # Milvus Lite would make it
-        raise IndexNotFoundError(f"no Milvus Lite file at {milvus_uri}: build one with "
-                                 f"`yomitoki index CORPUS --index {index_dir} --milvus-uri {milvus_uri}`")
-    source = open_target(index_dir, None, milvus_uri, milvus_collection)
+    source = read_target(index_dir, milvus_uri, milvus_collection)
     generation = source.current()
     if is_embedded(generation):
         ensure_openable(generation)
     return source
+
+
+def read_target(index_dir: Path, milvus_uri: str | None = None,
+                milvus_collection: str | None = None) -> IndexDirectory | MilvusIndex:
+    """Where an index lives, to read it: a Milvus Lite path that does not exist is an error, for opening it
+    would leave a new, empty database there (a mistyped path should not)."""
+    if milvus_uri and is_lite(milvus_uri) and not Path(milvus_uri).exists():
+        raise IndexNotFoundError(f"no Milvus Lite file at {milvus_uri}: build one with "
+                                 f"`yomitoki index CORPUS --index {index_dir} --milvus-uri {milvus_uri}`")
+    return open_target(index_dir, None, milvus_uri, milvus_collection)
 
 
 def manifest_embedder(generation: Generation, *, model: str | None = None, threads: int | None = None) -> Embedder:

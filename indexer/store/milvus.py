@@ -113,13 +113,18 @@ def connect(uri: str) -> Any:
         return client
 
 
+def is_lite(uri: str) -> bool:
+    """Whether `uri` names a Milvus Lite file (a path) rather than a Milvus server (http://HOST:PORT)."""
+    return "://" not in uri
+
+
 def release(uri: str) -> None:
     """Close this process's client of `uri`; for a Milvus Lite file, also free the file for other processes."""
     with _clients_lock:
         client = _clients.pop(uri, None)
     if client is not None:
         client.close()
-    if uri.endswith(".db"):
+    if is_lite(uri):
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(uri)
