@@ -25,7 +25,7 @@ from indexer.search.rerank import Reranking, load_reranker
 from indexer.search.searcher import MODES, Searcher
 from indexer.store.factory import open_target
 from indexer.store.generations import KEEP_GENERATIONS, IndexDirectory
-from indexer.store.milvus import MilvusIndex, filter_expression, lite_endpoint, release, string_literal
+from indexer.store.milvus import MilvusIndex, collection_name, filter_expression, lite_endpoint, release, string_literal
 from indexer.store.sqlite import Filters
 from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
@@ -265,7 +265,7 @@ def test_milvus_lite_file_reopened_serves_the_same(tmp_path: Path, embedder: Emb
 def test_milvus_target_from_the_command_line_options(tmp_path: Path) -> None:
     assert isinstance(open_target(tmp_path / "my-index"), IndexDirectory)
     target = open_target(tmp_path / "my-index", None, str(tmp_path / "m.db"))
-    assert isinstance(target, MilvusIndex) and target.prefix == "my_index"
+    assert isinstance(target, MilvusIndex) and target.prefix == "my_index_6ee9d5c2"
     with pytest.raises(ValueError, match="--milvus-uri"):
         open_target(tmp_path / "x", "milvus")
     with pytest.raises(ValueError, match="needs --milvus-uri"):
@@ -274,6 +274,35 @@ def test_milvus_target_from_the_command_line_options(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no index 'index' in Milvus" in result.output, result.output
     assert "yomitoki index CORPUS --milvus-uri" in result.output
     release(str(tmp_path / "m.db"))
+
+
+def test_collection_names_that_differ_stay_apart(tmp_path: Path, embedder: Embedder,
+                                                keywords: KeywordTokenizer) -> None:
+    """Names Milvus takes are kept; others get a hash of the name given, so cleaning merges none of them."""
+    assert [collection_name(n) for n in ("index", "my_docs", "Notes2024")] == ["index", "my_docs", "Notes2024"]
+    assert collection_name("my-docs") != collection_name("my_docs")
+    assert collection_name("---").startswith("yomitoki_")
+    uri = str(tmp_path / "names.db")
+    corpus = {"議事録2024": {"minutes.md": "The committee approved the walrus budget."},
+              "報告書2024": {"report.md": "Penguins huddle through the polar winter."}}
+    try:
+        for name, files in corpus.items():
+            IndexBuilder(MilvusIndex(uri, name), embedder, keywords).build(write_corpus(tmp_path / name, files))
+        for name, files in corpus.items():
+            searcher = Searcher(MilvusIndex(uri, name).current(), embedder)
+            assert searcher.search_store.counts()["documents"] == 1, name
+            assert [h.source for h in searcher.search("walrus penguins", k=5)] == list(files), name
+    finally:
+        release(uri)
+
+
+def test_a_collection_name_too_long_for_milvus_is_bad_input(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL)
+    result = CliRunner().invoke(cli, ["index", str(corpus), "--milvus-uri", str(tmp_path / "long.db"),
+                                      "--milvus-collection", "c" * 250])
+    assert result.exit_code == 2, result.output
+    assert "--milvus-collection" in result.output and "at most 235" in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 def test_index_and_search_commands_on_milvus(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from indexer.errors import InputError
 from indexer.store.ann import VectorParams
 from indexer.store.base import KeywordQuery
 from indexer.store.generations import (
@@ -79,6 +80,10 @@ ID_BATCH = 1_000
 VISIBLE_CACHED = 64           # filters whose visible rows' figures a generation keeps (API keys' filters)
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")  # what FTS5's `ascii` tokenizer splits on
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_KEPT_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?")  # names collection_name leaves as they are
+MAX_COLLECTION_NAME = 255     # Milvus's limit on a collection (or alias) name
+_LONGEST_SUFFIX = "__gen_000001__chunks"
+MAX_PREFIX = MAX_COLLECTION_NAME - len(_LONGEST_SUFFIX)
 _GENERATION = re.compile(r"^(?P<prefix>.+)__(?P<gen>gen_\d{6})__(?P<part>chunks|docs)$")
 _CHUNK_FIELDS = ["id", "doc_id", "ordinal", "start", "end", "text", "section", "tokens", "offsets"]
 _CHUNK_COPY_FIELDS = [*_CHUNK_FIELDS, "source", "language", "tags", "vector", "words", "grams"]
@@ -142,11 +147,26 @@ def lite_endpoint(uri: str) -> str:
 
 
 def collection_name(name: str) -> str:
-    """A valid Milvus collection name (letters, digits, _) derived from an index name such as its folder."""
-    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", Path(str(name)).name or str(name)).strip("_")
-    if not cleaned:
-        raise ValueError(f"cannot derive a Milvus collection name from {name!r}: give --milvus-collection")
-    return cleaned if cleaned[0].isalpha() else f"yomitoki_{cleaned}"
+    """The Milvus name of an index, from `--milvus-collection` or the index's folder name.
+
+    A name Milvus takes (a letter, then letters, digits and _) is kept as it is.
+    Any other is cleaned into one and given 8 hex digits of its sha256, so that
+    names the cleaning would merge (議事録2024 and 報告書2024, my-docs and my_docs)
+    stay apart: building one must never replace another's documents.
+    """
+    given = Path(str(name)).name or str(name)
+    if _KEPT_NAME.fullmatch(given):
+        chosen = given
+    else:
+        cleaned = re.sub(r"[^A-Za-z0-9_]", "_", given).strip("_")
+        base = cleaned if cleaned[:1].isalpha() else f"yomitoki_{cleaned}".rstrip("_")
+        digest = hashlib.sha256(given.encode()).hexdigest()[:8]
+        chosen = f"{base[: MAX_PREFIX - len(digest) - 1]}_{digest}"
+    if len(chosen) > MAX_PREFIX:
+        raise InputError(f"{given[:40]}… is {len(chosen)} characters: Milvus names the index's collections "
+                         f"NAME{_LONGEST_SUFFIX} and allows {MAX_COLLECTION_NAME} characters, so give a name "
+                         f"of at most {MAX_PREFIX}", field="--milvus-collection")
+    return chosen
 
 
 def term_token(term: str) -> str:
