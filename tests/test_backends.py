@@ -8,6 +8,8 @@ over gRPC (`lite_endpoint`), so the stateless-serving test runs two real
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,16 @@ from indexer.search.rerank import Reranking, load_reranker
 from indexer.search.searcher import MODES, Searcher
 from indexer.store.factory import open_target
 from indexer.store.generations import KEEP_GENERATIONS, IndexDirectory
-from indexer.store.milvus import MilvusIndex, collection_name, filter_expression, lite_endpoint, release, string_literal
+from indexer.store.milvus import (
+    MilvusIndex,
+    MilvusUnavailableError,
+    collection_name,
+    connect,
+    filter_expression,
+    lite_endpoint,
+    release,
+    string_literal,
+)
 from indexer.store.sqlite import Filters
 from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
@@ -303,6 +314,37 @@ def test_a_collection_name_too_long_for_milvus_is_bad_input(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "--milvus-collection" in result.output and "at most 235" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+HOLD_LITE_FILE = """
+import sys, time
+from indexer.store.milvus import connect
+connect(sys.argv[1])
+open(sys.argv[2], "w").close()
+time.sleep(120)
+"""
+
+
+def test_only_a_held_lite_file_blames_the_one_process_rule(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    uri, ready = str(tmp_path / "held.db"), tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LITE_FILE, uri, str(ready)], cwd=Path(__file__).parents[1],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the other process did not open the file"
+        capfd.readouterr()
+        with pytest.raises(MilvusUnavailableError, match=r"another process holds the lock.*admits one process"):
+            connect(uri)
+        assert "Traceback" not in capfd.readouterr().err  # milvus_lite's own logged traceback stays quiet
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    for other in ("foo://bar", str(tmp_path / "nodir" / "x.db")):
+        with pytest.raises(MilvusUnavailableError) as raised:
+            connect(other)
+        assert "one process" not in str(raised.value), raised.value
 
 
 def test_index_and_search_commands_on_milvus(tmp_path: Path) -> None:

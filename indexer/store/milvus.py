@@ -41,6 +41,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import threading
 import zlib
@@ -110,12 +111,48 @@ def connect(uri: str) -> Any:
     with _clients_lock:
         client = _clients.get(uri)
         if client is None:
-            try:
-                client = _clients[uri] = MilvusClient(uri=uri)
-            except Exception as exc:  # pymilvus raises its own exception types
-                raise MilvusUnavailableError(f"cannot open Milvus at {uri!r}: {exc}. A Milvus Lite file "
-                                             "admits one process at a time") from exc
+            with _lite_failures() as logged:
+                try:
+                    client = _clients[uri] = MilvusClient(uri=uri)
+                except Exception as exc:  # pymilvus raises its own exception types
+                    raise MilvusUnavailableError(_open_failure(uri, exc, logged)) from exc
         return client
+
+
+@contextlib.contextmanager
+def _lite_failures() -> Iterator[list[BaseException]]:
+    """What milvus_lite logs while a file opens, kept off stderr: it logs the reason with a traceback, then
+    pymilvus raises only "Open local milvus failed", so the reason is ours to tell."""
+    logger = logging.getLogger("milvus_lite.server_manager")
+    handler = _Kept()
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield handler.errors
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _Kept(logging.Handler):
+    """A log handler that keeps the exceptions of the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+def _open_failure(uri: str, exc: Exception, logged: Sequence[BaseException]) -> str:
+    """Why `uri` could not be opened; the one-process rule only when another process holds the Lite file."""
+    locked = [e for e in (*logged, exc) if type(e).__name__ == "DataDirLockedError" or "holds the lock" in str(e)]
+    if locked:
+        return (f"cannot open the Milvus Lite file {uri}: {locked[0]}. A Milvus Lite file admits one process "
+                "at a time: stop the other one (a server or a build), or keep the index on a Milvus server")
+    return f"cannot open Milvus at {uri!r}: {logged[-1] if logged else exc}"
 
 
 def is_lite(uri: str) -> bool:
