@@ -15,6 +15,7 @@ import click
 
 from indexer.cli import cli, domain_errors, index_option, milvus_options, reranker_options
 from indexer.embed.base import DEFAULT_EMBEDDER
+from indexer.errors import InputError
 from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
@@ -101,10 +102,13 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     import uvicorn
 
     from indexer.search.opening import index_source
+    from indexer.store.milvus import release
     from server.app import create_app, open_services
     from server.metrics import MULTIPROCESS_ENV
 
     torch.set_num_threads(threads)
+    with domain_errors():
+        check_workers(workers, milvus_uri)
     check_port_free(host, port)  # before seconds of loading models, not after
     with domain_errors():
         keys = collect_keys(api_keys, os.environ)
@@ -134,6 +138,8 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
         with domain_errors():
             # fail fast on the index; each worker loads the models itself
             index_source(settings.index_dir, settings.milvus_uri, settings.milvus_collection)
+        if settings.milvus_uri:
+            release(settings.milvus_uri)  # the workers open their own clients; this one would only idle
         os.environ[WORKER_SETTINGS_ENV] = settings.to_env()
         with tempfile.TemporaryDirectory(prefix="yomitoki-metrics-") as shared:
             os.environ[MULTIPROCESS_ENV] = shared  # every worker's figures in one /metrics (server/metrics.py)
@@ -147,6 +153,16 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
         services = open_services(settings)  # fail fast, before binding the port
     with startup_failure(host, port):
         uvicorn.run(create_app(settings, services), **common)
+
+
+def check_workers(workers: int, milvus_uri: str | None) -> None:
+    """Refuse several workers on a Milvus Lite file: each worker is a process, and the file admits one."""
+    from indexer.store.milvus import is_lite
+
+    if workers > 1 and milvus_uri and is_lite(milvus_uri):
+        raise InputError(f"a Milvus Lite file ({milvus_uri}) admits one process, and each of the {workers} workers "
+                         "is one: serve it with --workers 1, or keep the index on a Milvus server "
+                         "(--milvus-uri http://HOST:19530)", field="--workers")
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from indexer.build.builder import IndexBuilder, document_id
-from indexer.cli import cli
 from indexer.embed.base import Embedder
 from indexer.search.rerank import Reranking, load_reranker
 from indexer.search.searcher import MODES, Searcher
@@ -41,6 +40,7 @@ from indexer.store.sqlite import Filters
 from indexer.store.where import parse
 from indexer.text.keywords import KeywordTokenizer
 from server.app import create_app
+from server.cli import cli
 from server.settings import ServerSettings
 from tests.conftest import CORPUS, start_server
 from tests.task_models import save_tiny_cross_encoder
@@ -384,6 +384,15 @@ def test_entity_facets_and_filters_on_milvus_are_a_400_that_says_why(tmp_path: P
                                                         "entities"), filtered.text
     finally:
         release(uri)
+
+
+def test_serve_refuses_several_workers_on_a_lite_file(tmp_path: Path) -> None:
+    """Each worker would open the file and all but one fail on its lock (the parent then hung): refused at once."""
+    uri = str(tmp_path / "docs.db")
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2", "--port", "0", "--milvus-uri", uri])
+    assert result.exit_code == 2, result.output
+    assert "--workers" in result.output and "admits one process" in result.output, result.output
+    assert "http://HOST:19530" in result.output and not Path(uri).exists()
 
 
 # ---- stateless serving: two server processes against one Milvus ------------------------------------------------
