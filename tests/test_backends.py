@@ -347,6 +347,21 @@ def test_only_a_held_lite_file_blames_the_one_process_rule(tmp_path: Path, capfd
         assert "one process" not in str(raised.value), raised.value
 
 
+def test_a_document_with_more_tags_than_milvus_holds_is_skipped(tmp_path: Path) -> None:
+    """Skipped and listed as an unreadable file is (exit 3); the rest of the corpus is built and published."""
+    many = "---\ntags: [" + ", ".join(f"t{i}" for i in range(300)) + "]\n---\n# Many\n\nTagged walruses.\n"
+    corpus = write_corpus(tmp_path / "corpus", {**SMALL, "many.md": many})
+    uri = str(tmp_path / "tags.db")
+    try:
+        result = CliRunner().invoke(cli, ["index", str(corpus), "--milvus-uri", uri, "--milvus-collection", "tags",
+                                          "--model", "all-minilm-l6-v2"])
+        assert result.exit_code == 3, result.output
+        assert "many.md" in result.output and "at most 256 tags" in result.output, result.output
+        assert MilvusIndex(uri, "tags").current().manifest.counts.documents == len(SMALL)
+    finally:
+        release(uri)
+
+
 def test_index_and_search_commands_on_milvus(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus", SMALL)
     uri = str(tmp_path / "cli.db")

@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 
 from indexer.embed.base import Embedder, default_batch_size, embed_for, passage_room
-from indexer.errors import ConflictError
+from indexer.errors import ConflictError, InputError
 from indexer.ner.index_entities import ChunkEntities
 from indexer.search.fusion import FusionSettings
 from indexer.store.ann import VectorParams
@@ -305,6 +305,9 @@ class IndexBuilder:
             writer = open_writer(self.directory, name, previous, self.embedder.dimension,
                                  self.options.index_type, self.options.vector_params)
             try:
+                for doc in upserts:  # one document written at a time: refused outright, with the reason
+                    if (reason := writer.refusal(doc.metadata)) is not None:
+                        raise InputError(f"{doc.key}: {reason}")
                 return self._build_into(writer, name, previous, [], [], started,
                                         plan=_plan_changes(upserts, deletes, writer.document_hashes()))
             except BaseException:
@@ -332,6 +335,11 @@ class IndexBuilder:
         failures: list[LoadFailure], started: float, plan: _Plan | None = None,
     ) -> BuildReport:
         """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
+        refused = [LoadFailure(doc.source, reason) for doc in docs
+                   if (reason := writer.refusal(doc.metadata)) is not None]
+        if refused:  # a document the store cannot hold is skipped as an unreadable file is, before embedding
+            skipped = {failure.path for failure in refused}
+            docs, failures = [doc for doc in docs if doc.source not in skipped], [*failures, *refused]
         plan = plan if plan is not None else _plan(docs, writer.document_hashes())
         writer.delete_documents(plan.delete_ids)
         embedded, embed_seconds = self._add(writer, _VectorsOf(writer), plan.add)

@@ -16,7 +16,7 @@ turns a `Generation` into the store that serves it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -115,6 +115,11 @@ class IndexWriter(Protocol):
         ...
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def refusal(self, metadata: Mapping[str, object]) -> str | None:
+        """Why this store cannot hold a document with this metadata (None: it can), asked before embedding so
+        that the build skips that document alone, as an unreadable file, instead of failing."""
+        ...
 
     def add_document(self, doc: StoredDocument) -> None: ...
 

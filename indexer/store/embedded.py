@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -241,6 +241,9 @@ class EmbeddedWriter:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         self.vectors.remove(np.array(self._open().delete_documents(doc_ids), dtype=np.int64))
+
+    def refusal(self, metadata: Mapping[str, object]) -> str | None:
+        return None  # SQLite holds any tags and metadata
 
     def add_document(self, doc: StoredDocument) -> None:
         self._open().add_document(doc)

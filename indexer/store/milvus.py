@@ -45,7 +45,7 @@ import logging
 import re
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -442,6 +442,12 @@ def _schemas(client: Any, dimension: int) -> tuple[Any, Any]:
     return chunks, docs
 
 
+def _tags(metadata: Mapping[str, object]) -> list[str]:
+    """A document's tags as the chunk rows keep them: strings, each once."""
+    tags = metadata.get("tags") or []
+    return list(dict.fromkeys(str(t) for t in tags)) if isinstance(tags, list) else []
+
+
 def _iterate(client: Any, collection: str, expr: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
     iterator = client.query_iterator(collection, batch_size=1000, filter=expr, output_fields=fields)
     try:
@@ -506,12 +512,19 @@ class MilvusWriter:
             self.client.delete(self.chunks, filter=expr)
             self.client.delete(self.docs, filter=expr)
 
+    def refusal(self, metadata: Mapping[str, object]) -> str | None:
+        tags = _tags(metadata)
+        longest = max((len(t.encode()) for t in tags), default=0)
+        if len(tags) <= MAX_TAGS and longest <= MAX_TAG_BYTES:
+            return None
+        return (f"Milvus holds at most {MAX_TAGS} tags of at most {MAX_TAG_BYTES:,} bytes each per document; this "
+                f"one has {len(tags)}, the longest of {longest:,} bytes: use fewer or shorter tags, or the embedded "
+                "store")
+
     def add_document(self, doc: StoredDocument) -> None:
-        tags = doc.metadata.get("tags") or []
-        tags = list(dict.fromkeys(str(t) for t in tags)) if isinstance(tags, list) else []
-        if len(tags) > MAX_TAGS or any(len(t.encode()) > MAX_TAG_BYTES for t in tags):
-            raise ValueError(f"{doc.source}: Milvus holds at most {MAX_TAGS} tags of {MAX_TAG_BYTES} bytes each "
-                             f"per document; this one has {len(tags)}, the longest {max(len(t) for t in tags)} chars")
+        if (refused := self.refusal(doc.metadata)) is not None:
+            raise ValueError(f"{doc.source}: {refused}")
+        tags = _tags(doc.metadata)
         self._docs[doc.id] = (doc.source, doc.language, tags, doc.metadata)
         for part, text in enumerate(_text_parts(doc.text)):
             extra = {} if part else {"key": doc.key, "source": doc.source, "title": doc.title,
