@@ -29,6 +29,7 @@ from server.answering import register_models
 from server.answering.relevance import warm_up
 from server.auth import ApiKeyAuth
 from server.batching import QueryBatcher
+from server.body_type import JsonBodies
 from server.errors import EXCEPTION_HANDLERS
 from server.limits import InFlightLimit
 from server.live_index import LiveIndex
@@ -110,7 +111,8 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[ApiKeyAuth(settings.api_keys, settings.api_keys_file), InFlightLimit(settings.max_in_flight)],
+        middleware=[ApiKeyAuth(settings.api_keys, settings.api_keys_file), JsonBodies(),
+                    InFlightLimit(settings.max_in_flight)],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(

@@ -97,6 +97,24 @@ def test_without_keys_everything_is_open(index: Path) -> None:
         assert client.delete("/classifiers/nope").status_code == 404
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_a_body_not_declared_json_is_refused_so_no_other_site_can_write(index: Path, content_type: str | None) -> None:
+    """A page on any site may POST these types to a keyless server on localhost without a CORS preflight."""
+    body = json.dumps({"name": "made-elsewhere", "examples": [{"text": "good", "label": "a"},
+                                                              {"text": "bad", "label": "b"}]})
+    headers = {"Origin": "https://evil.example"} | ({"content-type": content_type} if content_type else {})
+    with TestClient(create_app(ServerSettings(index_dir=index / "index"))) as client:
+        refused = client.post("/classifiers", content=body, headers=headers)
+        assert refused.status_code == 415, refused.text
+        assert refused.json()["detail"].startswith(f"content-type: {content_type or 'none'} is not accepted here")
+        assert client.get("/classifiers/made-elsewhere").status_code == 404
+        assert client.post("/search", content=json.dumps(SEARCH), headers=headers).status_code == 415
+        declared = client.post("/search", content=json.dumps(SEARCH),
+                               headers={"content-type": "application/json; charset=utf-8"})
+        assert declared.status_code == 200
+
+
 def test_keys_file_holds_only_hashes(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"{hash_line(READ_KEY)}\n{READ_KEY} read\n", encoding="utf-8")

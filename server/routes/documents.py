@@ -199,7 +199,7 @@ async def _published(services: Services, key: str, action: str, future: Any) -> 
 
 
 @put("/documents/{key:str}", summary="Add or replace a document (JSON text or a file upload)", status_code=200,
-     request_max_body_size=MAX_UPLOAD_BYTES)
+     request_max_body_size=MAX_UPLOAD_BYTES, opt={"uploads": True})
 async def put_document(key: FromPath[str], request: Request[Any, Any, Any],
                        services: NamedDependency[Services]) -> WriteResult:
     check_key(key)
