@@ -31,6 +31,7 @@ from indexer.text.loaders import (
     SUPPORTED_SUFFIXES,
     TITLE_MAX_CHARS,
     SourceDocument,
+    finite,
     given_metadata,
     load_file,
 )
@@ -76,7 +77,8 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
     if len(doc.text) > MAX_TEXT_CHARS:
         raise WriteError(f"{filename}: its text holds {len(doc.text):,} characters; a document written over HTTP "
                          f"holds at most {MAX_TEXT_CHARS:,} (index a bigger file from a folder with `yomitoki index`)")
-    merged = {**doc.metadata, **given_metadata(metadata), "format": doc.metadata.get("format"), "filename": filename}
+    merged = finite({**doc.metadata, **given_metadata(metadata), "format": doc.metadata.get("format"),
+                     "filename": filename})
     return dataclasses.replace(doc, key=key, source=key, title=(title or doc.title).strip() or doc.title,
                                metadata=merged)
 

@@ -352,18 +352,27 @@ def to_sql(where: Where) -> tuple[str, list[Any]]:
         return f"({kind} {'!=' if where.value else '='} 'null')", [path]
     if where.op in ("eq", "in"):
         values = where.value if where.op == "in" else (where.value,)
-        item_tests, item_params, scalar_tests, scalar_params = [], [], [], []
-        for value in values:  # by kind: JSON true/false, text, numbers (a number never equals a text)
-            if isinstance(value, bool):
-                item_tests.append(f"j.type = '{'true' if value else 'false'}'")
-                scalar_tests.append(f"{kind} = '{'true' if value else 'false'}'")
-                scalar_params.append(path)
-            else:
-                kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
-                item_tests.append(f"(j.type IN {kinds} AND j.value = ?)")
-                item_params.append(value)
-                scalar_tests.append(f"({kind} IN {kinds} AND json_extract(d.metadata, ?) = ?)")
-                scalar_params += [path, path, value]
+        # by kind, each kind one IN list (a test per value nests too deep for SQLite past ~350 values):
+        # JSON true/false, text, numbers (a number never equals a text)
+        flags = sorted({"true" if value else "false" for value in values if isinstance(value, bool)})
+        texts = [value for value in values if isinstance(value, str)]
+        numbers = [value for value in values if not isinstance(value, bool | str)]
+        item_tests: list[str] = []
+        item_params: list[Any] = []
+        scalar_tests: list[str] = []
+        scalar_params: list[Any] = []
+        if flags:
+            listed = ", ".join(f"'{flag}'" for flag in flags)
+            item_tests.append(f"j.type IN ({listed})")
+            scalar_tests.append(f"{kind} IN ({listed})")
+            scalar_params.append(path)
+        for group, kinds in ((texts, "('text')"), (numbers, "('integer', 'real')")):
+            if group:
+                marks = ",".join("?" * len(group))
+                item_tests.append(f"(j.type IN {kinds} AND j.value IN ({marks}))")
+                item_params += group
+                scalar_tests.append(f"({kind} IN {kinds} AND json_extract(d.metadata, ?) IN ({marks}))")
+                scalar_params += [path, path, *group]
         # a scalar (the common case) is compared directly; only a list is walked with json_each
         any_item = f"EXISTS (SELECT 1 FROM json_each(d.metadata, ?) j WHERE {' OR '.join(item_tests)})"
         return (f"(CASE {kind} WHEN 'null' THEN NULL WHEN 'array' THEN {any_item} "

@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -408,9 +409,27 @@ def _document(
     key: str, rel: str, title: str, text: str, sections: list[Section], metadata: dict[str, object]
 ) -> SourceDocument:
     """A SourceDocument with the language filled in (a valid given language wins)."""
+    metadata = finite(metadata)
     if metadata.get("language") not in ("ja", "en"):
         metadata["language"] = detect_language(text)
     return SourceDocument(key, rel, title, text, tuple(sections), metadata)
+
+
+def finite(metadata: dict[str, object]) -> dict[str, object]:
+    """Metadata with every number that is not finite (front matter's `.inf` and `.nan`, JSON's `NaN`) made
+    null: JSON has no such numbers, and SQLite refuses to read a document's metadata that holds one, so a
+    single such value would fail every metadata filter on the index."""
+
+    def value(item: object) -> object:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: value(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [value(inner) for inner in item]
+        return item
+
+    return {key: value(item) for key, item in metadata.items()}
 
 
 # Metadata a loader derives from a file's own structure; a value given for one (in an HTTP write, a JSON
