@@ -225,12 +225,21 @@ def presented_key(scope: Scope) -> str | None:
     """The key a request carries in `Authorization: Bearer …` or `X-API-Key`."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            kind, _, credentials = value.decode("latin-1").strip().partition(" ")
+            kind, _, credentials = _text(value).strip().partition(" ")
             if kind.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
         elif name == b"x-api-key" and value.strip():
-            return value.decode("latin-1").strip()
+            return _text(value).strip()
     return None
+
+
+def _text(value: bytes) -> str:
+    """A header's text: UTF-8, as clients send a non-ASCII key and as keys are hashed (latin-1, the
+    header's nominal charset, when the bytes are not UTF-8)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 class ApiKeyAuth(ASGIMiddleware):

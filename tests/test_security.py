@@ -115,6 +115,33 @@ def test_a_body_not_declared_json_is_refused_so_no_other_site_can_write(index: P
         assert declared.status_code == 200
 
 
+def test_a_key_with_letters_beyond_ascii_is_read_as_it_was_hashed(index: Path, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(hash_line("pässwörd-日本語-0123456789", "read", "unicode") + "\n", encoding="utf-8")
+    settings = ServerSettings(index_dir=index / "index", api_keys_file=keys_file)
+    with TestClient(create_app(settings)) as client:
+        for header in ("Authorization", "X-API-Key"):
+            value = ("Bearer " if header == "Authorization" else "") + "pässwörd-日本語-0123456789"
+            response = client.post("/search", json=SEARCH, headers={header: value.encode()})  # as curl sends it
+            assert response.status_code == 200, (header, response.text)
+        wrong = "pässwörd".encode("latin-1")  # not UTF-8: read as latin-1, and no key
+        assert client.post("/search", json=SEARCH, headers={"X-API-Key": wrong}).status_code == 401
+
+
+def test_keys_that_are_not_utf8_never_name_another_document_and_static_nul_is_404(index: Path) -> None:
+    """%ff and %fe both arrived as U+FFFD, so a write to one replaced the other's document."""
+    with TestClient(create_app(ServerSettings(index_dir=index / "index"))) as client:
+        for method, path in (("PUT", "/documents/%ff"), ("DELETE", "/documents/%fe"), ("GET", "/documents/%ff"),
+                             ("GET", "/documents/%ff/file"), ("GET", "/documents/%ed%a0%80/related"),
+                             ("GET", "/documents?key=%ff")):
+            response = client.request(method, path, json={"text": "x"} if method == "PUT" else None)
+            assert response.status_code == 400, (method, path, response.text)
+            assert "the address is not UTF-8 (byte 0x" in response.json()["detail"], response.text
+        assert client.get("/documents/%E6%9D%B1").status_code == 404  # 東: UTF-8, merely missing
+        for path in ("/static/app.js%00", "/static/%00"):
+            assert client.get(path).status_code == 404, path
+
+
 def test_keys_file_holds_only_hashes(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"{hash_line(READ_KEY)}\n{READ_KEY} read\n", encoding="utf-8")

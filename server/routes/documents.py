@@ -12,6 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 import msgspec
@@ -24,6 +25,7 @@ from msgspec import Meta
 
 from indexer.build.builder import BuildReport, NoIndexError, document_id
 from indexer.build.writes import MAX_TEXT_CHARS, WriteError, check_key, original_path, uploaded_document
+from indexer.errors import InputError
 from indexer.search.searcher import Searcher
 from indexer.store.generations import IndexStateError, IndexWriteError
 from indexer.store.sqlite import StoredDocument
@@ -97,9 +99,21 @@ async def read_document(services: Services, id_or_key: str, where: Where | None 
 
 # `key` is the path's one name for GET, PUT and DELETE (OpenAPI allows no two names at one place in a path, and
 # Litestar no two routers on one path); GET takes a document's id there too.
+def utf8_address(request: Request[Any, Any, Any]) -> None:
+    """Refuse a path or query string whose percent-encoded bytes are not UTF-8. They arrive decoded with U+FFFD
+    for each bad byte, so %ff and %fe would name one document: a write to one would replace the other's."""
+    for part in (request.scope.get("raw_path") or b"", request.scope.get("query_string") or b""):
+        try:
+            unquote_to_bytes(part).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the address is not UTF-8 (byte {exc.object[exc.start]:#04x}): percent-encode the "
+                             "UTF-8 bytes of the key", field="key") from None
+
+
 @get("/documents/{key:str}", summary="A document's original text, metadata and pages, by id or key")
 async def get_document(key: FromPath[str], services: NamedDependency[Services],
                        request: Request[Any, Any, Any]) -> DocumentOut:
+    utf8_address(request)
     return await read_document(services, key, access_filter(request))  # hidden from this key: as missing
 
 
@@ -108,6 +122,7 @@ async def get_document_by_key(
     services: NamedDependency[Services], key: Annotated[str, QueryParameter(min_length=1, max_length=1000)],
     request: Request[Any, Any, Any],
 ) -> DocumentOut:
+    utf8_address(request)
     return await read_document(services, key, access_filter(request))
 
 
@@ -127,6 +142,7 @@ def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Pa
 @get("/documents/{key:str}/file", summary="The original PDF, Word, PowerPoint or image file of a document (id or key)")
 async def get_document_file(key: FromPath[str], services: NamedDependency[Services],
                             request: Request[Any, Any, Any]) -> File:
+    utf8_address(request)
     where = access_filter(request)
 
     def work() -> File:
@@ -202,6 +218,7 @@ async def _published(services: Services, key: str, action: str, future: Any) -> 
      request_max_body_size=MAX_UPLOAD_BYTES, opt={"uploads": True})
 async def put_document(key: FromPath[str], request: Request[Any, Any, Any],
                        services: NamedDependency[Services]) -> WriteResult:
+    utf8_address(request)
     check_key(key)
     size = request.headers.get("content-length", "")
     if size.isdigit() and int(size) > MAX_UPLOAD_BYTES:
@@ -212,7 +229,9 @@ async def put_document(key: FromPath[str], request: Request[Any, Any, Any],
 
 
 @delete("/documents/{key:str}", summary="Remove a document", status_code=200)
-async def delete_document(key: FromPath[str], services: NamedDependency[Services]) -> WriteResult:
+async def delete_document(key: FromPath[str], services: NamedDependency[Services],
+                          request: Request[Any, Any, Any]) -> WriteResult:
+    utf8_address(request)
     check_key(key)
 
     def exists() -> bool:

@@ -22,7 +22,7 @@ from indexer.store.sqlite import Filters, StoredDocument
 from indexer.text.normalize import normalize_query
 from server.access import access_filter, scoped
 from server.batching import query_vector
-from server.routes.documents import find_document
+from server.routes.documents import find_document, utf8_address
 from server.schemas import (
     MAX_QUERY_CHARS,
     FacetCount,
@@ -164,6 +164,7 @@ async def get_related(
     source: Annotated[str | None, QueryParameter(min_length=1, max_length=1000)] = None,
     language: Annotated[Literal["ja", "en"] | None, QueryParameter()] = None,
 ) -> RelatedResponse:
+    utf8_address(request)
     refuse_unknown_parameters(request, "GET /documents/{id}/related", RELATED_PARAMETERS)
     where = access_filter(request)
     filters = scoped(Filters(source=source, language=language), request)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from litestar import MediaType, Response, Router, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
@@ -54,9 +58,15 @@ def document_page(doc_id: FromPath[str]) -> Response[str]:
     return page()
 
 
+def _no_nul(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A NUL in a file's name is no file of ours: 404, not the 500 of the file system's ValueError."""
+    if "\x00" in connection.url.path:
+        raise NotFoundException(f"no file {connection.url.path!r}")
+
+
 static_files = create_static_files_router(
     path="/static", directories=[STATIC], cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
-    opt=PUBLIC,
+    opt=PUBLIC, guards=[_no_nul],
 )
 
 router = Router(path="/", route_handlers=[index_page, document_page, static_files])
