@@ -29,7 +29,7 @@ from server.answering import register_models
 from server.answering.relevance import warm_up
 from server.auth import ApiKeyAuth
 from server.batching import QueryBatcher
-from server.body_type import JsonBodies
+from server.cross_site import JsonBodies, LocalHosts
 from server.errors import EXCEPTION_HANDLERS
 from server.limits import InFlightLimit
 from server.live_index import LiveIndex
@@ -111,7 +111,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[ApiKeyAuth(settings.api_keys, settings.api_keys_file), JsonBodies(),
+        middleware=[*local_hosts(settings), ApiKeyAuth(settings.api_keys, settings.api_keys_file), JsonBodies(),
                     InFlightLimit(settings.max_in_flight)],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
@@ -124,6 +124,14 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Li
     # Outside routing, CORS and error handling, so every request is logged and counted.
     app.asgi_handler = RequestObserver(app.asgi_handler, metrics)
     return app
+
+
+def local_hosts(settings: ServerSettings) -> list[LocalHosts]:
+    """The Host check of a server that `yomitoki serve` bound to loopback without API keys (none otherwise: with
+    keys, another site's page gets 401 however it reaches the server)."""
+    if settings.allowed_hosts is None or settings.api_keys or settings.api_keys_file is not None:
+        return []
+    return [LocalHosts(settings.allowed_hosts)]
 
 
 def app_from_environment() -> Litestar:

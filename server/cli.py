@@ -20,6 +20,7 @@ from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
 from server.auth import KeysFileError, collect_keys, file_keys
+from server.cross_site import host_name, is_loopback
 from server.entities_cli import entities_command, train_entities_command
 from server.nlp.entities import parse_ner_models
 from server.request_log import log_config
@@ -65,6 +66,10 @@ def generator_options(command: Any) -> Any:
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Allow browsers on this origin (e.g. https://app.example.com) to call the API; "
                    "repeatable. CORS is off by default.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Without API keys on a loopback address, only requests addressed to this machine are answered "
+                   "(no DNS rebinding); also answer this Host (a proxy on this machine that passes its own name "
+                   "on). Repeatable.")
 @click.option("--max-in-flight", default=DEFAULTS.max_in_flight, show_default=True, type=click.IntRange(1, 100_000),
               help="Requests handled at once per endpoint; more get 503 with Retry-After.")
 @click.option("--sts-model", default=None, envvar="YOMITOKI_STS_MODEL",
@@ -92,7 +97,8 @@ def generator_options(command: Any) -> Any:
 def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: str | None, host: str,
                   port: int, model: str | None, threads: int, workers: int,
                   log_level: str, api_keys: tuple[str, ...], api_keys_file: Path | None,
-                  cors_origins: tuple[str, ...], max_in_flight: int, sts_model: str | None,
+                  cors_origins: tuple[str, ...], allowed_hosts: tuple[str, ...], max_in_flight: int,
+                  sts_model: str | None,
                   classifier_model: str | None, qa_model: str | None, generator: str, generator_model: str | None,
                   generator_languages: str | None, generator_threads: int | None,
                   reranker: str | None, reranker_backend: str, rerank_depth: int,
@@ -120,6 +126,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, api_keys_file=api_keys_file, cors_origins=cors_origins,
+                              allowed_hosts=allowed_hosts if allowed_hosts or is_loopback(host_name(host)) else None,
                               max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
                               generator=generator, generator_model=generator_model,

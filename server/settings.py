@@ -39,6 +39,9 @@ class ServerSettings:
     ner_models: tuple[tuple[str, str], ...] = ()  # (language, model) for /entities; ja has GiNZA anyway
     max_body_bytes: int = 2_000_000
     cors_origins: tuple[str, ...] = ()
+    # Host names besides this machine's that a keyless server answers (server/cross_site.py); None: any
+    # (`yomitoki serve` checks them when bound to loopback)
+    allowed_hosts: tuple[str, ...] | None = None
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)  # hashes only (server/auth.py)
     api_keys_file: Path | None = None     # more keys, read again whenever the file changes (server/auth.py)
     max_in_flight: int = 32               # per endpoint; past it an immediate 503 with Retry-After

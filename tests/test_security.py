@@ -142,6 +142,22 @@ def test_keys_that_are_not_utf8_never_name_another_document_and_static_nul_is_40
             assert client.get(path).status_code == 404, path
 
 
+def test_a_keyless_loopback_server_answers_only_requests_addressed_to_this_machine(index: Path) -> None:
+    """DNS rebinding: evil.example re-resolved to 127.0.0.1 would let its page read every answer."""
+    settings = ServerSettings(index_dir=index / "index", allowed_hosts=("docs.example",))
+    with TestClient(create_app(settings)) as client:
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2", "DOCS.example:443"):
+            assert client.post("/search", json=SEARCH, headers={"Host": host}).status_code == 200, host
+        refused = client.get("/search", params={"q": "tokenizers"}, headers={"Host": "evil.example:8000"})
+        assert refused.status_code == 403, refused.text
+        assert "--allowed-host evil.example" in refused.json()["detail"]
+        assert client.get("/", headers={"Host": "evil.example"}).status_code == 403  # the page, too
+    keyed = ServerSettings(index_dir=index / "index", allowed_hosts=(), api_keys=collect_keys([ADMIN_KEY]))
+    with TestClient(create_app(keyed)) as client:  # with keys, another site's page has none to send
+        headers = {"Host": "proxy.example", "Authorization": f"Bearer {ADMIN_KEY}"}
+        assert client.post("/search", json=SEARCH, headers=headers).status_code == 200
+
+
 def test_keys_file_holds_only_hashes(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"{hash_line(READ_KEY)}\n{READ_KEY} read\n", encoding="utf-8")

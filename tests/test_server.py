@@ -124,6 +124,12 @@ def test_a_port_in_use_fails_at_once_with_status_1_and_bad_threads_with_2(corpus
         assert result.returncode == 2 and "--threads" in result.stderr, result.stderr
 
 
+def test_the_real_server_on_loopback_refuses_another_hosts_name(live_server: RunningServer) -> None:
+    assert httpx.get(f"{live_server.url}/health", timeout=30).status_code == 200
+    refused = httpx.get(f"{live_server.url}/health", headers={"Host": "rebound.example"}, timeout=30)
+    assert refused.status_code == 403 and "DNS rebinding" in refused.json()["detail"], refused.text
+
+
 def test_real_server_process_answers_search(live_server: RunningServer) -> None:
     response = httpx.post(f"{live_server.url}/search", json={"query": "ﾍﾞｸﾄﾙ検索", "k": 3}, timeout=30)
     assert response.status_code == 200, response.text

@@ -1,4 +1,5 @@
-"""Request bodies must say they are JSON (415 otherwise): no write from another site's page.
+"""What another site's page must not do: send a body not declared JSON (415), or reach a keyless server on
+loopback under its own name (403, `LocalHosts`).
 
 A browser sends a POST whose body is `text/plain`, form-encoded or multipart
 to any origin without asking first (no CORS preflight). Were such a body read
@@ -11,6 +12,8 @@ well (`opt={"uploads": True}`); a PUT always needs a preflight.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import msgspec
 from litestar.enums import ScopeType
@@ -63,3 +66,50 @@ class JsonBodies(ASGIMiddleware):
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         await discard_body(receive)
+
+
+class LocalHosts(ASGIMiddleware):
+    """403 for a request whose Host is not this machine, on a server bound to loopback without API keys.
+
+    DNS rebinding: a page on evil.example has its name re-resolved to 127.0.0.1, and the browser, taking
+    the server for evil.example's own, lets the page read every answer: the user's documents. Such a
+    request still names evil.example in its Host header. `allowed` names more hosts (a proxy on this
+    machine that passes its own public name on).
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.allowed = frozenset(name.lower() for name in allowed)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+        name = host_name(host)
+        if not host or is_loopback(name) or name in self.allowed:
+            await next_app(scope, receive, send)
+            return
+        detail = (f"Host {host!r} is not this machine: a server on a loopback address without API keys answers "
+                  f"only requests addressed to it, so no other site can read it (DNS rebinding). Behind a proxy "
+                  f"that passes this name on, start it with --allowed-host {name}")
+        body = msgspec.json.encode({"status_code": 403, "detail": detail})
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await discard_body(receive)
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port or an IPv6 address's brackets, lower-cased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
