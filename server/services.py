@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from indexer.build.builder import ORIGINALS
+from indexer.build.builder import originals_folder
 from indexer.build.writes import DocumentWriter
 from indexer.embed.base import Embedder
 from indexer.ner.named import EntityModelStore
@@ -50,7 +50,7 @@ class Services:
         """The services of an opened index: what is kept beside it in `settings.index_dir`."""
         return cls(
             settings=settings, embedder=embedder, index=index,
-            writer=DocumentWriter(index.directory, embedder, settings.index_dir / ORIGINALS),
+            writer=DocumentWriter(index.directory, embedder, originals_folder(index.directory)),
             classifiers=ClassifierStore.for_index(settings.index_dir),
             few_shot=FewShotCache(),
             entity_models=NamedModels(EntityModelStore.for_index(settings.index_dir)),

@@ -7,6 +7,7 @@ over gRPC (`lite_endpoint`), so the stateless-serving test runs two real
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -397,6 +398,35 @@ def test_entity_facets_and_filters_on_milvus_are_a_400_that_says_why(tmp_path: P
             assert filtered.status_code == 400, filtered.text
             assert filtered.json()["detail"].startswith("filters.entities: an index kept in Milvus holds no "
                                                         "entities"), filtered.text
+    finally:
+        release(uri)
+
+
+def test_files_uploaded_to_a_lite_index_are_kept_beside_its_file(tmp_path: Path, embedder: Embedder,
+                                                                 keywords: KeywordTokenizer) -> None:
+    """They went to `--index`'s folder (./index by default), which no other server of the index reads and an
+    unrelated embedded build of ./index emptied."""
+    import docx
+
+    uri = str(tmp_path / "docs.db")
+    IndexBuilder(MilvusIndex(uri, "docs"), embedder, keywords).build(write_corpus(tmp_path / "corpus", SMALL))
+    settings = ServerSettings(index_dir=tmp_path / "index", milvus_uri=uri, milvus_collection="docs", generator=None)
+    document = docx.Document()
+    document.add_heading("Backups", level=1)
+    document.add_paragraph("Backups run every night at three.")
+    upload = io.BytesIO()
+    document.save(upload)
+    kept = tmp_path / "docs.db.originals" / "docs"
+    try:
+        with TestClient(create_app(settings)) as client:
+            put = client.put("/documents/backups", files={"file": ("backups.docx", upload.getvalue())})
+            assert put.status_code == 200, put.text
+            assert [path.suffix for path in kept.iterdir()] == [".docx"]
+            original = client.get(client.get("/documents/backups").json()["file"])
+            assert original.status_code == 200 and original.content == upload.getvalue()
+            assert not (tmp_path / "index").exists()
+            assert client.delete("/documents/backups").status_code == 200
+            assert list(kept.iterdir()) == []
     finally:
         release(uri)
 

@@ -31,7 +31,7 @@ from indexer.errors import ConflictError, InputError
 from indexer.ner.index_entities import ChunkEntities
 from indexer.search.fusion import FusionSettings
 from indexer.store.ann import VectorParams
-from indexer.store.base import BuildTarget, IndexWriter
+from indexer.store.base import BuildTarget, GenerationSource, IndexWriter
 from indexer.store.factory import open_writer
 from indexer.store.generations import CorruptIndexError, Generation, IndexDirectory, IndexWriteError
 from indexer.store.identity import document_id
@@ -167,13 +167,11 @@ def _compatible(previous: Manifest, current: Manifest) -> bool:
                for k in ("model", "normalizer", "chunker", "keywords", "entities"))
 
 
-ORIGINALS = "originals"  # INDEX/originals/: the files of PDF, Word... documents written over HTTP
-
-
-def originals_folder(target: BuildTarget) -> Path | None:
-    """Where the uploaded files of an index's documents are kept; None for an index without a folder (Milvus)."""
-    path = getattr(target, "path", None)
-    return Path(path) / ORIGINALS if path is not None else None
+def originals_folder(target: BuildTarget | GenerationSource) -> Path | None:
+    """Where the uploaded files of an index's documents are kept (`originals` of an index folder or a Milvus
+    Lite file); None where no disk is shared (a Milvus server)."""
+    folder = getattr(target, "originals", None)
+    return Path(folder) if folder is not None else None
 
 
 # What a generation holds and how it answers; the rest of a manifest (when, by which versions, the last

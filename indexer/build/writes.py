@@ -111,10 +111,10 @@ def original_path(folder: Path, doc_id: str, source_format: object) -> Path:
 class DocumentWriter:
     """Applies writes one build at a time; the writes that wait together share one generation."""
 
-    def __init__(self, directory: IndexDirectory | Any, embedder: Embedder, originals: Path) -> None:
+    def __init__(self, directory: IndexDirectory | Any, embedder: Embedder, originals: Path | None) -> None:
         self.directory = directory
         self.embedder = embedder
-        self.originals = originals  # the folder where uploaded PDF and Word files are kept
+        self.originals = originals  # the folder where uploaded PDF and Word files are kept (None: not kept)
         self._lock = threading.Lock()
         self._pending: list[tuple[_Write, Future[BuildReport]]] = []
         self._working = False
@@ -167,7 +167,7 @@ class DocumentWriter:
         """After a write: keep each uploaded file. The build removed those of replaced or deleted documents
         (`IndexBuilder._drop_originals`); an unchanged document's file, of the same format, is written over."""
         for write in writes:
-            if write.upsert is not None and write.original is not None:
+            if write.upsert is not None and write.original is not None and self.originals is not None:
                 self.originals.mkdir(parents=True, exist_ok=True)
                 path = original_path(self.originals, document_id(write.upsert.key), write.upsert.metadata.get("format"))
                 path.write_bytes(write.original)

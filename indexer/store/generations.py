@@ -141,6 +141,9 @@ def next_generation_name(names: Sequence[str]) -> str:
     return f"gen-{number:06d}"
 
 
+ORIGINALS = "originals"  # INDEX/originals/: the files of PDF, Word... documents written over HTTP
+
+
 class IndexDirectory:
     """Reading and publishing generations in one index directory."""
 
@@ -150,6 +153,11 @@ class IndexDirectory:
     @property
     def pointer(self) -> Path:
         return self.path / "CURRENT"
+
+    @property
+    def originals(self) -> Path:
+        """Where the files of PDF, Word... documents written over HTTP are kept: INDEX/originals/."""
+        return self.path / ORIGINALS
 
     def current_name(self) -> str | None:
         self._must_be_a_folder()

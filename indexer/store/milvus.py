@@ -293,6 +293,12 @@ class MilvusIndex:
     def __repr__(self) -> str:
         return f"MilvusIndex({self.uri!r}, {self.prefix!r})"
 
+    @property
+    def originals(self) -> Path | None:
+        """Where the files of documents written over HTTP are kept: beside a Milvus Lite file
+        (FILE.originals/COLLECTION/); none for a Milvus server, whose serve processes share no disk."""
+        return Path(f"{self.uri}.originals") / self.prefix if is_lite(self.uri) else None
+
     def generations(self) -> list[str]:
         found = set()
         for name in self.client.list_collections():

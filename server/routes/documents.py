@@ -128,8 +128,8 @@ async def get_document_by_key(
 
 def _original(services: Services, searcher: Searcher, doc: StoredDocument) -> Path | None:
     """The original file of an uploaded or indexed PDF, Word or PowerPoint document, if it is still there."""
-    uploaded = original_path(services.writer.originals, doc.id, doc.metadata.get("format"))
-    if uploaded.is_file():
+    folder = services.writer.originals
+    if folder is not None and (uploaded := original_path(folder, doc.id, doc.metadata.get("format"))).is_file():
         return uploaded
     corpus = searcher.generation.manifest.corpus
     if not corpus:
@@ -153,6 +153,9 @@ async def get_document_file(key: FromPath[str], services: NamedDependency[Servic
                 raise NotFoundError(f"document {doc.key!r} is {kind}, not a PDF, Word, PowerPoint or image file: "
                                     "read its text instead")
             path = _original(services, searcher, doc)
+        if path is None and services.writer.originals is None and "filename" in doc.metadata:
+            raise NotFoundError(f"the file of {doc.key!r} was not kept: an index on a Milvus server keeps no "
+                                "uploaded files (its servers share no disk); read its text instead")
         if path is None:
             raise NotFoundError(f"the original file of {doc.key!r} is no longer where it was indexed from")
         name = Path(doc.source).name if Path(doc.source).suffix else f"{doc.source}.{kind}"
