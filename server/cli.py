@@ -20,7 +20,7 @@ from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
 from server.auth import KeysFileError, collect_keys, file_keys
-from server.cross_site import host_name, is_loopback
+from server.cross_site import allowed_host_names, host_name, is_loopback
 from server.entities_cli import entities_command, train_entities_command
 from server.nlp.entities import parse_ner_models
 from server.request_log import log_config
@@ -126,7 +126,7 @@ def serve_command(index_dir: Path, milvus_uri: str | None, milvus_collection: st
     settings = ServerSettings(index_dir=index_dir, milvus_uri=milvus_uri, milvus_collection=milvus_collection,
                               model=model, host=host, port=port, threads=threads,
                               api_keys=keys, api_keys_file=api_keys_file, cors_origins=cors_origins,
-                              allowed_hosts=allowed_hosts if allowed_hosts or is_loopback(host_name(host)) else None,
+                              allowed_hosts=allowed_host_names(allowed_hosts) if is_loopback(host_name(host)) else None,
                               max_in_flight=max_in_flight,
                               sts_model=sts_model, classifier_model=classifier_model, qa_model=qa_model,
                               generator=generator, generator_model=generator_model,

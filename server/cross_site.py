@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import click
 import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -104,6 +105,16 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def allowed_host_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--allowed-host` values as the check compares them: a proxy's Host copied whole (`name:8443`,
+    `[fd00::1]`) means its name."""
+    names = tuple(host_name(value) for value in values)
+    if bad := [value for value, name in zip(values, names, strict=True)
+               if not name or any(mark in value for mark in "/@ ")]:  # a URL, not a Host
+        raise click.BadParameter(f"{bad[0]!r} is not a host name", param_hint="'--allowed-host'")
+    return names
 
 
 def is_loopback(name: str) -> bool:

@@ -123,6 +123,10 @@ class LiveIndex:
                 self._live_verified = True
                 self._verify_live()
             name = self.directory.current_name()
+            if name is None:  # the pointer emptied or removed: keep serving, and say so (writes are refused)
+                self._report_switch(f"the index names no live generation; still serving {self.generation}: "
+                                    f"{self._pointer_problem()}")
+                return False
             if name == self.generation and self._switch_error is not None:  # rolled back to the one served
                 log.info("the index points at generation %s again, which is served", name)
                 self._switch_error = None
@@ -140,6 +144,13 @@ class LiveIndex:
             self._switch_error = self._live_error = None
             log.info("serving generation %s", name)
             return True
+
+    def _pointer_problem(self) -> str:
+        try:
+            self.directory.current()
+        except Exception as exc:  # what opening the index says about its pointer, with what to do
+            return str(exc)
+        return "its pointer changed while it was read"
 
     def _swap(self, searcher: Searcher) -> None:
         with self._lock:

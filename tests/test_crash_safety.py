@@ -342,6 +342,11 @@ def test_an_error_about_the_pointer_clears_when_it_names_the_served_generation_a
         assert live.refresh() is False and live.last_error is not None and "gen-000009" in live.last_error
         pointer.write_text(f"{served}\n")  # rolled back by hand
         assert live.refresh() is False and live.generation == served and live.last_error is None
+        pointer.write_text("")  # emptied: still served, but /health says why writes are refused
+        assert live.refresh() is False and live.generation == served
+        assert live.last_error is not None and "is empty, so no generation is live" in live.last_error
+        pointer.write_text(f"{served}\n")
+        assert live.refresh() is False and live.last_error is None
     finally:
         live.close()
 

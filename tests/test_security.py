@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from litestar.testing import TestClient
@@ -156,6 +157,15 @@ def test_a_keyless_loopback_server_answers_only_requests_addressed_to_this_machi
     with TestClient(create_app(keyed)) as client:  # with keys, another site's page has none to send
         headers = {"Host": "proxy.example", "Authorization": f"Bearer {ADMIN_KEY}"}
         assert client.post("/search", json=SEARCH, headers=headers).status_code == 200
+
+
+def test_allowed_hosts_are_read_as_the_check_compares_them() -> None:
+    from server.cross_site import allowed_host_names
+
+    assert allowed_host_names(("Docs.Example.COM", "proxy.example:8443", "[fd00::1]", "fd00::2")) == (
+        "docs.example.com", "proxy.example", "fd00::1", "fd00::2")
+    with pytest.raises(click.BadParameter, match="'http://x/' is not a host name"):
+        allowed_host_names(("http://x/",))
 
 
 def test_keys_file_holds_only_hashes(tmp_path: Path) -> None:
