@@ -118,9 +118,14 @@ def allowed_host_names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def is_loopback(name: str) -> bool:
-    if name == "localhost":
+    """localhost (and any name under it, which browsers resolve to loopback themselves) or a loopback address,
+    IPv4-mapped ones included."""
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)

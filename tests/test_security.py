@@ -147,7 +147,8 @@ def test_a_keyless_loopback_server_answers_only_requests_addressed_to_this_machi
     """DNS rebinding: evil.example re-resolved to 127.0.0.1 would let its page read every answer."""
     settings = ServerSettings(index_dir=index / "index", allowed_hosts=("docs.example",))
     with TestClient(create_app(settings)) as client:
-        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2", "DOCS.example:443"):
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2", "DOCS.example:443",
+                     "localhost.", "app.localhost:8000", "[::ffff:127.0.0.1]:8000"):
             assert client.post("/search", json=SEARCH, headers={"Host": host}).status_code == 200, host
         refused = client.get("/search", params={"q": "tokenizers"}, headers={"Host": "evil.example:8000"})
         assert refused.status_code == 403, refused.text
