@@ -187,7 +187,7 @@ def test_upload_a_scanned_page_as_an_image(client: TestClient, document_files: P
     ({"files": {"file": ("u.md", b"# U\n\nText.\n")}, "data": {"title": "長" * 5000}}, 400,
      "title: 5,000 characters, at most 200"),
     ({"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
-    ({"content": b"x" * (MAX_UPLOAD_BYTES + 1), "headers": {"content-type": "text/plain"}}, 413,
+    ({"content": b"x" * (MAX_UPLOAD_BYTES + 1), "headers": {"content-type": "application/json"}}, 413,
      f"{MAX_UPLOAD_BYTES:,}"),
 ])
 def test_bad_writes_are_refused_and_change_nothing(client: TestClient, request_args: dict,  # type: ignore[type-arg]
