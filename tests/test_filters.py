@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -249,49 +250,51 @@ def test_a_key_filter_keeps_exactly_the_records_with_those_keys(report_searcher:
     assert sorted({hit.key for hit in results.hits}) == ["notes/river.md", "r03", "r17"]
 
 
+@contextmanager
+def searcher_of(files: dict[str, str], tmp_path: Path, embedder: Embedder,
+                keywords: KeywordTokenizer) -> Iterator[Searcher]:
+    """A Searcher over an index built from these files (name -> text)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in files.items():
+        (corpus / name).write_text(text)
+    build(corpus, tmp_path / "index", embedder, keywords)
+    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    try:
+        yield searcher
+    finally:
+        searcher.close()
+
+
 def test_a_number_that_is_not_finite_is_kept_as_null_so_metadata_filters_still_work(
     tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
 ) -> None:
     """One `.inf` in one file's front matter once made every metadata filter on the index a 500."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.md").write_text("---\nscore: .inf\nv: .nan\nyear: 2020\n---\n# Inf\n\nBM25 ranking notes.\n")
-    (corpus / "b.md").write_text("---\nyear: 2021\n---\n# Other\n\nMore BM25 search notes.\n")
-    (corpus / "c.jsonl").write_text('{"id": "c", "text": "BM25 in JSON.", "metadata": {"x": NaN, "l": [Infinity]}}\n')
-    build(corpus, tmp_path / "index", embedder, keywords)
-    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
-    try:
+    files = {"a.md": "---\nscore: .inf\nv: .nan\nyear: 2020\n---\n# Inf\n\nBM25 ranking notes.\n",
+             "b.md": "---\nyear: 2021\n---\n# Other\n\nMore BM25 search notes.\n",
+             "c.jsonl": '{"id": "c", "text": "BM25 in JSON.", "metadata": {"x": NaN, "l": [Infinity]}}\n'}
+    with searcher_of(files, tmp_path, embedder, keywords) as searcher:
         hits = searcher.search("BM25", mode="keyword", k=5,
                                filters=Filters(expression=parse({"field": "metadata.year", "gte": 2021})))
         assert [hit.key for hit in hits] == ["b.md"]
         metadata = {hit.key: hit.metadata for hit in searcher.search("BM25", mode="keyword", k=5)}
         assert (metadata["a.md"]["score"], metadata["a.md"]["v"]) == (None, None)
         assert (metadata["c"]["x"], metadata["c"]["l"]) == (None, [None])
-    finally:
-        searcher.close()
 
 
 def test_a_metadata_in_filter_with_a_thousand_values_of_every_kind(
     tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer
 ) -> None:
     """Each value was one OR'ed test: past about 350 SQLite refused the expression as too deep (a 500)."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.md").write_text("---\nyear: 2020\n---\n# A\n\nBM25 notes.\n")
-    (corpus / "b.md").write_text("---\nyear: [1999, 2021]\n---\n# B\n\nBM25 notes.\n")
-    (corpus / "c.md").write_text("---\nyear: draft\n---\n# C\n\nBM25 notes.\n")
-    (corpus / "d.md").write_text("---\nyear: true\n---\n# D\n\nBM25 notes.\n")
-    build(corpus, tmp_path / "index", embedder, keywords)
-    searcher = Searcher(IndexDirectory(tmp_path / "index").current(), embedder)
+    files = {name: f"---\nyear: {year}\n---\n# {name}\n\nBM25 notes.\n"
+             for name, year in (("a.md", "2020"), ("b.md", "[1999, 2021]"), ("c.md", "draft"), ("d.md", "true"))}
+    with searcher_of(files, tmp_path, embedder, keywords) as searcher:
 
-    def keys(values: list[Any]) -> list[str]:
-        where = parse({"field": "metadata.year", "in": values})
-        return sorted(hit.key for hit in searcher.search("BM25", mode="keyword", k=10,
-                                                         filters=Filters(expression=where)))
+        def keys(values: list[Any]) -> list[str]:
+            where = parse({"field": "metadata.year", "in": values})
+            return sorted(hit.key for hit in searcher.search("BM25", mode="keyword", k=10,
+                                                             filters=Filters(expression=where)))
 
-    try:
         assert keys([*range(3000, 3997), 2021, "draft", True]) == ["b.md", "c.md", "d.md"]
         assert keys([*(str(n) for n in range(999)), 2020.0]) == ["a.md"]  # 2020 as a real: equal
         assert keys(["2020"]) == [] and keys([False]) == []  # a text never equals a number, false not true
-    finally:
-        searcher.close()

@@ -32,25 +32,35 @@ def _next_generation_line(lines: queue.Queue[tuple[float, str]], timeout: float,
     raise AssertionError(f"no generation was published within {timeout} s; output:\n" + "\n".join(log))
 
 
-def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) -> None:
-    corpus, index = tmp_path / "corpus", tmp_path / "index"
+def _watching(corpus: Path, index: Path, *options: str) -> tuple[subprocess.Popen[bytes],
+                                                                  queue.Queue[tuple[float, str]], list[str]]:
+    """`yomitoki index CORPUS --watch` started, once it says it is watching: the process, its lines, the log."""
     corpus.mkdir()
     (corpus / "first.md").write_text("# First\n\nThe first note is about tea.\n")
     process = subprocess.Popen(
-        yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch",
-                 "--settle", "1.0", "--exclude", "scratch/"),
+        yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch", *options),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[tuple[float, str]] = queue.Queue()
     threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
     log: list[str] = []
+    deadline = time.monotonic() + 180
+    while not any("Watching" in line for line in log):
+        if time.monotonic() >= deadline or process.poll() is not None:
+            process.kill()
+            time.sleep(0.5)  # the reader thread's last lines
+            log += [lines.get()[1] for _ in range(lines.qsize())]
+            raise AssertionError("the watcher did not start within 180 s:\n" + "\n".join(log))
+        try:
+            log.append(lines.get(timeout=1)[1])
+        except queue.Empty:
+            continue
+    return process, lines, log
+
+
+def test_watch_indexes_changes_once_settled(tmp_path: Path, embedder: Embedder) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    process, lines, log = _watching(corpus, index, "--settle", "1.0", "--exclude", "scratch/")
     try:
-        deadline = time.monotonic() + 180
-        while not any("Watching" in line for line in log):
-            assert time.monotonic() < deadline, "the watcher did not start within 180 s:\n" + "\n".join(log)
-            try:
-                log.append(lines.get(timeout=1)[1])
-            except queue.Empty:
-                assert process.poll() is None, "index --watch exited:\n" + "\n".join(log)
         # a file written slowly, in pieces: nothing is published until it has stopped changing
         slow = corpus / "slow.md"
         started = time.monotonic()
@@ -129,23 +139,8 @@ def test_the_watcher_survives_odd_names_follows_dotted_folders_and_stops_when_it
     tmp_path: Path,
 ) -> None:
     corpus, index = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    (corpus / "first.md").write_text("# First\n\nThe first note is about tea.\n")
-    process = subprocess.Popen(
-        yomitoki("index", str(corpus), "--index", str(index), "--model", "all-minilm-l6-v2", "--watch",
-                 "--settle", "0.5"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: queue.Queue[tuple[float, str]] = queue.Queue()
-    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
-    log: list[str] = []
+    process, lines, log = _watching(corpus, index, "--settle", "0.5")
     try:
-        deadline = time.monotonic() + 180
-        while not any("Watching" in line for line in log):
-            assert time.monotonic() < deadline, "the watcher did not start within 180 s:\n" + "\n".join(log)
-            try:
-                log.append(lines.get(timeout=1)[1])
-            except queue.Empty:
-                assert process.poll() is None, "index --watch exited:\n" + "\n".join(log)
         # a Shift_JIS name, which watchfiles cannot report: skipped as by a build, and watching goes on
         with open(corpus.as_posix().encode() + b"/\x83e\x83X\x83g.md", "w") as handle:
             handle.write("# x\n\nbody\n")
