@@ -16,12 +16,11 @@ from __future__ import annotations
 import ipaddress
 
 import click
-import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from server.limits import discard_body
+from server.limits import discard_body, send_error
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -61,11 +60,7 @@ class JsonBodies(ASGIMiddleware):
         wanted = "application/json or multipart/form-data" if opt.get("uploads") else "application/json"
         detail = (f"content-type: {media or 'none'} is not accepted here; send the body as {wanted} "
                   "(e.g. curl -H 'content-type: application/json')")
-        body = msgspec.json.encode({"status_code": 415, "detail": detail,
-                                    "extra": [{"key": "content-type", "message": f"expected {wanted}"}]})
-        await send({"type": "http.response.start", "status": 415,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_error(send, 415, detail, [{"key": "content-type", "message": f"expected {wanted}"}])
         await discard_body(receive)
 
 
@@ -92,10 +87,7 @@ class LocalHosts(ASGIMiddleware):
         detail = (f"Host {host!r} is not this machine: a server on a loopback address without API keys answers "
                   f"only requests addressed to it, so no other site can read it (DNS rebinding). Behind a proxy "
                   f"that passes this name on, start it with --allowed-host {name}")
-        body = msgspec.json.encode({"status_code": 403, "detail": detail})
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_error(send, 403, detail)
         await discard_body(receive)
 
 

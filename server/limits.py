@@ -58,10 +58,17 @@ class Gate:
 
 async def refuse(send: Send, detail: str, retry_after: int) -> None:
     """Answer 503 in the one error shape (see server/errors.py), before reading the request body."""
-    body = msgspec.json.encode({"status_code": 503, "detail": detail})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"retry-after", str(retry_after).encode())]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send_error(send, 503, detail, headers=[(b"retry-after", str(retry_after).encode())])
+
+
+async def send_error(send: Send, status: int, detail: str, extra: object = None,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """An error answered by a middleware, before routing's exception handlers, in the one error shape."""
+    body = msgspec.json.encode({"status_code": status, "detail": detail,
+                                **({"extra": extra} if extra is not None else {})})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
