@@ -90,6 +90,7 @@ def test_health_and_schema(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["documents"] >= 40
     assert health["models"]["embedding"]["loaded"] is True
+    assert client.head("/health").status_code == 200  # uptime monitors that probe with HEAD
     assert client.get("/schema/openapi.json").json()["paths"]["/search"]
     assert client.get("/schema").status_code == 200
 

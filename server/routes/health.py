@@ -12,7 +12,7 @@ import time
 
 import anyio.to_thread
 import msgspec
-from litestar import Request, Router, get
+from litestar import Request, Router, get, head
 from litestar.di import NamedDependency
 
 from indexer.store.sqlite import Filters
@@ -44,6 +44,12 @@ async def health(services: NamedDependency[Services], request: Request) -> Healt
                   index_error=services.index.last_error, pid=os.getpid())
 
 
+@head("/health", summary="Readiness for probes that ask with HEAD (uptime monitors): 200 once serving",
+      status_code=200)
+async def health_head() -> None:
+    return None
+
+
 async def visible_counts(services: Services, request: Request) -> dict[str, int]:
     """The documents and chunks the caller may see: all, its key's (counted per generation), or none."""
     if whole_index(request):
@@ -60,4 +66,4 @@ async def visible_counts(services: Services, request: Request) -> dict[str, int]
     return await anyio.to_thread.run_sync(work)
 
 
-router = Router(path="/", route_handlers=[health])
+router = Router(path="/", route_handlers=[health, health_head])
