@@ -19,7 +19,6 @@ float32 or Q4_0 blocks (an fp16 scale and 32 four-bit weights, stored offset by 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import numpy as np
 from indexer.embed.locations import ModelLocation, fingerprint
 from indexer.embed.onnx_export import file_lock
 from indexer.errors import UnavailableError
+from indexer.store.generations import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,8 @@ def damaged_files(folder: Path) -> list[str]:
     if not isinstance(recorded, dict) or not recorded:
         return [REPORT]  # converted before checksums were recorded, or its report is unreadable
     return sorted(name for name, digest in recorded.items()
-                  if not (folder / name).is_file() or _sha256(folder / name) != digest)
+                  if not (folder / name).is_file() or file_digest(folder / name) != digest)
 
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def conversion_report(folder: Path) -> dict[str, Any] | None:
@@ -200,7 +196,7 @@ def _convert_into(source: Path, folder: Path) -> None:
         sizes = {p.relative_to(target).as_posix(): p.stat().st_size for p in files}
         report = {"source": str(source), "source_fingerprint": fingerprint(source), "recipe": RECIPE,
                   "verification": check, "sizes": sizes,
-                  "sha256": {p.relative_to(target).as_posix(): _sha256(p) for p in files}}
+                  "sha256": {p.relative_to(target).as_posix(): file_digest(p) for p in files}}
         (target / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False))
         if folder.exists():
             shutil.rmtree(folder)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 
 from indexer.embed.locations import fingerprint
 from indexer.errors import UnavailableError
+from indexer.store.generations import file_digest
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
@@ -114,7 +114,7 @@ def damaged_files(folder: Path) -> list[str]:
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return [FILES]  # exported before checksums were recorded, or the record is unreadable
     return sorted(name for name, digest in recorded.items()
-                  if not (folder / name).is_file() or _sha256(folder / name) != digest)
+                  if not (folder / name).is_file() or file_digest(folder / name) != digest)
 
 
 def _export_dir(digest: str, cache_dir: Path | None, kind: str) -> Path:
@@ -137,10 +137,6 @@ def _complete(folder: Path) -> bool:
     except (OSError, TypeError, KeyError, AttributeError):
         return False
 
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager
@@ -168,7 +164,7 @@ def _export_into(path: Path, folder: Path, kind: str = "embedding") -> None:
         _quantize(fused, Path(scratch) / INT8_FILE)
         (Path(scratch) / "layout.json").write_text(json.dumps(layout))
         files = ("layout.json", ONNX_FILE, INT8_FILE)
-        records = {name: {"bytes": (Path(scratch) / name).stat().st_size, "sha256": _sha256(Path(scratch) / name)}
+        records = {name: {"bytes": (Path(scratch) / name).stat().st_size, "sha256": file_digest(Path(scratch) / name)}
                    for name in files}
         (Path(scratch) / FILES).write_text(json.dumps(records, indent=2))
         (folder / INT8_FILE).unlink(missing_ok=True)  # while replacing a damaged export: incomplete until the end
