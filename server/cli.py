@@ -20,7 +20,7 @@ from indexer.text import file_cache
 from server import keys_cli  # noqa: F401  (registers `yomitoki keys`)
 from server.answering.loading import check_generator, generator_name
 from server.auth import KeysFileError, collect_keys, file_keys
-from server.cross_site import allowed_host_names, host_name, is_loopback
+from server.cross_site import host_name, is_loopback
 from server.entities_cli import entities_command, train_entities_command
 from server.nlp.entities import parse_ner_models
 from server.request_log import log_config
@@ -170,6 +170,16 @@ def check_workers(workers: int, milvus_uri: str | None) -> None:
         raise InputError(f"a Milvus Lite file ({milvus_uri}) admits one process, and each of the {workers} workers "
                          "is one: serve it with --workers 1, or keep the index on a Milvus server "
                          "(--milvus-uri http://HOST:19530)", field="--workers")
+
+
+def allowed_host_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--allowed-host` values as the check compares them: a proxy's Host copied whole (`name:8443`,
+    `[fd00::1]`) means its name."""
+    names = tuple(host_name(value) for value in values)
+    if bad := [value for value, name in zip(values, names, strict=True)
+               if not name or any(mark in value for mark in "/@ ")]:  # a URL, not a Host
+        raise click.BadParameter(f"{bad[0]!r} is not a host name", param_hint="'--allowed-host'")
+    return names
 
 
 def check_port_free(host: str, port: int) -> None:

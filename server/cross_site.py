@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import click
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -25,17 +24,19 @@ from server.limits import discard_body, send_error
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (the first, if sent twice), or None."""
+    return next((value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name), None)
+
+
 def media_type(scope: Scope) -> str:
     """The request's content type without its parameters, lower-cased ('' when none was sent)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
-    return ""
+    return (header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
 
 
 def has_body(scope: Scope) -> bool:
-    headers = dict(scope.get("headers", ()))
-    return headers.get(b"content-length", b"0").strip() not in (b"0", b"") or b"transfer-encoding" in headers
+    length = (header(scope, b"content-length") or "").strip()
+    return length not in ("0", "") or header(scope, b"transfer-encoding") is not None
 
 
 def accepted(media: str, uploads: bool) -> bool:
@@ -79,7 +80,7 @@ class LocalHosts(ASGIMiddleware):
         self.allowed = frozenset(name.lower() for name in allowed)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+        host = header(scope, b"host") or ""
         name = host_name(host)
         if not host or is_loopback(name) or name in self.allowed:
             await next_app(scope, receive, send)
@@ -97,16 +98,6 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def allowed_host_names(values: tuple[str, ...]) -> tuple[str, ...]:
-    """`--allowed-host` values as the check compares them: a proxy's Host copied whole (`name:8443`,
-    `[fd00::1]`) means its name."""
-    names = tuple(host_name(value) for value in values)
-    if bad := [value for value, name in zip(values, names, strict=True)
-               if not name or any(mark in value for mark in "/@ ")]:  # a URL, not a Host
-        raise click.BadParameter(f"{bad[0]!r} is not a host name", param_hint="'--allowed-host'")
-    return names
 
 
 def is_loopback(name: str) -> bool:

@@ -161,7 +161,7 @@ def test_a_keyless_loopback_server_answers_only_requests_addressed_to_this_machi
 
 
 def test_allowed_hosts_are_read_as_the_check_compares_them() -> None:
-    from server.cross_site import allowed_host_names
+    from server.cli import allowed_host_names
 
     assert allowed_host_names(("Docs.Example.COM", "proxy.example:8443", "[fd00::1]", "fd00::2")) == (
         "docs.example.com", "proxy.example", "fd00::1", "fd00::2")
