@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build.builder import document_id
+from indexer.build.builder import BuildOptions, IndexBuilder, document_id
 from indexer.embed.base import Embedder
 from indexer.search.searcher import IndexMismatchError, Searcher, check_model
 from indexer.store.generations import BuildInProgressError, IndexDirectory
 from indexer.store.sqlite import Filters
 from indexer.store.where import parse
+from indexer.text.chunking import ChunkSettings
 from indexer.text.keywords import KeywordTokenizer
+from indexer.text.loaders import SourceDocument
 from tests.conftest import CORPUS, build, yomitoki
 
 
@@ -52,6 +54,39 @@ def test_unchanged_corpus_embeds_nothing_and_one_edit_reembeds_one_file(
     sorted(small_corpus.glob("*.md"))[0].unlink()
     removed = build(small_corpus, index, embedder, keywords)
     assert (removed.removed, removed.chunks_embedded, removed.documents) == (1, 0, 5)
+
+
+def test_a_new_chunker_version_rechunks_documents_an_older_one_left_unchanged(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    first = build(small_corpus, index, embedder, keywords)
+    assert IndexDirectory(index).current().manifest.chunker.version == ChunkSettings.version
+    # the next release splits text differently: no file changed, yet every document must be chunked anew
+    monkeypatch.setattr(ChunkSettings, "version", ChunkSettings.version + 1)
+    after = build(small_corpus, index, embedder, keywords)
+    assert (after.added, after.unchanged, after.chunks_embedded) == (6, 0, first.chunks)
+    assert IndexDirectory(index).current().manifest.chunker.version == ChunkSettings.version
+
+
+def test_a_write_to_an_index_of_an_older_chunker_version_is_taken_and_keeps_that_version(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder, keywords: KeywordTokenizer,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    build(small_corpus, index, embedder, keywords)
+    old = ChunkSettings.version
+    monkeypatch.setattr(ChunkSettings, "version", old + 1)
+    builder = IndexBuilder(IndexDirectory(index), embedder, keywords, BuildOptions())
+    note = SourceDocument(key="note-1", source="note-1", title="Note", text="A note written over HTTP.",
+                          sections=(), metadata={})
+    written = builder.apply([note])
+    assert (written.added, written.unchanged, written.documents) == (1, 0, 7)
+    # the documents carried over were cut by the older chunker, and the manifest still says so
+    assert IndexDirectory(index).current().manifest.chunker.version == old
+    rebuilt = build(small_corpus, index, embedder, keywords)
+    assert (rebuilt.added, rebuilt.unchanged) == (6, 0)
 
 
 def test_each_build_is_a_new_generation_and_old_ones_are_pruned(

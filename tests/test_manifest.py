@@ -92,7 +92,8 @@ def test_a_build_writes_the_keys_earlier_versions_wrote(corpus_index: IndexDirec
     assert set(written["fusion"]) == {"method", "k", "keyword_weight", "coverage_floor", "candidates",
                                       "language_weights", "model_coverage"}
     assert written["vectors"]["type"] == "flat" and written["vectors"]["metric"] == "inner_product"
-    assert written["chunker"] == {"strategy": "sentences", "max_tokens": 200, "overlap": 40, "title_context": True}
+    assert written["chunker"] == {"strategy": "sentences", "max_tokens": 200, "overlap": 40, "title_context": True,
+                                  "version": 1}
     assert set(written["files"]["store.sqlite"]) == {"bytes", "sha256"}
     # read and written again, it is the same JSON
     assert json.loads(encode_manifest(decode_manifest(json.dumps(written)))) == written

@@ -161,8 +161,12 @@ def prepare_document(
     return PreparedDocument(document, rows, [keywords.index_text(t) for t in texts], texts)
 
 
-def _compatible(previous: Manifest, current: Manifest) -> bool:
-    """Whether a generation's documents can be carried over: built with the same model and settings."""
+def _compatible(previous: Manifest, current: Manifest, *, chunker_version: bool = True) -> bool:
+    """Whether a generation's documents can be carried over: built with the same model and settings (and,
+    unless `chunker_version` is False, cut into chunks by the same version of the chunker)."""
+    if not chunker_version and previous.chunker is not None and current.chunker is not None:
+        current = msgspec.structs.replace(
+            current, chunker=msgspec.structs.replace(current.chunker, version=previous.chunker.version))
     return all(getattr(previous, k) == getattr(current, k)
                for k in ("model", "normalizer", "chunker", "keywords", "entities"))
 
@@ -252,7 +256,8 @@ class IndexBuilder:
             model=ModelEntry.described(self.embedder.describe()),
             normalizer=NORMALIZER,
             chunker=ChunkerEntry(strategy=chunking.strategy, max_tokens=chunking.max_tokens,
-                                 overlap=chunking.overlap, title_context=True),
+                                 overlap=chunking.overlap, title_context=True,
+                                 version=chunking.version),
             keywords=dict(self.keywords.settings),
             entities=self.entities.settings() if self.entities is not None else None,
         )
@@ -295,7 +300,10 @@ class IndexBuilder:
         started = time.perf_counter()
         with self._writing(), self.directory.build_lock():
             self.directory.clean_stale()
-            previous = self._previous()
+            # A write changes a few documents and keeps the rest as they are, so an index a later chunker
+            # version would cut otherwise still takes writes; it keeps its version, and a folder build
+            # chunks it anew (only a folder holds everything a document's chunks are cut from).
+            previous = self._previous(chunker_version=False)
             if previous is None:
                 raise NoIndexError("the index has no generation built with this model and settings to change: "
                                    "build it first with `yomitoki index`")
@@ -307,7 +315,8 @@ class IndexBuilder:
                     if (reason := writer.refusal(doc.metadata)) is not None:
                         raise InputError(f"{doc.key}: {reason}")
                 return self._build_into(writer, name, previous, [], [], started,
-                                        plan=_plan_changes(upserts, deletes, writer.document_hashes()))
+                                        plan=_plan_changes(upserts, deletes, writer.document_hashes()),
+                                        chunker=previous.manifest.chunker)
             except BaseException:
                 writer.abort()
                 raise
@@ -322,17 +331,20 @@ class IndexBuilder:
             where = getattr(self.directory, "path", None) or getattr(self.directory, "prefix", "its store")
             raise IndexWriteError.of(where, exc) from exc
 
-    def _previous(self) -> Generation | None:
+    def _previous(self, *, chunker_version: bool = True) -> Generation | None:
         if self.options.rebuild or self.directory.current_name() is None:
             return None
         previous = self.directory.current()
-        return previous if _compatible(previous.manifest, self.settings()) else None
+        compatible = _compatible(previous.manifest, self.settings(), chunker_version=chunker_version)
+        return previous if compatible else None
 
     def _build_into(
         self, writer: IndexWriter, name: str, previous: Generation | None, docs: list[SourceDocument],
-        failures: list[LoadFailure], started: float, plan: _Plan | None = None,
+        failures: list[LoadFailure], started: float, plan: _Plan | None = None, chunker: ChunkerEntry | None = None,
     ) -> BuildReport:
-        """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish."""
+        """Apply the plan to a copy of the previous generation held by `writer` (any backend), then publish.
+
+        `chunker`: the manifest's chunker entry when it is not this build's (a write keeps the previous one)."""
         refused = [LoadFailure(doc.source, reason) for doc in docs
                    if (reason := writer.refusal(doc.metadata)) is not None]
         if refused:  # a document the store cannot hold is skipped as an unreadable file is, before embedding
@@ -346,7 +358,7 @@ class IndexBuilder:
             if previous is None and folder is not None and folder.is_dir() else None  # built anew: the ids it holds
         counts, vector_settings = writer.finish()
         seconds = time.perf_counter() - started
-        manifest = self._manifest(counts, vector_settings, plan, embedded, seconds)
+        manifest = self._manifest(counts, vector_settings, plan, embedded, seconds, chunker)
         if previous is not None and not plan.add and not plan.delete_ids and _same_index(previous.manifest, manifest):
             # Nothing changed: publishing would only push an older generation kept for rollback out of the
             # folder (a cron job or `--watch` runs often). The live generation stays, and the report names it.
@@ -445,12 +457,15 @@ class IndexBuilder:
         return self.directory.current().manifest.corpus if name is not None else None
 
     def _manifest(
-        self, counts: Counts, vectors: VectorsEntry, plan: _Plan, embedded: int, seconds: float
+        self, counts: Counts, vectors: VectorsEntry, plan: _Plan, embedded: int, seconds: float,
+        chunker: ChunkerEntry | None = None,
     ) -> Manifest:
         from indexer import versions
 
+        settings = self.settings()
         return msgspec.structs.replace(
-            self.settings(),
+            settings,
+            chunker=chunker or settings.chunker,
             fusion=FusionSettings.for_model(self.embedder.coverage, str(self.embedder.describe()["name"])).as_entry(),
             vectors=vectors,
             counts=counts,

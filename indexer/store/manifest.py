@@ -67,6 +67,7 @@ class ChunkerEntry(_Entry, frozen=True):
     max_tokens: int
     overlap: int
     title_context: bool = False       # chunk titles are embedded with their text
+    version: int = 0                  # the chunker's (`ChunkSettings.version`); 0: built before it was recorded
 
 
 class EntitiesEntry(_Entry, frozen=True):

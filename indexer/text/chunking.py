@@ -37,6 +37,10 @@ class ChunkSettings:
             raise InputError("overlap must be between 0 and half of max_tokens")
 
     strategy: ClassVar[str] = "sentences"  # recorded in the manifest
+    # recorded in the manifest too: raise it whenever the same text would be split into other chunks (this file,
+    # `indexer.text.sentences`) or embedded as other text (`embedding_text`), so an index built before re-chunks
+    # every document at its next build instead of keeping the old chunks of those it finds unchanged
+    version: ClassVar[int] = 1
 
 
 @dataclass(frozen=True)
