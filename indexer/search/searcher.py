@@ -335,17 +335,23 @@ class Searcher:
 
         二文 becomes 二 / 文 and 三行 becomes 3 / 行: alone, 文 matches every
         sentence and 3 every ③. The pieces are adjacent in the query, so the
-        run they cover is the word as typed.
+        run they cover is the word as typed. Digits count as pieces beside
+        Japanese (3月 is 3 / 月, 第3条 is 第 / 3 / 条), Latin words never (iPhone15).
         """
+        def piece(term: Term) -> bool:
+            typed = text[term.start : term.end]
+            return not typed.isascii() or typed.isdigit()
+
         spans: list[tuple[int, int]] = []
         run: list[Term] = []
         for term in [*self.keywords.words(text), None]:
-            if term is not None and not text[term.start : term.end].isascii() and run and term.start == run[-1].end:
+            if term is not None and piece(term) and run and term.start == run[-1].end:
                 run.append(term)
                 continue
-            if len(run) > 1 and any(t.end - t.start == 1 for t in run):
+            if (len(run) > 1 and any(t.end - t.start == 1 for t in run)
+                    and not text[run[0].start : run[-1].end].isascii()):
                 spans.append((run[0].start, run[-1].end))
-            run = [term] if term is not None and not text[term.start : term.end].isascii() else []
+            run = [term] if term is not None and piece(term) else []
         return tuple(spans)
 
     def _boost_compounds(self, ranked: list[tuple[int, float]], compounds: list[str],
@@ -363,14 +369,25 @@ class Searcher:
         total = max(self.search_store.vector_count(scope), 1)
         weights = []
         for compound in compounds:
-            grams = [compound[i : i + 2] for i in range(len(compound) - 1)]
-            frequency = min(self.search_store.document_frequency("grams", g, scope) for g in grams)
+            frequency = self._compound_frequency(compound, scope)
             weights.append(max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6))
-        boosted = [(cid, score + sum(w for c, w in zip(compounds, weights, strict=True)
-                                     if c.lower() in texts.get(cid, "")))
+        patterns = [_as_typed(compound.lower()) for compound in compounds]
+        boosted = [(cid, score + sum(w for pattern, w in zip(patterns, weights, strict=True)
+                                     if pattern.search(texts.get(cid, ""))))
                    for cid, score in head]
         boosted.sort(key=lambda item: (-item[1], item[0]))
         return boosted + ranked[len(head):]
+
+    def _compound_frequency(self, compound: str, scope: Filters | None) -> int:
+        """An upper bound of how many chunks hold a compound: the document frequency of its rarest character
+        bigram (二文), or of its rarest piece where it has no bigram the index keeps (3月, 第3条: the grams hold
+        Japanese letters only)."""
+        grams = [gram for gram in (compound[i : i + 2] for i in range(len(compound) - 1))
+                 if not any(char.isascii() for char in gram)]
+        if grams:
+            return min(self.search_store.document_frequency("grams", gram, scope) for gram in grams)
+        pieces = {term.text for term in self.keywords.words(compound)}
+        return min((self.search_store.document_frequency("words", piece, scope) for piece in pieces), default=0)
 
     def _dense(self, vector: np.ndarray, depth: int, filters: Filters) -> list[tuple[int, float]]:
         return self.search_store.dense(vector, depth, filters)
@@ -404,7 +421,8 @@ class Searcher:
 
         words = tuple(dict.fromkeys([*typed(self.keywords.words(text)), *kana.terms]))
         grams = tuple(dict.fromkeys(typed(self.keywords.grams(text))))
-        if len(grams) == 1 and is_kanji(grams[0]):  # the query's Japanese is one kanji: 駅, or 株 price
+        if len(grams) == 1 and is_kanji(grams[0]) and not self.compounds(text):
+            # the query's Japanese is one kanji: 駅, or 株 price; not the 月 of 3月, a word with its number
             grams += self.grams_around(grams[0])
         query = KeywordQuery(match=match_expression(words, grams), words=words, grams=grams)
         if query.empty:
@@ -465,16 +483,22 @@ class Searcher:
         def searched(term: Term) -> bool:  # not a piece of kana read as the index's words (as `_keyword`)
             return not any(s <= term.start and term.end <= e for s, e in kana.spans)
 
+        def alone(term: Term) -> bool:  # not a digit or a single character of a compound (3 or 月 of 3月)
+            return not (any(s <= term.start < e for s, e in compounds)
+                        and (term.end - term.start == 1 or query[term.start : term.end].isdigit()))
+
         for term in filter(searched, self.keywords.words(query)):
             typed = query[term.start : term.end]
+            if not alone(term):
+                continue
             if typed.isascii():
                 stems.add(term.text)
-            elif not (len(typed) == 1 and any(s <= term.start < e for s, e in compounds)):
+            else:
                 parts.add(re.escape(typed.lower()))  # as typed, never the analyser's form (二 → 2)
                 if len(typed) > 1:
                     forms[term.text] = typed
-        parts.update(re.escape(query[s:e].lower()) for s, e in compounds)
-        parts.update(re.escape(gram.text) for gram in filter(searched, self.keywords.grams(query)))
+        parts.update(_as_typed(query[s:e].lower()).pattern for s, e in compounds)
+        parts.update(re.escape(gram.text) for gram in self.keywords.grams(query) if searched(gram) and alone(gram))
         parts.update(re.escape(term) for term in kana.terms)
         forms.update((term, term) for term in kana.terms)
         # matched at every position, as a lookahead: matches may overlap (の弱 and 弱点 in の弱点; a plain scan
@@ -513,6 +537,14 @@ class QueryTerms:
     pattern: re.Pattern[str] | None
     stems: frozenset[str]
     forms: dict[str, str] = field(default_factory=dict)  # Japanese words: the index's form -> as the query has it
+
+
+def _as_typed(compound: str) -> re.Pattern[str]:
+    """A compound where it stands in a text, a number in it whole: 1月 is not in 11月, nor 第1条 in 第1条の2's
+    第1…, but 第1条 is."""
+    before = "(?<![0-9])" if compound[:1].isdigit() else ""
+    after = "(?![0-9])" if compound[-1:].isdigit() else ""
+    return re.compile(f"{before}{re.escape(compound)}{after}")
 
 
 # A word of Latin letters and digits: one English term of the index (BM25 in BM25のk1, API in APIキー). Python's
