@@ -13,7 +13,7 @@ import logging
 import uuid
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from indexer.errors import ConflictError, InputError, NotFoundError, UnavailableError, YomitokiError
@@ -52,7 +52,16 @@ def http_error(request: Request, exc: HTTPException) -> Response[dict[str, objec
         limit = request.route_handler.resolve_request_max_body_size()
         if limit:
             detail = f"the body is larger than the {limit:,}-byte limit of {request.method} {request.url.path}"
+    elif isinstance(exc, NotFoundException) and _unrouted_document(request.url.path):
+        detail = ("no such address: a document key with a slash cannot stand in a path (%2F is read as one). "
+                  "Read the document at /documents?key=KEY, and its related documents and original file at "
+                  "/documents/ID/related and /documents/ID/file, with the `id` that answer (and every hit) gives")
     return error_response(exc.status_code, detail, exc.extra or None, exc.headers)
+
+
+def _unrouted_document(path: str) -> bool:
+    """Whether a path no route took is a document's address with a slash in its key (/documents/kitei/a.md/…)."""
+    return path.startswith("/documents/") and path.rstrip("/").count("/") >= 3
 
 
 def client_status(exc: BaseException) -> int | None:

@@ -73,6 +73,19 @@ def test_our_errors_answer_with_their_status_and_message(
     assert response.json() == {"status_code": status, "detail": str(error)}
 
 
+@pytest.mark.parametrize("path", ["/documents/kitei/ryohi.md", "/documents/kitei/ryohi.md/related",
+                                  "/documents/kitei%2Fryohi.md/file"])
+def test_a_key_with_a_slash_in_a_path_is_a_404_that_says_where_such_keys_go(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "/documents?key=KEY" in response.json()["detail"] and "/documents/ID/related" in response.json()["detail"]
+
+
+def test_an_unknown_address_elsewhere_is_a_plain_404(client: TestClient) -> None:
+    response = client.get("/no/such/place")
+    assert (response.status_code, response.json()["detail"]) == (404, "Not Found")
+
+
 def test_unavailable_is_503_with_retry_after(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     failing_with(monkeypatch, UnavailableError("the model is busy", retry_after=7))
     response = client.get("/documents/x")
