@@ -356,6 +356,17 @@ def test_sentence_candidates_skip_headings_and_code() -> None:
     assert found == ["The compute function returns one value."]
 
 
+def test_a_sentence_under_a_heading_the_chunk_starts_with_is_an_answer_without_the_heading() -> None:
+    document = "# 就業規則\n\n### 第4条（在宅勤務）\n従業員は、所属長の許可を得て、在宅勤務をすることができる。\n"
+    start = document.index("第4条")  # the chunk begins after the heading's `###`, at its text
+    text = document[start:]
+    hit = Hit(doc_id="d", chunk_id=1, title="就業規則", source="d.md", section=("就業規則", "第4条（在宅勤務）"),
+              text=text, start=start, end=len(document), score=1.0, highlights=(), language="ja", metadata={})
+    passage = Passage(n=1, hit=hit, tokens=30, relevance=1.0, code=code_blocks(document))
+    found = [text[s:e] for _, s, e in sentence_candidates([passage])]
+    assert found == ["従業員は、所属長の許可を得て、在宅勤務をすることができる。"]
+
+
 # ---- packing and citations -----------------------------------------------------------------
 
 def test_packing_fills_the_budget_by_tokens_most_relevant_first(searcher: Searcher) -> None:

@@ -82,6 +82,7 @@ def sentence_candidates(passages: Sequence[Passage]) -> list[tuple[Passage, int,
         text = passage.normalized.text
         headings = {normalize(h).text.strip() for h in (passage.hit.title, *passage.hit.section)}
         for start, end in split_sentences(text):
+            start = _past_heading(text, start, end, headings)
             sentence = text[start:end]
             if (_SKIPPED.match(sentence) or len(_WORDY.findall(sentence)) < MIN_WORD_CHARS
                     or sentence.strip() in headings):
@@ -93,6 +94,17 @@ def sentence_candidates(passages: Sequence[Passage]) -> list[tuple[Passage, int,
                 seen.add(key)
                 out.append((passage, start, end))
     return out
+
+
+def _past_heading(text: str, start: int, end: int, headings: set[str]) -> int:
+    """Where a sentence starts once a heading line leading it is left out: a chunk that starts after a
+    heading's `#` begins with the heading's bare text, which the next line then runs on from."""
+    newline = text.find("\n", start, end)
+    if newline == -1 or text[start:newline].strip() not in headings:
+        return start
+    while newline < end and text[newline].isspace():
+        newline += 1
+    return newline
 
 
 def code_blocks(document: str) -> tuple[tuple[int, int], ...]:
