@@ -158,6 +158,9 @@ def test_tags_match_whatever_their_case(report_searcher: Searcher) -> None:
     lower = found(Filters(expression=parse({"field": "tags", "eq": "walrus"})))
     assert lower and found(Filters(expression=parse({"field": "tags", "eq": "Walrus"}))) == lower
     assert found(Filters(tags=("WALRUS",))) == found(Filters(tags=("walrus",))) == lower
+    # and whatever their width: a Japanese keyboard types ＷＡＬＲＵＳ
+    assert found(Filters(expression=parse({"field": "tags", "in": ["ＷＡＬＲＵＳ"]}))) == lower
+    assert found(Filters(tags=("ｗａｌｒｕｓ",))) == lower
 
 
 def test_the_old_filters_and_where_combine(report_searcher: Searcher) -> None:

@@ -195,6 +195,12 @@ def test_empty_or_null_tags_are_no_tags(tmp_path: Path) -> None:
     assert [d.metadata["tags"] for d in docs] == [[], [], ["ok"]]
 
 
+def test_tags_are_kept_in_one_width_and_case(tmp_path: Path) -> None:
+    write(tmp_path / "corpus" / "a.md", "---\ntags: [ＦＡＱ, Ｈｒ, 社内]\n---\nBody.\n")
+    docs, _ = load_corpus(tmp_path / "corpus")
+    assert docs[0].metadata["tags"] == ["faq", "hr", "社内"]
+
+
 def test_a_file_whose_name_is_not_utf8_is_reported_and_the_rest_indexed(tmp_path: Path) -> None:
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / os.fsdecode(b"\x93\xfa\x96\x7b.md")).write_text("quokka\n", encoding="utf-8")

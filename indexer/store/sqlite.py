@@ -25,6 +25,7 @@ import sqlite_utils
 
 from indexer.errors import InputError
 from indexer.store.where import Where, both, evaluate, to_sql
+from indexer.text.normalize import tag_form
 
 SCHEMA_VERSION = 1
 
@@ -75,8 +76,8 @@ class Filters:
     # (type, names): chunks holding an entity of each type with any of its names (normalized)
     entities: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
-    def __post_init__(self) -> None:  # documents' tags are kept lower-cased: HR finds hr
-        object.__setattr__(self, "tags", tuple(tag.lower() for tag in self.tags))
+    def __post_init__(self) -> None:  # as documents keep their tags: HR and ＨＲ find hr
+        object.__setattr__(self, "tags", tuple(tag_form(tag) for tag in self.tags))
 
     @property
     def empty(self) -> bool:

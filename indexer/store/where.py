@@ -44,6 +44,7 @@ from typing import Any
 
 from indexer.errors import InputError
 from indexer.store.identity import document_id
+from indexer.text.normalize import tag_form
 
 OPERATORS = ("eq", "in", "gt", "gte", "lt", "lte", "exists", "prefix")
 RANGES = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -229,7 +230,7 @@ def _scalar(field: str, value: Any, path: str) -> Scalar:
     if isinstance(value, float) and value != value:
         raise FilterError(path, "NaN matches nothing")
     if field in ("tags", "metadata.tags"):
-        return str(value).lower()  # documents' tags are kept lower-cased (`indexer.text.loaders`)
+        return tag_form(str(value))  # as documents keep their tags (`indexer.text.loaders`)
     return _in_range(value, path)
 
 

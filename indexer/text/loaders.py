@@ -33,6 +33,7 @@ from indexer.text.image_text import IMAGE_SUFFIXES, ImageError, read_image_file
 from indexer.text.language import detect_language
 from indexer.text.legacy_office import CONVERSIONS, ConversionError, convert_all, converted
 from indexer.text.markdown_text import parse_markdown
+from indexer.text.normalize import tag_form
 from indexer.text.pages import PAGE_STARTS
 from indexer.text.pdf_text import PdfError, PdfText, read_pdf
 from indexer.text.pptx_text import PptxError, pptx_text
@@ -449,11 +450,11 @@ def given_metadata(metadata: dict[str, object] | None) -> dict[str, object]:
 
 
 def _parse_tags(value: object) -> list[str]:
-    """Tags from 'a, b', '[a, b]' or a list, as stripped lower-case strings; none from null (an empty `tags:`)."""
+    """Tags from 'a, b', '[a, b]' or a list, in `tag_form`; none from null (an empty `tags:`)."""
     if value is None:
         return []
     items = value if isinstance(value, list) else str(value).strip().strip("[]").split(",")
-    tags = (str(item).strip().strip("'\"").strip().lower() for item in items if item is not None)
+    tags = (tag_form(str(item).strip().strip("'\"")) for item in items if item is not None)
     return [tag for tag in tags if tag]
 
 

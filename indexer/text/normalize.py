@@ -168,3 +168,9 @@ def normalize(text: str) -> NormalizedText:
 def normalize_query(text: str) -> str:
     """Normalize a query exactly as documents are normalized."""
     return normalize(text).text
+
+
+def tag_form(tag: str) -> str:
+    """A tag as documents keep it and filters compare it: NFKC, lower-case, stripped (ＦＡＱ, FAQ and faq are
+    one tag)."""
+    return unicodedata.normalize("NFKC", tag).strip().lower()
