@@ -8,7 +8,6 @@ commands (`serve`, `ask`, …) to the same group in `server.cli`.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -248,14 +247,10 @@ def _watch(corpus: Path, builder: IndexBuilder, settle: float) -> None:
 
 def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
     """The entity extractor: a model trained beside the index by that name, else any entity model."""
-    from indexer.ner.named import NAME_PATTERN, EntityModelStore
     from indexer.ner.pipelines import EntityModelLoadError
 
     try:
-        named = EntityModelStore.for_index(index_dir)
-        if name and re.match(NAME_PATTERN, name) and named.exists(name):
-            return ChunkEntities(named.load(name))
-        return ChunkEntities.load(name)
+        return ChunkEntities.find(index_dir, name)
     except EntityModelLoadError as exc:
         raise ValueError(str(exc)) from exc
 

@@ -423,6 +423,12 @@ def test_index_entities_are_stored_filtered_and_incremental(tmp_path: Path, ginz
         assert client.get("/search", params={"q": "工場", "entity": "Person"}).status_code == 400
         facets = client.get("/entities/facets", params={"type": "Person"}).json()["facets"]
         assert {(f["text"], f["chunks"]) for f in facets} == {("山田太郎", 1), ("佐藤花子", 1)}
+        # a document written over HTTP gets its entities as a build's documents do
+        written = client.put("/documents/suzuki", json={"title": "来訪", "text": "鈴木一郎は京都の工場を訪れた。"})
+        assert written.status_code == 200, written.text
+        hits = client.get("/search", params={"q": "工場", "entity": "Person:鈴木一郎"}).json()["hits"]
+        assert [h["key"] for h in hits] == ["suzuki"]
+        assert client.delete("/documents/suzuki").status_code == 200
     # a key that sees yamada.md alone counts its entities only (server.access)
     restricted = ApiKey(digest("yamada-only-key"), "read", "yamada", parse({"field": "source", "eq": "yamada.md"}))
     settings = ServerSettings(index_dir=directory.path, generator=None, api_keys=(restricted,))

@@ -304,9 +304,12 @@ class IndexBuilder:
             # version would cut otherwise still takes writes; it keeps its version, and a folder build
             # chunks it anew (only a folder holds everything a document's chunks are cut from).
             previous = self._previous(chunker_version=False)
+            if previous is None and self.directory.current_name() is None:
+                raise NoIndexError("the index has no generation to change: build it first with `yomitoki index`")
             if previous is None:
-                raise NoIndexError("the index has no generation built with this model and settings to change: "
-                                   "build it first with `yomitoki index`")
+                raise NoIndexError("the index's live generation was built with a model, chunking, keyword or entity "
+                                   "settings this server does not have: rebuild it with `yomitoki index`, or serve "
+                                   "it with the model it names")
             name = self.directory.next_name()
             writer = open_writer(self.directory, name, previous, self.embedder.dimension,
                                  self.options.index_type, self.options.vector_params)

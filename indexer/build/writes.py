@@ -22,6 +22,7 @@ from typing import Any
 from indexer.build.builder import BuildOptions, BuildReport, IndexBuilder, document_id
 from indexer.embed.base import Embedder
 from indexer.errors import InputError
+from indexer.ner.index_entities import ChunkEntities
 from indexer.store.generations import IndexDirectory
 from indexer.store.manifest import Manifest
 from indexer.text.chunking import ChunkSettings
@@ -84,10 +85,13 @@ def uploaded_document(key: str, filename: str, content: bytes, title: str | None
 
 
 def builder_for(directory: IndexDirectory | Any, embedder: Embedder) -> IndexBuilder:
-    """A builder with the chunking and keyword settings the index's current generation was built with."""
+    """A builder with the chunking, keyword and entity settings the index's current generation was built with."""
     manifest = directory.current().manifest
     keywords = load_keyword_tokenizer(manifest.keywords)
-    return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=manifest_chunking(manifest)))
+    entities = ChunkEntities.recorded(manifest.entities, getattr(directory, "path", None)) \
+        if manifest.entities is not None else None
+    return IndexBuilder(directory, embedder, keywords, BuildOptions(chunking=manifest_chunking(manifest)),
+                        entities=entities)
 
 
 def manifest_chunking(manifest: Manifest) -> ChunkSettings:

@@ -9,8 +9,11 @@ in the model's own types; the store keeps one row per (chunk, type, name) in
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from indexer.ner.entities import EntityModel, entities_by_type
 from indexer.ner.pipelines import DEFAULT_JA_MODEL, load_entity_model
@@ -29,6 +32,22 @@ class ChunkEntities:
             return cls(load_entity_model(DEFAULT_JA_MODEL), ("ja",))
         return cls(load_entity_model(name))
 
+    @classmethod
+    def find(cls, index_dir: Path | None, name: str | None) -> ChunkEntities:
+        """A model trained beside the index by that name (`train-entities`), else `load`'s."""
+        from indexer.ner.named import NAME_PATTERN, EntityModelStore
+
+        if name and index_dir is not None and re.match(NAME_PATTERN, name):
+            named = EntityModelStore.for_index(index_dir)
+            if named.exists(name):
+                return cls(named.load(name))
+        return cls.load(name)
+
+    @classmethod
+    def recorded(cls, entry: EntitiesEntry, index_dir: Path | None) -> ChunkEntities:
+        """The extractor a generation's manifest names, for the documents written to it over HTTP."""
+        return _recorded(entry.model, entry.revision, tuple(entry.languages or ()), index_dir)
+
     def covers(self, language: str) -> bool:
         return self.languages is None or language in self.languages
 
@@ -40,3 +59,8 @@ class ChunkEntities:
 
     def extract(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
         return [entities_by_type(found, text) for text, found in zip(texts, self.model.analyse(texts), strict=True)]
+
+
+@functools.lru_cache(maxsize=4)  # loaded once, not at every write
+def _recorded(model: str, revision: str | None, languages: tuple[str, ...], index_dir: Path | None) -> ChunkEntities:
+    return ChunkEntities(ChunkEntities.find(index_dir, model).model, languages or None)
