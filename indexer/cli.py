@@ -38,7 +38,7 @@ from indexer.search.rerank import DEFAULT_DEPTH, MAX_DEPTH, Reranking, load_rera
 from indexer.search.searcher import MAX_RESULTS, MODES, Hit
 from indexer.store.base import STORE_KINDS
 from indexer.store.factory import open_target
-from indexer.store.generations import BuildInProgressError, IndexDirectory, IndexStateError
+from indexer.store.generations import BuildInProgressError, IndexDirectory, IndexStateError, built_manifest
 from indexer.store.integrity import check_index
 from indexer.store.manifest import manifest_dict
 from indexer.store.sqlite import Filters
@@ -258,8 +258,8 @@ def _entities(index_dir: Path, name: str | None) -> ChunkEntities:
 def _index_chunking(directory: IndexDirectory, rebuild: bool, max_tokens: int | None,
                     overlap: int | None) -> ChunkSettings:
     """The chunk sizes given, else the live generation's (a re-run that names none re-embeds nothing), else 200/40."""
-    live = not rebuild and directory.current_name() is not None
-    built = manifest_chunking(directory.current().manifest) if live else ChunkSettings()
+    live = None if rebuild else built_manifest(directory)
+    built = manifest_chunking(live) if live is not None else ChunkSettings()
     return ChunkSettings(max_tokens if max_tokens is not None else built.max_tokens,
                          overlap if overlap is not None else built.overlap)
 
@@ -267,18 +267,15 @@ def _index_chunking(directory: IndexDirectory, rebuild: bool, max_tokens: int | 
 def _index_keywords(directory: IndexDirectory, rebuild: bool) -> dict[str, object] | None:
     """The keyword tokenizer settings of the live generation (so an update is searched as it was
     built, without re-embedding a word); None for the current default."""
-    if rebuild or directory.current_name() is None:
-        return None
-    return directory.current().manifest.keywords
+    live = None if rebuild else built_manifest(directory)
+    return live.keywords if live is not None else None
 
 
 def _index_backend(directory: IndexDirectory, name: str, rebuild: bool) -> str | None:
     """The backend the live generation was built with, when it used this model (to keep updates alike, and a
     `--rebuild` that names no backend)."""
-    if directory.current_name() is None:
-        return None
-    built = directory.current().manifest.model
-    return built.backend if locate_embedder(name).name == built.name else None
+    live = built_manifest(directory)
+    return live.model.backend if live is not None and locate_embedder(name).name == live.model.name else None
 
 
 def _print_report(report: BuildReport, as_json: bool, ray: dict[str, Any] | None = None) -> None:

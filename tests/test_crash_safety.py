@@ -329,6 +329,21 @@ def test_a_build_on_a_pointer_to_a_missing_generation_builds_anew(
     assert small_index.current().manifest.counts.documents == documents
 
 
+def test_the_index_command_on_a_pointer_to_a_missing_generation_builds_anew_as_the_index_was_built(
+    small_index: IndexDirectory, tmp_path: Path
+) -> None:
+    built = small_index.current()
+    (small_index.path / "CURRENT").write_text("gen-000009\n")
+    searched = CliRunner().invoke(cli, ["search", "vector", "--index", str(small_index.path)])
+    assert searched.exit_code == 1 and f"generations there: {built.name}" in searched.output, searched.output
+    result = CliRunner().invoke(cli, ["index", str(tmp_path / "corpus"), "--index", str(small_index.path)])
+    assert result.exit_code == 0, result.output
+    rebuilt = small_index.current()
+    assert rebuilt.name != built.name and rebuilt.manifest.counts == built.manifest.counts
+    assert rebuilt.manifest.model.name == built.manifest.model.name
+    assert rebuilt.manifest.chunker == built.manifest.chunker
+
+
 def test_an_error_about_the_pointer_clears_when_it_names_the_served_generation_again(
     small_index: IndexDirectory, embedder: Embedder
 ) -> None:

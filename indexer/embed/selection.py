@@ -14,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from indexer.embed.base import DEFAULT_EMBEDDER
-from indexer.store.generations import IndexDirectory
+from indexer.store.generations import IndexDirectory, built_manifest
 
 
 def choose_embedder(directory: IndexDirectory, corpus: Path, *, rebuild: bool = False) -> str:
     """The model to build with: the index's own (`--rebuild` too re-embeds with it), else the default."""
-    if directory.current_name() is not None:
-        return directory.current().manifest.model.name
-    return DEFAULT_EMBEDDER
+    manifest = built_manifest(directory)
+    return manifest.model.name if manifest is not None else DEFAULT_EMBEDDER

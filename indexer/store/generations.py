@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -135,6 +135,20 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def built_manifest(directory: Any) -> Manifest | None:
+    """How an index was built, for a build that goes on from it: its live generation's manifest, or where the
+    pointer names none that opens (a build then builds anew, `IndexBuilder.build`), its newest generation's that
+    does; None for a new index. `directory`: an index folder or Milvus."""
+    names = [directory.current_name()] if directory.current_name() is not None else []
+    names += reversed(getattr(directory, "generations", list)())
+    for name in dict.fromkeys(names):
+        try:
+            return directory.open(name).manifest  # type: ignore[no-any-return]
+        except CorruptIndexError:
+            continue
+    return None
+
+
 def next_generation_name(names: Sequence[str]) -> str:
     """The name after the last of `names` (sorted, `gen-NNNNNN`): `gen-000001` for none."""
     number = int(names[-1].split("-")[1]) + 1 if names else 1
@@ -193,8 +207,9 @@ class IndexDirectory:
         path = self.path / name
         manifest_path = path / MANIFEST_FILE
         if not path.is_dir():
-            raise CorruptIndexError(f"generation {name} is not in {self.path} (no such folder): name another in "
-                                    f"{self.pointer.name}, or rebuild with `yomitoki index … --rebuild`")
+            raise CorruptIndexError(f"generation {name} is not in {self.path} (no such folder; generations there: "
+                                    f"{', '.join(self.generations()) or 'none'}): name another in "
+                                    f"{self.pointer.name}, or build with `yomitoki index CORPUS --index {self.path}`")
         try:
             data = manifest_path.read_bytes()
         except FileNotFoundError as exc:
