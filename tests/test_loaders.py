@@ -178,13 +178,15 @@ def test_front_matter_dates_and_times_stay_as_written(tmp_path: Path) -> None:
     assert admits == [True, True]
 
 
-def test_front_matter_with_a_date_that_is_none_is_read_line_by_line_not_an_abort(tmp_path: Path) -> None:
-    """YAML reads 2024-13-45 as a date and fails: one typo must not stop a whole folder from indexing."""
-    write(tmp_path / "corpus" / "a.md", "---\ndate: 2024-13-45\ntags:\n---\nBad date body.\n")
+def test_front_matter_with_a_date_that_is_none_keeps_it_as_text_and_the_rest_as_yaml(tmp_path: Path) -> None:
+    """A YAML date reader would fail on 2024-13-45: one typo must not stop a whole folder from indexing, nor
+    turn the file's other values into text."""
+    write(tmp_path / "corpus" / "a.md", "---\ndate: 2024-13-45\ntags:\nyear: 2020\ndraft: false\n---\nBad date.\n")
     write(tmp_path / "corpus" / "b.md", "Good body.\n")
     docs, failures = load_corpus(tmp_path / "corpus")
     assert failures == [] and [d.source for d in docs] == ["a.md", "b.md"]
-    assert (docs[0].metadata["date"], docs[0].metadata["tags"]) == ("2024-13-45", [])
+    metadata = docs[0].metadata
+    assert (metadata["date"], metadata["tags"], metadata["year"], metadata["draft"]) == ("2024-13-45", [], 2020, False)
 
 
 def test_empty_or_null_tags_are_no_tags(tmp_path: Path) -> None:
