@@ -540,8 +540,7 @@ class QueryTerms:
 
 
 def _as_typed(compound: str) -> re.Pattern[str]:
-    """A compound where it stands in a text, a number in it whole: 1月 is not in 11月, nor 第1条 in 第1条の2's
-    第1…, but 第1条 is."""
+    """A compound where it stands in a text, its numbers whole: 1月 is not found in 11月, nor 第1 in 第10."""
     before = "(?<![0-9])" if compound[:1].isdigit() else ""
     after = "(?![0-9])" if compound[-1:].isdigit() else ""
     return re.compile(f"{before}{re.escape(compound)}{after}")
